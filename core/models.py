@@ -1,0 +1,174 @@
+"""Records that cross a boundary: the deployment request, the stored deployment, job payloads."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from core import validation
+from core.sizes import SetupSize
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_deployment_id() -> str:
+    return "d-" + secrets.token_hex(4)
+
+
+class AccountSituation(StrEnum):
+    NEW = "new"
+    EXISTING = "existing"
+
+
+class DeploymentStatus(StrEnum):
+    REQUESTED = "requested"
+    VERIFYING = "verifying"
+    ANALYSING = "analysing"
+    AWAITING_DECISION = "awaiting_decision"
+    PREPARING_BACKEND = "preparing_backend"
+    AWAITING_BACKEND_FIX = "awaiting_backend_fix"
+    PREPARING_WORKSPACE = "preparing_workspace"
+    AWAITING_INPUT = "awaiting_input"
+    PLANNING = "planning"
+    AWAITING_APPROVAL = "awaiting_approval"
+    APPLYING = "applying"
+    VERIFYING_DEPLOYMENT = "verifying_deployment"
+    DEPLOYED = "deployed"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS[self]
+
+
+FINAL_STATUSES = frozenset(
+    {
+        DeploymentStatus.DEPLOYED,
+        DeploymentStatus.FAILED,
+        DeploymentStatus.REJECTED,
+        DeploymentStatus.CANCELLED,
+        DeploymentStatus.INTERRUPTED,
+    }
+)
+
+STATUS_LABELS: dict[DeploymentStatus, str] = {
+    DeploymentStatus.REQUESTED: ":hourglass_flowing_sand: Requested",
+    DeploymentStatus.VERIFYING: ":mag: Verifying AWS access",
+    DeploymentStatus.ANALYSING: ":mag: Analysing the account",
+    DeploymentStatus.AWAITING_DECISION: ":raising_hand: Waiting for a decision on the analysis",
+    DeploymentStatus.PREPARING_BACKEND: ":package: Preparing the state backend",
+    DeploymentStatus.AWAITING_BACKEND_FIX: ":raising_hand: Waiting for confirmation to fix the state bucket",
+    DeploymentStatus.PREPARING_WORKSPACE: ":file_folder: Preparing the workspace",
+    DeploymentStatus.AWAITING_INPUT: ":raising_hand: Waiting for values from the requester",
+    DeploymentStatus.PLANNING: ":memo: Planning",
+    DeploymentStatus.AWAITING_APPROVAL: ":raising_hand: Waiting for approval",
+    DeploymentStatus.APPLYING: ":gear: Applying",
+    DeploymentStatus.VERIFYING_DEPLOYMENT: ":stethoscope: Verifying the deployment",
+    DeploymentStatus.DEPLOYED: ":white_check_mark: Deployed",
+    DeploymentStatus.FAILED: ":x: Failed",
+    DeploymentStatus.REJECTED: ":no_entry: Rejected",
+    DeploymentStatus.CANCELLED: ":no_entry_sign: Cancelled",
+    DeploymentStatus.INTERRUPTED: ":warning: Interrupted",
+}
+
+
+class DeploymentRequest(BaseModel):
+    """What the requester asked for, validated field by field (messages name the field's rule)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    profile: str
+    account_situation: AccountSituation
+    size: SetupSize
+    account_id: str
+    region: str
+    application: str
+    environment: str
+    additional_tags: dict[str, str] = Field(default_factory=dict)
+    vpc_cidr_block: str = validation.DEFAULT_VPC_CIDR
+    state_bucket: str = ""
+    lock_table: str = validation.DEFAULT_LOCK_TABLE
+
+    _account_id = field_validator("account_id")(validation.check_account_id)
+    _region = field_validator("region")(validation.check_region)
+    _profile = field_validator("profile")(validation.check_profile_name)
+    _application = field_validator("application")(validation.check_application)
+    _environment = field_validator("environment")(validation.check_environment)
+    _tags = field_validator("additional_tags")(validation.check_tags)
+    _cidr = field_validator("vpc_cidr_block")(validation.check_vpc_cidr)
+    _lock_table = field_validator("lock_table")(validation.check_lock_table)
+
+    @field_validator("state_bucket")
+    @classmethod
+    def _bucket(cls, value: str) -> str:
+        return validation.check_bucket_name(value) if value else value
+
+    @model_validator(mode="after")
+    def _names_fit_together(self) -> DeploymentRequest:
+        validation.check_name_lengths(self.application, self.environment)
+        if not self.state_bucket:
+            object.__setattr__(
+                self, "state_bucket", validation.default_state_bucket(self.account_id, self.region)
+            )
+        return self
+
+    @property
+    def state_key(self) -> str:
+        return f"terraform/{self.application}/{self.environment}/terraform.tfstate"
+
+    @property
+    def file_stem(self) -> str:
+        """poc-idp's name for the tfvars/tfbackend pair: {application}-{account_id}-{region}."""
+        return f"{self.application}-{self.account_id}-{self.region}"
+
+    @property
+    def headline(self) -> str:
+        return (
+            f"{self.application}/{self.environment} · {self.account_id} · {self.region} · {self.size.value}"
+        )
+
+
+class CallerIdentity(BaseModel):
+    account: str
+    arn: str
+    user_id: str
+
+
+class Deployment(BaseModel):
+    """One deployment request and everything decided about it, stored as JSON in Redis."""
+
+    id: str = Field(default_factory=new_deployment_id)
+    request: DeploymentRequest
+    requester_id: str
+    team_id: str | None = None
+    channel_id: str
+    thread_ts: str | None = None
+    status: DeploymentStatus = DeploymentStatus.REQUESTED
+    status_detail: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    identity: CallerIdentity | None = None
+    repo_commit: str | None = None
+
+    def with_status(self, status: DeploymentStatus, detail: str = "") -> Deployment:
+        return self.model_copy(update={"status": status, "status_detail": detail, "updated_at": utcnow()})
+
+
+class JobOutcome(BaseModel):
+    """What a job reports: an expected, explainable `failure` is not an unexpected `error`."""
+
+    ok: bool
+    message: str
+    failure: str | None = None

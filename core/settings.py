@@ -1,0 +1,100 @@
+"""All configuration, read once from the environment (and `.env`). Invalid values stop start-up."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SLACK_API_DEFAULT = "https://slack.com/api/"
+
+
+class ConfigurationError(Exception):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    slack_bot_token: SecretStr | None = Field(default=None, alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(default=None, alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default=SLACK_API_DEFAULT, alias="SLACK_API_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    data_dir: Path = Field(default=Path(".ecs-deploy-data"), alias="ECS_DEPLOY_DATA_DIR")
+    policy_file: Path | None = Field(default=None, alias="ECS_DEPLOY_POLICY_FILE")
+    approvers: str = Field(default="", alias="ECS_DEPLOY_APPROVERS")
+    repo_url: str = Field(default="https://github.com/santyar0/poc-idp.git", alias="ECS_DEPLOY_REPO_URL")
+    repo_ref: str = Field(default="main", alias="ECS_DEPLOY_REPO_REF")
+    terraform_bin: str | None = Field(default=None, alias="TERRAFORM_BIN")
+    approval_ttl_hours: float = Field(default=24.0, gt=0, alias="ECS_DEPLOY_APPROVAL_TTL_HOURS")
+    job_timeout_seconds: int = Field(default=900, ge=60, alias="ECS_DEPLOY_JOB_TIMEOUT")
+    apply_timeout_seconds: int = Field(default=3600, ge=60, alias="ECS_DEPLOY_APPLY_TIMEOUT")
+    queue_name: str = Field(default="ecs-deploy", alias="ECS_DEPLOY_QUEUE")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+        return value
+
+    @property
+    def approver_ids(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.approvers.split(",") if part.strip())
+
+    def require_slack_http(self) -> None:
+        """The web process needs a bot token and a signing secret."""
+        missing = [
+            name
+            for name, value in (
+                ("SLACK_BOT_TOKEN", self.slack_bot_token),
+                ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+            )
+            if value is None or not value.get_secret_value()
+        ]
+        if missing:
+            raise ConfigurationError(f"Missing setting {', '.join(missing)}: the Slack app cannot start without it.")
+
+    def require_slack_socket(self) -> None:
+        if self.slack_bot_token is None or not self.slack_bot_token.get_secret_value():
+            raise ConfigurationError("Missing setting SLACK_BOT_TOKEN: the Slack app cannot start without it.")
+        if self.slack_app_token is None or not self.slack_app_token.get_secret_value().startswith("xapp-"):
+            raise ConfigurationError("SLACK_APP_TOKEN must be an app-level token (xapp-…) for Socket Mode.")
+
+
+def load_settings() -> Settings:
+    """Read the settings; a bad value becomes a ConfigurationError naming the variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            variable = str(error["loc"][0]) if error["loc"] else "?"
+            field = Settings.model_fields.get(variable)
+            name = field.alias if field and field.alias else variable
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigurationError("Invalid setting " + "; ".join(problems)) from None
+
+
+@cache
+def settings() -> Settings:
+    return load_settings()

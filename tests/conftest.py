@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+import redis
+
+from core.redis_server import EmbeddedRedis
+from tests.harness.aws import MotoServer, aws_environment, patched_environ
+
+# Nothing in the tests may reach a real AWS account or a real credential chain.
+for _name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+    os.environ.pop(_name, None)
+os.environ["CHECKPOINT_DISABLE"] = "1"
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=False).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_conn(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
+    conn = redis.Redis.from_url(redis_server.url)
+    conn.flushall()
+    yield conn
+    conn.flushall()
+    conn.close()
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    server = MotoServer().start()
+    env = aws_environment(server.endpoint, tmp_path_factory.mktemp("aws"))
+    with patched_environ(env):
+        yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws(moto_server: MotoServer) -> Iterator[MotoServer]:
+    """A clean moto: every test starts from an empty account (plus moto's default VPC)."""
+    moto_server.reset()
+    yield moto_server
+    moto_server.reset()
+
+
+@pytest.fixture
+def deployer_session(aws: MotoServer) -> boto3.Session:
+    return boto3.Session(profile_name="deployer", region_name="us-east-1")
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent

@@ -1,0 +1,90 @@
+"""moto in server mode, reached through boto3's standard endpoint settings (AWS_ENDPOINT_URL)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import requests
+
+DEFAULT_ACCOUNT = "123456789012"
+OTHER_ACCOUNT = "222233334444"
+ASSUME_ROLE_ARN = f"arn:aws:iam::{OTHER_ACCOUNT}:role/DeployRole"
+
+# Named profiles a bot host would have in ~/.aws/config: a plain key pair (moto's default account),
+# and a profile that assumes a role in a second account.
+AWS_CONFIG = f"""
+[profile deployer]
+region = us-east-1
+
+[profile other-account]
+region = us-east-1
+role_arn = {ASSUME_ROLE_ARN}
+source_profile = deployer
+role_session_name = ecs-deploy-bot
+
+[profile broken]
+region = us-east-1
+"""
+
+AWS_CREDENTIALS = """
+[deployer]
+aws_access_key_id = AKIATESTDEPLOYER0001
+aws_secret_access_key = testing-secret-deployer
+"""
+
+
+def write_aws_files(directory: Path) -> dict[str, str]:
+    directory.mkdir(parents=True, exist_ok=True)
+    config, credentials = directory / "config", directory / "credentials"
+    config.write_text(AWS_CONFIG)
+    credentials.write_text(AWS_CREDENTIALS)
+    return {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(credentials)}
+
+
+class MotoServer:
+    def __init__(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.endpoint = ""
+
+    def start(self) -> MotoServer:
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint = f"http://{host}:{port}"
+        return self
+
+    def reset(self) -> None:
+        requests.post(self.endpoint + "/moto-api/reset", timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def aws_environment(endpoint: str, aws_dir: Path) -> dict[str, str]:
+    """The environment a worker process needs to reach moto as if it were AWS."""
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_MAX_ATTEMPTS": "2",
+    }
+    env.update(write_aws_files(aws_dir))
+    return env
+
+
+@contextmanager
+def patched_environ(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
