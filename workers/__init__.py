@@ -1,0 +1,1 @@
+"""RQ jobs and the AWS / Terraform engines they drive."""
