@@ -6,6 +6,7 @@ snapshots plus an append-only file) so deployments and approvals survive a resta
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import subprocess
@@ -50,13 +51,20 @@ class EmbeddedRedis:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
             redis_server_binary(),
-            "--port", str(self.port),
-            "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir.resolve()),
-            "--protected-mode", "yes",
-            "--daemonize", "no",
-            "--loglevel", "warning",
-            "--logfile", str((self.data_dir / "redis.log").resolve()),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir.resolve()),
+            "--protected-mode",
+            "yes",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+            "--logfile",
+            str((self.data_dir / "redis.log").resolve()),
         ]
         if self.persistent:
             args += ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "60 1"]
@@ -83,10 +91,8 @@ class EmbeddedRedis:
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        try:
+        with contextlib.suppress(redis.RedisError):
             redis.Redis(host="127.0.0.1", port=self.port).shutdown(save=self.persistent)
-        except redis.RedisError:
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

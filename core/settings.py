@@ -72,11 +72,15 @@ class Settings(BaseSettings):
             if value is None or not value.get_secret_value()
         ]
         if missing:
-            raise ConfigurationError(f"Missing setting {', '.join(missing)}: the Slack app cannot start without it.")
+            raise ConfigurationError(
+                f"Missing setting {', '.join(missing)}: the Slack app cannot start without it."
+            )
 
     def require_slack_socket(self) -> None:
         if self.slack_bot_token is None or not self.slack_bot_token.get_secret_value():
-            raise ConfigurationError("Missing setting SLACK_BOT_TOKEN: the Slack app cannot start without it.")
+            raise ConfigurationError(
+                "Missing setting SLACK_BOT_TOKEN: the Slack app cannot start without it."
+            )
         if self.slack_app_token is None or not self.slack_app_token.get_secret_value().startswith("xapp-"):
             raise ConfigurationError("SLACK_APP_TOKEN must be an app-level token (xapp-…) for Socket Mode.")
 

@@ -34,13 +34,13 @@ TAG_KEY_MAX = 128
 TAG_VALUE_MAX = 256
 MAX_TAGS = 50
 TAG_PUNCTUATION = set(" _.:/=+-@")
-PRIVATE_NETWORKS = tuple(
-    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")
-)
+PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
 
 def _shown(value: str, limit: int = 40) -> str:
-    return value if len(value) <= limit else value[:limit] + "…"
+    """A value safe to echo in a message: short, printable ASCII only."""
+    cleaned = "".join(ch if " " <= ch <= "~" else "?" for ch in value[:limit])
+    return cleaned if len(value) <= limit else cleaned + "…"
 
 
 def check_account_id(value: str) -> str:
@@ -84,7 +84,9 @@ def _check_name(value: str, what: str, cut_positions: tuple[int, ...]) -> str:
             f" (got '{_shown(value)}')."
         )
     if value.endswith("-") or "--" in value:
-        raise ValueError(f"The {what} name cannot end with '-' or contain '--' (AWS database names reject it).")
+        raise ValueError(
+            f"The {what} name cannot end with '-' or contain '--' (AWS database names reject it)."
+        )
     for position in cut_positions:
         if len(value) > position + 1 and value[position] == "-":
             raise ValueError(
@@ -101,7 +103,9 @@ def check_application(value: str) -> str:
 def check_environment(value: str) -> str:
     value = _check_name(value.strip(), "environment", ENV_CUT_POSITIONS)
     if len(value) > MAX_ENVIRONMENT:
-        raise ValueError(f"The environment name is at most {MAX_ENVIRONMENT} characters (e.g. dev, stag, prod).")
+        raise ValueError(
+            f"The environment name is at most {MAX_ENVIRONMENT} characters (e.g. dev, stag, prod)."
+        )
     return value
 
 
@@ -118,9 +122,7 @@ def check_name_lengths(application: str, environment: str) -> None:
 def _tag_text_ok(text: str) -> bool:
     if unicodedata.normalize("NFKC", text) != text:
         return False
-    return all(
-        (ch.isalnum() and unicodedata.category(ch)[0] in "LN") or ch in TAG_PUNCTUATION for ch in text
-    )
+    return all((ch.isalnum() and unicodedata.category(ch)[0] in "LN") or ch in TAG_PUNCTUATION for ch in text)
 
 
 def check_tags(tags: dict[str, str]) -> dict[str, str]:

@@ -58,3 +58,53 @@ def deployer_session(aws: MotoServer) -> boto3.Session:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+# -- Slack: the Web API stand-in and the bot's real HTTP endpoint ---------------------------------
+
+from tests.harness.processes import WebProcess  # noqa: E402
+from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn  # noqa: E402
+from tests.harness.slack_requests import SIGNING_SECRET, SlackClientSim  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def slack_stand_in() -> Iterator[SlackApiStandIn]:
+    server = SlackApiStandIn().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def slack_api(slack_stand_in: SlackApiStandIn) -> Iterator[SlackApiStandIn]:
+    slack_stand_in.reset()
+    yield slack_stand_in
+    slack_stand_in.reset()
+
+
+@pytest.fixture(scope="session")
+def bot_env(
+    redis_server: EmbeddedRedis, slack_stand_in: SlackApiStandIn, moto_server: MotoServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    """The environment an operator gives the bot's processes, pointed at the local stand-ins."""
+    return {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack_stand_in.base_url,
+        "REDIS_URL": redis_server.url,
+        "ECS_DEPLOY_DATA_DIR": str(tmp_path_factory.mktemp("bot-data")),
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture(scope="session")
+def web_process(bot_env: dict[str, str]) -> Iterator[WebProcess]:
+    web = WebProcess(bot_env).start()
+    yield web
+    web.stop()
+
+
+@pytest.fixture
+def slack(web_process: WebProcess, slack_api: SlackApiStandIn, redis_conn: redis.Redis, aws: MotoServer) -> SlackClientSim:
+    """Slack's side of the conversation, against a clean Redis, Slack stand-in and moto."""
+    return SlackClientSim(web_process.events_url)

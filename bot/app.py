@@ -1,0 +1,38 @@
+"""Wiring only: build the Bolt app and register the listeners."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from slack_bolt import App, BoltRequest, BoltResponse
+
+from bot import listeners
+from bot.services import Services
+
+
+def ignore_slack_retries(
+    req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+) -> BoltResponse:
+    """Slack re-sends a request it thinks timed out; the first delivery is already being handled."""
+    if req.headers.get("x-slack-retry-num"):
+        return BoltResponse(status=200, body="")
+    return next()
+
+
+def build_app(services: Services) -> App:
+    settings = services.settings
+    settings.require_slack_http() if settings.slack_app_token is None else settings.require_slack_socket()
+    secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else "socket-mode"
+    )
+    app = App(
+        signing_secret=secret,
+        client=services.client,
+        token_verification_enabled=False,
+        process_before_response=False,
+        raise_error_for_unhandled_request=False,
+        request_verification_enabled=settings.slack_signing_secret is not None,
+    )
+    app.middleware(ignore_slack_retries)
+    listeners.register(app, services)
+    return app

@@ -1,0 +1,131 @@
+"""`ecs-deploy-bot doctor`: every dependency checked, in words an operator can act on.
+
+Like the CLI, this is a composition root: it may look at the workers' engines (Terraform).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
+
+import boto3
+import redis
+from pydantic import BaseModel
+from slack_sdk.errors import SlackApiError
+
+from bot.slack import make_web_client
+from core.settings import Settings
+
+
+class Check(BaseModel):
+    name: str
+    level: Literal["ok", "warn", "fail"]
+    detail: str
+
+
+def check_slack(settings: Settings) -> Check:
+    if settings.slack_bot_token is None:
+        return Check(name="slack", level="fail", detail="SLACK_BOT_TOKEN is not set.")
+    try:
+        reply = make_web_client(settings).auth_test()
+        return Check(
+            name="slack",
+            level="ok",
+            detail=f"auth.test ok: bot {reply.get('user')} in team {reply.get('team')}",
+        )
+    except SlackApiError as exc:
+        return Check(name="slack", level="fail", detail=f"auth.test failed: {exc.response.get('error')}")
+    except OSError as exc:
+        return Check(
+            name="slack", level="fail", detail=f"{settings.slack_api_url} unreachable: {type(exc).__name__}"
+        )
+
+
+def check_signing(settings: Settings) -> Check:
+    if settings.slack_signing_secret is None and settings.slack_app_token is None:
+        return Check(
+            name="slack signing",
+            level="fail",
+            detail="SLACK_SIGNING_SECRET is not set (needed for HTTP mode; or set SLACK_APP_TOKEN).",
+        )
+    mode = "Socket Mode" if settings.slack_app_token else "HTTP (/slack/events)"
+    return Check(name="slack mode", level="ok", detail=mode)
+
+
+def check_redis(settings: Settings) -> Check:
+    if not settings.redis_url:
+        return Check(
+            name="redis",
+            level="warn",
+            detail="REDIS_URL is not set: only `ecs-deploy-bot dev` works (embedded Redis).",
+        )
+    try:
+        info = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2).info("persistence")
+    except redis.RedisError as exc:
+        return Check(name="redis", level="fail", detail=f"{type(exc).__name__}: {exc}")
+    persistent = bool(info.get("aof_enabled")) or bool(info.get("rdb_last_save_time"))
+    return Check(
+        name="redis",
+        level="ok" if persistent else "warn",
+        detail="ping ok"
+        + (
+            ""
+            if persistent
+            else "; persistence looks off: deployments would not survive a restart (enable appendonly)"
+        ),
+    )
+
+
+def _verify_profile(profile: str) -> tuple[str, str | None]:
+    try:
+        reply = boto3.Session(profile_name=profile).client("sts").get_caller_identity()
+        return profile, str(reply["Account"])
+    except Exception as exc:
+        return profile, f"! {type(exc).__name__}"
+
+
+def check_aws_profiles() -> Check:
+    profiles = sorted(boto3.Session().available_profiles)
+    if not profiles:
+        return Check(
+            name="aws profiles", level="fail", detail="No AWS named profiles are configured on this host."
+        )
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(_verify_profile, profiles))
+    bad = [f"{p} ({r})" for p, r in results if r and r.startswith("!")]
+    good = [f"{p} → {r}" for p, r in results if r and not r.startswith("!")]
+    detail = "; ".join(good) + (("; unusable: " + ", ".join(bad)) if bad else "")
+    return Check(name="aws profiles", level="warn" if bad else "ok", detail=detail)
+
+
+def check_policy(settings: Settings) -> Check:
+    if settings.policy_file is None:
+        return Check(
+            name="access policy",
+            level="warn",
+            detail="ECS_DEPLOY_POLICY_FILE is not set: every profile is usable by everyone (dev default).",
+        )
+    if not settings.policy_file.exists():
+        return Check(name="access policy", level="fail", detail=f"{settings.policy_file} does not exist.")
+    return Check(name="access policy", level="ok", detail=str(settings.policy_file))
+
+
+def check_terraform(settings: Settings) -> Check:
+    try:
+        from workers.terraform.binary import resolve_terraform
+
+        binary = resolve_terraform(settings.terraform_bin)
+    except Exception as exc:
+        return Check(name="terraform", level="fail", detail=f"{type(exc).__name__}: {exc}")
+    return Check(name="terraform", level="ok", detail=f"{binary.version} via {binary.source}")
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    return [
+        check_signing(settings),
+        check_slack(settings),
+        check_redis(settings),
+        check_policy(settings),
+        check_aws_profiles(),
+        check_terraform(settings),
+    ]

@@ -1,0 +1,90 @@
+"""Turn a submitted request modal into a DeploymentRequest, or into per-field errors for Slack."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from bot.ids import INPUT_ACTION, Block
+from bot.payloads import input_value
+from core import validation
+from core.models import DeploymentRequest
+
+FIELD_BLOCKS: dict[str, Block] = {
+    "profile": Block.PROFILE,
+    "account_situation": Block.ACCOUNT_SITUATION,
+    "size": Block.SIZE,
+    "account_id": Block.ACCOUNT_ID,
+    "region": Block.REGION,
+    "application": Block.APPLICATION,
+    "environment": Block.ENVIRONMENT,
+    "additional_tags": Block.TAGS,
+    "vpc_cidr_block": Block.VPC_CIDR,
+    "state_bucket": Block.STATE_BUCKET,
+    "lock_table": Block.LOCK_TABLE,
+}
+MAX_FIELD_LENGTH = 3000
+REQUIRED_MESSAGE = {
+    "profile": "Choose an AWS profile.",
+    "account_situation": "Say whether the account is brand new or already has resources.",
+    "size": "Choose a setup size.",
+    "region": "Choose a region.",
+}
+
+
+def _message(error: Any) -> str:
+    ctx = error.get("ctx") or {}
+    if "error" in ctx:
+        return str(ctx["error"])
+    if error.get("type") == "enum":
+        return "Choose one of the offered options."
+    return str(error.get("msg", "Invalid value."))
+
+
+def errors_from_validation(exc: ValidationError) -> dict[str, str]:
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "application"
+        block = FIELD_BLOCKS.get(field, Block.APPLICATION)
+        message = "This field is required." if error.get("type") == "missing" else _message(error)
+        if message.startswith("application: "):
+            message = message.removeprefix("application: ")
+        errors.setdefault(block.value, message[:2000])
+    return errors
+
+
+def parse_request(
+    values: dict[str, dict[str, dict[str, Any]]], allowed_profiles: list[str]
+) -> DeploymentRequest | dict[str, str]:
+    """Return a valid request, or {block_id: message} for Slack's `response_action: errors`.
+
+    Every field is checked in one pass, so the requester sees all problems at once.
+    """
+    raw = {field: input_value(values, block.value, INPUT_ACTION) for field, block in FIELD_BLOCKS.items()}
+    errors: dict[str, str] = {}
+    for field, value in raw.items():
+        if value is not None and len(value) > MAX_FIELD_LENGTH:
+            errors[FIELD_BLOCKS[field].value] = f"That is {len(value):,} characters; the limit is far lower."
+            raw[field] = None
+    for field, message in REQUIRED_MESSAGE.items():
+        if not raw.get(field):
+            errors[FIELD_BLOCKS[field].value] = message
+    profile = raw.get("profile")
+    if profile and profile not in allowed_profiles:
+        errors[Block.PROFILE.value] = (
+            "You may not deploy with that AWS profile; choose one of the offered profiles."
+        )
+    tags: dict[str, str] = {}
+    try:
+        tags = validation.parse_tag_lines(raw.get("additional_tags") or "")
+    except ValueError as exc:
+        errors[Block.TAGS.value] = str(exc)
+    fields = {k: v for k, v in raw.items() if v not in (None, "") and k != "additional_tags"}
+    try:
+        request = DeploymentRequest.model_validate({**fields, "additional_tags": tags})
+    except ValidationError as exc:
+        for block_id, message in errors_from_validation(exc).items():
+            errors.setdefault(block_id, message)
+        return errors
+    return errors or request

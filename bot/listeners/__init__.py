@@ -1,0 +1,14 @@
+"""Bolt listeners: they ack, validate and enqueue. Nothing slow runs before `ack()`."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.listeners import actions, commands, submissions
+from bot.services import Services
+
+
+def register(app: App, services: Services) -> None:
+    commands.register(app, services)
+    submissions.register(app, services)
+    actions.register(app, services)

@@ -1,0 +1,66 @@
+"""The request modal's submission: validate, store the record with its first job, open the thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from pydantic import ValidationError
+from slack_bolt import Ack, App
+
+from bot.forms import parse_request
+from bot.ids import Block, Callback
+from bot.payloads import ViewSubmission
+from bot.services import Services
+from bot.views.request_modal import ModalContext
+from core.logs import get_logger
+from core.models import Deployment
+from core.queue import Step, enqueue_step
+
+log = get_logger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    @app.view(Callback.REQUEST_MODAL.value)
+    def handle(ack: Ack, body: dict[str, Any]) -> None:
+        submission = ViewSubmission.model_validate(body)
+        try:
+            context = ModalContext.model_validate_json(submission.view.private_metadata)
+        except ValidationError:
+            ack(
+                response_action="errors",
+                errors={Block.PROFILE.value: "This form is out of date; open a new one."},
+            )
+            return
+        parsed = parse_request(submission.view.state.values, services.profiles_for(submission.user.id))
+        if isinstance(parsed, dict):
+            ack(response_action="errors", errors=parsed)
+            return
+        deployment = Deployment(
+            request=parsed,
+            requester_id=submission.user.id,
+            team_id=submission.team.id if submission.team else context.team_id,
+            channel_id=context.channel_id,
+        )
+        try:
+            deployment, created = services.store.create(
+                deployment,
+                submission_key=f"view:{submission.view.id}",
+                also=lambda pipe: enqueue_step(
+                    services.redis, services.settings, Step.VERIFY, deployment.id, pipeline=pipe
+                ),
+            )
+        except redis.RedisError:
+            log.warning("store_unavailable", user=submission.user.id)
+            ack(
+                response_action="errors",
+                errors={
+                    Block.PROFILE.value: "The bot cannot reach its store right now; nothing was saved. "
+                    "Your values are still here — submit again in a minute."
+                },
+            )
+            return
+        ack()
+        if created:
+            log.info("deployment_requested", deployment_id=deployment.id, user=deployment.requester_id)
+            services.notifier.ensure_thread(deployment)

@@ -1,0 +1,60 @@
+"""Root and thread messages of a deployment (pure: models in, text and blocks out)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
+
+from core.models import CallerIdentity, Deployment
+
+
+class Message(BaseModel):
+    """A rendered message: `text` is the notification/fallback, `blocks` the layout."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    text: str
+    blocks: list[Block] = []
+
+    def block_dicts(self) -> list[dict[str, object]]:
+        return [block.to_dict() for block in self.blocks]
+
+
+def root_message(deployment: Deployment) -> Message:
+    request = deployment.request
+    headline = f"ECS deployment requested: {request.headline} — by <@{deployment.requester_id}>"
+    status = deployment.status.label + (f" — {deployment.status_detail}" if deployment.status_detail else "")
+    return Message(
+        text=f"{headline} · {deployment.status.value}",
+        blocks=[
+            SectionBlock(text=MarkdownTextObject(text=f"*{headline}*")),
+            SectionBlock(text=MarkdownTextObject(text=f"*Status:* {status[:2500]}")),
+            ContextBlock(
+                elements=[
+                    MarkdownTextObject(
+                        text=f"`{deployment.id}` · profile `{request.profile}` · {request.account_situation.value}"
+                        f" account · updates in the thread"
+                    )
+                ]
+            ),
+        ],
+    )
+
+
+def text_message(text: str, *, context: str | None = None) -> Message:
+    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=text[:2900]))]
+    if context:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context[:2900])]))
+    return Message(text=text[:3000], blocks=blocks)
+
+
+def verified_message(identity: CallerIdentity, profile: str) -> Message:
+    return text_message(
+        f":white_check_mark: AWS access verified with profile `{profile}`: account *{identity.account}*,"
+        f" identity `{identity.arn}`."
+    )
+
+
+def failure_message(step: str, reason: str, *, what_next: str | None = None) -> Message:
+    text = f":x: *{step} failed.* {reason}"
+    return text_message(text, context=what_next)

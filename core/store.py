@@ -1,0 +1,111 @@
+"""Deployment records in Redis.
+
+Storage model:
+- `ecs-deploy:deployment:{id}`   JSON of core.models.Deployment (the single source of truth)
+- `ecs-deploy:deployments`       sorted set of ids by creation time (newest last)
+- `ecs-deploy:user:{user}`       sorted set of the ids a user requested
+- `ecs-deploy:submission:{key}`  the deployment id a Slack submission created (deduplication)
+Updates go through `update()`, a WATCH/MULTI transaction, so two processes never overwrite each
+other's changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import redis
+
+from core.models import Deployment, utcnow
+
+PREFIX = "ecs-deploy:"
+SUBMISSION_TTL_SECONDS = 24 * 3600
+
+
+class StoreError(Exception):
+    """Root of the store's errors."""
+
+
+class DeploymentNotFound(StoreError):
+    def __init__(self, deployment_id: str) -> None:
+        super().__init__(f"No deployment {deployment_id!r} is known.")
+        self.deployment_id = deployment_id
+
+
+def _key(deployment_id: str) -> str:
+    return f"{PREFIX}deployment:{deployment_id}"
+
+
+class DeploymentStore:
+    def __init__(self, connection: redis.Redis) -> None:
+        self.redis = connection
+
+    def create(
+        self,
+        deployment: Deployment,
+        *,
+        submission_key: str | None = None,
+        also: Callable[[redis.client.Pipeline], None] | None = None,
+    ) -> tuple[Deployment, bool]:
+        """Store a new deployment once per submission. Returns (deployment, created).
+
+        `also` adds commands (e.g. enqueueing the first job) to the same MULTI, so a record never
+        exists without its job, nor a job without its record.
+        """
+        if submission_key:
+            claim = f"{PREFIX}submission:{submission_key}"
+            if not self.redis.set(claim, deployment.id, nx=True, ex=SUBMISSION_TTL_SECONDS):
+                existing = self.redis.get(claim)
+                return self.get(existing.decode()), False
+        score = deployment.created_at.timestamp()
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.multi()  # explicit, so RQ's enqueue(pipeline=...) joins this transaction
+            pipe.set(_key(deployment.id), deployment.model_dump_json())
+            pipe.zadd(f"{PREFIX}deployments", {deployment.id: score})
+            pipe.zadd(f"{PREFIX}user:{deployment.requester_id}", {deployment.id: score})
+            if also is not None:
+                also(pipe)
+            pipe.execute()
+        return deployment, True
+
+    def get(self, deployment_id: str) -> Deployment:
+        raw = self.redis.get(_key(deployment_id))
+        if raw is None:
+            raise DeploymentNotFound(deployment_id)
+        return Deployment.model_validate_json(raw)
+
+    def find(self, deployment_id: str) -> Deployment | None:
+        try:
+            return self.get(deployment_id)
+        except DeploymentNotFound:
+            return None
+
+    def update(self, deployment_id: str, change: Callable[[Deployment], Deployment]) -> Deployment:
+        """Apply `change` atomically (optimistic locking; retried when another writer wins)."""
+        key = _key(deployment_id)
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.get(key)
+                    if raw is None:
+                        raise DeploymentNotFound(deployment_id)
+                    current = Deployment.model_validate_json(raw)
+                    changed = change(current).model_copy(update={"updated_at": utcnow()})
+                    pipe.multi()
+                    pipe.set(key, changed.model_dump_json())
+                    pipe.execute()
+                    return changed
+                except redis.WatchError:
+                    continue
+
+    def recent(self, *, user_id: str | None = None, limit: int = 10) -> list[Deployment]:
+        index = f"{PREFIX}user:{user_id}" if user_id else f"{PREFIX}deployments"
+        ids = [raw.decode() for raw in self.redis.zrevrange(index, 0, limit - 1)]
+        return list(self._load_many(ids))
+
+    def _load_many(self, ids: Iterable[str]) -> Iterable[Deployment]:
+        ids = list(ids)
+        if not ids:
+            return []
+        raws = self.redis.mget([_key(i) for i in ids])
+        return [Deployment.model_validate_json(raw) for raw in raws if raw is not None]

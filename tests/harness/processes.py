@@ -1,0 +1,68 @@
+"""The bot's own processes, started the way an operator starts them (the console script's code)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from core.redis_server import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class WebProcess:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def events_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/slack/events"
+
+    def start(self, timeout: float = 20.0) -> WebProcess:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "web", "--port", str(self.port)],
+            env={**os.environ, **self.env}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                output = self.process.stdout.read().decode() if self.process.stdout else ""
+                raise RuntimeError(f"web process exited with {self.process.returncode}:\n{output}")
+            try:
+                requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=0.5)
+                return self
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("web process did not start listening")
+
+    def stop(self) -> str:
+        if self.process is None:
+            return ""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        output = self.process.stdout.read().decode() if self.process.stdout else ""
+        return output
+
+
+def run_worker_burst(env: dict[str, str], *, timeout: float = 240.0, data_dir: Path | None = None) -> str:
+    """Run `ecs-deploy-bot worker --burst` until the queue is empty; return its log."""
+    extra = {"ECS_DEPLOY_DATA_DIR": str(data_dir)} if data_dir else {}
+    completed = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "worker", "--burst"],
+        env={**os.environ, **env, **extra}, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"worker exited with {completed.returncode}:\n{completed.stderr[-5000:]}")
+    return completed.stderr + completed.stdout

@@ -1,0 +1,264 @@
+"""A local stand-in for the Slack Web API.
+
+It answers the methods the bot calls the way Slack does (HTTP 200 with `ok: false` and an error
+code for API errors; HTTP 429 with Retry-After for rate limits), records every call for assertions,
+and can be told to fail the next N calls of a method.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+BOT_TOKEN = "xoxb-test-0000-ecs-deploy-bot"
+JSON_PARAMS = ("blocks", "attachments", "view", "files")
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    authorized: bool
+    at: float = field(default_factory=time.time)
+
+
+@dataclass
+class Failure:
+    error: str
+    status: int = 200
+    retry_after: int | None = None
+    times: int = 1
+
+
+class SlackApiStandIn:
+    def __init__(self, token: str = BOT_TOKEN) -> None:
+        self.token = token
+        self.calls: list[Call] = []
+        self.uploads: dict[str, bytes] = {}
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.usergroups: dict[str, list[str]] = {}
+        self.failures: dict[str, list[Failure]] = {}
+        self._lock = threading.Lock()
+        self._ts = itertools.count(1)
+        self._ids = itertools.count(1)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/api/"
+
+    def start(self) -> SlackApiStandIn:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.uploads.clear()
+            self.messages.clear()
+            self.failures.clear()
+            self.usergroups.clear()
+
+    # -- test controls ------------------------------------------------------------------------
+
+    def fail(self, method: str, error: str, *, status: int = 200, retry_after: int | None = None,
+             times: int = 1) -> None:
+        """The next `times` calls of `method` answer with `error` (e.g. ratelimited, invalid_auth)."""
+        with self._lock:
+            self.failures.setdefault(method, []).append(Failure(error, status, retry_after, times))
+
+    def delete_message(self, ts: str) -> None:
+        with self._lock:
+            self.messages.pop(ts, None)
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def wait_for(self, method: str, predicate: Callable[[Call], bool] = lambda c: True,
+                 timeout: float = 30.0) -> Call:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for call in self.calls_to(method):
+                if predicate(call):
+                    return call
+            time.sleep(0.05)
+        seen = [c.params for c in self.calls_to(method)]
+        raise AssertionError(f"no {method} call matched within {timeout}s; saw {json.dumps(seen)[:3000]}")
+
+    def thread_texts(self, thread_ts: str) -> list[str]:
+        """Everything posted into a thread, as text (message text plus block text)."""
+        return [
+            c.params.get("text", "") + "\n" + json.dumps(c.params.get("blocks") or [], ensure_ascii=False)
+            for c in self.calls_to("chat.postMessage")
+            if c.params.get("thread_ts") == thread_ts
+        ]
+
+    # -- the API ------------------------------------------------------------------------------
+
+    def answer(self, method: str, params: dict[str, Any], authorized: bool) -> tuple[int, dict[str, str], dict[str, Any]]:
+        with self._lock:
+            self.calls.append(Call(method, params, authorized))
+            queued = self.failures.get(method)
+            if queued:
+                failure = queued[0]
+                failure.times -= 1
+                if failure.times <= 0:
+                    queued.pop(0)
+                headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+                return failure.status, headers, {"ok": False, "error": failure.error}
+        if not authorized:
+            return 200, {}, {"ok": False, "error": "invalid_auth"}
+        handler = getattr(self, "_" + method.replace(".", "_"), None)
+        if handler is None:
+            return 200, {}, {"ok": False, "error": "unknown_method"}
+        return 200, {}, handler(params)
+
+    def _new_ts(self) -> str:
+        return f"1700000000.{next(self._ts):06d}"
+
+    def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "url": "https://example.slack.com/", "team": "Example", "user": "ecs-deploy-bot",
+                "team_id": "T111", "user_id": "UBOT", "bot_id": "BBOT"}
+
+    def _chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not params.get("channel"):
+            return {"ok": False, "error": "channel_not_found"}
+        if not (params.get("text") or params.get("blocks")):
+            return {"ok": False, "error": "no_text"}
+        ts = self._new_ts()
+        message = {"ts": ts, "text": params.get("text", ""), "blocks": params.get("blocks") or []}
+        if params.get("thread_ts"):
+            message["thread_ts"] = params["thread_ts"]
+        with self._lock:
+            self.messages[ts] = message
+        return {"ok": True, "channel": params["channel"], "ts": ts, "message": message}
+
+    def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            message = self.messages.get(str(params.get("ts")))
+            if message is None:
+                return {"ok": False, "error": "message_not_found"}
+            message.update({"text": params.get("text", ""), "blocks": params.get("blocks") or []})
+        return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts"), "text": params.get("text", "")}
+
+    def _chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not params.get("user"):
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "message_ts": self._new_ts()}
+
+    def _views(self, params: dict[str, Any], *, needs_trigger: bool) -> dict[str, Any]:
+        if needs_trigger and not params.get("trigger_id"):
+            return {"ok": False, "error": "invalid_arguments"}
+        view = params.get("view")
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            return {"ok": False, "error": "invalid_arguments"}
+        return {"ok": True, "view": {**view, "id": params.get("view_id") or f"V{next(self._ids):08d}"}}
+
+    def _views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._views(params, needs_trigger=True)
+
+    def _views_push(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._views(params, needs_trigger=True)
+
+    def _views_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._views(params, needs_trigger=False)
+
+    def _views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not params.get("user_id"):
+            return {"ok": False, "error": "invalid_arguments"}
+        view = params.get("view")
+        return {"ok": True, "view": {**(view if isinstance(view, dict) else {}), "id": f"V{next(self._ids):08d}"}}
+
+    def _files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        file_id = f"F{next(self._ids):08d}"
+        base = self.base_url.removesuffix("api/")
+        return {"ok": True, "upload_url": f"{base}upload/{file_id}", "file_id": file_id}
+
+    def _files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = params.get("files") or []
+        if not files or any(f.get("id") not in self.uploads for f in files):
+            return {"ok": False, "error": "file_not_found"}
+        return {"ok": True, "files": [{"id": f["id"], "title": f.get("title", "")} for f in files]}
+
+    def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = str(params.get("user", ""))
+        return {"ok": True, "user": {"id": user, "name": user.lower(), "real_name": f"User {user}", "tz": "UTC"}}
+
+    def _usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        group = str(params.get("usergroup", ""))
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[group])}
+
+    def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"ok": True, "channel": {"id": "D" + str(params.get("users", "U"))[:10]}}
+
+    # -- HTTP -----------------------------------------------------------------------------------
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        stand_in = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if self.path.startswith("/upload/"):
+                    with stand_in._lock:
+                        stand_in.uploads[self.path.rsplit("/", 1)[1]] = body
+                    self._send(200, {}, b"OK - %d" % len(body), "text/plain")
+                    return
+                if not self.path.startswith("/api/"):
+                    self._send(404, {}, b"not found", "text/plain")
+                    return
+                method = self.path[len("/api/"):].split("?")[0]
+                params = _parse(body, self.headers.get("Content-Type", ""))
+                auth = self.headers.get("Authorization", "")
+                token = auth.removeprefix("Bearer ") if auth else str(params.pop("token", ""))
+                status, headers, payload = stand_in.answer(method, params, token == stand_in.token)
+                self._send(status, headers, json.dumps(payload).encode(), "application/json; charset=utf-8")
+
+            def _send(self, status: int, headers: dict[str, str], body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler
+
+
+def _parse(body: bytes, content_type: str) -> dict[str, Any]:
+    text = body.decode("utf-8", "replace")
+    if content_type.startswith("application/json"):
+        data = json.loads(text or "{}")
+        params = data if isinstance(data, dict) else {}
+    else:
+        params = {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    for key in JSON_PARAMS:
+        if isinstance(params.get(key), str):
+            try:
+                params[key] = json.loads(params[key])
+            except json.JSONDecodeError:
+                pass
+    return params

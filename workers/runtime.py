@@ -1,0 +1,84 @@
+"""Per-process resources of a worker, and the frame every job runs in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+
+import redis
+import structlog
+from rq import get_current_job
+
+from bot.notifier import Notifier
+from bot.slack import make_web_client
+from bot.views.messages import failure_message
+from core.logs import get_logger
+from core.models import Deployment, DeploymentStatus
+from core.settings import Settings, settings
+from core.store import DeploymentStore
+
+log = get_logger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis: redis.Redis
+    store: DeploymentStore
+    notifier: Notifier
+
+
+@cache
+def runtime() -> Runtime:
+    current = settings()
+    job = get_current_job()
+    connection = job.connection if job is not None else redis.Redis.from_url(current.redis_url or "")
+    store = DeploymentStore(connection)
+    return Runtime(
+        settings=current, redis=connection, store=store, notifier=Notifier(make_web_client(current), store)
+    )
+
+
+class StepFailure(Exception):
+    """An expected, explainable failure: the thread says `reason` and `what_next`."""
+
+    def __init__(self, reason: str, what_next: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.what_next = what_next
+
+
+@contextmanager
+def job_frame(deployment_id: str, step: str) -> Iterator[tuple[Runtime, Deployment]]:
+    """Bind log context; turn any exception into a failed status and a message a user can act on."""
+    rt = runtime()
+    job = get_current_job()
+    structlog.contextvars.bind_contextvars(
+        deployment_id=deployment_id, job_id=job.id if job else None, step=step
+    )
+    deployment = rt.store.get(deployment_id)
+    try:
+        yield rt, deployment
+    except StepFailure as failure:
+        log.info("step_failed", reason=failure.reason)
+        _fail(rt, deployment_id, step, failure.reason, failure.what_next)
+    except Exception as exc:
+        log.exception("step_crashed")
+        _fail(
+            rt,
+            deployment_id,
+            step,
+            f"An unexpected error stopped it ({type(exc).__name__}).",
+            "The bot's operators can find the details in the worker log under this deployment id. "
+            "Start a new request once it is fixed.",
+        )
+        raise
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
+def _fail(rt: Runtime, deployment_id: str, step: str, reason: str, what_next: str) -> None:
+    deployment = rt.notifier.set_status(deployment_id, DeploymentStatus.FAILED, f"{step}: {reason}")
+    rt.notifier.post(deployment, failure_message(step.capitalize(), reason, what_next=what_next or None))
