@@ -1,0 +1,853 @@
+"""The operator's access policy: loading (every mistake fails loudly, with file, line and key),
+inheritance from defaults, wildcards, group membership, profile filtering and the open default."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from core.policy import (
+    AccessPolicy,
+    ApprovalRule,
+    AssumeRole,
+    PolicyError,
+    SlackIdentity,
+    load_policy,
+    parse_policy,
+    policy_from_settings,
+    referenced_usergroups,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write(tmp_path: Path, text: str, name: str = "policy.yml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+    return path
+
+
+def user(user_id: str, *groups: str) -> SlackIdentity:
+    return SlackIdentity(user_id=user_id, group_ids=frozenset(groups))
+
+
+def rule(policy: AccessPolicy, profile: str, environment: str) -> ApprovalRule:
+    found = policy.approval_rule(profile, environment)
+    assert found is not None
+    return found
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading errors: (yaml, expected line, expected key, words the message must contain)
+
+LOAD_ERRORS = [
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            aproovers: [U2]
+        """,
+        4,
+        "profiles.dev.aproovers",
+        ["unknown key", "approvers"],
+        id="unknown-key-in-profile",
+    ),
+    pytest.param(
+        """
+        profile:
+          dev:
+            approvers: [U1]
+        """,
+        1,
+        "profile",
+        ["unknown key"],
+        id="unknown-top-level-key",
+    ),
+    pytest.param(
+        """
+        defaults:
+          approvers: [U1]
+          self_approval: true
+        profiles:
+          dev: {}
+        """,
+        3,
+        "defaults.self_approval",
+        ["unknown key"],
+        id="unknown-key-in-defaults",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1, U2]
+            environments:
+              prod:
+                required_approval: 2
+        """,
+        6,
+        "profiles.dev.environments.prod.required_approval",
+        ["unknown key", "required_approvals"],
+        id="unknown-key-in-environment",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            assume_role_arn: arn:aws:iam::12345678901:role/deploy
+        """,
+        4,
+        "profiles.dev.assume_role_arn",
+        ["not an IAM role ARN", "12345678901"],
+        id="arn-account-11-digits",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            assume_role_arn: arn:aws:iam::123456789012:user/deploy
+        """,
+        4,
+        "profiles.dev.assume_role_arn",
+        ["not an IAM role ARN"],
+        id="arn-user-not-role",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            assume_role_arn: arn:aws:sts::123456789012:role/deploy
+        """,
+        4,
+        "profiles.dev.assume_role_arn",
+        ["not an IAM role ARN"],
+        id="arn-wrong-service",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            assume_role_arn: "123456789012:role/deploy"
+        """,
+        4,
+        "profiles.dev.assume_role_arn",
+        ["not an IAM role ARN"],
+        id="arn-missing-prefix",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            assume_role_arn: arn:aws:iam::123456789012:role/
+        """,
+        4,
+        "profiles.dev.assume_role_arn",
+        ["not an IAM role ARN"],
+        id="arn-empty-role-name",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers:
+              - U1
+              - "@bob"
+        """,
+        5,
+        "profiles.dev.approvers[1]",
+        ["'@bob' is not a Slack id"],
+        id="approver-handle-not-id",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [u123abc]
+        """,
+        3,
+        "profiles.dev.approvers[0]",
+        ["not a Slack id"],
+        id="approver-lowercase-id",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: ["<@U123>"]
+        """,
+        3,
+        "profiles.dev.approvers[0]",
+        ["not a Slack id"],
+        id="approver-mention-markup",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            requesters: [C0123CHAN]
+        """,
+        4,
+        "profiles.dev.requesters[0]",
+        ["not a Slack id"],
+        id="requester-channel-id",
+    ),
+    pytest.param(
+        """
+        defaults:
+          requesters: [everyone]
+        profiles:
+          dev:
+            approvers: [U1]
+        """,
+        2,
+        "defaults.requesters[0]",
+        ["not a Slack id"],
+        id="requester-word-everyone",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            environments:
+              prod:
+                approvers: [U1, alice]
+        """,
+        6,
+        "profiles.dev.environments.prod.approvers[1]",
+        ["not a Slack id"],
+        id="environment-approver-bad-id",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+          prod:
+            approvers: [U2]
+          dev:
+            approvers: [U3]
+        """,
+        6,
+        "profiles.dev",
+        ["duplicate profile 'dev'", "line 2"],
+        id="duplicate-profile",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            approvers: [U2]
+        """,
+        4,
+        "profiles.dev.approvers",
+        ["duplicate key 'approvers'", "line 3"],
+        id="duplicate-key",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1
+            requesters: [U2]
+        """,
+        4,
+        "",
+        ["not valid YAML"],
+        id="yaml-unclosed-list",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+           requesters: [U2]
+        """,
+        4,
+        "",
+        ["not valid YAML"],
+        id="yaml-bad-indentation",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            requesters: [*]
+        """,
+        4,
+        "",
+        ["not valid YAML", 'write "*" in quotes'],
+        id="yaml-unquoted-star",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: U1
+        """,
+        3,
+        "profiles.dev.approvers",
+        ["valid list", "U1"],
+        id="approvers-not-a-list",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1, U2]
+            required_approvals: "2"
+        """,
+        4,
+        "profiles.dev.required_approvals",
+        ["valid integer"],
+        id="required-approvals-string",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            required_approvals: 0
+        """,
+        4,
+        "profiles.dev.required_approvals",
+        ["greater than or equal to 1"],
+        id="required-approvals-zero",
+    ),
+    pytest.param(
+        """
+        defaults:
+          approvers: ["*"]
+          required_approvals: 11
+        profiles:
+          dev: {}
+        """,
+        3,
+        "defaults.required_approvals",
+        ["less than or equal to 10"],
+        id="required-approvals-too-many",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            allow_self_approval: "yes"
+        """,
+        4,
+        "profiles.dev.allow_self_approval",
+        ["valid boolean"],
+        id="self-approval-string",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev: [U1]
+        """,
+        2,
+        "profiles.dev",
+        ["valid dictionary"],
+        id="profile-is-a-list",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            external_id: 123456
+            assume_role_arn: arn:aws:iam::123456789012:role/deploy
+        """,
+        4,
+        "profiles.dev.external_id",
+        ["valid string"],
+        id="external-id-number",
+    ),
+    pytest.param(
+        """
+        version: 2
+        profiles:
+          dev:
+            approvers: [U1]
+        """,
+        1,
+        "version",
+        ["1"],
+        id="unsupported-version",
+    ),
+    pytest.param(
+        """
+        profiles:
+          "dev admin":
+            approvers: [U1]
+        """,
+        2,
+        "profiles.dev admin",
+        ["not an AWS profile name"],
+        id="bad-profile-name",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            environments:
+              Prod: {required_approvals: 1}
+        """,
+        5,
+        "profiles.dev.environments.Prod",
+        ["not a valid environment name"],
+        id="bad-environment-name",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            requesters: ["*"]
+        """,
+        2,
+        "profiles.dev",
+        ["no approvers"],
+        id="no-approvers-anywhere",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            required_approvals: 2
+        """,
+        4,
+        "profiles.dev.required_approvals",
+        ["requires 2 approvals", "only 1"],
+        id="requirement-nobody-can-meet",
+    ),
+    pytest.param(
+        """
+        defaults:
+          environments:
+            prod: {required_approvals: 3}
+        profiles:
+          dev:
+            approvers: [U1, U2]
+        """,
+        5,
+        "profiles.dev.environments.prod",
+        ["requires 3 approvals", "only 2"],
+        id="inherited-environment-requirement-nobody-can-meet",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [S1]
+            environments:
+              prod: {approvers: []}
+        """,
+        5,
+        "profiles.dev.environments.prod.approvers",
+        ["empty"],
+        id="environment-approvers-empty",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            external_id: abc-123
+        """,
+        4,
+        "profiles.dev.external_id",
+        ["assume_role_arn is not"],
+        id="external-id-without-role",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            assume_role_arn: arn:aws:iam::123456789012:role/deploy
+            session_name: "has spaces"
+        """,
+        5,
+        "profiles.dev.session_name",
+        ["session name"],
+        id="bad-session-name",
+    ),
+    pytest.param("", None, "", ["empty"], id="empty-file"),
+    pytest.param("profiles: {}\n", 1, "profiles", ["no profiles"], id="no-profiles"),
+    pytest.param("- U1\n", 1, "", ["top level must be a mapping"], id="top-level-list"),
+    pytest.param(
+        """
+        base: &base
+          approvers: [U1]
+        profiles:
+          dev:
+            <<: *base
+        """,
+        5,
+        "profiles.dev",
+        ["merge keys"],
+        id="yaml-merge-key",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: !!python/object:os.system [U1]
+        """,
+        3,
+        "profiles.dev.approvers",
+        ["unsupported YAML tag"],
+        id="python-tag-on-sequence",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            session_name: !!python/name:os.system x
+        """,
+        4,
+        "profiles.dev.session_name",
+        ["unreadable value"],
+        id="unsafe-yaml-tag",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "key", "words"), LOAD_ERRORS)
+def test_load_errors_name_file_line_and_key(
+    tmp_path: Path, text: str, line: int | None, key: str, words: list[str]
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    error = caught.value
+    message = str(error)
+    assert str(path) in message
+    assert error.path == str(path)
+    assert error.line == line
+    if line is not None:
+        assert f"{path}:{line}:" in message
+    assert error.key == key
+    if key:
+        assert f": {key}: " in message
+    for word in words:
+        assert word in message, f"{word!r} not in {message!r}"
+
+
+def test_several_mistakes_are_all_reported(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+        profiles:
+          dev:
+            approvers: [U1, bob]
+            requesterz: [U2]
+          prod:
+            approvers: [U3]
+            assume_role_arn: arn:aws:iam::1:role/x
+        """,
+    )
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    message = str(caught.value)
+    assert f"{path}:3: profiles.dev.approvers[1]" in message
+    assert f"{path}:4: profiles.dev.requesterz" in message
+    assert f"{path}:7: profiles.prod.assume_role_arn" in message
+    assert caught.value.line == 3
+
+
+def test_missing_file_names_the_setting(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yml"
+    with pytest.raises(PolicyError) as caught:
+        load_policy(path)
+    assert str(path) in str(caught.value)
+    assert "ECS_DEPLOY_POLICY_FILE" in str(caught.value)
+
+
+def test_load_accepts_str_path(tmp_path: Path) -> None:
+    path = write(tmp_path, "profiles:\n  dev:\n    approvers: [U1]\n")
+    assert set(load_policy(str(path)).profiles) == {"dev"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Valid files: ids, ARNs, inheritance
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "arn:aws:iam::123456789012:role/deploy",
+        "arn:aws:iam::123456789012:role/service-role/ecs-deploy_bot+x=y,z.@-",
+        "arn:aws-cn:iam::123456789012:role/deploy",
+        "arn:aws-us-gov:iam::123456789012:role/deploy",
+        "arn:aws-iso-b:iam::123456789012:role/deploy",
+    ],
+)
+def test_role_arn_formats_accepted(arn: str) -> None:
+    policy = parse_policy(f"profiles:\n  dev:\n    approvers: [U1]\n    assume_role_arn: {arn}\n")
+    assert policy.role_for("dev") == AssumeRole(role_arn=arn)
+
+
+@pytest.mark.parametrize("slack_id", ["U012AB3CD", "W012AB3CD", "S012AB3CD", "*"])
+def test_slack_id_formats_accepted(slack_id: str) -> None:
+    policy = parse_policy(
+        f'profiles:\n  dev:\n    approvers: ["{slack_id}"]\n    requesters: ["{slack_id}"]\n'
+    )
+    assert policy.profiles["dev"].approvers.is_empty is False
+
+
+INHERITANCE = """
+defaults:
+  requesters: ["*"]
+  approvers: [S0LEADS]
+  allow_self_approval: true
+  required_approvals: 1
+  session_name: ecs-deploy-bot
+  external_id: default-ext
+  environments:
+    prod: {required_approvals: 2}
+    stag: {approvers: [U0STAG1]}
+profiles:
+  plain:
+  empty: {}
+  narrowed:
+    requesters: [U0DEV1]
+    approvers: [U0LEAD1, U0LEAD2, U0LEAD3]
+    allow_self_approval: false
+    assume_role_arn: arn:aws:iam::123456789012:role/deploy
+    environments:
+      prod: {approvers: [U0LEAD1, U0LEAD2]}
+      dev: {required_approvals: 3}
+  own-role:
+    assume_role_arn: arn:aws:iam::210987654321:role/other
+    external_id: own-ext
+    session_name: own-session
+"""
+
+
+@pytest.mark.parametrize("profile", ["plain", "empty"])
+def test_profile_without_settings_inherits_everything(profile: str) -> None:
+    entry = parse_policy(INHERITANCE).profiles[profile]
+    assert entry.requesters.everyone
+    assert entry.approvers.groups == frozenset({"S0LEADS"})
+    assert entry.allow_self_approval is True
+    assert entry.assume_role is None  # session_name/external_id in defaults alone assume nothing
+    prod = entry.rule_for("prod")
+    assert (prod.required_approvals, prod.approvers.groups) == (2, frozenset({"S0LEADS"}))
+    stag = entry.rule_for("stag")
+    assert stag.approvers.users == frozenset({"U0STAG1"}) and stag.required_approvals == 1
+    other = entry.rule_for("qa")
+    assert other.required_approvals == 1 and other.allow_self_approval is True
+
+
+def test_profile_values_replace_defaults_and_environments_merge_by_field() -> None:
+    policy = parse_policy(INHERITANCE)
+    entry = policy.profiles["narrowed"]
+    assert entry.requesters.everyone is False
+    assert entry.requesters.users == frozenset({"U0DEV1"})
+    assert entry.approvers.users == frozenset({"U0LEAD1", "U0LEAD2", "U0LEAD3"})
+    assert entry.approvers.groups == frozenset()  # lists replace, never concatenate
+    assert entry.allow_self_approval is False
+    prod = entry.rule_for("prod")
+    assert prod.required_approvals == 2  # from defaults.environments.prod
+    assert prod.approvers.users == frozenset({"U0LEAD1", "U0LEAD2"})  # from the profile's prod
+    assert entry.rule_for("dev").required_approvals == 3
+    assert entry.rule_for("stag").approvers.users == frozenset({"U0STAG1"})
+    assert policy.role_for("narrowed") == AssumeRole(
+        role_arn="arn:aws:iam::123456789012:role/deploy",
+        external_id="default-ext",
+        session_name="ecs-deploy-bot",
+    )
+    assert policy.role_for("own-role") == AssumeRole(
+        role_arn="arn:aws:iam::210987654321:role/other", external_id="own-ext", session_name="own-session"
+    )
+    assert policy.role_for("plain") is None
+    assert policy.role_for("not-listed") is None
+    assert policy.is_open is False
+
+
+def test_environment_self_approval_overrides_profile() -> None:
+    policy = parse_policy(
+        textwrap.dedent(
+            """
+            profiles:
+              dev:
+                approvers: [U1]
+                allow_self_approval: true
+                environments:
+                  prod: {allow_self_approval: false}
+            """
+        )
+    )
+    assert rule(policy, "dev", "dev").allow_self_approval is True
+    assert rule(policy, "dev", "prod").allow_self_approval is False
+
+
+def test_example_policy_in_docs_loads() -> None:
+    policy = load_policy(REPO / "docs" / "policy.example.yml")
+    assert not policy.is_open
+    assert {"sandbox", "dev-admin", "prod-admin"} <= set(policy.profiles)
+    assert rule(policy, "prod-admin", "prod").required_approvals == 2
+    assert policy.role_for("prod-admin") is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# Queries
+
+QUERIES = """
+profiles:
+  sandbox:
+    requesters: ["*"]
+    approvers: ["*"]
+  dev-admin:
+    requesters: [S0DEV, U0ALICE]
+    approvers: [S0LEADS]
+  prod-admin:
+    requesters: [S0SRE]
+    approvers: [U1, S2]
+    environments:
+      prod:
+        approvers: [U0CTO, S0SEC]
+        required_approvals: 2
+"""
+
+AVAILABLE = ["sandbox", "dev-admin", "prod-admin", "unlisted", "dev-admin"]
+
+
+@pytest.mark.parametrize(
+    ("who", "expected"),
+    [
+        (user("U0NOBODY"), ["sandbox"]),
+        (user("U0ALICE"), ["sandbox", "dev-admin"]),
+        (user("U0BOB", "S0DEV"), ["sandbox", "dev-admin"]),
+        (user("U0CAROL", "S0SRE", "S0DEV"), ["sandbox", "dev-admin", "prod-admin"]),
+        (user("U0DAVE", "S0OTHER"), ["sandbox"]),
+        (user("S0DEV"), ["sandbox"]),  # a user id equal to a group id is not membership
+    ],
+)
+def test_profiles_for_filters_by_requester(who: SlackIdentity, expected: list[str]) -> None:
+    assert parse_policy(QUERIES).profiles_for(who, AVAILABLE) == expected
+
+
+@pytest.mark.parametrize(
+    ("who", "profile", "allowed", "reason_words"),
+    [
+        (user("U0ANY"), "sandbox", True, []),
+        (user("U0ALICE"), "dev-admin", True, []),
+        (user("U0BOB", "S0DEV"), "dev-admin", True, []),
+        (
+            user("U0BOB"),
+            "dev-admin",
+            False,
+            ["You may not request", "dev-admin", "<@U0ALICE>", "<!subteam^S0DEV>"],
+        ),
+        (user("U0BOB"), "unlisted", False, ["unlisted", "not in the access policy"]),
+    ],
+)
+def test_can_request(who: SlackIdentity, profile: str, allowed: bool, reason_words: list[str]) -> None:
+    decision = parse_policy(QUERIES).can_request(who, profile)
+    assert decision.allowed is allowed
+    for word in reason_words:
+        assert word in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("who", "profile", "environment", "allowed"),
+    [
+        (user("U1"), "prod-admin", "dev", True),
+        (user("U9", "S2"), "prod-admin", "dev", True),
+        (user("U9"), "prod-admin", "dev", False),
+        (user("U1"), "prod-admin", "prod", False),  # prod has its own approvers
+        (user("U0CTO"), "prod-admin", "prod", True),
+        (user("U9", "S0SEC"), "prod-admin", "prod", True),
+        (user("U0CTO"), "prod-admin", "dev", False),
+        (user("U0ANYONE"), "sandbox", "prod", True),
+        (user("U0LEAD", "S0LEADS"), "dev-admin", "dev", True),
+        (user("U0LEAD"), "unlisted", "dev", False),
+    ],
+)
+def test_can_approve(who: SlackIdentity, profile: str, environment: str, allowed: bool) -> None:
+    assert parse_policy(QUERIES).can_approve(who, profile, environment).allowed is allowed
+
+
+def test_not_an_approver_reason_names_profile_and_approvers() -> None:
+    decision = parse_policy(QUERIES).can_approve(user("U9"), "prod-admin", "dev")
+    assert (
+        decision.reason == "You are not an approver for profile prod-admin. Approvers: <@U1>, <!subteam^S2>."
+    )
+
+
+def test_environment_specific_approvers_named_in_reason() -> None:
+    decision = parse_policy(QUERIES).can_approve(user("U1"), "prod-admin", "prod")
+    assert decision.reason == (
+        "You are not an approver for profile prod-admin in environment prod."
+        " Approvers: <@U0CTO>, <!subteam^S0SEC>."
+    )
+
+
+def test_referenced_usergroups() -> None:
+    assert referenced_usergroups(parse_policy(QUERIES)) == {"S0DEV", "S0LEADS", "S0SRE", "S2", "S0SEC"}
+    assert referenced_usergroups(AccessPolicy.open(frozenset({"U1", "S5"}))) == {"S5"}
+
+
+# ---------------------------------------------------------------------------------------------
+# The open default
+
+
+def test_open_policy_allows_every_profile_to_everyone() -> None:
+    policy = AccessPolicy.open(frozenset({"U1", "S2"}))
+    assert policy.is_open
+    assert policy.profiles_for(user("U0ANY"), ["a", "b", "a"]) == ["a", "b"]
+    assert policy.can_request(user("U0ANY"), "anything").allowed
+    assert policy.role_for("anything") is None
+    assert policy.can_approve(user("U1"), "anything", "prod").allowed
+    assert policy.can_approve(user("U9", "S2"), "anything", "prod").allowed
+    refused = policy.can_approve(user("U9"), "p1", "prod")
+    assert not refused.allowed
+    assert refused.reason == "You are not an approver for profile p1. Approvers: <@U1>, <!subteam^S2>."
+    rule = policy.approval_rule("p1", "prod")
+    assert rule is not None
+    assert rule.allow_self_approval is False
+    assert rule.required_approvals == 1
+
+
+def test_open_policy_without_approvers_names_the_setting() -> None:
+    decision = AccessPolicy.open(frozenset()).can_approve(user("U1"), "dev", "dev")
+    assert not decision.allowed
+    assert "ECS_DEPLOY_APPROVERS" in decision.reason
+
+
+@pytest.mark.parametrize("bad", ["bob", "@U1", "C123", "*", "u1"])
+def test_open_policy_rejects_bad_approver_ids(bad: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        AccessPolicy.open(frozenset({"U1", bad}))
+    assert "ECS_DEPLOY_APPROVERS" in str(caught.value)
+    assert repr(bad) in str(caught.value)
+
+
+def test_policy_from_settings(tmp_path: Path) -> None:
+    assert policy_from_settings(None, frozenset({"U1"})).is_open
+    path = write(tmp_path, "profiles:\n  dev:\n    approvers: [U1]\n")
+    loaded = policy_from_settings(path, frozenset({"U1"}))
+    assert not loaded.is_open
+    assert loaded.profiles_for(user("U1"), ["dev", "prod"]) == []  # no requesters listed: nobody
+
+
+def test_policy_without_requesters_offers_nothing() -> None:
+    policy = parse_policy("profiles:\n  dev:\n    approvers: [U1]\n")
+    decision = policy.can_request(user("U1"), "dev")
+    assert not decision.allowed
+    assert "Requesters: nobody" in decision.reason
