@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 import redis
 
+from bot.services import Services
 from core.logs import configure_logging, get_logger
 from core.settings import ConfigurationError, Settings, load_settings
 
@@ -37,8 +38,8 @@ def _redis_url(current: Settings) -> str:
     return current.redis_url
 
 
-def _services(current: Settings):  # type: ignore[no-untyped-def]
-    from bot.services import Services, redis_connection
+def _services(current: Settings) -> Services:
+    from bot.services import redis_connection
     from bot.slack import make_web_client
 
     return Services.build(current, redis_connection(_redis_url(current)), make_web_client(current))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import boto3
 import redis
+from redis import Redis
 from slack_sdk import WebClient
 
 from bot.notifier import Notifier
@@ -16,13 +17,13 @@ from core.store import DeploymentStore
 @dataclass
 class Services:
     settings: Settings
-    redis: redis.Redis
+    redis: Redis
     client: WebClient
     store: DeploymentStore
     notifier: Notifier
 
     @classmethod
-    def build(cls, settings: Settings, connection: redis.Redis, client: WebClient) -> Services:
+    def build(cls, settings: Settings, connection: Redis, client: WebClient) -> Services:
         store = DeploymentStore(connection)
         return cls(
             settings=settings, redis=connection, client=client, store=store, notifier=Notifier(client, store)
@@ -39,6 +40,6 @@ class Services:
         return sorted(boto3.Session().available_profiles)
 
 
-def redis_connection(url: str) -> redis.Redis:
+def redis_connection(url: str) -> Redis:
     # Short timeouts: a listener must answer Slack within 3 s even when Redis is down.
     return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2, health_check_interval=30)

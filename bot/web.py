@@ -34,6 +34,11 @@ class SlackWsgiApp:
         self.verifier = SignatureVerifier(signing_secret)
         self.health = health
 
+    def _signed(self, body: bytes, headers: dict[str, str]) -> bool:
+        if not headers["x-slack-request-timestamp"].isdigit() or not headers["x-slack-signature"]:
+            return False
+        return self.verifier.is_valid_request(body, headers)
+
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
         if path == "/healthz" and method == "GET":
@@ -54,7 +59,7 @@ class SlackWsgiApp:
             "x-slack-request-timestamp": environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""),
             "x-slack-signature": environ.get("HTTP_X_SLACK_SIGNATURE", ""),
         }
-        if not self.verifier.is_valid_request(body, headers):
+        if not self._signed(body, headers):
             return _reply(start_response, "401 Unauthorized", {"error": "invalid request"})
         try:
             text = body.decode("utf-8")
@@ -72,7 +77,7 @@ class SlackWsgiApp:
             return _reply(start_response, "400 Bad Request", {"error": "malformed request"})
 
 
-class _Body:
+class _Body:  # a re-readable wsgi.input for Bolt after we read the body ourselves
     def __init__(self, data: bytes) -> None:
         self.data = data
 

@@ -31,6 +31,10 @@ class DeploymentNotFound(StoreError):
         self.deployment_id = deployment_id
 
 
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 def _key(deployment_id: str) -> str:
     return f"{PREFIX}deployment:{deployment_id}"
 
@@ -44,7 +48,7 @@ class DeploymentStore:
         deployment: Deployment,
         *,
         submission_key: str | None = None,
-        also: Callable[[redis.client.Pipeline], None] | None = None,
+        also: Callable[[redis.client.Pipeline], object] | None = None,
     ) -> tuple[Deployment, bool]:
         """Store a new deployment once per submission. Returns (deployment, created).
 
@@ -55,7 +59,9 @@ class DeploymentStore:
             claim = f"{PREFIX}submission:{submission_key}"
             if not self.redis.set(claim, deployment.id, nx=True, ex=SUBMISSION_TTL_SECONDS):
                 existing = self.redis.get(claim)
-                return self.get(existing.decode()), False
+                if existing is None:  # the claim expired between SET NX and GET
+                    return self.create(deployment, submission_key=submission_key, also=also)
+                return self.get(_text(existing)), False
         score = deployment.created_at.timestamp()
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.multi()  # explicit, so RQ's enqueue(pipeline=...) joins this transaction
@@ -100,7 +106,7 @@ class DeploymentStore:
 
     def recent(self, *, user_id: str | None = None, limit: int = 10) -> list[Deployment]:
         index = f"{PREFIX}user:{user_id}" if user_id else f"{PREFIX}deployments"
-        ids = [raw.decode() for raw in self.redis.zrevrange(index, 0, limit - 1)]
+        ids = [_text(raw) for raw in self.redis.zrevrange(index, 0, limit - 1)]
         return list(self._load_many(ids))
 
     def _load_many(self, ids: Iterable[str]) -> Iterable[Deployment]:

@@ -166,7 +166,7 @@ def check_vpc_cidr(value: str) -> str:
     except ValueError:
         raise ValueError(f"'{_shown(value)}' is not a network in CIDR form like 10.1.0.0/16.") from None
     if not isinstance(network, ipaddress.IPv4Network) or not any(
-        network.subnet_of(private) for private in PRIVATE_NETWORKS
+        network.subnet_of(private) for private in PRIVATE_NETWORKS if isinstance(private, ipaddress.IPv4Network)
     ):
         raise ValueError("The VPC CIDR must be a private IPv4 range (10/8, 172.16/12 or 192.168/16).")
     if not 16 <= network.prefixlen <= 24:
