@@ -41,8 +41,12 @@ def _redis_url(current: Settings) -> str:
 def _services(current: Settings) -> Services:
     from bot.services import redis_connection
     from bot.slack import make_web_client
+    from core.policy import PolicyError
 
-    return Services.build(current, redis_connection(_redis_url(current)), make_web_client(current))
+    try:
+        return Services.build(current, redis_connection(_redis_url(current)), make_web_client(current))
+    except PolicyError as exc:
+        raise click.ClickException(f"ECS_DEPLOY_POLICY_FILE: {exc}") from None
 
 
 def _check_token(current: Settings) -> None:

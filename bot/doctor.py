@@ -105,9 +105,15 @@ def check_policy(settings: Settings) -> Check:
             level="warn",
             detail="ECS_DEPLOY_POLICY_FILE is not set: every profile is usable by everyone (dev default).",
         )
-    if not settings.policy_file.exists():
-        return Check(name="access policy", level="fail", detail=f"{settings.policy_file} does not exist.")
-    return Check(name="access policy", level="ok", detail=str(settings.policy_file))
+    from core.policy import PolicyError, load_policy
+
+    try:
+        policy = load_policy(settings.policy_file)
+    except PolicyError as exc:
+        return Check(name="access policy", level="fail", detail=str(exc))
+    return Check(
+        name="access policy", level="ok", detail=f"{settings.policy_file}: {len(policy.profiles)} profile(s)"
+    )
 
 
 def check_terraform(settings: Settings) -> Check:

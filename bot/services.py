@@ -9,7 +9,9 @@ import redis
 from redis import Redis
 from slack_sdk import WebClient
 
+from bot.directory import GroupDirectory
 from bot.notifier import Notifier
+from core.policy import AccessPolicy, SlackIdentity, policy_from_settings, referenced_usergroups
 from core.settings import Settings
 from core.store import DeploymentStore
 
@@ -21,13 +23,26 @@ class Services:
     client: WebClient
     store: DeploymentStore
     notifier: Notifier
+    policy: AccessPolicy
+    directory: GroupDirectory
 
     @classmethod
     def build(cls, settings: Settings, connection: Redis, client: WebClient) -> Services:
+        """Raises core.policy.PolicyError for a bad policy file: the process must not start with it."""
         store = DeploymentStore(connection)
+        policy = policy_from_settings(settings.policy_file, settings.approver_ids)
         return cls(
-            settings=settings, redis=connection, client=client, store=store, notifier=Notifier(client, store)
+            settings=settings,
+            redis=connection,
+            client=client,
+            store=store,
+            notifier=Notifier(client, store),
+            policy=policy,
+            directory=GroupDirectory(client, referenced_usergroups(policy)),
         )
+
+    def identity(self, user_id: str) -> SlackIdentity:
+        return self.directory.identity(user_id)
 
     def redis_ok(self) -> bool:
         try:
@@ -36,8 +51,9 @@ class Services:
             return False
 
     def profiles_for(self, user_id: str) -> list[str]:
-        """AWS named profiles this host can use (boto3's config and credential files)."""
-        return sorted(boto3.Session().available_profiles)
+        """The AWS named profiles this host has (boto3's config files) that the policy lets the user use."""
+        available = sorted(boto3.Session().available_profiles)
+        return self.policy.profiles_for(self.identity(user_id), available)
 
 
 def redis_connection(url: str) -> Redis:

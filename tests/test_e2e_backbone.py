@@ -69,7 +69,7 @@ def test_valid_submission_runs_the_slice_to_a_verified_identity(
 
     root = slack_api.wait_for("chat.postMessage", lambda c: "thread_ts" not in c.params)
     assert root.params["channel"] == "C_DEPLOYS"
-    assert "ECS deployment requested: web/dev · 123456789012 · us-east-1 · small — by <@U_REQUESTER>" in root.params["text"]
+    assert "ECS deployment requested: web/dev · 123456789012 · us-east-1 · small — by <@U0REQUEST1>" in root.params["text"]
 
     store = DeploymentStore(redis_conn)
     [deployment] = store.recent()

@@ -54,14 +54,14 @@ class SlackClientSim:
         all_headers.update(headers or {})
         return self.http.post(self.url, data=body.encode(), headers=all_headers, timeout=10)
 
-    def slash_command(self, text: str = "", *, user: str = "U_REQUESTER", channel: str = "C_DEPLOYS",
+    def slash_command(self, text: str = "", *, user: str = "U0REQUEST1", channel: str = "C_DEPLOYS",
                       trigger_id: str = "111.222.valid", **kw: Any) -> requests.Response:
         form = dict(_form(fixture("bolt_slash_command_body.form.txt")))
         form.update(command="/ecs-deploy", text=text, user_id=user, channel_id=channel, trigger_id=trigger_id,
                     team_id="T111")
         return self.post(urlencode(form), **kw)
 
-    def view_submission(self, values: dict[str, dict[str, Any]], *, user: str = "U_REQUESTER",
+    def view_submission(self, values: dict[str, dict[str, Any]], *, user: str = "U0REQUEST1",
                         private_metadata: str = "", view_id: str = "V0001", callback_id: str = "ecs_deploy_request",
                         **kw: Any) -> requests.Response:
         payload = copy.deepcopy(fixture("bolt_view_submission_state_values.json"))

@@ -1,0 +1,80 @@
+"""The access policy at the Slack edge: hidden profiles stay hidden, forged submissions are refused."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.harness.processes import WebProcess
+from tests.harness.slack_api import SlackApiStandIn
+from tests.harness.slack_requests import SlackClientSim, request_values
+
+POLICY = """
+defaults:
+  approvers: [U0LEAD0001]
+profiles:
+  deployer:
+    requesters: [S0PLATFORM]
+  other-account:
+    requesters: [U0ADMIN001]
+    assume_role_arn: arn:aws:iam::222233334444:role/DeployRole
+"""
+
+
+@pytest.fixture
+def policy_web(bot_env: dict[str, str], tmp_path: Path, slack_api: SlackApiStandIn,
+               redis_conn: redis.Redis) -> Iterator[SlackClientSim]:
+    policy = tmp_path / "policy.yml"
+    policy.write_text(POLICY)
+    web = WebProcess({**bot_env, "ECS_DEPLOY_POLICY_FILE": str(policy)}).start()
+    try:
+        yield SlackClientSim(web.events_url)
+    finally:
+        web.stop()
+
+
+def offered_profiles(slack_api: SlackApiStandIn) -> list[str]:
+    view = slack_api.wait_for("views.open").params["view"]
+    block = next(b for b in view["blocks"] if b.get("block_id") == "profile")
+    return [o["value"] for o in block["element"]["options"]]
+
+
+def test_group_member_sees_only_the_profiles_the_policy_gives_them(
+    policy_web: SlackClientSim, slack_api: SlackApiStandIn
+) -> None:
+    slack_api.usergroups["S0PLATFORM"] = ["U0MEMBER01"]
+    policy_web.slash_command("", user="U0MEMBER01")
+    assert offered_profiles(slack_api) == ["deployer"]
+    assert slack_api.calls_to("usergroups.users.list")[0].params["usergroup"] == "S0PLATFORM"
+
+
+def test_user_with_no_profile_is_told_and_gets_no_form(policy_web: SlackClientSim, slack_api: SlackApiStandIn) -> None:
+    slack_api.usergroups["S0PLATFORM"] = []
+    policy_web.slash_command("", user="U0STRANGE1")
+    call = slack_api.wait_for("chat.postEphemeral")
+    assert call.params["user"] == "U0STRANGE1" and "No AWS profile is available to you" in call.params["text"]
+    assert slack_api.calls_to("views.open") == []
+
+
+def test_forged_submission_with_a_hidden_profile_is_refused(
+    policy_web: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+) -> None:
+    slack_api.usergroups["S0PLATFORM"] = ["U0MEMBER01"]
+    response = policy_web.view_submission(request_values(profile="other-account"), user="U0MEMBER01",
+                                          private_metadata=json.dumps({"channel_id": "C1"}))
+    assert "profile" in response.json()["errors"]
+    assert redis_conn.keys("ecs-deploy:deployment:*") == []
+
+
+def test_a_broken_policy_file_stops_the_web_process_with_the_line(bot_env: dict[str, str], tmp_path: Path) -> None:
+    policy = tmp_path / "policy.yml"
+    policy.write_text("profiles:\n  deployer:\n    requesters: [U1]\n    aprovers: [U2]\n")
+    web = WebProcess({**bot_env, "ECS_DEPLOY_POLICY_FILE": str(policy)})
+    with pytest.raises(RuntimeError) as failure:
+        web.start()
+    assert "ECS_DEPLOY_POLICY_FILE" in str(failure.value)
+    assert "policy.yml:4" in str(failure.value) and "aprovers" in str(failure.value)
