@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import boto3
@@ -52,8 +53,21 @@ class Services:
 
     def profiles_for(self, user_id: str) -> list[str]:
         """The AWS named profiles this host has (boto3's config files) that the policy lets the user use."""
-        available = sorted(boto3.Session().available_profiles)
+        available = host_profiles()
         return self.policy.profiles_for(self.identity(user_id), available)
+
+
+_PROFILE_CACHE_SECONDS = 10.0
+_profiles_cache: tuple[float, list[str]] = (-_PROFILE_CACHE_SECONDS, [])
+
+
+def host_profiles() -> list[str]:
+    """Named profiles in the host's AWS config files, re-read at most every few seconds."""
+    global _profiles_cache
+    now = time.monotonic()
+    if now - _profiles_cache[0] >= _PROFILE_CACHE_SECONDS:
+        _profiles_cache = (now, sorted(boto3.Session().available_profiles))
+    return list(_profiles_cache[1])
 
 
 def redis_connection(url: str) -> Redis:

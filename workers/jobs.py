@@ -12,7 +12,9 @@ def run_verify(deployment_id: str, options: dict[str, str] | None = None) -> str
     with job_frame(deployment_id, "verify AWS access") as (rt, deployment):
         deployment = rt.notifier.set_status(deployment_id, DeploymentStatus.VERIFYING)
         request = deployment.request
-        result = verify_access(request.profile, request.region, request.account_id)
+        result = verify_access(
+            request.profile, request.region, request.account_id, rt.policy.role_for(request.profile)
+        )
         if result.problem is not None:
             raise StepFailure(result.problem.reason, result.problem.what_next)
         assert result.identity is not None

@@ -16,6 +16,7 @@ from bot.slack import make_web_client
 from bot.views.messages import failure_message
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus
+from core.policy import AccessPolicy, policy_from_settings
 from core.settings import Settings, settings
 from core.store import DeploymentStore
 
@@ -28,6 +29,7 @@ class Runtime:
     redis: redis.Redis
     store: DeploymentStore
     notifier: Notifier
+    policy: AccessPolicy
 
 
 @cache
@@ -37,7 +39,11 @@ def runtime() -> Runtime:
     connection = job.connection if job is not None else redis.Redis.from_url(current.redis_url or "")
     store = DeploymentStore(connection)
     return Runtime(
-        settings=current, redis=connection, store=store, notifier=Notifier(make_web_client(current), store)
+        settings=current,
+        redis=connection,
+        store=store,
+        notifier=Notifier(make_web_client(current), store),
+        policy=policy_from_settings(current.policy_file, current.approver_ids),
     )
 
 

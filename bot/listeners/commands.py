@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.payloads import SlashCommand
 from bot.services import Services
-from bot.views.request_modal import ModalContext, request_modal
+from bot.views.request_modal import ModalContext, request_modal_dict
 from core.logs import get_logger
 
 log = get_logger(__name__)
@@ -59,7 +59,7 @@ def open_request_modal(ack: Ack, slash: SlashCommand, client: WebClient, service
             "No AWS profile is available to you. Ask the bot's operators for access.",
         )
         return
-    view = request_modal(ModalContext(channel_id=slash.channel_id, team_id=slash.team_id), profiles)
+    view = request_modal_dict(ModalContext(channel_id=slash.channel_id, team_id=slash.team_id), profiles)
     try:
         client.views_open(trigger_id=slash.trigger_id, view=view)
     except SlackApiError as exc:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+from functools import lru_cache
+from typing import Any
+
 from pydantic import BaseModel
 from slack_sdk.models.blocks import (
     Block,
@@ -206,3 +210,15 @@ def request_modal(context: ModalContext, profiles: list[str]) -> View:
         private_metadata=context.model_dump_json(),
         blocks=blocks,
     )
+
+
+@lru_cache(maxsize=256)
+def _modal_template(profiles: tuple[str, ...]) -> dict[str, Any]:
+    return request_modal(ModalContext(channel_id="-"), list(profiles)).to_dict()
+
+
+def request_modal_dict(context: ModalContext, profiles: list[str]) -> dict[str, Any]:
+    """The modal as Slack JSON; built and validated once per profile list, since it runs after every ack."""
+    view = copy.deepcopy(_modal_template(tuple(profiles)))
+    view["private_metadata"] = context.model_dump_json()
+    return view

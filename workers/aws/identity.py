@@ -14,6 +14,7 @@ from botocore.exceptions import (
 from pydantic import BaseModel
 
 from core.models import CallerIdentity
+from core.policy import AssumeRole
 
 AWS_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 INVALID_CREDENTIALS = {"InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException"}
@@ -32,18 +33,12 @@ class Verification(BaseModel):
     problem: AccessProblem | None = None
 
 
-class AssumeRole(BaseModel):
-    role_arn: str
-    external_id: str | None = None
-    session_name: str = "ecs-deploy-bot"
-
-
 def session_for(profile: str, region: str, assume: AssumeRole | None = None) -> boto3.Session:
     """A boto3 session for a named profile, optionally assuming the role the access policy names."""
     base = boto3.Session(profile_name=profile, region_name=region)
     if assume is None:
         return base
-    params = {"RoleArn": assume.role_arn, "RoleSessionName": assume.session_name}
+    params = {"RoleArn": assume.role_arn, "RoleSessionName": assume.session_name or "ecs-deploy-bot"}
     if assume.external_id:
         params["ExternalId"] = assume.external_id
     creds = base.client("sts", config=AWS_CONFIG).assume_role(**params)["Credentials"]
