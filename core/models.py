@@ -5,10 +5,12 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core import validation
+from core.approval import ApprovalState
 from core.sizes import SetupSize
 
 
@@ -146,6 +148,27 @@ class CallerIdentity(BaseModel):
     user_id: str
 
 
+class WorkspaceRecord(BaseModel):
+    """The files a plan is made from, pinned so any worker can rebuild them exactly."""
+
+    commit: str
+    tfvars_path: str
+    tfbackend_path: str
+    tfvars_sha256: str
+    tfbackend_sha256: str
+
+
+class PlanRecord(BaseModel):
+    attempt: int
+    sha256: str
+    created_at: datetime
+    sentence: str
+    has_changes: bool
+    applyable: bool
+    resource_changes: int = 0
+    message_ts: str | None = None
+
+
 class Deployment(BaseModel):
     """One deployment request and everything decided about it, stored as JSON in Redis."""
 
@@ -161,6 +184,19 @@ class Deployment(BaseModel):
     updated_at: datetime = Field(default_factory=utcnow)
     identity: CallerIdentity | None = None
     repo_commit: str | None = None
+    permissions_denied: list[str] = Field(default_factory=list)
+    permission_override_by: str | None = None
+    analysis_blocking: bool = False
+    analysis_message_ts: str | None = None
+    recommendations: dict[str, Any] = Field(default_factory=dict)
+    backend_ready: bool = False
+    workspace: WorkspaceRecord | None = None
+    extra_values: dict[str, Any] = Field(default_factory=dict)
+    missing_values: list[str] = Field(default_factory=list)
+    plan: PlanRecord | None = None
+    approval: ApprovalState = Field(default_factory=ApprovalState)
+    progress_message_ts: str | None = None
+    outputs: dict[str, Any] = Field(default_factory=dict)
 
     def with_status(self, status: DeploymentStatus, detail: str = "") -> Deployment:
         return self.model_copy(update={"status": status, "status_detail": detail, "updated_at": utcnow()})

@@ -87,12 +87,21 @@ OUTPUT_ACTION_WORDS: dict[PlanAction, str] = {
 
 
 def plan_blocks(
-    summary: PlanSummary, *, deployment_id: str, plan_sha256: str, can_act: bool = True
+    summary: PlanSummary,
+    *,
+    deployment_id: str,
+    plan_sha256: str,
+    can_act: bool = True,
+    button_value: str | None = None,
 ) -> list[Block]:
-    """The plan message: summary, destroys/replacements first, other changes by type, buttons."""
+    """The plan message: summary, destroys/replacements first, other changes by type, buttons.
+
+    `button_value` (default: the deployment id) names what a click is for; the pipeline passes
+    "<deployment id>:<plan attempt>" so a click on an old plan's button can be told apart.
+    """
     blocks = _body_blocks(summary, deployment_id=deployment_id, plan_sha256=plan_sha256)
     if can_act:
-        blocks.append(_action_buttons(summary, deployment_id))
+        blocks.append(_action_buttons(summary, button_value or deployment_id))
     else:
         blocks.append(_context("Waiting for an approver to decide."))
     return blocks
