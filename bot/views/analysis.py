@@ -1,0 +1,375 @@
+"""The account analysis summary (the runbook's "AWS ACCOUNT ANALYSIS SUMMARY") as Block Kit, and its full
+plain-text form for a file attachment. Pure: models in, `slack_sdk.models` blocks out.
+
+Slack limits kept here: at most 50 blocks, section text at most 3000 characters, and the whole message
+well under Slack's ~12,000 characters: long lists collapse to a count plus the first few names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.ids import Action
+from core.conflicts import (
+    AnalysisReport,
+    Conflict,
+    ConflictKind,
+    ExistingResource,
+    ResourceKind,
+    Severity,
+    Verdict,
+)
+from core.permissions import service_label
+from core.validation import DEFAULT_VPC_CIDR
+
+MAX_BLOCKS = 50
+SECTION_LIMIT = 3000
+MESSAGE_BUDGET = 10_000  # Slack rejects messages around 12-13k characters of block text
+LINE_LIMIT = 280
+LISTED_PER_KIND = 4  # conflicts shown per kind before collapsing to a count
+LISTED_ACTIONS = 6  # denied actions shown per service
+LISTED_SERVICES = 10
+LISTED_NOTES = 6
+
+VERDICT_ICONS = {
+    Verdict.SAFE: ":white_check_mark:",
+    Verdict.ADJUSTMENTS_NEEDED: ":warning:",
+    Verdict.BLOCKED: ":no_entry:",
+}
+VERDICT_EXPLAINED = {
+    Verdict.SAFE: "Nothing in the account conflicts with this deployment.",
+    Verdict.ADJUSTMENTS_NEEDED: "Nothing blocks the deployment, but some values should change. Review the"
+    " warnings below.",
+    Verdict.BLOCKED: "The deployment cannot go ahead until the blocking findings are resolved.",
+}
+SEVERITY_ICONS = {Severity.BLOCKING: ":no_entry:", Severity.WARNING: ":warning:"}
+KIND_TITLES = {
+    ConflictKind.CIDR: "CIDR overlaps",
+    ConflictKind.NAME: "Name conflicts",
+    ConflictKind.QUOTA: "Quotas",
+    ConflictKind.REGION: "Region",
+    ConflictKind.NOT_NEW_ACCOUNT: "Not a brand-new account",
+    ConflictKind.PERMISSION: "Permissions",
+    ConflictKind.COVERAGE: "Checks that could not run",
+}
+FIELD_LABELS = {"vpc_cidr_block": "VPC CIDR", "application": "application", "environment": "environment"}
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn treats as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _section(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=_clip(text, SECTION_LIMIT)))
+
+
+def _button(label: str, action: Action, deployment_id: str, style: str | None = None) -> ButtonElement:
+    return ButtonElement(
+        text=PlainTextObject(text=label), action_id=action.value, value=deployment_id, style=style
+    )
+
+
+def _resource_text(resource: ExistingResource | None) -> str:
+    return f" — _existing: {escape(_clip(resource.display, 160))}_" if resource else ""
+
+
+def _count_text(count: int | None) -> str:
+    return "not scanned" if count is None else str(count)
+
+
+def _conflict_line(conflict: Conflict) -> str:
+    line = (
+        f"{SEVERITY_ICONS[conflict.severity]} {escape(conflict.message)}{_resource_text(conflict.resource)}"
+    )
+    return _clip(line, LINE_LIMIT)
+
+
+def _conflict_blocks(report: AnalysisReport, per_kind: int) -> list[Block]:
+    if not report.conflicts:
+        return [_section("*Conflicts*\nNone found.")]
+    blocking, warnings = len(report.blocking), len(report.warnings)
+    blocks: list[Block] = [_section(f"*Conflicts* ({blocking} blocking, {warnings} warning(s))")]
+    by_kind: dict[ConflictKind, list[Conflict]] = {}
+    for conflict in report.conflicts:
+        if conflict.kind is not ConflictKind.PERMISSION:  # the permissions section lists those by service
+            by_kind.setdefault(conflict.kind, []).append(conflict)
+    for kind, conflicts in by_kind.items():
+        ordered = sorted(conflicts, key=lambda c: not c.blocking)
+        lines = [_conflict_line(c) for c in ordered[:per_kind]]
+        if len(ordered) > per_kind:
+            lines.append(f"…and {len(ordered) - per_kind} more (see the full report).")
+        blocks.append(_section(f"*{KIND_TITLES[kind]}* ({len(conflicts)})\n" + "\n".join(lines)))
+    return blocks
+
+
+def _counts_text(report: AnalysisReport) -> str:
+    lines = [f"• {kind.label}: {_count_text(report.counts.get(kind))}" for kind in ResourceKind]
+    return "*Resources found*\n" + "\n".join(lines)
+
+
+def _recommendation_text(report: AnalysisReport) -> str:
+    lines = [f"• {escape(_clip(message, LINE_LIMIT))}" for message in report.recommendations[:6]]
+    if report.recommended_changes:
+        changes = ", ".join(
+            f"{FIELD_LABELS.get(field, field)} → `{escape(value)}`"
+            for field, value in report.recommended_changes.items()
+        )
+        lines.append(f"*Proposed:* {changes}")
+    return "*Recommendations*\n" + "\n".join(lines)
+
+
+def _permission_text(report: AnalysisReport) -> str | None:
+    check = report.permissions
+    if check is None:
+        return None
+    if not check.checked:
+        return f"*Permissions*\n:warning: {escape(_clip(check.warning, LINE_LIMIT))}"
+    if not check.denied:
+        return f"*Permissions*\n:white_check_mark: All {check.evaluated} required action(s) are allowed."
+    note = " — _overridden by a lead_" if report.permissions_overridden else ""
+    lines = [f"*Permissions*: {check.denied_count} denied action(s){note}"]
+    services = list(check.denied.items())
+    for service, actions in services[:LISTED_SERVICES]:
+        shown = ", ".join(f"`{a}`" for a in actions[:LISTED_ACTIONS])
+        more = f" and {len(actions) - LISTED_ACTIONS} more" if len(actions) > LISTED_ACTIONS else ""
+        lines.append(
+            _clip(f"• *{escape(service_label(service))}* ({len(actions)}): {shown}{more}", LINE_LIMIT)
+        )
+    if len(services) > LISTED_SERVICES:
+        lines.append(f"…and {len(services) - LISTED_SERVICES} more service(s) (see the full report).")
+    return "\n".join(lines)
+
+
+def _notes_text(report: AnalysisReport) -> str | None:
+    notes = list(report.notes)
+    if not notes and not report.skipped_sections:
+        return None
+    lines = [f"• {escape(_clip(note, LINE_LIMIT))}" for note in notes[:LISTED_NOTES]]
+    for section in report.skipped_sections[:LISTED_NOTES]:
+        lines.append(f"• {escape(_clip(section, LINE_LIMIT))}")
+    hidden = max(0, len(notes) - LISTED_NOTES) + max(0, len(report.skipped_sections) - LISTED_NOTES)
+    if hidden:
+        lines.append(f"…and {hidden} more (see the full report).")
+    return "*Notes*\n" + "\n".join(lines)
+
+
+def block_text_length(blocks: Sequence[Block]) -> int:
+    """Characters of text in the blocks (what Slack counts against the message size)."""
+    total = 0
+    for block in blocks:
+        data = block.to_dict()
+        stack: list[object] = [data]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, dict):
+                if isinstance(item.get("text"), str):
+                    total += len(item["text"])
+                stack.extend(v for k, v in item.items() if k != "text" or not isinstance(v, str))
+            elif isinstance(item, list):
+                stack.extend(item)
+    return total
+
+
+def analysis_blocks(
+    report: AnalysisReport,
+    *,
+    deployment_id: str,
+    profile: str,
+    account_id: str,
+    region: str,
+    can_keep_values: bool,
+) -> list[Block]:
+    """The analysis summary message with its decision buttons. Lists shrink until Slack's limits hold."""
+    blocks: list[Block] = []
+    for per_kind in (LISTED_PER_KIND, 2, 1, 0):
+        blocks = _analysis_blocks(
+            report,
+            deployment_id=deployment_id,
+            profile=profile,
+            account_id=account_id,
+            region=region,
+            can_keep_values=can_keep_values,
+            per_kind=per_kind,
+        )
+        if len(blocks) <= MAX_BLOCKS and block_text_length(blocks) <= MESSAGE_BUDGET:
+            break
+    return blocks
+
+
+def _analysis_blocks(
+    report: AnalysisReport,
+    *,
+    deployment_id: str,
+    profile: str,
+    account_id: str,
+    region: str,
+    can_keep_values: bool,
+    per_kind: int,
+) -> list[Block]:
+    verdict = report.verdict
+    blocks: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text="AWS account analysis summary")),
+        SectionBlock(
+            fields=[
+                MarkdownTextObject(text=f"*Account*\n{escape(account_id)}"),
+                MarkdownTextObject(text=f"*Profile*\n{escape(profile)}"),
+                MarkdownTextObject(text=f"*Region*\n{escape(region)}"),
+                MarkdownTextObject(
+                    text=f"*Request*\n{escape(report.application)}/{escape(report.environment)} ·"
+                    f" {report.size.value} · `{escape(report.vpc_cidr_block)}`"
+                ),
+            ]
+        ),
+        _section(f"{VERDICT_ICONS[verdict]} *Verdict: {verdict.label}*\n{VERDICT_EXPLAINED[verdict]}"),
+        DividerBlock(),
+        _section(_counts_text(report)),
+        *_conflict_blocks(report, per_kind),
+    ]
+    if report.recommendations or report.recommended_changes:
+        blocks.append(_section(_recommendation_text(report)))
+    permissions = _permission_text(report)
+    if permissions:
+        blocks.append(_section(permissions))
+    notes = _notes_text(report)
+    if notes:
+        blocks.append(_section(notes))
+    scanned = f"Scan took {report.scan_elapsed_s:.2f}s."
+    if report.skipped_sections:
+        scanned += f" {len(report.skipped_sections)} section(s) not scanned (no permission)."
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=scanned + " The full report is attached.")]))
+
+    buttons = []
+    if report.has_recommendations:
+        buttons.append(
+            _button("Apply recommendations", Action.APPLY_RECOMMENDATIONS, deployment_id, "primary")
+        )
+    if can_keep_values and not report.blocking:
+        buttons.append(_button("Keep my values", Action.KEEP_VALUES, deployment_id))
+    if report.only_permissions_block and not report.permissions_overridden:
+        buttons.append(_button("Override (lead)", Action.OVERRIDE_PERMISSIONS, deployment_id))
+    buttons.append(_button("Cancel", Action.CANCEL, deployment_id, "danger"))
+    blocks.append(ActionsBlock(block_id="actions", elements=buttons))
+    return blocks
+
+
+# --------------------------------------------------------------------------------------------------
+# Full report (file attachment)
+# --------------------------------------------------------------------------------------------------
+
+
+def analysis_report_text(report: AnalysisReport, *, profile: str, account_id: str, region: str) -> str:
+    """Everything in the report, unabridged, as plain text."""
+    out = [
+        "AWS ACCOUNT ANALYSIS SUMMARY",
+        "=" * 28,
+        f"Account:  {account_id}",
+        f"Profile:  {profile}",
+        f"Region:   {region}",
+        f"Request:  {report.application}/{report.environment}, size {report.size.value},"
+        f" VPC CIDR {report.vpc_cidr_block}",
+        f"Verdict:  {report.verdict.label.upper()}",
+        f"Scan:     {report.scan_elapsed_s:.2f}s",
+        "",
+        "RESOURCES FOUND",
+    ]
+    out += [f"  {kind.label}: {_count_text(report.counts.get(kind))}" for kind in ResourceKind]
+    out += ["", f"CONFLICTS ({len(report.blocking)} blocking, {len(report.warnings)} warnings)"]
+    if not report.conflicts:
+        out.append("  none")
+    for conflict in report.conflicts:
+        existing = f"  [existing: {conflict.resource.display}]" if conflict.resource else ""
+        out.append(
+            f"  - {conflict.severity.value.upper()} {conflict.kind.value}: {conflict.message}{existing}"
+        )
+    out += ["", "RECOMMENDATIONS"]
+    out += [f"  - {message}" for message in report.recommendations] or ["  none"]
+    for field, value in report.recommended_changes.items():
+        out.append(f"  {field} = {value}")
+    out += ["", "PERMISSIONS"]
+    check = report.permissions
+    if check is None:
+        out.append("  not checked")
+    elif not check.checked:
+        out.append(f"  WARNING: {check.warning}")
+    elif not check.denied:
+        out.append(f"  all {check.evaluated} required actions allowed for {check.principal_arn}")
+    else:
+        overridden = " (overridden by a lead)" if report.permissions_overridden else ""
+        out.append(f"  {check.denied_count} denied for {check.principal_arn}{overridden}")
+        for service, actions in check.denied.items():
+            out.append(f"  {service_label(service)}:")
+            out += [f"    {action}" for action in actions]
+    out += ["", "NOTES"]
+    out += [f"  - {note}" for note in report.notes] or ["  none"]
+    if report.skipped_sections or report.failed_sections:
+        out += ["", "SECTIONS NOT SCANNED"]
+        out += [f"  - {line}" for line in report.skipped_sections + report.failed_sections]
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
+# Brand-new account path
+# --------------------------------------------------------------------------------------------------
+
+
+def fresh_account_blocks(
+    *,
+    deployment_id: str,
+    profile: str,
+    account_id: str,
+    region: str,
+    application: str,
+    environment: str,
+    vpc_cidr_block: str = DEFAULT_VPC_CIDR,
+    found: Sequence[ExistingResource] = (),
+) -> list[Block]:
+    """The requester said the account is brand new. With nothing found: the defaults that will be used.
+    With non-default resources found: say so and offer the full analysis."""
+    where = f"Account {escape(account_id)} · profile {escape(profile)} · {escape(region)}"
+    if not found:
+        return [
+            _section(
+                f":sparkles: *Fresh AWS account — using defaults:* VPC CIDR `{escape(vpc_cidr_block)}`,"
+                f" application `{escape(application)}`, environment `{escape(environment)}`"
+            ),
+            ContextBlock(elements=[MarkdownTextObject(text=where)]),
+            ActionsBlock(
+                block_id="actions", elements=[_button("Cancel", Action.CANCEL, deployment_id, "danger")]
+            ),
+        ]
+    shown = "\n".join(
+        f"• {escape(_clip(r.kind.label[:-1] + ': ' + r.display, LINE_LIMIT))}" for r in found[:5]
+    )
+    more = f"\n…and {len(found) - 5} more." if len(found) > 5 else ""
+    return [
+        _section(
+            f":warning: *This account is not brand new:* {len(found)} non-default resource(s) found."
+            " Run the full analysis to check for CIDR, name and quota conflicts before deploying."
+        ),
+        _section(shown + more),
+        ContextBlock(elements=[MarkdownTextObject(text=where)]),
+        ActionsBlock(
+            block_id="actions",
+            elements=[
+                _button("Run full analysis", Action.RUN_FULL_ANALYSIS, deployment_id, "primary"),
+                _button("Cancel", Action.CANCEL, deployment_id, "danger"),
+            ],
+        ),
+    ]
