@@ -7,21 +7,34 @@ is logged and the call returns None.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
 import redis
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.models.blocks import Block
+from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject
 
 from bot.views.messages import Message, root_message
 from core.logs import get_logger
-from core.models import Deployment, DeploymentStatus
+from core.models import STOPPED_STATUSES, Deployment, DeploymentStatus, DeploymentStopped
 from core.store import PREFIX, DeploymentStore
 
 log = get_logger(__name__)
+MESSAGE_TTL_SECONDS = 30 * 24 * 3600
 GONE_MESSAGE_ERRORS = {"message_not_found", "cant_update_message", "edit_window_closed"}
+
+
+def _message_key(deployment_id: str, ts: str) -> str:
+    return f"{PREFIX}message:{deployment_id}:{ts}"
+
+
+def decided_blocks(blocks: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """The message without its buttons, and what was decided in their place."""
+    kept = [block for block in blocks if block.get("type") != "actions"]
+    decision = ContextBlock(block_id="decision", elements=[MarkdownTextObject(text=text[:2900])]).to_dict()
+    return [*kept[:49], decision]
 
 
 class Notifier:
@@ -71,12 +84,20 @@ class Notifier:
             log.warning("slack_update_failed", deployment_id=deployment.id, error=exc.response.get("error"))
 
     def set_status(self, deployment_id: str, status: DeploymentStatus, detail: str = "") -> Deployment:
-        deployment = self.store.update(deployment_id, lambda d: d.with_status(status, detail))
+        """Move to `status`, unless someone cancelled or rejected the deployment meanwhile."""
+
+        def change(d: Deployment) -> Deployment | None:
+            return None if d.status in STOPPED_STATUSES else d.with_status(status, detail)
+
+        deployment, changed = self.store.transition(deployment_id, change)
+        if not changed:
+            raise DeploymentStopped(deployment.status.value)
         deployment = self.ensure_thread(deployment)
         self.refresh_root(deployment)
         return deployment
 
-    def post(self, deployment: Deployment, message: Message) -> str | None:
+    def post(self, deployment: Deployment, message: Message, *, remember: bool = False) -> str | None:
+        """Post into the thread. `remember` keeps the blocks so `decide()` can later swap its buttons."""
         deployment = self.ensure_thread(deployment)
         response = self._call(
             "chat_postMessage",
@@ -86,7 +107,27 @@ class Notifier:
             blocks=message.block_dicts(),
             unfurl_links=False,
         )
-        return str(response["ts"]) if response else None
+        if not response:
+            return None
+        ts = str(response["ts"])
+        if remember:
+            self.store.redis.set(
+                _message_key(deployment.id, ts), json.dumps(message.block_dicts()), ex=MESSAGE_TTL_SECONDS
+            )
+        return ts
+
+    def decide(self, deployment: Deployment, ts: str | None, text: str) -> None:
+        """Replace a remembered message's buttons by `text` (what was decided, by whom)."""
+        if not ts:
+            return
+        raw = self.store.redis.get(_message_key(deployment.id, ts))
+        blocks = json.loads(raw) if raw else []
+        try:
+            self.client.chat_update(
+                channel=deployment.channel_id, ts=ts, text=text, blocks=decided_blocks(blocks, text)
+            )
+        except SlackApiError as exc:
+            log.warning("slack_update_failed", deployment_id=deployment.id, error=exc.response.get("error"))
 
     def update(self, deployment: Deployment, ts: str | None, message: Message) -> str | None:
         """Update a thread message in place; if it is gone (deleted), post a new one."""

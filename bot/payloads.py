@@ -69,6 +69,7 @@ class BlockActions(_Loose):
     trigger_id: str | None = None
     channel: Channel | None = None
     container: Container | None = None
+    message: dict[str, Any] | None = None
     actions: list[ButtonAction]
 
     @property

@@ -93,7 +93,7 @@ class StateLock:
         step: str,
         *,
         wait_seconds: float,
-        on_wait: Callable[[LockHolder], None] | None = None,
+        on_wait: Callable[[LockHolder], object] | None = None,
         poll_seconds: float = 0.25,
     ) -> Iterator[LockHolder]:
         """Wait in line for the lock (telling `on_wait` once who is ahead), hold it, release it."""

@@ -38,6 +38,7 @@ class DeploymentStatus(StrEnum):
     AWAITING_INPUT = "awaiting_input"
     PLANNING = "planning"
     AWAITING_APPROVAL = "awaiting_approval"
+    APPROVED_QUEUED = "approved"
     APPLYING = "applying"
     VERIFYING_DEPLOYMENT = "verifying_deployment"
     DEPLOYED = "deployed"
@@ -76,6 +77,7 @@ STATUS_LABELS: dict[DeploymentStatus, str] = {
     DeploymentStatus.AWAITING_INPUT: ":raising_hand: Waiting for values from the requester",
     DeploymentStatus.PLANNING: ":memo: Planning",
     DeploymentStatus.AWAITING_APPROVAL: ":raising_hand: Waiting for approval",
+    DeploymentStatus.APPROVED_QUEUED: ":white_check_mark: Approved — waiting for a worker to apply",
     DeploymentStatus.APPLYING: ":gear: Applying",
     DeploymentStatus.VERIFYING_DEPLOYMENT: ":stethoscope: Verifying the deployment",
     DeploymentStatus.DEPLOYED: ":white_check_mark: Deployed",
@@ -84,6 +86,13 @@ STATUS_LABELS: dict[DeploymentStatus, str] = {
     DeploymentStatus.CANCELLED: ":no_entry_sign: Cancelled",
     DeploymentStatus.INTERRUPTED: ":warning: Interrupted",
 }
+
+
+STOPPED_STATUSES = frozenset({DeploymentStatus.CANCELLED, DeploymentStatus.REJECTED})
+
+
+class DeploymentStopped(Exception):
+    """The deployment was cancelled or rejected while a step was running: stop quietly."""
 
 
 class DeploymentRequest(BaseModel):

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     job_timeout_seconds: int = Field(default=900, ge=60, alias="ECS_DEPLOY_JOB_TIMEOUT")
     apply_timeout_seconds: int = Field(default=3600, ge=60, alias="ECS_DEPLOY_APPLY_TIMEOUT")
     queue_name: str = Field(default="ecs-deploy", alias="ECS_DEPLOY_QUEUE")
+    verify_timeout_seconds: int = Field(default=600, ge=0, alias="ECS_DEPLOY_VERIFY_TIMEOUT")
+    verify_database_tcp: bool = Field(default=False, alias="ECS_DEPLOY_VERIFY_DB_TCP")
+    verify_http: bool = Field(default=True, alias="ECS_DEPLOY_VERIFY_HTTP")
+    kms_key_id: str | None = Field(default=None, alias="ECS_DEPLOY_STATE_KMS_KEY")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
     @field_validator("slack_api_url")

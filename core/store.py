@@ -87,6 +87,14 @@ class DeploymentStore:
 
     def update(self, deployment_id: str, change: Callable[[Deployment], Deployment]) -> Deployment:
         """Apply `change` atomically (optimistic locking; retried when another writer wins)."""
+        deployment, _ = self.transition(deployment_id, change)
+        return deployment
+
+    def transition(
+        self, deployment_id: str, change: Callable[[Deployment], Deployment | None]
+    ) -> tuple[Deployment, bool]:
+        """Like `update`, but `change` may return None to leave the record as it is (for example a
+        button clicked twice). `change` may run more than once; only its last result is stored."""
         key = _key(deployment_id)
         with self.redis.pipeline(transaction=True) as pipe:
             while True:
@@ -96,11 +104,15 @@ class DeploymentStore:
                     if raw is None:
                         raise DeploymentNotFound(deployment_id)
                     current = Deployment.model_validate_json(raw)
-                    changed = change(current).model_copy(update={"updated_at": utcnow()})
+                    proposed = change(current)
+                    if proposed is None:
+                        pipe.unwatch()
+                        return current, False
+                    changed = proposed.model_copy(update={"updated_at": utcnow()})
                     pipe.multi()
                     pipe.set(key, changed.model_dump_json())
                     pipe.execute()
-                    return changed
+                    return changed, True
                 except redis.WatchError:
                     continue
 

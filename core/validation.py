@@ -37,7 +37,7 @@ TAG_PUNCTUATION = set(" _.:/=+-@")
 PRIVATE_NETWORKS = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
 
-def _shown(value: str, limit: int = 40) -> str:
+def shown(value: str, limit: int = 40) -> str:
     """A value safe to echo in a message: short, printable ASCII only."""
     cleaned = "".join(ch if " " <= ch <= "~" else "?" for ch in value[:limit])
     return cleaned if len(value) <= limit else cleaned + "…"
@@ -65,7 +65,7 @@ def known_regions() -> frozenset[str]:
 def check_region(value: str) -> str:
     value = value.strip()
     if value not in known_regions():
-        raise ValueError(f"'{_shown(value)}' is not an AWS region (for example us-east-1 or eu-west-1).")
+        raise ValueError(f"'{shown(value)}' is not an AWS region (for example us-east-1 or eu-west-1).")
     return value
 
 
@@ -81,7 +81,7 @@ def _check_name(value: str, what: str, cut_positions: tuple[int, ...]) -> str:
     if len(value) > 64 or not NAME.fullmatch(value):
         raise ValueError(
             f"The {what} name must start with a lowercase letter and use only a-z, 0-9 and '-'"
-            f" (got '{_shown(value)}')."
+            f" (got '{shown(value)}')."
         )
     if value.endswith("-") or "--" in value:
         raise ValueError(
@@ -130,16 +130,14 @@ def check_tags(tags: dict[str, str]) -> dict[str, str]:
         raise ValueError(f"At most {MAX_TAGS} tags (got {len(tags)}).")
     for key, value in tags.items():
         if not key or len(key) > TAG_KEY_MAX:
-            raise ValueError(f"Tag key '{_shown(key)}' must be 1-{TAG_KEY_MAX} characters.")
+            raise ValueError(f"Tag key '{shown(key)}' must be 1-{TAG_KEY_MAX} characters.")
         if key.lower().startswith("aws:"):
-            raise ValueError(f"Tag key '{_shown(key)}' uses the reserved 'aws:' prefix.")
+            raise ValueError(f"Tag key '{shown(key)}' uses the reserved 'aws:' prefix.")
         if len(value) > TAG_VALUE_MAX:
-            raise ValueError(f"The value of tag '{_shown(key)}' is longer than {TAG_VALUE_MAX} characters.")
+            raise ValueError(f"The value of tag '{shown(key)}' is longer than {TAG_VALUE_MAX} characters.")
         for text in (key, value):
             if not _tag_text_ok(text):
-                raise ValueError(
-                    f"Tag '{_shown(key)}': use letters, digits, spaces and _ . : / = + - @ only."
-                )
+                raise ValueError(f"Tag '{shown(key)}': use letters, digits, spaces and _ . : / = + - @ only.")
     return tags
 
 
@@ -155,7 +153,7 @@ def parse_tag_lines(text: str) -> dict[str, str]:
         if not sep or not key:
             raise ValueError(f"Line {number}: write tags as key=value, one a line.")
         if key in tags:
-            raise ValueError(f"Line {number}: tag '{_shown(key)}' is given twice.")
+            raise ValueError(f"Line {number}: tag '{shown(key)}' is given twice.")
         tags[key] = value
     return check_tags(tags)
 
@@ -164,9 +162,11 @@ def check_vpc_cidr(value: str) -> str:
     try:
         network = ipaddress.ip_network(value.strip(), strict=True)
     except ValueError:
-        raise ValueError(f"'{_shown(value)}' is not a network in CIDR form like 10.1.0.0/16.") from None
+        raise ValueError(f"'{shown(value)}' is not a network in CIDR form like 10.1.0.0/16.") from None
     if not isinstance(network, ipaddress.IPv4Network) or not any(
-        network.subnet_of(private) for private in PRIVATE_NETWORKS if isinstance(private, ipaddress.IPv4Network)
+        network.subnet_of(private)
+        for private in PRIVATE_NETWORKS
+        if isinstance(private, ipaddress.IPv4Network)
     ):
         raise ValueError("The VPC CIDR must be a private IPv4 range (10/8, 172.16/12 or 192.168/16).")
     if not 16 <= network.prefixlen <= 24:
@@ -184,7 +184,7 @@ def check_bucket_name(value: str) -> str:
     value = value.strip()
     problem = bucket_name_problem(value)
     if problem:
-        raise ValueError(f"'{_shown(value)}' is not a valid S3 bucket name: {problem}.")
+        raise ValueError(f"'{shown(value)}' is not a valid S3 bucket name: {problem}.")
     return value
 
 

@@ -1,27 +1,51 @@
-"""RQ entry points, one per pipeline step. Thin: load the deployment, run the engine, report."""
+"""RQ entry points, one per pipeline step. Thin: frame the job, hand over to the step.
+
+Every entry takes (deployment_id, options) and is named by dotted path in core.queue.JOB_FUNCTIONS.
+"""
 
 from __future__ import annotations
 
-from bot.views.messages import verified_message
-from core.models import DeploymentStatus
-from workers.aws.identity import verify_access
-from workers.runtime import StepFailure, job_frame
+from collections.abc import Callable
+
+from core.models import STOPPED_STATUSES, Deployment, DeploymentStopped
+from workers.runtime import Runtime, job_frame
+from workers.steps import analysis, backend, postdeploy, terraform, workspace
+
+StepRunner = Callable[[Runtime, Deployment, dict[str, str]], None]
+
+
+def _run(deployment_id: str, options: dict[str, str] | None, what: str, step: StepRunner) -> str:
+    with job_frame(deployment_id, what) as (rt, deployment):
+        if deployment.status in STOPPED_STATUSES:
+            raise DeploymentStopped(deployment.status.value)
+        step(rt, deployment, options or {})
+        return "done"
+    return "failed"
 
 
 def run_verify(deployment_id: str, options: dict[str, str] | None = None) -> str:
-    with job_frame(deployment_id, "verify AWS access") as (rt, deployment):
-        deployment = rt.notifier.set_status(deployment_id, DeploymentStatus.VERIFYING)
-        request = deployment.request
-        result = verify_access(
-            request.profile, request.region, request.account_id, rt.policy.role_for(request.profile)
-        )
-        if result.problem is not None:
-            raise StepFailure(result.problem.reason, result.problem.what_next)
-        assert result.identity is not None
-        deployment = rt.store.update(
-            deployment_id, lambda d: d.model_copy(update={"identity": result.identity})
-        )
-        rt.notifier.post(deployment, verified_message(result.identity, request.profile))
-        rt.notifier.set_status(deployment_id, DeploymentStatus.ANALYSING, "access verified")
-        return "verified"
-    return "failed"
+    return _run(deployment_id, options, "verify AWS access", analysis.run_verify)
+
+
+def run_analyse(deployment_id: str, options: dict[str, str] | None = None) -> str:
+    return _run(deployment_id, options, "analyse the account", analysis.run_analyse)
+
+
+def run_backend(deployment_id: str, options: dict[str, str] | None = None) -> str:
+    return _run(deployment_id, options, "prepare the state backend", backend.run)
+
+
+def run_workspace(deployment_id: str, options: dict[str, str] | None = None) -> str:
+    return _run(deployment_id, options, "prepare the workspace", workspace.run)
+
+
+def run_plan(deployment_id: str, options: dict[str, str] | None = None) -> str:
+    return _run(deployment_id, options, "terraform plan", terraform.run_plan)
+
+
+def run_apply(deployment_id: str, options: dict[str, str] | None = None) -> str:
+    return _run(deployment_id, options, "terraform apply", terraform.run_apply)
+
+
+def run_verify_deployment(deployment_id: str, options: dict[str, str] | None = None) -> str:
+    return _run(deployment_id, options, "verify the deployment", postdeploy.run)

@@ -15,7 +15,7 @@ from bot.notifier import Notifier
 from bot.slack import make_web_client
 from bot.views.messages import failure_message
 from core.logs import get_logger
-from core.models import Deployment, DeploymentStatus
+from core.models import Deployment, DeploymentStatus, DeploymentStopped
 from core.policy import AccessPolicy, policy_from_settings
 from core.settings import Settings, settings
 from core.store import DeploymentStore
@@ -67,6 +67,8 @@ def job_frame(deployment_id: str, step: str) -> Iterator[tuple[Runtime, Deployme
     deployment = rt.store.get(deployment_id)
     try:
         yield rt, deployment
+    except DeploymentStopped as stopped:
+        log.info("step_skipped", reason=f"deployment {stopped}")
     except StepFailure as failure:
         log.info("step_failed", reason=failure.reason)
         _fail(rt, deployment_id, step, failure.reason, failure.what_next)
@@ -86,5 +88,15 @@ def job_frame(deployment_id: str, step: str) -> Iterator[tuple[Runtime, Deployme
 
 
 def _fail(rt: Runtime, deployment_id: str, step: str, reason: str, what_next: str) -> None:
-    deployment = rt.notifier.set_status(deployment_id, DeploymentStatus.FAILED, f"{step}: {reason}")
+    try:
+        deployment = rt.notifier.set_status(deployment_id, DeploymentStatus.FAILED, f"{step}: {reason[:300]}")
+    except DeploymentStopped:
+        deployment = rt.store.get(deployment_id)
+        rt.notifier.post(
+            deployment,
+            failure_message(
+                step.capitalize(), f"Stopped: the deployment was {deployment.status.value}. {reason}"
+            ),
+        )
+        return
     rt.notifier.post(deployment, failure_message(step.capitalize(), reason, what_next=what_next or None))

@@ -1,0 +1,271 @@
+"""Submissions of the modals opened from thread buttons: reject reason, missing values, edited values."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import redis
+from pydantic import ValidationError
+from slack_bolt import Ack, App
+
+from bot.forms import errors_from_validation
+from bot.ids import INPUT_ACTION, Block, Callback
+from bot.payloads import ViewSubmission, input_value
+from bot.services import Services
+from bot.views.decisions import EDITABLE_KNOBS, ThreadContext
+from bot.views.messages import text_message
+from core import validation
+from core.approval import ApprovalResult, decision_text, record_rejection
+from core.models import Deployment, DeploymentRequest, DeploymentStatus, utcnow
+from core.queue import Step, enqueue_step
+from core.steering import may_steer
+from core.store import DeploymentNotFound
+
+STORE_DOWN = "The bot cannot reach its store right now; nothing was saved. Submit again in a minute."
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+HOSTNAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+SAFE_TEXT = re.compile(r"[ -~]{1,256}")
+KNOB_PATTERNS = {
+    "string": re.compile(r"[a-z0-9][a-z0-9.-]{1,40}"),
+    "number": re.compile(r"[1-9]"),
+    "bool": re.compile(r"true|false"),
+}
+
+
+def register(app: App, services: Services) -> None:
+    @app.view(Callback.REJECT_MODAL.value)
+    def rejected(ack: Ack, body: dict[str, Any]) -> None:
+        _guarded(ack, body, services, reject)
+
+    @app.view(Callback.MISSING_VALUES_MODAL.value)
+    def values_given(ack: Ack, body: dict[str, Any]) -> None:
+        _guarded(ack, body, services, provide_values)
+
+    @app.view(Callback.EDIT_VALUES_MODAL.value)
+    def values_edited(ack: Ack, body: dict[str, Any]) -> None:
+        _guarded(ack, body, services, edit_values)
+
+
+def _guarded(ack: Ack, body: dict[str, Any], services: Services, handler: Any) -> None:
+    submission = ViewSubmission.model_validate(body)
+    first_block = next(iter(submission.view.state.values), Block.REASON.value)
+    try:
+        context = ThreadContext.model_validate_json(submission.view.private_metadata)
+        deployment = services.store.get(context.deployment_id)
+    except (ValidationError, DeploymentNotFound):
+        ack(response_action="errors", errors={first_block: "This form is out of date; close it."})
+        return
+    except redis.RedisError:
+        ack(response_action="errors", errors={first_block: STORE_DOWN})
+        return
+    try:
+        handler(ack, submission, context, deployment, services)
+    except redis.RedisError:
+        ack(response_action="errors", errors={first_block: STORE_DOWN})
+
+
+def _values(submission: ViewSubmission) -> dict[str, str]:
+    values = submission.view.state.values
+    return {block: (input_value(values, block, INPUT_ACTION) or "").strip() for block in values}
+
+
+def reject(
+    ack: Ack, submission: ViewSubmission, context: ThreadContext, deployment: Deployment, services: Services
+) -> None:
+    reason = _values(submission).get(Block.REASON.value, "")
+    user = services.identity(submission.user.id)
+    outcome: list[ApprovalResult] = []
+
+    def change(d: Deployment) -> Deployment:
+        binding = d.approval.binding
+        seen = (
+            binding
+            if binding
+            and binding.attempt == context.attempt
+            and d.status is DeploymentStatus.AWAITING_APPROVAL
+            else None
+        )
+        result = record_rejection(
+            d.approval,
+            services.policy,
+            user=user,
+            profile=d.request.profile,
+            environment=d.request.environment,
+            requester_id=d.requester_id,
+            binding_seen=seen,
+            now=utcnow(),
+            reason=reason[:1000],
+        )
+        outcome[:] = [result]
+        if result.allowed:
+            return d.with_status(DeploymentStatus.REJECTED, f"rejected by {user.user_id}").model_copy(
+                update={"approval": result.state}
+            )
+        return d.model_copy(update={"approval": result.state})
+
+    updated = services.store.update(deployment.id, change)
+    result = outcome[0]
+    if not result.allowed:
+        ack(response_action="errors", errors={Block.REASON.value: result.message[:2000]})
+        return
+    ack()
+    text = decision_text(result.state, environment=deployment.request.environment)
+    services.notifier.decide(updated, context.message_ts, f":no_entry: {text}")
+    services.notifier.refresh_root(updated)
+    services.notifier.post(updated, text_message(f":no_entry: {text}"))
+
+
+def _parse_user_value(name: str, raw: str) -> object:
+    if not raw or not SAFE_TEXT.fullmatch(raw):
+        raise ValueError("Required: up to 256 plain characters.")
+    if name.endswith("_list"):
+        items = [item for item in re.split(r"[,\s]+", raw) if item]
+        bad = [item for item in items if "email" in name and not EMAIL.fullmatch(item)]
+        if bad or not items:
+            raise ValueError(
+                f"Give e-mail addresses separated by commas ({validation.shown(bad[0]) if bad else ''})."
+            )
+        return items
+    if "dns_name" in name and not HOSTNAME.fullmatch(raw.lower()):
+        raise ValueError("Give a domain name such as example.com.")
+    return raw
+
+
+def provide_values(
+    ack: Ack, submission: ViewSubmission, context: ThreadContext, deployment: Deployment, services: Services
+) -> None:
+    if not may_steer(services.policy, services.identity(submission.user.id), deployment).allowed:
+        ack(
+            response_action="errors",
+            errors={
+                next(iter(submission.view.state.values)): "Only the requester or an"
+                " approver can give these values."
+            },
+        )
+        return
+    given, errors = {}, {}
+    for block, raw in _values(submission).items():
+        name = block.removeprefix("var:")
+        try:
+            given[name] = _parse_user_value(name, raw)
+        except ValueError as exc:
+            errors[block] = str(exc)
+    if errors:
+        ack(response_action="errors", errors=errors)
+        return
+
+    def change(d: Deployment) -> Deployment | None:
+        if d.status is not DeploymentStatus.AWAITING_INPUT:
+            return None
+        return d.with_status(DeploymentStatus.PREPARING_WORKSPACE, "values given").model_copy(
+            update={"extra_values": {**d.extra_values, **given}, "missing_values": []}
+        )
+
+    updated, changed = services.store.transition(deployment.id, change)
+    ack()
+    if changed:
+        services.notifier.refresh_root(updated)
+        services.notifier.post(
+            updated,
+            text_message(
+                f":pencil: <@{submission.user.id}> gave " + ", ".join(f"`{n}`" for n in given) + "."
+            ),
+        )
+        enqueue_step(services.redis, services.settings, Step.WORKSPACE, updated.id)
+
+
+def _knob(name: str, raw: str) -> object:
+    kind = EDITABLE_KNOBS[name][2]
+    if not KNOB_PATTERNS[kind].fullmatch(raw):
+        raise ValueError(f"Expected {EDITABLE_KNOBS[name][1]}.")
+    return int(raw) if kind == "number" else (raw == "true" if kind == "bool" else raw)
+
+
+EDITABLE_STATUSES = {
+    DeploymentStatus.AWAITING_APPROVAL,
+    DeploymentStatus.FAILED,
+    DeploymentStatus.DEPLOYED,
+    DeploymentStatus.AWAITING_INPUT,
+}
+
+
+def edit_values(
+    ack: Ack, submission: ViewSubmission, context: ThreadContext, deployment: Deployment, services: Services
+) -> None:
+    values = _values(submission)
+    errors: dict[str, str] = {}
+    if not may_steer(services.policy, services.identity(submission.user.id), deployment).allowed:
+        ack(
+            response_action="errors",
+            errors={Block.SIZE.value: "Only the requester or an approver can edit values."},
+        )
+        return
+    try:
+        tags = validation.parse_tag_lines(values.get(Block.TAGS.value, ""))
+    except ValueError as exc:
+        errors[Block.TAGS.value], tags = str(exc), {}
+    knobs: dict[str, object] = {}
+    for name in EDITABLE_KNOBS:
+        raw = values.get(f"var:{name}", "")
+        if raw:
+            try:
+                knobs[name] = _knob(name, raw)
+            except ValueError as exc:
+                errors[f"var:{name}"] = str(exc)
+    request: DeploymentRequest | None = None
+    try:
+        request = DeploymentRequest.model_validate(
+            {
+                **deployment.request.model_dump(),
+                "size": values.get(Block.SIZE.value) or deployment.request.size,
+                "vpc_cidr_block": values.get(Block.VPC_CIDR.value, ""),
+                "additional_tags": tags,
+            }
+        )
+    except ValidationError as exc:
+        errors.update({k: v for k, v in errors_from_validation(exc).items() if k in values})
+    if errors or request is None:
+        ack(response_action="errors", errors=errors or {Block.SIZE.value: "Invalid values."})
+        return
+    extra = {k: v for k, v in deployment.extra_values.items() if k not in EDITABLE_KNOBS} | knobs
+    before = {**deployment.request.model_dump(mode="json"), **deployment.extra_values}
+    after = {**request.model_dump(mode="json"), **extra}
+    diff = [
+        f"• `{key}`: {before.get(key)!s:.80} → {after.get(key)!s:.80}"
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]
+
+    def change(d: Deployment) -> Deployment | None:
+        if d.status not in EDITABLE_STATUSES:
+            return None
+        return d.with_status(DeploymentStatus.PREPARING_WORKSPACE, "values edited").model_copy(
+            update={"request": request, "extra_values": extra}
+        )
+
+    updated, changed = services.store.transition(deployment.id, change)
+    if not changed:
+        ack(
+            response_action="errors",
+            errors={Block.SIZE.value: "The deployment moved on; values can no longer be edited."},
+        )
+        return
+    ack()
+    who = submission.user.id
+    services.notifier.refresh_root(updated)
+    if updated.plan:
+        services.notifier.decide(
+            updated,
+            updated.plan.message_ts,
+            f":pencil: Values edited by <@{who}>; this plan is discarded and a new one is coming.",
+        )
+    services.notifier.post(
+        updated,
+        text_message(
+            f":pencil: <@{who}> edited the values:\n"
+            + ("\n".join(diff) or "nothing changed")
+            + "\nEarlier approvals are discarded."
+        ),
+    )
+    enqueue_step(services.redis, services.settings, Step.WORKSPACE, updated.id)

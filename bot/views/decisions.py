@@ -1,0 +1,156 @@
+"""Small modals opened from thread buttons: reject reason, missing values, edit values."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+from slack_sdk.models.blocks import (
+    Block,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    RadioButtonsElement,
+    SectionBlock,
+)
+from slack_sdk.models.views import View
+
+from bot.ids import INPUT_ACTION, Callback
+from bot.ids import Block as B
+from bot.views.request_modal import size_option_description
+from core.models import Deployment
+from core.sizes import SIZE_PROFILES, SetupSize
+
+
+class ThreadContext(BaseModel):
+    """`private_metadata` of a modal opened from a thread button."""
+
+    deployment_id: str
+    channel_id: str
+    message_ts: str | None = None
+    attempt: int | None = None
+
+
+# Values a requester may change after seeing the plan, beyond size, CIDR and tags: the knobs the size
+# templates expose. Field name -> (label, hint, kind).
+EDITABLE_KNOBS: dict[str, tuple[str, str, str]] = {
+    "rds_instance_class": ("RDS instance class", "e.g. db.t4g.medium", "string"),
+    "rds_instance_count": ("RDS instance count", "1-5", "number"),
+    "elasticache_node_type": ("ElastiCache node type", "e.g. cache.t4g.medium", "string"),
+    "vpc_enable_high_available_nat_gateway": ("NAT per AZ (high availability)", "true or false", "bool"),
+}
+
+
+def _input(
+    block_id: str,
+    label: str,
+    *,
+    initial: str | None = None,
+    hint: str | None = None,
+    optional: bool = False,
+    multiline: bool = False,
+    max_length: int = 256,
+) -> InputBlock:
+    return InputBlock(
+        block_id=block_id,
+        label=PlainTextObject(text=label[:2000]),
+        optional=optional,
+        hint=PlainTextObject(text=hint[:2000]) if hint else None,
+        element=PlainTextInputElement(
+            action_id=INPUT_ACTION, initial_value=initial, multiline=multiline, max_length=max_length
+        ),
+    )
+
+
+def reject_modal(context: ThreadContext) -> View:
+    return View(
+        type="modal",
+        callback_id=Callback.REJECT_MODAL.value,
+        title=PlainTextObject(text="Reject plan"),
+        submit=PlainTextObject(text="Reject"),
+        close=PlainTextObject(text="Back"),
+        private_metadata=context.model_dump_json(),
+        blocks=[_input(B.REASON.value, "Why? (the requester sees this)", multiline=True, max_length=1000)],
+    )
+
+
+def missing_values_modal(context: ThreadContext, variables: list[tuple[str, str, str]]) -> View:
+    """`variables`: (variable name, label, hint) for each value the template leaves to the requester."""
+    blocks: list[Block] = [
+        SectionBlock(
+            text=MarkdownTextObject(text="These values are yours to give; they go into the generated tfvars.")
+        )
+    ]
+    blocks += [_input(f"var:{name}", label, hint=hint) for name, label, hint in variables[:40]]
+    return View(
+        type="modal",
+        callback_id=Callback.MISSING_VALUES_MODAL.value,
+        title=PlainTextObject(text="Values needed"),
+        submit=PlainTextObject(text="Save and plan"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=context.model_dump_json(),
+        blocks=blocks,
+    )
+
+
+def edit_values_modal(context: ThreadContext, deployment: Deployment) -> View:
+    request = deployment.request
+    tags = "\n".join(f"{k}={v}" for k, v in request.additional_tags.items())
+    size_options = [
+        Option(
+            value=s.value,
+            text=PlainTextObject(text=SIZE_PROFILES[s].title),
+            description=size_option_description(s),
+        )
+        for s in SetupSize
+    ]
+    blocks: list[Block] = [
+        SectionBlock(
+            text=MarkdownTextObject(
+                text="Saving rewrites the tfvars (comments kept), discards earlier approvals and makes a new plan."
+            )
+        ),
+        InputBlock(
+            block_id=B.SIZE.value,
+            label=PlainTextObject(text="Setup size"),
+            element=RadioButtonsElement(
+                action_id=INPUT_ACTION,
+                options=size_options,
+                initial_option=next(o for o in size_options if o.value == request.size.value),
+            ),
+        ),
+        _input(B.VPC_CIDR.value, "VPC CIDR", initial=request.vpc_cidr_block, max_length=18),
+        _input(
+            B.TAGS.value,
+            "Additional tags",
+            initial=tags or None,
+            optional=True,
+            multiline=True,
+            hint="key=value, one a line",
+            max_length=3000,
+        ),
+    ]
+    for name, (label, hint, _) in EDITABLE_KNOBS.items():
+        current = deployment.extra_values.get(name)
+        initial = (
+            None if current is None else (str(current).lower() if isinstance(current, bool) else str(current))
+        )
+        blocks.append(
+            _input(
+                f"var:{name}",
+                label,
+                initial=initial,
+                hint=f"{hint} — empty keeps the template's value",
+                optional=True,
+                max_length=64,
+            )
+        )
+    return View(
+        type="modal",
+        callback_id=Callback.EDIT_VALUES_MODAL.value,
+        title=PlainTextObject(text="Edit values"),
+        submit=PlainTextObject(text="Save and re-plan"),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=context.model_dump_json(),
+        blocks=blocks,
+    )

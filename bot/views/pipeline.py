@@ -1,0 +1,193 @@
+"""Thread messages of the pipeline's middle steps: state backend, workspace, apply, verification."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pydantic import BaseModel
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.ids import Action
+from bot.views.messages import Message
+
+SECTION_LIMIT = 2900
+
+
+def _md(text: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=text[:SECTION_LIMIT]))
+
+
+def _context(text: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=text[:SECTION_LIMIT])])
+
+
+def _buttons(deployment_id: str, *buttons: tuple[str, Action, str | None]) -> ActionsBlock:
+    return ActionsBlock(
+        elements=[
+            ButtonElement(
+                text=PlainTextObject(text=label), action_id=action.value, value=deployment_id, style=style
+            )
+            for label, action, style in buttons
+        ]
+    )
+
+
+def _lines(items: Iterable[str], limit: int = 15) -> str:
+    items = list(items)
+    shown = items[:limit]
+    more = f"\n…and {len(items) - limit} more" if len(items) > limit else ""
+    return "\n".join(shown) + more
+
+
+class CheckLine(BaseModel):
+    ok: bool
+    name: str
+    detail: str
+    fix: str = ""
+
+
+def backend_message(
+    deployment_id: str,
+    *,
+    bucket: str,
+    table: str,
+    headline: str,
+    checks: Sequence[CheckLine],
+    changes: Sequence[str] = (),
+    needs_confirmation: bool = False,
+    failure: str | None = None,
+    suggestion: str | None = None,
+) -> Message:
+    marks = [f"{':white_check_mark:' if c.ok else ':x:'} *{c.name}* — {c.detail}" for c in checks]
+    blocks: list[Block] = [_md(f"*State backend* `{bucket}` · lock table `{table}`\n{headline}")]
+    if marks:
+        blocks.append(_md(_lines(marks)))
+    if changes:
+        blocks.append(_md("*Changed:*\n" + _lines(f"• {change}" for change in changes)))
+    if failure:
+        blocks.append(_md(f":x: {failure}" + (f"\nSuggestion: `{suggestion}`" if suggestion else "")))
+    if needs_confirmation:
+        fixes = [f"• {c.fix}" for c in checks if not c.ok and c.fix]
+        blocks.append(
+            _md(
+                "The bucket exists but is not set up for Terraform state. With your confirmation the bot"
+                " will:\n" + _lines(fixes)
+            )
+        )
+        blocks.append(
+            _buttons(
+                deployment_id,
+                ("Fix the bucket", Action.FIX_BACKEND, "primary"),
+                ("Cancel deployment", Action.CANCEL, "danger"),
+            )
+        )
+    return Message(text=f"State backend {bucket}: {headline}", blocks=blocks)
+
+
+def workspace_message(
+    *,
+    repo: str,
+    commit: str,
+    source: str,
+    tfvars_path: str,
+    tfbackend_path: str,
+    changes: Sequence[str],
+    errors: Sequence[str],
+    warnings: Sequence[str],
+) -> Message:
+    blocks: list[Block] = [
+        _md(
+            f":file_folder: *Workspace ready* — `{repo}` at `{commit[:12]}`\n"
+            f"Generated `{tfvars_path}` (from `{source}`) and `{tfbackend_path}`."
+        ),
+    ]
+    if changes:
+        blocks.append(_md("*Values set:*\n```" + _lines(changes, 20).replace("```", "'''") + "```"))
+    if errors:
+        blocks.append(_md(":x: *The generated tfvars has problems:*\n" + _lines(f"• {e}" for e in errors)))
+    if warnings:
+        blocks.append(_context("Warnings: " + "; ".join(warnings)[:2000]))
+    return Message(text=f"Workspace ready at {commit[:12]}: {tfvars_path}", blocks=blocks)
+
+
+def missing_values_message(deployment_id: str, labels: Sequence[str]) -> Message:
+    text = "The template needs values only you can give before the bot can plan:\n" + _lines(
+        f"• {label}" for label in labels
+    )
+    return Message(
+        text="Values needed before planning",
+        blocks=[
+            _md(f":raising_hand: {text}"),
+            _buttons(deployment_id, ("Provide values", Action.PROVIDE_VALUES, "primary")),
+        ],
+    )
+
+
+def status_line(text: str, *, context: str | None = None) -> Message:
+    blocks: list[Block] = [_md(text)]
+    if context:
+        blocks.append(_context(context))
+    return Message(text=text[:3000], blocks=blocks)
+
+
+def outputs_text(outputs: dict[str, dict[str, object]]) -> str:
+    lines = []
+    for name, output in sorted(outputs.items()):
+        value = "(sensitive)" if output.get("sensitive") else str(output.get("value"))
+        lines.append(f"{name} = {value[:200]}")
+    return _lines(lines, 25)
+
+
+def apply_result_message(summary: str, outputs: dict[str, dict[str, object]]) -> Message:
+    blocks: list[Block] = [_md(f":white_check_mark: *{summary}*")]
+    if outputs:
+        blocks.append(_md("*Outputs*\n```" + outputs_text(outputs).replace("```", "'''") + "```"))
+    return Message(text=summary, blocks=blocks)
+
+
+def apply_failed_message(reason: str, excerpt: str, created: Sequence[str]) -> Message:
+    blocks: list[Block] = [_md(f":x: *Apply failed.* {reason}")]
+    if excerpt:
+        blocks.append(_md("```" + excerpt[:2700].replace("```", "'''") + "```"))
+    if created:
+        blocks.append(_md("*Created or changed before the failure:*\n" + _lines(f"• `{a}`" for a in created)))
+    blocks.append(
+        _context("The state may be partly applied: re-plan to see what is left. The full log is attached.")
+    )
+    return Message(text=f"Apply failed: {reason}", blocks=blocks)
+
+
+class VerificationLine(BaseModel):
+    ok: bool | None  # None: not checked (not configured)
+    name: str
+    detail: str
+    hint: str = ""
+
+
+def verification_message(lines: Sequence[VerificationLine], next_steps: Sequence[str]) -> Message:
+    def mark(line: VerificationLine) -> str:
+        return ":white_check_mark:" if line.ok else (":heavy_minus_sign:" if line.ok is None else ":x:")
+
+    rows = [
+        f"{mark(line)} *{line.name}* — {line.detail}"
+        + (f"\n      _{line.hint}_" if line.hint and not line.ok else "")
+        for line in lines
+    ]
+    failed = sum(1 for line in lines if line.ok is False)
+    headline = (
+        ":stethoscope: *Post-deployment verification*: all checks passed"
+        if not failed
+        else f":stethoscope: *Post-deployment verification*: {failed} check(s) need attention"
+    )
+    blocks: list[Block] = [_md(headline), _md(_lines(rows, 20))]
+    if next_steps:
+        blocks.append(_md("*Next steps*\n" + _lines(f"• {step}" for step in next_steps)))
+    return Message(text=headline.replace("*", ""), blocks=blocks)

@@ -1,0 +1,120 @@
+"""Steps: verify AWS access, then analyse the account (permissions, scan, conflicts, recommendations)."""
+
+from __future__ import annotations
+
+from bot.views.analysis import analysis_blocks, analysis_report_text, fresh_account_blocks
+from bot.views.messages import Message, verified_message
+from core.conflicts import (
+    FRESH_ACCOUNT_SECTIONS,
+    AnalysisReport,
+    ExistingResource,
+    analyse_account,
+    non_default_resources,
+)
+from core.models import AccountSituation, Deployment, DeploymentStatus
+from core.queue import Step
+from workers.aws.identity import verify_access
+from workers.aws.permission_check import check_permissions
+from workers.aws.scan import scan_account
+from workers.runtime import Runtime, StepFailure
+from workers.steps.common import aws_session, then
+
+LONG_REPORT_LINES = 40
+
+
+def run_verify(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
+    deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.VERIFYING)
+    request = deployment.request
+    result = verify_access(
+        request.profile, request.region, request.account_id, rt.policy.role_for(request.profile)
+    )
+    if result.problem is not None:
+        raise StepFailure(result.problem.reason, result.problem.what_next)
+    identity = result.identity
+    assert identity is not None
+    deployment = rt.store.update(deployment.id, lambda d: d.model_copy(update={"identity": identity}))
+    rt.notifier.post(deployment, verified_message(identity, request.profile))
+    then(rt, Step.ANALYSE, deployment.id)
+
+
+def run_analyse(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
+    deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.ANALYSING)
+    request = deployment.request
+    if deployment.identity is None:
+        raise StepFailure("AWS access was not verified before the analysis.")
+    session = aws_session(rt, deployment)
+    permissions = check_permissions(session, deployment.identity.arn, request.size)
+    overridden = deployment.permission_override_by is not None
+    fresh = request.account_situation is AccountSituation.NEW and options.get("full") != "1"
+    scan = scan_account(session, request.region, sections=FRESH_ACCOUNT_SECTIONS if fresh else None)
+    report = analyse_account(scan, request, permissions=permissions, permissions_overridden=overridden)
+    deployment = rt.store.update(
+        deployment.id,
+        lambda d: d.model_copy(
+            update={
+                "analysis_blocking": bool(report.blocking),
+                "recommendations": dict(report.recommended_changes),
+                "permissions_denied": [a for actions in report.denied_by_service.values() for a in actions],
+            }
+        ),
+    )
+    if fresh:
+        found = non_default_resources(scan)
+        if not found and not report.blocking:
+            rt.notifier.post(deployment, _fresh(deployment))
+            then(rt, Step.BACKEND, deployment.id)
+            return
+        if found:
+            _post_decision(rt, deployment, _fresh(deployment, found), "the account is not empty")
+            return
+    _post_analysis(rt, deployment, report)
+
+
+def _fresh(deployment: Deployment, found: list[ExistingResource] | None = None) -> Message:
+    request = deployment.request
+    blocks = fresh_account_blocks(
+        deployment_id=deployment.id,
+        profile=request.profile,
+        account_id=request.account_id,
+        region=request.region,
+        application=request.application,
+        environment=request.environment,
+        vpc_cidr_block=request.vpc_cidr_block,
+        found=found or (),
+    )
+    text = (
+        "Fresh AWS account — using defaults: VPC CIDR "
+        f"{request.vpc_cidr_block}, application {request.application}, environment {request.environment}"
+    )
+    return Message(
+        text=text if not found else "This 'brand new' account already has resources", blocks=blocks
+    )
+
+
+def _post_analysis(rt: Runtime, deployment: Deployment, report: AnalysisReport) -> None:
+    request = deployment.request
+    blocks = analysis_blocks(
+        report,
+        deployment_id=deployment.id,
+        profile=request.profile,
+        account_id=request.account_id,
+        region=request.region,
+        can_keep_values=True,
+    )
+    message = Message(text=f"AWS account analysis: {report.verdict.label}", blocks=blocks)
+    _post_decision(rt, deployment, message, report.verdict.label)
+    full = analysis_report_text(
+        report, profile=request.profile, account_id=request.account_id, region=request.region
+    )
+    rt.notifier.upload(
+        deployment,
+        filename=f"{deployment.id}-account-analysis.txt",
+        content=full,
+        title="AWS account analysis (full report)",
+    )
+
+
+def _post_decision(rt: Runtime, deployment: Deployment, message: Message, detail: str) -> None:
+    ts = rt.notifier.post(deployment, message)
+    rt.store.update(deployment.id, lambda d: d.model_copy(update={"analysis_message_ts": ts}))
+    rt.notifier.set_status(deployment.id, DeploymentStatus.AWAITING_DECISION, detail)

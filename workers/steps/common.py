@@ -1,0 +1,123 @@
+"""What several steps share: the AWS session of a deployment, Terraform's environment, the workspace."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import boto3
+
+from core.artifacts import ArtifactStore
+from core.locks import LockHolder, StateLock, state_id
+from core.models import Deployment
+from core.queue import Step, enqueue_step
+from core.store import PREFIX
+from workers.aws.identity import session_for
+from workers.runtime import Runtime, StepFailure
+from workers.terraform.runner import RunOptions
+from workers.workspace import WorkspaceError, WorkspaceManager, write_atomic
+
+TFVARS, TFBACKEND = "tfvars", "tfbackend"
+
+
+def aws_session(rt: Runtime, deployment: Deployment) -> boto3.Session:
+    request = deployment.request
+    return session_for(request.profile, request.region, rt.policy.role_for(request.profile))
+
+
+def terraform_env(session: boto3.Session, region: str) -> dict[str, str]:
+    """The deployment's credentials for Terraform's S3 backend (never logged, never in files)."""
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise StepFailure("The AWS profile has no credentials for Terraform.")
+    frozen = credentials.get_frozen_credentials()
+    env = {
+        "AWS_ACCESS_KEY_ID": frozen.access_key,
+        "AWS_SECRET_ACCESS_KEY": frozen.secret_key,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+    }
+    if frozen.token:
+        env["AWS_SESSION_TOKEN"] = frozen.token
+    return env
+
+
+def manager(rt: Runtime) -> WorkspaceManager:
+    return WorkspaceManager(Path(rt.settings.data_dir), rt.settings.repo_url, rt.settings.repo_ref)
+
+
+def ensure_workspace(rt: Runtime, deployment: Deployment) -> Path:
+    """The deployment's checkout on this worker, rebuilt at the recorded commit when missing, with the
+    generated files restored from the shared store and checked against their recorded hashes."""
+    record = deployment.workspace
+    if record is None:
+        raise StepFailure("The workspace was never prepared for this deployment.")
+    workspaces = manager(rt)
+    path = workspaces.workspace_path(deployment.id)
+    head = path / ".git"
+    if not head.exists() or _head_commit(path) != record.commit:
+        try:
+            path = workspaces.prepare(deployment.id, commit=record.commit).path
+        except WorkspaceError as exc:
+            raise StepFailure(str(exc)) from exc
+    artifacts = ArtifactStore(rt.redis)
+    for name, relpath, digest in (
+        (TFVARS, record.tfvars_path, record.tfvars_sha256),
+        (TFBACKEND, record.tfbackend_path, record.tfbackend_sha256),
+    ):
+        target = path / relpath
+        if not target.is_file() or _sha(target) != digest:
+            data = artifacts.get(deployment.id, name, digest)
+            write_atomic(target, data.decode("utf-8"))
+    return path
+
+
+def _sha(path: Path) -> str:
+    from core.artifacts import sha256
+
+    return sha256(path.read_bytes())
+
+
+def _head_commit(path: Path) -> str | None:
+    from workers.workspace import run_git
+
+    try:
+        return run_git(
+            ["-C", str(path), "rev-parse", "HEAD"], timeout=30, what="Reading the workspace commit"
+        ).strip()
+    except WorkspaceError:
+        return None
+
+
+def cancel_key(deployment_id: str) -> str:
+    return f"{PREFIX}cancel:{deployment_id}"
+
+
+def run_options(rt: Runtime, env: dict[str, str], deployment_id: str) -> RunOptions:
+    key = cancel_key(deployment_id)
+    return RunOptions(
+        env=env,
+        timeouts={"apply": float(rt.settings.apply_timeout_seconds)},
+        cancel=lambda: bool(rt.redis.exists(key)),
+    )
+
+
+def state_lock(rt: Runtime, deployment: Deployment) -> StateLock:
+    request = deployment.request
+    ttl = rt.settings.apply_timeout_seconds + 600
+    return StateLock(rt.redis, state_id(request.state_bucket, request.state_key), ttl_seconds=ttl)
+
+
+def waiting_text(holder: LockHolder) -> str:
+    return (
+        f":hourglass: Waiting in line: the Terraform state is in use by `{holder.deployment_id}`"
+        f" ({holder.step}, requested by <@{holder.user_id}>, since {holder.since:%H:%M} UTC)."
+    )
+
+
+def then(rt: Runtime, step: Step, deployment_id: str, options: dict[str, str] | None = None) -> None:
+    enqueue_step(rt.redis, rt.settings, step, deployment_id, options=options)
+
+
+def approval_ttl(rt: Runtime) -> timedelta:
+    return timedelta(hours=rt.settings.approval_ttl_hours)

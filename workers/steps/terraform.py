@@ -1,0 +1,267 @@
+"""Steps: `terraform plan` (summarised for review) and `terraform apply` of exactly the approved plan."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from bot.views.messages import Message
+from bot.views.pipeline import apply_failed_message, apply_result_message, status_line
+from bot.views.plan import plan_blocks, plan_text
+from core.apply_progress import ApplyProgress, advance
+from core.approval import PlanBinding, is_applyable, new_plan
+from core.artifacts import ArtifactError, ArtifactStore, sha256
+from core.models import Deployment, DeploymentStatus, PlanRecord, utcnow
+from core.plan_summary import PlanParseError, summarise_plan
+from core.queue import Step
+from core.sizes import size_profile
+from workers.runtime import Runtime, StepFailure
+from workers.steps.common import (
+    approval_ttl,
+    aws_session,
+    ensure_workspace,
+    run_options,
+    state_lock,
+    terraform_env,
+    then,
+    waiting_text,
+)
+from workers.terraform import runner
+from workers.terraform.runner import RunOptions, RunResult, StalePlanError, TerraformError
+
+PROGRESS_EVERY_SECONDS = 3.0
+
+
+def plan_artifact(attempt: int) -> str:
+    return f"plan-{attempt}"
+
+
+def _plan_file(workspace: Path, attempt: int) -> Path:
+    path = workspace / ".ecs-deploy" / "plans" / f"{plan_artifact(attempt)}.tfplan"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _init(rt: Runtime, deployment: Deployment, workspace: Path, options: RunOptions, what: str) -> None:
+    assert deployment.workspace is not None
+    result = runner.init(workspace, workspace / deployment.workspace.tfbackend_path, options=options)
+    if not result.ok:
+        _report_failure(rt, deployment, result, f"terraform init failed before {what}")
+
+
+def _report_failure(rt: Runtime, deployment: Deployment, result: RunResult, what: str) -> None:
+    _attach_log(rt, deployment, result)
+    detail = result.stop_detail or (result.error_excerpt or result.output_tail)[-1500:]
+    raise StepFailure(
+        f"{what}: {result.summary}.\n```{detail}```" if detail else f"{what}: {result.summary}.",
+        "The full log is attached in the thread.",
+    )
+
+
+def _attach_log(rt: Runtime, deployment: Deployment, result: RunResult) -> None:
+    try:
+        text = Path(result.log_path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return
+    rt.notifier.upload(
+        deployment,
+        filename=f"{deployment.id}-{result.command}.log",
+        content=text[-900_000:],
+        title=f"terraform {result.command} log",
+    )
+
+
+# -- plan ------------------------------------------------------------------------------------------
+
+
+def run_plan(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
+    lock = state_lock(rt, deployment)
+    with lock.held(
+        deployment.id,
+        deployment.requester_id,
+        "plan",
+        wait_seconds=rt.settings.job_timeout_seconds,
+        on_wait=lambda holder: rt.notifier.post(deployment, status_line(waiting_text(holder))),
+    ):
+        deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.PLANNING)
+        _plan(rt, deployment)
+
+
+def _plan(rt: Runtime, deployment: Deployment) -> None:
+    assert deployment.workspace is not None
+    workspace = ensure_workspace(rt, deployment)
+    options = run_options(
+        rt, terraform_env(aws_session(rt, deployment), deployment.request.region), deployment.id
+    )
+    _init(rt, deployment, workspace, options, "planning")
+    attempt = (deployment.plan.attempt + 1) if deployment.plan else 1
+    plan_file = _plan_file(workspace, attempt)
+    result = runner.plan(workspace, workspace / deployment.workspace.tfvars_path, plan_file, options=options)
+    if not result.ok:
+        _report_failure(rt, deployment, result, "terraform plan failed")
+    try:
+        summary = summarise_plan(
+            runner.show_json(workspace, plan_file, options=options),
+            monthly_cost=size_profile(deployment.request.size).monthly_cost,
+        )
+        human = runner.show_text(workspace, plan_file, options=options)
+    except (TerraformError, PlanParseError) as exc:
+        raise StepFailure(f"The plan could not be read: {exc}") from exc
+    digest = ArtifactStore(rt.redis).put(deployment.id, plan_artifact(attempt), plan_file.read_bytes())
+    binding = PlanBinding(
+        plan_sha256=digest,
+        repo_commit=deployment.workspace.commit,
+        tfvars_sha256=deployment.workspace.tfvars_sha256,
+        plan_created_at=utcnow(),
+        attempt=attempt,
+    )
+    rule = rt.policy.approval_rule(deployment.request.profile, deployment.request.environment)
+    previous = deployment.plan
+    record = PlanRecord(
+        attempt=attempt,
+        sha256=digest,
+        created_at=binding.plan_created_at,
+        sentence=summary.sentence,
+        has_changes=summary.has_changes,
+        applyable=summary.applyable,
+        resource_changes=len(summary.changes),
+    )
+    deployment = rt.store.update(
+        deployment.id,
+        lambda d: d.model_copy(
+            update={
+                "plan": record,
+                "approval": new_plan(
+                    d.approval, binding, required_approvals=rule.required_approvals if rule else None
+                ),
+            }
+        ),
+    )
+    if previous and previous.message_ts:
+        rt.notifier.decide(deployment, previous.message_ts, _superseded(previous, attempt))
+    blocks = plan_blocks(
+        summary, deployment_id=deployment.id, plan_sha256=digest, button_value=f"{deployment.id}:{attempt}"
+    )
+    ts = rt.notifier.post(deployment, Message(text=plan_text(summary)[:3000], blocks=blocks), remember=True)
+    rt.store.update(
+        deployment.id, lambda d: d.model_copy(update={"plan": record.model_copy(update={"message_ts": ts})})
+    )
+    rt.notifier.upload(
+        deployment,
+        filename=f"{deployment.id}-plan-{attempt}.txt",
+        content=human,
+        title=f"terraform plan #{attempt} (full output)",
+    )
+    if summary.applyable and summary.has_changes:
+        rt.notifier.set_status(deployment.id, DeploymentStatus.AWAITING_APPROVAL, summary.sentence)
+    elif summary.has_changes:
+        rt.notifier.set_status(
+            deployment.id, DeploymentStatus.FAILED, summary.not_applyable_reason or "plan errored"
+        )
+    else:
+        rt.notifier.set_status(
+            deployment.id, DeploymentStatus.DEPLOYED, "no changes: the infrastructure matches"
+        )
+
+
+def _superseded(previous: PlanRecord, attempt: int) -> str:
+    return f":arrows_counterclockwise: Plan #{previous.attempt} was superseded by plan #{attempt}; its approvals no longer count."
+
+
+# -- apply -----------------------------------------------------------------------------------------
+
+
+def run_apply(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
+    lock = state_lock(rt, deployment)
+    with lock.held(
+        deployment.id,
+        deployment.requester_id,
+        "apply",
+        wait_seconds=rt.settings.job_timeout_seconds,
+        on_wait=lambda holder: rt.notifier.post(deployment, status_line(waiting_text(holder))),
+    ):
+        deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.APPLYING)
+        _apply(rt, deployment)
+
+
+def _apply(rt: Runtime, deployment: Deployment) -> None:
+    binding = deployment.approval.binding
+    if deployment.plan is None or binding is None:
+        raise StepFailure("There is no approved plan to apply.")
+    workspace = ensure_workspace(rt, deployment)
+    plan_file = _plan_file(workspace, binding.attempt)
+    try:
+        data = ArtifactStore(rt.redis).get(deployment.id, plan_artifact(binding.attempt), binding.plan_sha256)
+    except ArtifactError as exc:
+        raise StepFailure(str(exc), "Use Re-plan and have the new plan approved.") from exc
+    plan_file.write_bytes(data)
+    on_disk = binding.model_copy(update={"plan_sha256": sha256(plan_file.read_bytes())})
+    decision = is_applyable(deployment.approval, on_disk, utcnow(), approval_ttl(rt))
+    if not decision.allowed:
+        raise StepFailure(f"Not applied: {decision.reason}", "Use Re-plan to make a fresh plan for approval.")
+    options = run_options(
+        rt, terraform_env(aws_session(rt, deployment), deployment.request.region), deployment.id
+    )
+    _init(rt, deployment, workspace, options, "applying")
+    progress_ts = rt.notifier.post(deployment, status_line(f":gear: Applying plan #{binding.attempt}…"))
+    tracker = _ProgressTracker(rt, deployment, progress_ts, deployment.plan.resource_changes)
+    try:
+        result = runner.apply(workspace, plan_file, tracker.on_line, options=options)
+    except StalePlanError as exc:
+        if exc.result is not None:
+            _attach_log(rt, deployment, exc.result)
+        raise StepFailure(
+            "The state changed since this plan; re-plan.",
+            "Nothing was applied. Use Re-plan and have the new plan approved.",
+        ) from exc
+    tracker.flush(final=True)
+    if not result.ok:
+        _attach_log(rt, deployment, result)
+        reason = result.stop_detail or f"terraform apply exited with {result.exit_code}"
+        rt.notifier.post(deployment, apply_failed_message(reason, result.error_excerpt, tracker.completed))
+        rt.notifier.set_status(deployment.id, DeploymentStatus.FAILED, f"apply: {reason}")
+        return
+    outputs = _outputs(workspace, options)
+    deployment = rt.store.update(deployment.id, lambda d: d.model_copy(update={"outputs": outputs}))
+    summary = tracker.progress.summary or "Apply complete!"
+    rt.notifier.post(deployment, apply_result_message(summary, outputs))
+    rt.notifier.set_status(deployment.id, DeploymentStatus.VERIFYING_DEPLOYMENT, summary)
+    then(rt, Step.VERIFY_DEPLOYMENT, deployment.id)
+
+
+def _outputs(workspace: Path, options: RunOptions) -> dict[str, dict[str, object]]:
+    """Terraform outputs with sensitive values dropped before they are stored or posted."""
+    try:
+        raw = runner.output_json(workspace, options=options)
+    except TerraformError:
+        return {}
+    return {
+        name: ({"sensitive": True} if o.get("sensitive") else {"value": o.get("value"), "sensitive": False})
+        for name, o in raw.items()
+        if isinstance(o, dict)
+    }
+
+
+class _ProgressTracker:
+    """Turns Terraform's apply output into one thread message updated at most every few seconds."""
+
+    def __init__(self, rt: Runtime, deployment: Deployment, ts: str | None, total: int) -> None:
+        self.rt, self.deployment, self.ts = rt, deployment, ts
+        self.progress = ApplyProgress(total=total or None)
+        self.started = time.monotonic()
+        self.last_sent = 0.0
+        self.completed: list[str] = []
+
+    def on_line(self, line: str) -> None:
+        before = self.progress.done
+        self.progress = advance(self.progress, line)
+        if self.progress.done > before and ":" in line:
+            self.completed.append(line.split(":", 1)[0].strip())
+        if time.monotonic() - self.last_sent >= PROGRESS_EVERY_SECONDS:
+            self.flush()
+
+    def flush(self, final: bool = False) -> None:
+        self.last_sent = time.monotonic()
+        elapsed = int(time.monotonic() - self.started)
+        text = f":gear: {'Applied' if final else 'Applying'}… {self.progress.text} · {elapsed // 60}m{elapsed % 60:02d}s"
+        self.ts = self.rt.notifier.update(self.deployment, self.ts, status_line(text))

@@ -1,0 +1,74 @@
+"""Step: check the Terraform repository out at a pinned commit and generate tfvars and tfbackend."""
+
+from __future__ import annotations
+
+from bot.views.pipeline import missing_values_message, workspace_message
+from core.artifacts import ArtifactStore
+from core.models import Deployment, DeploymentStatus, WorkspaceRecord
+from core.queue import Step
+from workers.runtime import Runtime, StepFailure
+from workers.steps.common import TFBACKEND, TFVARS, manager, then
+from workers.workspace import WorkspaceError
+
+
+def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
+    deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.PREPARING_WORKSPACE)
+    workspaces = manager(rt)
+    try:
+        workspace = workspaces.prepare(deployment.id, commit=deployment.repo_commit)
+        files = workspaces.generate_files(workspace, deployment.request, deployment.extra_values)
+    except WorkspaceError as exc:
+        raise StepFailure(
+            str(exc), "Check ECS_DEPLOY_REPO_URL / ECS_DEPLOY_REPO_REF, then request again."
+        ) from exc
+    tfvars_text = files.tfvars_path.read_bytes()
+    artifacts = ArtifactStore(rt.redis)
+    artifacts.put(deployment.id, TFVARS, tfvars_text)
+    artifacts.put(deployment.id, TFBACKEND, files.tfbackend_path.read_bytes())
+    record = WorkspaceRecord(
+        commit=workspace.commit,
+        tfvars_path=files.tfvars_relpath,
+        tfbackend_path=files.tfbackend_relpath,
+        tfvars_sha256=files.tfvars_sha256,
+        tfbackend_sha256=files.tfbackend_sha256,
+    )
+    missing = [value.variable for value in files.validation.missing_user_values]
+    deployment = rt.store.update(
+        deployment.id,
+        lambda d: d.model_copy(
+            update={"workspace": record, "repo_commit": workspace.commit, "missing_values": missing}
+        ),
+    )
+    validation = files.validation
+    rt.notifier.post(
+        deployment,
+        workspace_message(
+            repo=workspace.repo_url,
+            commit=workspace.commit,
+            source=files.source,
+            tfvars_path=files.tfvars_relpath,
+            tfbackend_path=files.tfbackend_relpath,
+            changes=[c.describe() for c in files.changes],
+            errors=list(validation.errors),
+            warnings=list(validation.warnings),
+        ),
+    )
+    rt.notifier.upload(
+        deployment,
+        filename=files.tfvars_path.name,
+        content=tfvars_text.decode("utf-8"),
+        title=f"Generated {files.tfvars_relpath}",
+    )
+    if validation.errors:
+        raise StepFailure(
+            "The generated tfvars does not pass the repository's rules (listed above).",
+            "Use Edit values on a new request, or ask the Terraform repository's owners.",
+        )
+    if validation.missing_user_values:
+        labels = [f"{value.label} (`{value.variable}`)" for value in validation.missing_user_values]
+        rt.notifier.post(deployment, missing_values_message(deployment.id, labels))
+        rt.notifier.set_status(
+            deployment.id, DeploymentStatus.AWAITING_INPUT, "values needed from the requester"
+        )
+        return
+    then(rt, Step.PLAN, deployment.id)
