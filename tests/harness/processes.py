@@ -28,7 +28,10 @@ class WebProcess:
     def start(self, timeout: float = 20.0) -> WebProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "web", "--port", str(self.port)],
-            env={**os.environ, **self.env}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -61,7 +64,11 @@ def run_worker_burst(env: dict[str, str], *, timeout: float = 240.0, data_dir: P
     extra = {"ECS_DEPLOY_DATA_DIR": str(data_dir)} if data_dir else {}
     completed = subprocess.run(
         [sys.executable, "-m", "bot.cli", "worker", "--burst"],
-        env={**os.environ, **env, **extra}, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+        env={**os.environ, **env, **extra},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if completed.returncode != 0:
         raise RuntimeError(f"worker exited with {completed.returncode}:\n{completed.stderr[-5000:]}")

@@ -76,8 +76,9 @@ class SlackApiStandIn:
 
     # -- test controls ------------------------------------------------------------------------
 
-    def fail(self, method: str, error: str, *, status: int = 200, retry_after: int | None = None,
-             times: int = 1) -> None:
+    def fail(
+        self, method: str, error: str, *, status: int = 200, retry_after: int | None = None, times: int = 1
+    ) -> None:
         """The next `times` calls of `method` answer with `error` (e.g. ratelimited, invalid_auth)."""
         with self._lock:
             self.failures.setdefault(method, []).append(Failure(error, status, retry_after, times))
@@ -90,8 +91,9 @@ class SlackApiStandIn:
         with self._lock:
             return [c for c in self.calls if c.method == method]
 
-    def wait_for(self, method: str, predicate: Callable[[Call], bool] = lambda c: True,
-                 timeout: float = 30.0) -> Call:
+    def wait_for(
+        self, method: str, predicate: Callable[[Call], bool] = lambda c: True, timeout: float = 30.0
+    ) -> Call:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for call in self.calls_to(method):
@@ -100,6 +102,24 @@ class SlackApiStandIn:
             time.sleep(0.05)
         seen = [c.params for c in self.calls_to(method)]
         raise AssertionError(f"no {method} call matched within {timeout}s; saw {json.dumps(seen)[:3000]}")
+
+    def find_button(self, thread_ts: str, action_id: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The newest message in a thread (as it is now) with a button `action_id`: (message, button)."""
+        with self._lock:
+            messages = [m for m in self.messages.values() if m.get("thread_ts") == thread_ts]
+        for message in sorted(messages, key=lambda m: m["ts"], reverse=True):
+            for block in message.get("blocks") or []:
+                for element in block.get("elements") or []:
+                    if element.get("action_id") == action_id:
+                        return message, element
+        raise AssertionError(f"no button {action_id} in thread {thread_ts}")
+
+    def all_payload_text(self) -> str:
+        """Everything the bot sent to Slack (for 'never contains a secret' checks)."""
+        with self._lock:
+            calls = list(self.calls)
+            uploads = b"\n".join(self.uploads.values()).decode("utf-8", "replace")
+        return json.dumps([c.params for c in calls], ensure_ascii=False) + uploads
 
     def thread_texts(self, thread_ts: str) -> list[str]:
         """Everything posted into a thread, as text (message text plus block text)."""
@@ -111,7 +131,9 @@ class SlackApiStandIn:
 
     # -- the API ------------------------------------------------------------------------------
 
-    def answer(self, method: str, params: dict[str, Any], authorized: bool) -> tuple[int, dict[str, str], dict[str, Any]]:
+    def answer(
+        self, method: str, params: dict[str, Any], authorized: bool
+    ) -> tuple[int, dict[str, str], dict[str, Any]]:
         with self._lock:
             self.calls.append(Call(method, params, authorized))
             queued = self.failures.get(method)
@@ -133,8 +155,15 @@ class SlackApiStandIn:
         return f"1700000000.{next(self._ts):06d}"
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "url": "https://example.slack.com/", "team": "Example", "user": "ecs-deploy-bot",
-                "team_id": "T111", "user_id": "UBOT", "bot_id": "BBOT"}
+        return {
+            "ok": True,
+            "url": "https://example.slack.com/",
+            "team": "Example",
+            "user": "ecs-deploy-bot",
+            "team_id": "T111",
+            "user_id": "UBOT",
+            "bot_id": "BBOT",
+        }
 
     def _chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("channel"):
@@ -155,7 +184,12 @@ class SlackApiStandIn:
             if message is None:
                 return {"ok": False, "error": "message_not_found"}
             message.update({"text": params.get("text", ""), "blocks": params.get("blocks") or []})
-        return {"ok": True, "channel": params.get("channel"), "ts": params.get("ts"), "text": params.get("text", "")}
+        return {
+            "ok": True,
+            "channel": params.get("channel"),
+            "ts": params.get("ts"),
+            "text": params.get("text", ""),
+        }
 
     def _chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
         if not params.get("user"):
@@ -183,7 +217,10 @@ class SlackApiStandIn:
         if not params.get("user_id"):
             return {"ok": False, "error": "invalid_arguments"}
         view = params.get("view")
-        return {"ok": True, "view": {**(view if isinstance(view, dict) else {}), "id": f"V{next(self._ids):08d}"}}
+        return {
+            "ok": True,
+            "view": {**(view if isinstance(view, dict) else {}), "id": f"V{next(self._ids):08d}"},
+        }
 
     def _files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
         file_id = f"F{next(self._ids):08d}"
@@ -198,7 +235,10 @@ class SlackApiStandIn:
 
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
         user = str(params.get("user", ""))
-        return {"ok": True, "user": {"id": user, "name": user.lower(), "real_name": f"User {user}", "tz": "UTC"}}
+        return {
+            "ok": True,
+            "user": {"id": user, "name": user.lower(), "real_name": f"User {user}", "tz": "UTC"},
+        }
 
     def _usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
         group = str(params.get("usergroup", ""))
@@ -229,7 +269,7 @@ class SlackApiStandIn:
                 if not self.path.startswith("/api/"):
                     self._send(404, {}, b"not found", "text/plain")
                     return
-                method = self.path[len("/api/"):].split("?")[0]
+                method = self.path[len("/api/") :].split("?")[0]
                 params = _parse(body, self.headers.get("Content-Type", ""))
                 auth = self.headers.get("Authorization", "")
                 token = auth.removeprefix("Bearer ") if auth else str(params.pop("token", ""))

@@ -45,41 +45,83 @@ class SlackClientSim:
         self.secret = secret
         self.http = requests.Session()
 
-    def post(self, body: str, *, content_type: str = "application/x-www-form-urlencoded",
-             headers: dict[str, str] | None = None, timestamp: int | None = None,
-             signed: bool = True) -> requests.Response:
+    def post(
+        self,
+        body: str,
+        *,
+        content_type: str = "application/x-www-form-urlencoded",
+        headers: dict[str, str] | None = None,
+        timestamp: int | None = None,
+        signed: bool = True,
+    ) -> requests.Response:
         all_headers = {"Content-Type": content_type}
         if signed:
             all_headers.update(sign(body, self.secret, timestamp))
         all_headers.update(headers or {})
         return self.http.post(self.url, data=body.encode(), headers=all_headers, timeout=10)
 
-    def slash_command(self, text: str = "", *, user: str = "U0REQUEST1", channel: str = "C_DEPLOYS",
-                      trigger_id: str = "111.222.valid", **kw: Any) -> requests.Response:
+    def slash_command(
+        self,
+        text: str = "",
+        *,
+        user: str = "U0REQUEST1",
+        channel: str = "C_DEPLOYS",
+        trigger_id: str = "111.222.valid",
+        **kw: Any,
+    ) -> requests.Response:
         form = dict(_form(fixture("bolt_slash_command_body.form.txt")))
-        form.update(command="/ecs-deploy", text=text, user_id=user, channel_id=channel, trigger_id=trigger_id,
-                    team_id="T111")
+        form.update(
+            command="/ecs-deploy",
+            text=text,
+            user_id=user,
+            channel_id=channel,
+            trigger_id=trigger_id,
+            team_id="T111",
+        )
         return self.post(urlencode(form), **kw)
 
-    def view_submission(self, values: dict[str, dict[str, Any]], *, user: str = "U0REQUEST1",
-                        private_metadata: str = "", view_id: str = "V0001", callback_id: str = "ecs_deploy_request",
-                        **kw: Any) -> requests.Response:
+    def view_submission(
+        self,
+        values: dict[str, dict[str, Any]],
+        *,
+        user: str = "U0REQUEST1",
+        private_metadata: str = "",
+        view_id: str = "V0001",
+        callback_id: str = "ecs_deploy_request",
+        **kw: Any,
+    ) -> requests.Response:
         payload = copy.deepcopy(fixture("bolt_view_submission_state_values.json"))
         payload["user"]["id"] = user
         payload["team"]["id"] = "T111"
         view = payload["view"]
-        view.update(id=view_id, callback_id=callback_id, private_metadata=private_metadata,
-                    state={"values": values}, blocks=[])
+        view.update(
+            id=view_id,
+            callback_id=callback_id,
+            private_metadata=private_metadata,
+            state={"values": values},
+            blocks=[],
+        )
         return self.post(urlencode({"payload": json.dumps(payload)}), **kw)
 
-    def block_action(self, action_id: str, value: str, *, user: str, channel: str = "C_DEPLOYS",
-                     message_ts: str = "111.222", **kw: Any) -> requests.Response:
+    def block_action(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user: str,
+        channel: str = "C_DEPLOYS",
+        message_ts: str = "111.222",
+        message: dict[str, Any] | None = None,
+        **kw: Any,
+    ) -> requests.Response:
         payload = copy.deepcopy(fixture("bolt_block_actions_button.json"))
         payload["user"]["id"] = user
         payload["team"]["id"] = "T111"
         payload["channel"]["id"] = channel
         payload["container"].update(channel_id=channel, message_ts=message_ts, is_ephemeral=False)
         payload["actions"][0].update(action_id=action_id, value=value, action_ts=f"{time.time():.6f}")
+        if message is not None:  # Slack sends the clicked message along with a click on it
+            payload["message"] = {"type": "message", **message}
         return self.post(urlencode({"payload": json.dumps(payload)}), **kw)
 
 
@@ -94,19 +136,36 @@ def text_value(value: str) -> dict[str, Any]:
 
 
 def select_value(value: str, kind: str = "static_select") -> dict[str, Any]:
-    return {"value": {"type": kind, "selected_option": {"value": value, "text": {"type": "plain_text", "text": value}}}}
+    return {
+        "value": {
+            "type": kind,
+            "selected_option": {"value": value, "text": {"type": "plain_text", "text": value}},
+        }
+    }
 
 
 def request_values(**overrides: str) -> dict[str, dict[str, Any]]:
     """State values of a filled-in request modal (block id -> action id -> element state)."""
     fields = {
-        "profile": "deployer", "account_situation": "existing", "size": "small", "account_id": "123456789012",
-        "region": "us-east-1", "application": "web", "environment": "dev", "additional_tags": "team=platform",
-        "vpc_cidr_block": "10.0.0.0/16", "state_bucket": "", "lock_table": "terraform-state-lock",
+        "profile": "deployer",
+        "account_situation": "existing",
+        "size": "small",
+        "account_id": "123456789012",
+        "region": "us-east-1",
+        "application": "web",
+        "environment": "dev",
+        "additional_tags": "team=platform",
+        "vpc_cidr_block": "10.0.0.0/16",
+        "state_bucket": "",
+        "lock_table": "terraform-state-lock",
     }
     fields.update(overrides)
-    selects = {"profile": "static_select", "region": "static_select", "account_situation": "radio_buttons",
-               "size": "radio_buttons"}
+    selects = {
+        "profile": "static_select",
+        "region": "static_select",
+        "account_situation": "radio_buttons",
+        "size": "radio_buttons",
+    }
     return {
         block: (select_value(value, selects[block]) if block in selects else text_value(value))
         for block, value in fields.items()

@@ -1,0 +1,185 @@
+"""The whole runbook through Slack, on real parts: slash command → modal → analysis → backend →
+workspace → real `terraform plan` → plan summary → refused clicks → a lead approves → real
+`terraform apply` of that plan file on another worker (state in moto's S3, lock in DynamoDB) →
+verification message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+import redis
+
+from core.store import DeploymentStore
+from tests.harness.processes import WebProcess, run_worker_burst
+from tests.harness.slack_api import SlackApiStandIn
+from tests.harness.slack_requests import SlackClientSim, request_values, text_value
+from tests.harness.tfrepo import make_git_repo
+
+pytestmark = pytest.mark.e2e
+
+REQUESTER, LEAD, BYSTANDER = "U0REQUEST1", "U0LEAD0001", "U0BYSTAND1"
+
+
+@pytest.fixture
+def pipeline_env(bot_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    repo, _ = make_git_repo(tmp_path)
+    return {
+        **bot_env,
+        "ECS_DEPLOY_REPO_URL": str(repo),
+        "ECS_DEPLOY_APPROVERS": f"{LEAD},{REQUESTER}",  # the requester is a lead too: self-approval rule
+        "ECS_DEPLOY_VERIFY_TIMEOUT": "0",
+        "ECS_DEPLOY_DATA_DIR": str(tmp_path / "worker-a"),
+    }
+
+
+@pytest.fixture
+def pipeline(
+    pipeline_env: dict[str, str], slack_api: SlackApiStandIn, redis_conn: redis.Redis, aws: object
+) -> Iterator[SlackClientSim]:
+    web = WebProcess(pipeline_env).start()
+    try:
+        yield SlackClientSim(web.events_url)
+    finally:
+        web.stop()
+
+
+def click(slack: SlackClientSim, api: SlackApiStandIn, thread: str, action: str, user: str) -> None:
+    message, button = api.find_button(thread, action)
+    response = slack.block_action(
+        action, button["value"], user=user, message_ts=message["ts"], message=message
+    )
+    assert response.status_code == 200
+
+
+def ephemerals_to(api: SlackApiStandIn, user: str) -> list[str]:
+    return [c.params["text"] for c in api.calls_to("chat.postEphemeral") if c.params.get("user") == user]
+
+
+def test_request_to_verified_deployment(
+    pipeline: SlackClientSim,
+    slack_api: SlackApiStandIn,
+    redis_conn: redis.Redis,
+    pipeline_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    session = boto3.Session(profile_name="deployer", region_name="us-east-1")
+    session.client("ec2").create_vpc(CidrBlock="10.0.0.0/16")  # the default CIDR is taken: expect 10.1.0.0/16
+    slack = pipeline
+    store = DeploymentStore(redis_conn)
+
+    # 1. the request: a modal, a wrong value, then a valid submission
+    slack.slash_command("", user=REQUESTER)
+    view = slack_api.wait_for("views.open").params["view"]
+    metadata = view["private_metadata"]
+    bad = slack.view_submission(request_values(account_id="12345"), user=REQUESTER, private_metadata=metadata)
+    assert "account_id" in bad.json()["errors"]
+    ok = slack.view_submission(
+        request_values(additional_tags="team=platform\nowner=ops@example.com"),
+        user=REQUESTER,
+        private_metadata=metadata,
+        view_id="V-E2E",
+    )
+    assert ok.text in ("", "{}")
+    [deployment] = store.recent()
+
+    # 2. verification and the analysis of the existing account
+    run_worker_burst(pipeline_env)
+    deployment = store.get(deployment.id)
+    thread = deployment.thread_ts
+    assert thread and deployment.status.value == "awaiting_decision", deployment.status_detail
+    replies = "\n".join(slack_api.thread_texts(thread))
+    assert "AWS access verified" in replies and "10.1.0.0/16" in replies
+
+    click(slack, slack_api, thread, "analysis_apply_recommendations", BYSTANDER)
+    assert any("Only the requester" in t for t in ephemerals_to(slack_api, BYSTANDER))
+    click(slack, slack_api, thread, "analysis_apply_recommendations", REQUESTER)
+    assert store.get(deployment.id).request.vpc_cidr_block == "10.1.0.0/16"
+
+    # 3. state backend and workspace; the template leaves two values to the requester
+    run_worker_burst(pipeline_env)
+    deployment = store.get(deployment.id)
+    assert deployment.status.value == "awaiting_input", deployment.status_detail
+    s3 = session.client("s3")
+    bucket = deployment.request.state_bucket
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
+    rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
+    assert rule["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
+    table = session.client("dynamodb").describe_table(TableName="terraform-state-lock")["Table"]
+    assert table["TableStatus"] == "ACTIVE" and table["KeySchema"][0]["AttributeName"] == "LockID"
+    assert deployment.workspace is not None and len(deployment.workspace.commit) == 40
+
+    click(slack, slack_api, thread, "workspace_provide_values", REQUESTER)
+    values_view = slack_api.wait_for(
+        "views.open", lambda c: c.params["view"]["callback_id"] == "ecs_deploy_missing_values"
+    ).params["view"]
+    inputs = {b["block_id"]: b for b in values_view["blocks"] if b["type"] == "input"}
+    assert set(inputs) == {"var:sns_monitoring_recepients_email_list", "var:route53_dns_name"}
+    given = {
+        "var:sns_monitoring_recepients_email_list": text_value("ops@example.com"),
+        "var:route53_dns_name": text_value("web.example.com"),
+    }
+    response = slack.view_submission(
+        given,
+        user=REQUESTER,
+        private_metadata=values_view["private_metadata"],
+        callback_id="ecs_deploy_missing_values",
+        view_id="V-VALUES",
+    )
+    assert response.text in ("", "{}"), response.text
+
+    # 4. tfvars regenerated (comments kept), real terraform plan, summary with buttons
+    run_worker_burst(pipeline_env)
+    deployment = store.get(deployment.id)
+    assert deployment.status.value == "awaiting_approval", deployment.status_detail
+    workspace = tmp_path / "worker-a" / "workspaces" / deployment.id
+    tfvars = (workspace / "tfvars" / "web-123456789012-us-east-1.tfvars").read_text()
+    assert "vpc_cidr_block" in tfvars and '"10.1.0.0/16"' in tfvars and "## " in tfvars
+    assert '"ops@example.com"' in tfvars and "CHANGE_ME_PLEASE" not in tfvars.split("#")[0]
+    backend = (workspace / "tfbackends" / "web-123456789012-us-east-1.tfbackend").read_text()
+    assert (
+        'key            = "terraform/web/dev/terraform.tfstate"' in backend
+        or "terraform/web/dev/terraform.tfstate" in backend
+    )
+    plan_text = "\n".join(slack_api.thread_texts(thread))
+    assert "to add, 0 to change, 0 to destroy" in plan_text and "$50–100/month" in plan_text
+
+    # 5. clicks: a bystander and the requester are refused; the lead approves exactly once
+    click(slack, slack_api, thread, "plan_approve", BYSTANDER)
+    click(slack, slack_api, thread, "plan_approve", REQUESTER)
+    assert store.get(deployment.id).status.value == "awaiting_approval"
+    assert ephemerals_to(slack_api, BYSTANDER)[-1].startswith("You are not an approver")
+    assert "cannot approve it yourself" in ephemerals_to(slack_api, REQUESTER)[-1]
+    message, button = slack_api.find_button(thread, "plan_approve")
+    for _ in range(2):  # a double click
+        slack.block_action(
+            "plan_approve", button["value"], user=LEAD, message_ts=message["ts"], message=message
+        )
+    deployment = store.get(deployment.id)
+    assert deployment.status.value == "approved"
+    clicks = deployment.approval.clicks
+    assert [c.user_id for c in clicks if c.allowed] == [LEAD]
+    assert {c.user_id for c in clicks if not c.allowed} >= {BYSTANDER, REQUESTER}
+    assert "Approved by <@U0LEAD0001>" in json.dumps(slack_api.messages[message["ts"]], ensure_ascii=False)
+    assert redis_conn.llen("rq:queue:ecs-deploy") == 1  # one apply, not two
+
+    # 6. apply on another worker with its own data directory, then verification
+    run_worker_burst({**pipeline_env, "ECS_DEPLOY_DATA_DIR": str(tmp_path / "worker-b")})
+    deployment = store.get(deployment.id)
+    assert deployment.status.value == "deployed", deployment.status_detail
+    assert (tmp_path / "worker-b" / "workspaces" / deployment.id).is_dir()
+    state = s3.get_object(Bucket=bucket, Key="terraform/web/dev/terraform.tfstate")["Body"].read()
+    assert json.loads(state)["resources"], "the state landed in the S3 backend"
+    final = "\n".join(slack_api.thread_texts(thread))
+    assert "Apply complete! Resources:" in final
+    assert "Post-deployment verification" in final and "ECS cluster" in final
+    password = next(r for r in json.loads(state)["resources"] if r["name"] == "database_password")
+    secret = password["instances"][0]["attributes"]["output"]
+    secret = secret["value"] if isinstance(secret, dict) else secret
+    assert isinstance(secret, str) and len(secret) == 64
+    assert secret not in slack_api.all_payload_text(), "a sensitive output reached Slack"
