@@ -7,6 +7,7 @@ and can be told to fail the next N calls of a method.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -297,8 +298,6 @@ def _parse(body: bytes, content_type: str) -> dict[str, Any]:
         params = {k: v[-1] for k, v in parse_qs(text, keep_blank_values=True).items()}
     for key in JSON_PARAMS:
         if isinstance(params.get(key), str):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 params[key] = json.loads(params[key])
-            except json.JSONDecodeError:
-                pass
     return params

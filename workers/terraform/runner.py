@@ -384,6 +384,9 @@ def _kill_leftovers(pid: int) -> int:
     leftovers = [member for member in group_members(pid) if member != pid]
     if leftovers:
         _signal_group(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5  # SIGKILL is asynchronous: report only once the tree is gone
+        while time.monotonic() < deadline and any(m != pid for m in group_members(pid)):
+            time.sleep(0.02)
     return len(leftovers)
 
 
