@@ -71,7 +71,7 @@ def measure(url: str, total: int, concurrency: int) -> list[float]:
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -86,29 +86,50 @@ def main() -> None:
     bot_port, bare_port = free_port(), free_port()
     aws_config = data / "aws-config"
     aws_config.write_text("[profile deployer]\nregion = us-east-1\n[profile staging]\nregion = eu-west-1\n")
-    env = {**os.environ, "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-           "SLACK_API_URL": slack.base_url, "REDIS_URL": redis_server.url, "ECS_DEPLOY_DATA_DIR": str(data),
-           "LOG_LEVEL": "WARNING", "AWS_CONFIG_FILE": str(aws_config)}
+    env = {
+        **os.environ,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.base_url,
+        "REDIS_URL": redis_server.url,
+        "ECS_DEPLOY_DATA_DIR": str(data),
+        "LOG_LEVEL": "WARNING",
+        "AWS_CONFIG_FILE": str(aws_config),
+    }
     processes = [
-        subprocess.Popen([sys.executable, "-m", "bot.cli", "web", "--port", str(bot_port)], env=env, cwd=ROOT),
-        subprocess.Popen([sys.executable, "-c", BARE_APP, str(bare_port), SIGNING_SECRET, slack.base_url, BOT_TOKEN],
-                         env=env, cwd=ROOT),
+        subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "web", "--port", str(bot_port)], env=env, cwd=ROOT
+        ),
+        subprocess.Popen(
+            [sys.executable, "-c", BARE_APP, str(bare_port), SIGNING_SECRET, slack.base_url, BOT_TOKEN],
+            env=env,
+            cwd=ROOT,
+        ),
     ]
     try:
         wait_listening(bot_port)
         wait_listening(bare_port)
         results = {
-            "ecs-deploy-bot web": measure(f"http://127.0.0.1:{bot_port}/slack/events", args.requests, args.concurrency),
-            "bare Bolt app (ack only)": measure(f"http://127.0.0.1:{bare_port}/slack/events", args.requests,
-                                                args.concurrency),
+            "ecs-deploy-bot web": measure(
+                f"http://127.0.0.1:{bot_port}/slack/events", args.requests, args.concurrency
+            ),
+            "bare Bolt app (ack only)": measure(
+                f"http://127.0.0.1:{bare_port}/slack/events", args.requests, args.concurrency
+            ),
         }
-        print(f"{args.requests} signed /ecs-deploy requests, {args.concurrency} concurrent (ms to the HTTP response)")
+        print(
+            f"{args.requests} signed /ecs-deploy requests, {args.concurrency} concurrent (ms to the HTTP response)"
+        )
         print(f"{'server':28} {'p50':>8} {'p99':>8} {'max':>8} {'mean':>8}")
         for name, values in results.items():
-            print(f"{name:28} {percentile(values, 50):8.1f} {percentile(values, 99):8.1f} {max(values):8.1f} "
-                  f"{statistics.fmean(values):8.1f}")
+            print(
+                f"{name:28} {percentile(values, 50):8.1f} {percentile(values, 99):8.1f} {max(values):8.1f} "
+                f"{statistics.fmean(values):8.1f}"
+            )
         opened = len(slack.calls_to("views.open"))
-        print(f"views.open calls recorded by the Slack stand-in: {opened} (the bot opens a modal after each ack)")
+        print(
+            f"views.open calls recorded by the Slack stand-in: {opened} (the bot opens a modal after each ack)"
+        )
     finally:
         for process in processes:
             process.terminate()
