@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 
 from bot.directory import GroupDirectory
 from bot.notifier import Notifier
+from core.audit import AuditTrail
 from core.policy import AccessPolicy, SlackIdentity, policy_from_settings, referenced_usergroups
 from core.settings import Settings
 from core.store import DeploymentStore
@@ -26,6 +27,7 @@ class Services:
     notifier: Notifier
     policy: AccessPolicy
     directory: GroupDirectory
+    audit: AuditTrail
 
     @classmethod
     def build(cls, settings: Settings, connection: Redis, client: WebClient) -> Services:
@@ -40,6 +42,7 @@ class Services:
             notifier=Notifier(client, store),
             policy=policy,
             directory=GroupDirectory(client, referenced_usergroups(policy)),
+            audit=AuditTrail(connection),
         )
 
     def identity(self, user_id: str) -> SlackIdentity:

@@ -14,6 +14,7 @@ import boto3
 import pytest
 import redis
 
+from core.audit import AuditTrail
 from core.store import DeploymentStore
 from tests.harness.processes import WebProcess, run_worker_burst
 from tests.harness.slack_api import SlackApiStandIn
@@ -183,3 +184,16 @@ def test_request_to_verified_deployment(
     secret = secret["value"] if isinstance(secret, dict) else secret
     assert isinstance(secret, str) and len(secret) == 64
     assert secret not in slack_api.all_payload_text(), "a sensitive output reached Slack"
+
+    # 7. the audit trail holds every event of the deployment, and no secret
+    events = AuditTrail(redis_conn).for_deployment(deployment.id)
+    names = [event.event for event in events]
+    for expected in ("requested", "access_verified", "analysed", "action", "backend_ready", "workspace_ready",
+                     "values_given", "planned", "approval_refused", "approval", "apply_started", "applied",
+                     "deployment_verified"):
+        assert expected in names, (expected, names)
+    assert names.count("approval_refused") == 3 and names.count("approval") == 1  # bystander, requester, double click
+    approved = next(e for e in events if e.event == "approval")
+    assert approved.actor == LEAD and approved.plan_sha256 == deployment.approval.binding.plan_sha256
+    dumped = "\n".join(event.model_dump_json() for event in events)
+    assert secret not in dumped and "testing-secret-deployer" not in dumped

@@ -14,6 +14,7 @@ from rq import get_current_job
 from bot.notifier import Notifier
 from bot.slack import make_web_client
 from bot.views.messages import failure_message
+from core.audit import AuditTrail
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, DeploymentStopped
 from core.policy import AccessPolicy, policy_from_settings
@@ -30,6 +31,7 @@ class Runtime:
     store: DeploymentStore
     notifier: Notifier
     policy: AccessPolicy
+    audit: AuditTrail
 
 
 @cache
@@ -44,6 +46,7 @@ def runtime() -> Runtime:
         store=store,
         notifier=Notifier(make_web_client(current), store),
         policy=policy_from_settings(current.policy_file, current.approver_ids),
+        audit=AuditTrail(connection),
     )
 
 
@@ -88,6 +91,7 @@ def job_frame(deployment_id: str, step: str) -> Iterator[tuple[Runtime, Deployme
 
 
 def _fail(rt: Runtime, deployment_id: str, step: str, reason: str, what_next: str) -> None:
+    rt.audit.record("step_failed", deployment_id, "worker", step=step, reason=reason)
     try:
         deployment = rt.notifier.set_status(deployment_id, DeploymentStatus.FAILED, f"{step}: {reason[:300]}")
     except DeploymentStopped:

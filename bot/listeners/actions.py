@@ -61,11 +61,15 @@ def _listener(services: Services, handler: Handler) -> Callable[..., None]:
         channel = (
             click.channel.id if click.channel else (click.container.channel_id if click.container else None)
         )
+        deployment_id = click.action.value.split(":", 1)[0]
+        action = click.action.action_id
         try:
-            deployment = services.store.get(click.action.value.split(":", 1)[0])
+            deployment = services.store.get(deployment_id)
             user = services.identity(click.user.id)
             handler(services, click, deployment, user, client, body)
+            services.audit.record("action", deployment_id, click.user.id, action=action, outcome="done")
         except Refusal as refusal:
+            services.audit.record("refused", deployment_id, click.user.id, action=action, reason=str(refusal))
             _tell(services, channel, click.user.id, str(refusal))
         except DeploymentNotFound:
             _tell(services, channel, click.user.id, "That deployment is no longer known to the bot.")
@@ -319,6 +323,15 @@ def approve_clicked(
     updated = services.store.update(deployment.id, change)
     result = outcome[0]
     log.info("approval_click", deployment_id=deployment.id, user=user.user_id, outcome=result.outcome.value)
+    binding = result.state.binding
+    services.audit.record(
+        "approval" if result.allowed else "approval_refused",
+        deployment.id,
+        user.user_id,
+        plan_sha256=binding.plan_sha256 if binding else None,
+        outcome=result.outcome.value,
+        reason=result.message,
+    )
     if not result.allowed:
         raise Refusal(result.message)
     text = decision_text(result.state, environment=deployment.request.environment)

@@ -63,4 +63,11 @@ def register(app: App, services: Services) -> None:
         ack()
         if created:
             log.info("deployment_requested", deployment_id=deployment.id, user=deployment.requester_id)
+            services.audit.record(
+                "requested",
+                deployment.id,
+                deployment.requester_id,
+                request=deployment.request.headline,
+                profile=deployment.request.profile,
+            )
             services.notifier.ensure_thread(deployment)

@@ -106,6 +106,15 @@ def reject(
 
     updated = services.store.update(deployment.id, change)
     result = outcome[0]
+    binding = result.state.binding
+    services.audit.record(
+        "rejection" if result.allowed else "rejection_refused",
+        deployment.id,
+        user.user_id,
+        plan_sha256=binding.plan_sha256 if binding else None,
+        outcome=result.outcome.value,
+        reason=reason[:500],
+    )
     if not result.allowed:
         ack(response_action="errors", errors={Block.REASON.value: result.message[:2000]})
         return
@@ -164,6 +173,7 @@ def provide_values(
 
     updated, changed = services.store.transition(deployment.id, change)
     ack()
+    services.audit.record("values_given", deployment.id, submission.user.id, variables=",".join(given))
     if changed:
         services.notifier.refresh_root(updated)
         services.notifier.post(
@@ -253,6 +263,7 @@ def edit_values(
         return
     ack()
     who = submission.user.id
+    services.audit.record("values_edited", deployment.id, who, changes=" ".join(diff)[:500])
     services.notifier.refresh_root(updated)
     if updated.plan:
         services.notifier.decide(

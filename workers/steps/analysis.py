@@ -34,6 +34,7 @@ def run_verify(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> 
     assert identity is not None
     deployment = rt.store.update(deployment.id, lambda d: d.model_copy(update={"identity": identity}))
     rt.notifier.post(deployment, verified_message(identity, request.profile))
+    rt.audit.record("access_verified", deployment.id, "worker", account=identity.account, arn=identity.arn)
     then(rt, Step.ANALYSE, deployment.id)
 
 
@@ -48,6 +49,15 @@ def run_analyse(rt: Runtime, deployment: Deployment, options: dict[str, str]) ->
     fresh = request.account_situation is AccountSituation.NEW and options.get("full") != "1"
     scan = scan_account(session, request.region, sections=FRESH_ACCOUNT_SECTIONS if fresh else None)
     report = analyse_account(scan, request, permissions=permissions, permissions_overridden=overridden)
+    rt.audit.record(
+        "analysed",
+        deployment.id,
+        "worker",
+        verdict=report.verdict.value,
+        blocking=len(report.blocking),
+        recommended=",".join(report.recommended_changes),
+        permissions_checked=permissions.checked,
+    )
     deployment = rt.store.update(
         deployment.id,
         lambda d: d.model_copy(

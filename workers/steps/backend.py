@@ -54,4 +54,7 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
         )
         raise StepFailure(result.failure or result.message, hint)
     rt.store.update(deployment.id, lambda d: d.model_copy(update={"backend_ready": True}))
+    rt.audit.record(
+        "backend_ready", deployment.id, "worker", bucket=result.bucket, changes="; ".join(result.changes)
+    )
     then(rt, Step.WORKSPACE, deployment.id)

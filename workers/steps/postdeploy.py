@@ -204,4 +204,5 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
     rt.notifier.post(deployment, verification_message(lines, NEXT_STEPS))
     failed = [line.name for line in lines if line.ok is False]
     detail = "all checks passed" if not failed else f"deployed; check {', '.join(failed)[:200]}"
+    rt.audit.record("deployment_verified", deployment.id, "worker", failed_checks=",".join(failed))
     rt.notifier.set_status(deployment.id, DeploymentStatus.DEPLOYED, detail)

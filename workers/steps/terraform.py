@@ -142,6 +142,15 @@ def _plan(rt: Runtime, deployment: Deployment) -> None:
     blocks = plan_blocks(
         summary, deployment_id=deployment.id, plan_sha256=digest, button_value=f"{deployment.id}:{attempt}"
     )
+    rt.audit.record(
+        "planned",
+        deployment.id,
+        "worker",
+        plan_sha256=digest,
+        attempt=attempt,
+        summary=summary.sentence,
+        commit=binding.repo_commit,
+    )
     ts = rt.notifier.post(deployment, Message(text=plan_text(summary)[:3000], blocks=blocks), remember=True)
     rt.store.update(
         deployment.id, lambda d: d.model_copy(update={"plan": record.model_copy(update={"message_ts": ts})})
@@ -203,6 +212,13 @@ def _apply(rt: Runtime, deployment: Deployment) -> None:
         rt, terraform_env(aws_session(rt, deployment), deployment.request.region), deployment.id
     )
     _init(rt, deployment, workspace, options, "applying")
+    rt.audit.record(
+        "apply_started",
+        deployment.id,
+        "worker",
+        plan_sha256=binding.plan_sha256,
+        approved_by=",".join(deployment.approval.approver_ids),
+    )
     progress_ts = rt.notifier.post(deployment, status_line(f":gear: Applying plan #{binding.attempt}…"))
     tracker = _ProgressTracker(rt, deployment, progress_ts, deployment.plan.resource_changes)
     try:
@@ -219,6 +235,9 @@ def _apply(rt: Runtime, deployment: Deployment) -> None:
         _attach_log(rt, deployment, result)
         reason = result.stop_detail or f"terraform apply exited with {result.exit_code}"
         rt.notifier.post(deployment, apply_failed_message(reason, result.error_excerpt, tracker.completed))
+        rt.audit.record(
+            "apply_failed", deployment.id, "worker", plan_sha256=binding.plan_sha256, reason=reason
+        )
         rt.notifier.set_status(deployment.id, DeploymentStatus.FAILED, f"apply: {reason}")
         return
     outputs = _outputs(workspace, options)
@@ -226,6 +245,7 @@ def _apply(rt: Runtime, deployment: Deployment) -> None:
     summary = tracker.progress.summary or "Apply complete!"
     rt.notifier.post(deployment, apply_result_message(summary, outputs))
     rt.notifier.set_status(deployment.id, DeploymentStatus.VERIFYING_DEPLOYMENT, summary)
+    rt.audit.record("applied", deployment.id, "worker", plan_sha256=binding.plan_sha256, summary=summary)
     then(rt, Step.VERIFY_DEPLOYMENT, deployment.id)
 
 

@@ -71,4 +71,7 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
             deployment.id, DeploymentStatus.AWAITING_INPUT, "values needed from the requester"
         )
         return
+    rt.audit.record(
+        "workspace_ready", deployment.id, "worker", commit=workspace.commit, tfvars_sha256=files.tfvars_sha256
+    )
     then(rt, Step.PLAN, deployment.id)
