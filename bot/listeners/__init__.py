@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, submissions, thread_modals
+from bot.listeners import actions, commands, home, submissions, thread_modals
 from bot.services import Services
 
 
@@ -13,3 +13,4 @@ def register(app: App, services: Services) -> None:
     submissions.register(app, services)
     actions.register(app, services)
     thread_modals.register(app, services)
+    home.register(app, services)

@@ -1,7 +1,13 @@
-"""`/ecs-deploy [new|help|status [id]|list]`."""
+"""`/ecs-deploy [new | help | status [id] | list | cancel <id> [--force] | plan <id> | unlock <id>]`.
+
+Answers are private: the command's ack carries the answer (it works in any channel, even one the
+bot is not in); Slack-side follow-ups (the thread hears who cancelled, Terraform's DynamoDB lock is
+looked up) run after ack(). The rules live in bot/control.py, the wording in bot/views/status.py.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -9,8 +15,12 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.payloads import SlashCommand
+from bot import control
+from bot.control import ControlRefused
+from bot.payloads import BlockActions, SlashCommand
 from bot.services import Services
+from bot.views import status as views
+from bot.views.messages import Message
 from bot.views.request_modal import ModalContext, request_modal_dict
 from core.logs import get_logger
 
@@ -20,15 +30,15 @@ STORE_DOWN = (
     ":warning: ECS deploy bot cannot reach its store (Redis) right now, so nothing was started."
     " Please try again in a minute."
 )
-HELP = "\n".join(
-    [
-        "*`/ecs-deploy`* — request an ECS deployment (opens a form). Also:",
-        "• `/ecs-deploy new` — the same",
-        "• `/ecs-deploy status [id]` — where a deployment is (default: your latest)",
-        "• `/ecs-deploy list` — your recent deployments",
-        "• `/ecs-deploy help` — this help",
-    ]
-)
+HELP = views.HELP
+
+Reply = str | Message
+FollowUp = Callable[[], None]
+Subcommand = Callable[[Services, SlashCommand, list[str], set[str]], tuple[Reply, FollowUp | None]]
+
+
+class Usage(ControlRefused):
+    """The subcommand was typed wrong: answer with its usage line."""
 
 
 def register(app: App, services: Services) -> None:
@@ -39,11 +49,35 @@ def register(app: App, services: Services) -> None:
         sub = words[0].lower() if words else "new"
         if sub == "new":
             open_request_modal(ack, slash, client, services)
-        elif sub in {"status", "list"}:
-            ack(report(services, slash, sub, words[1:]))
-        else:
+            return
+        handler = SUBCOMMANDS.get(sub)
+        if handler is None:
             prefix = "" if sub == "help" else f"Unknown subcommand `{sub[:30]}`.\n"
             ack(prefix + HELP)
+            return
+        args = [w for w in words[1:] if not w.startswith("--")]
+        flags = {w.lower() for w in words[1:] if w.startswith("--")}
+        follow_up: FollowUp | None = None
+        try:
+            reply, follow_up = handler(services, slash, args, flags)
+        except ControlRefused as refusal:
+            reply = str(refusal)
+        except redis.RedisError:
+            reply = STORE_DOWN
+        if isinstance(reply, Message):
+            ack(text=reply.text, blocks=reply.blocks)
+        else:
+            ack(reply)
+        if follow_up is not None:
+            try:
+                follow_up()
+            except redis.RedisError as exc:
+                log.warning("command_follow_up_failed", sub=sub, error=type(exc).__name__)
+
+    @app.action(views.UNLOCK_CONFIRM)
+    def unlock_confirmed(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        unlock_clicked(services, BlockActions.model_validate(body))
 
 
 def open_request_modal(ack: Ack, slash: SlashCommand, client: WebClient, services: Services) -> None:
@@ -66,22 +100,109 @@ def open_request_modal(ack: Ack, slash: SlashCommand, client: WebClient, service
         log.warning("views_open_failed", error=exc.response.get("error"), user=slash.user_id)
 
 
-def report(services: Services, slash: SlashCommand, sub: str, args: list[str]) -> str:
+# -- subcommands: (services, command, ids, --flags) -> (private answer, what to do after ack) -------
+
+
+def _one_id(args: list[str], flags: set[str], usage: str, allowed: frozenset[str] = frozenset()) -> str:
+    unknown = flags - allowed
+    if len(args) != 1 or unknown:
+        what = f"Unknown option {', '.join(f'`{f[:20]}`' for f in sorted(unknown))}. " if unknown else ""
+        raise Usage(f"{what}Usage: `{usage}`")
+    return args[0]
+
+
+def status_sub(
+    services: Services, slash: SlashCommand, args: list[str], flags: set[str]
+) -> tuple[Reply, FollowUp | None]:
+    if args:
+        deployment = control.find(services, _one_id(args, flags, "/ecs-deploy status [id]"))
+    else:
+        found = control.latest_of(services, slash.user_id)
+        if found is None:
+            return "You have no deployments yet. Type `/ecs-deploy` to request one.", None
+        deployment = found
+    return views.status_text(deployment), None
+
+
+def list_sub(
+    services: Services, slash: SlashCommand, args: list[str], flags: set[str]
+) -> tuple[Reply, FollowUp | None]:
+    user = services.identity(slash.user_id)
+    deployments, everyone = control.visible(services, user, limit=views.MAX_LIST + 1)
+    return views.list_text(deployments, everyone=everyone), None
+
+
+def cancel_sub(
+    services: Services, slash: SlashCommand, args: list[str], flags: set[str]
+) -> tuple[Reply, FollowUp | None]:
+    deployment_id = _one_id(args, flags, "/ecs-deploy cancel <id> [--force]", frozenset({"--force"}))
+    result = control.cancel(
+        services, services.identity(slash.user_id), deployment_id, force="--force" in flags
+    )
+    return views.cancelled_reply(result), lambda: control.announce_cancel(
+        services, result, views.cancelled_thread_text(result)
+    )
+
+
+def plan_sub(
+    services: Services, slash: SlashCommand, args: list[str], flags: set[str]
+) -> tuple[Reply, FollowUp | None]:
+    deployment_id = _one_id(args, flags, "/ecs-deploy plan <id>")
+    result = control.replan(services, services.identity(slash.user_id), deployment_id)
+    return views.replan_reply(result.deployment), lambda: control.announce_replan(
+        services, result, views.replan_thread_text(result.by)
+    )
+
+
+def unlock_sub(
+    services: Services, slash: SlashCommand, args: list[str], flags: set[str]
+) -> tuple[Reply, FollowUp | None]:
+    deployment_id = _one_id(args, flags, "/ecs-deploy unlock <id>")
+    view = control.lock_view(services, services.identity(slash.user_id), deployment_id)
+    if view.holder is not None:
+        return views.unlock_prompt(view, view.holder), None  # released when the lead confirms
+
+    def check_terraform() -> None:
+        lock = control.terraform_lock(services, view.deployment)
+        services.notifier.ephemeral(slash.channel_id, slash.user_id, views.terraform_lock_text(lock))
+
+    return views.no_lock_text(view), check_terraform
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {
+    "status": status_sub,
+    "list": list_sub,
+    "cancel": cancel_sub,
+    "plan": plan_sub,
+    "replan": plan_sub,
+    "unlock": unlock_sub,
+}
+
+
+# -- the unlock button -----------------------------------------------------------------------------
+
+
+def unlock_clicked(services: Services, click: BlockActions) -> None:
+    """After ack(): release exactly the lock the lead was shown, tell the thread, then look at
+    Terraform's own DynamoDB lock and explain force-unlock if it is still held."""
+    channel = click.channel.id if click.channel else (click.container.channel_id if click.container else None)
+    user_id = click.user.id
+    deployment_id, _, token = click.action.value.partition(":")
+
+    def tell(text: str) -> None:
+        if channel:
+            services.notifier.ephemeral(channel, user_id, text)
+        else:
+            log.warning("unlock_reply_nowhere", user=user_id, deployment_id=deployment_id)
+
     try:
-        if sub == "status":
-            found = (
-                services.store.find(args[0])
-                if args
-                else next(iter(services.store.recent(user_id=slash.user_id, limit=1)), None)
-            )
-            if found is None:
-                return "No such deployment." if args else "You have no deployments yet."
-            return (
-                f"`{found.id}` {found.request.headline}: {found.status.label} {found.status_detail}".strip()
-            )
-        recent = services.store.recent(user_id=slash.user_id, limit=10)
-        if not recent:
-            return "You have no deployments yet."
-        return "\n".join(f"• `{d.id}` {d.request.headline} — {d.status.label}" for d in recent)
+        released = control.release(services, services.identity(user_id), deployment_id, token)
+    except ControlRefused as refusal:
+        tell(str(refusal))
+        return
     except redis.RedisError:
-        return STORE_DOWN
+        tell(STORE_DOWN.replace("nothing was started", "nothing was released"))
+        return
+    control.announce_release(services, released, views.released_thread_text(released, user_id))
+    lock = control.terraform_lock(services, released.deployment)
+    tell(views.released_reply(released) + "\n" + views.terraform_lock_text(lock))

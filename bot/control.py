@@ -1,0 +1,390 @@
+"""Operating deployments from `/ecs-deploy` and App Home: who is a lead, what a user may see, and
+cancel / unlock / re-plan as state changes over `Services`.
+
+Every state change goes through `DeploymentStore.transition` (WATCH/MULTI), so a command racing a
+worker or a button either wins or is refused with the status it found; nothing is half-written.
+The functions here change Redis (and enqueue jobs) but never post to Slack: they return what
+happened, and the listener renders it and hands it to the notifier (`announce_*`). The one AWS call,
+`terraform_lock`, reads Terraform's DynamoDB lock item with short timeouts; listeners call it only
+after `ack()`.
+
+Refusals are `ControlRefused`, with a message written for the person who typed the command.
+"""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import BaseModel, ConfigDict
+
+from bot.services import Services
+from bot.views.messages import text_message
+from core.locks import LockHolder, StateLock, state_id
+from core.logs import get_logger
+from core.models import Deployment, DeploymentStatus
+from core.policy import AccessPolicy, SlackIdentity
+from core.queue import Step, enqueue_step
+from core.steering import may_override, may_steer
+from core.store import PREFIX
+
+log = get_logger(__name__)
+
+CANCEL_KEY_TTL_SECONDS = 24 * 3600
+REPLAN_FROM = frozenset(
+    {DeploymentStatus.AWAITING_APPROVAL, DeploymentStatus.FAILED, DeploymentStatus.DEPLOYED}
+)
+PENDING_SCAN = 200  # how many recent deployments App Home looks through for pending approvals
+# AWS I/O in a listener thread: fail fast rather than keep a Bolt worker thread busy.
+AWS_QUICK = Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1, "mode": "standard"})
+
+
+class ControlRefused(Exception):
+    """A command that changes nothing; the message says why, for the person who asked."""
+
+
+def cancel_key(deployment_id: str) -> str:
+    """The key the Terraform runner polls (workers/steps/common.py): set → SIGINT to terraform."""
+    return f"{PREFIX}cancel:{deployment_id}"
+
+
+# -- who sees what ---------------------------------------------------------------------------------
+
+
+def is_lead(policy: AccessPolicy, user: SlackIdentity) -> bool:
+    """A lead may approve plans for at least one profile (or one environment of a profile)."""
+    entries = list(policy.profiles.values())
+    if policy.open_profile is not None:
+        entries.append(policy.open_profile)
+    for entry in entries:
+        if entry.approvers.includes(user):
+            return True
+        if any(
+            env.approvers is not None and env.approvers.includes(user) for env in entry.environments.values()
+        ):
+            return True
+    return False
+
+
+def find(services: Services, deployment_id: str) -> Deployment:
+    deployment = services.store.find(deployment_id.strip()[:64])
+    if deployment is None:
+        raise ControlRefused(f"No deployment `{deployment_id[:64]}` is known to the bot.")
+    return deployment
+
+
+def latest_of(services: Services, user_id: str) -> Deployment | None:
+    return next(iter(services.store.recent(user_id=user_id, limit=1)), None)
+
+
+def visible(services: Services, user: SlackIdentity, *, limit: int) -> tuple[list[Deployment], bool]:
+    """Recent deployments for `list`, newest first: a lead's are everyone's. Returns (them, everyone)."""
+    everyone = is_lead(services.policy, user)
+    recent = services.store.recent(user_id=None if everyone else user.user_id, limit=limit)
+    return recent, everyone
+
+
+def can_still_approve(policy: AccessPolicy, user: SlackIdentity, deployment: Deployment) -> bool:
+    """Whether the user could approve this plan now: an approver for its profile/environment, not
+    the requester (unless the policy allows self-approval), and not one who approved it already."""
+    if deployment.status is not DeploymentStatus.AWAITING_APPROVAL:
+        return False
+    request = deployment.request
+    if not policy.can_approve(user, request.profile, request.environment).allowed:
+        return False
+    rule = policy.approval_rule(request.profile, request.environment)
+    if user.user_id == deployment.requester_id and not (rule and rule.allow_self_approval):
+        return False
+    return user.user_id not in deployment.approval.approver_ids
+
+
+def pending_approvals(
+    services: Services, user: SlackIdentity, *, scan: int = PENDING_SCAN
+) -> list[Deployment]:
+    """Plans waiting for this user's approval, newest first (empty for anyone who is not a lead)."""
+    if not is_lead(services.policy, user):
+        return []
+    return [d for d in services.store.recent(limit=scan) if can_still_approve(services.policy, user, d)]
+
+
+# -- cancel ----------------------------------------------------------------------------------------
+
+
+class Cancelled(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    deployment: Deployment
+    previous: DeploymentStatus
+    by: str
+
+    @property
+    def interrupted_apply(self) -> bool:
+        return self.previous is DeploymentStatus.APPLYING
+
+
+class ApplyRunning(ControlRefused):
+    """Cancelling a running apply needs an explicit --force."""
+
+    def __init__(self, deployment_id: str) -> None:
+        super().__init__(
+            f":warning: `{deployment_id}` is applying right now. Cancelling interrupts `terraform apply`"
+            " (SIGINT): resources it already created or changed stay, and the state may be *partially"
+            " applied*. If you mean it, type `/ecs-deploy cancel "
+            f"{deployment_id} --force`."
+        )
+        self.deployment_id = deployment_id
+
+
+def cancel(services: Services, user: SlackIdentity, deployment_id: str, *, force: bool) -> Cancelled:
+    """Stop a deployment: status CANCELLED (from any open status; from APPLYING only with `force`),
+    then the cancel key, so a running terraform gets SIGINT and gives its state lock back, and a
+    queued step finds the deployment stopped and ends quietly."""
+    deployment = find(services, deployment_id)
+    decision = may_steer(services.policy, user, deployment)
+    if not decision.allowed:
+        raise ControlRefused(decision.reason)
+    refusal: list[ControlRefused] = []
+    replaced: list[DeploymentStatus] = []
+
+    def change(d: Deployment) -> Deployment | None:  # may run more than once (optimistic locking)
+        refusal.clear()
+        replaced[:] = [d.status]
+        if d.status.is_final:
+            refusal.append(
+                ControlRefused(f"`{d.id}` is already {_label(d.status)}; there is nothing to cancel.")
+            )
+            return None
+        if d.status is DeploymentStatus.APPLYING and not force:
+            refusal.append(ApplyRunning(d.id))
+            return None
+        return d.with_status(DeploymentStatus.CANCELLED, f"cancelled by {user.user_id}")
+
+    moved, changed = services.store.transition(deployment.id, change)
+    if not changed:
+        raise refusal[0]
+    previous = replaced[0]  # what the transition replaced, not what we read before it
+    services.redis.set(cancel_key(moved.id), user.user_id, ex=CANCEL_KEY_TTL_SECONDS)
+    log.info("deployment_cancelled", deployment_id=moved.id, user=user.user_id, previous=previous.value)
+    return Cancelled(deployment=moved, previous=previous, by=user.user_id)
+
+
+def announce_cancel(services: Services, result: Cancelled, text: str) -> None:
+    """After ack(): the thread hears who cancelled; a plan's buttons are replaced."""
+    deployment = result.deployment
+    services.notifier.refresh_root(deployment)
+    if result.previous is DeploymentStatus.AWAITING_APPROVAL and deployment.plan:
+        services.notifier.decide(deployment, deployment.plan.message_ts, text)
+    services.notifier.post(deployment, text_message(text))
+
+
+# -- re-plan ---------------------------------------------------------------------------------------
+
+
+class Replanned(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    deployment: Deployment
+    previous: DeploymentStatus
+    by: str
+
+
+def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Replanned:
+    """Same rules as the Re-plan button: requester or approver; from AWAITING_APPROVAL, FAILED or
+    DEPLOYED; status → PLANNING, then a PLAN job with the deployment's current values."""
+    deployment = find(services, deployment_id)
+    decision = may_steer(services.policy, user, deployment)
+    if not decision.allowed:
+        raise ControlRefused(decision.reason)
+    if deployment.workspace is None:
+        raise ControlRefused(
+            f"`{deployment.id}` never got as far as a Terraform workspace, so there is nothing to re-plan."
+            " Request a new deployment instead."
+        )
+    replaced: list[DeploymentStatus] = []
+
+    def change(d: Deployment) -> Deployment | None:
+        replaced[:] = [d.status]
+        if d.status not in REPLAN_FROM:
+            return None
+        return d.with_status(DeploymentStatus.PLANNING, "re-plan requested")
+
+    moved, changed = services.store.transition(deployment.id, change)
+    if not changed:
+        raise ControlRefused(
+            f"`{moved.id}` is {_label(moved.status)}; a re-plan is possible only while a plan waits for"
+            " approval, after a failure, or after a deployment."
+        )
+    enqueue_step(services.redis, services.settings, Step.PLAN, moved.id)
+    log.info("replan_requested", deployment_id=moved.id, user=user.user_id)
+    return Replanned(deployment=moved, previous=replaced[0], by=user.user_id)
+
+
+def announce_replan(services: Services, result: Replanned, text: str) -> None:
+    """After ack(): the thread hears who asked; the old plan's Approve button goes away."""
+    deployment = result.deployment
+    services.notifier.refresh_root(deployment)
+    if deployment.plan and result.previous is DeploymentStatus.AWAITING_APPROVAL:
+        services.notifier.decide(deployment, deployment.plan.message_ts, text)
+    services.notifier.post(deployment, text_message(text))
+
+
+# -- unlock ----------------------------------------------------------------------------------------
+
+
+class LockView(BaseModel):
+    """The bot's Redis lock on a deployment's Terraform state, and whose run holds it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    deployment: Deployment
+    state: str
+    holder: LockHolder | None = None
+    holder_status: DeploymentStatus | None = None  # the holding deployment's status, when known
+
+
+def state_of(deployment: Deployment) -> str:
+    return state_id(deployment.request.state_bucket, deployment.request.state_key)
+
+
+def _lock(services: Services, state: str) -> StateLock:
+    return StateLock(services.redis, state, ttl_seconds=services.settings.apply_timeout_seconds + 600)
+
+
+def lock_view(services: Services, user: SlackIdentity, deployment_id: str) -> LockView:
+    """Leads only: what an unlock would release (shown before the lead confirms)."""
+    deployment = find(services, deployment_id)
+    if not may_override(services.policy, user, deployment).allowed:
+        request = deployment.request
+        raise ControlRefused(
+            f"Only an approver (lead) for profile `{request.profile}` in `{request.environment}` can release"
+            " a state lock."
+        )
+    state = state_of(deployment)
+    holder = _lock(services, state).holder()
+    holding = services.store.find(holder.deployment_id) if holder else None
+    return LockView(
+        deployment=deployment, state=state, holder=holder, holder_status=holding.status if holding else None
+    )
+
+
+def release(services: Services, user: SlackIdentity, deployment_id: str, token: str) -> LockView:
+    """Release the lock the lead was shown (same token), never a lock someone took since."""
+    view = lock_view(services, user, deployment_id)
+    if view.holder is None:
+        raise ControlRefused(f"The bot holds no lock on `{view.state}` any more; nothing to release.")
+    if view.holder.token != token or not _lock(services, view.state).release(token):
+        raise ControlRefused(
+            f"The lock on `{view.state}` changed hands since you looked (now `{view.holder.deployment_id}`,"
+            f" {view.holder.step}). Run `/ecs-deploy unlock {view.deployment.id}` again."
+        )
+    log.warning(
+        "state_lock_released",
+        deployment_id=view.deployment.id,
+        state=view.state,
+        holder=view.holder.deployment_id,
+        user=user.user_id,
+    )
+    return view
+
+
+class TerraformLock(BaseModel):
+    """Terraform's own lock item in the state backend's DynamoDB table, as far as it could be read."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: str
+    table: str
+    backend_config: str  # the deployment's .tfbackend file, for `terraform init -backend-config=`
+    held: bool = False
+    lock_id: str | None = None
+    who: str | None = None
+    operation: str | None = None
+    created: str | None = None
+    problem: str | None = None  # the table could not be read: why
+
+
+def terraform_lock(services: Services, deployment: Deployment) -> TerraformLock:
+    """Read the lock item `<bucket>/<key>` (not the `<bucket>/<key>-md5` digest item) with the
+    deployment's profile. AWS I/O with short timeouts: call after ack()."""
+    request = deployment.request
+    state = state_of(deployment)
+    backend = (
+        deployment.workspace.tfbackend_path
+        if deployment.workspace
+        else f"tfbackends/{request.file_stem}.tfbackend"
+    )
+    found = TerraformLock(state=state, table=request.lock_table, backend_config=backend)
+    try:
+        client = _session(services.policy, request.profile, request.region).client(
+            "dynamodb", config=AWS_QUICK
+        )
+        reply = client.get_item(
+            TableName=request.lock_table, Key={"LockID": {"S": state}}, ConsistentRead=True
+        )
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", "error"))
+        if code == "ResourceNotFoundException":
+            return found.model_copy(
+                update={"problem": f"the lock table `{request.lock_table}` does not exist"}
+            )
+        return found.model_copy(update={"problem": f"DynamoDB answered {code}"})
+    except BotoCoreError as exc:
+        return found.model_copy(update={"problem": f"AWS could not be reached ({type(exc).__name__})"})
+    item = reply.get("Item")
+    if not item:
+        return found
+    info: dict[str, object] = {}
+    raw = item.get("Info", {}).get("S")
+    if raw:
+        try:
+            parsed = json.loads(raw)
+            info = parsed if isinstance(parsed, dict) else {}
+        except ValueError:
+            info = {}
+
+    def field(name: str) -> str | None:
+        value = info.get(name)
+        return str(value)[:200] if value else None
+
+    return found.model_copy(
+        update={
+            "held": True,
+            "lock_id": field("ID"),
+            "who": field("Who"),
+            "operation": field("Operation"),
+            "created": field("Created"),
+        }
+    )
+
+
+def _session(policy: AccessPolicy, profile: str, region: str) -> boto3.Session:
+    """The deployment's AWS session: its named profile, then the policy's role when it names one.
+    (The workers have their own copy in workers/aws/identity.py; the Slack side never imports them.)"""
+    base = boto3.Session(profile_name=profile, region_name=region)
+    role = policy.role_for(profile)
+    if role is None:
+        return base
+    params = {"RoleArn": role.role_arn, "RoleSessionName": role.session_name or "ecs-deploy-bot"}
+    if role.external_id:
+        params["ExternalId"] = role.external_id
+    creds = base.client("sts", config=AWS_QUICK).assume_role(**params)["Credentials"]
+    return boto3.Session(
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
+    )
+
+
+def announce_release(services: Services, view: LockView, text: str) -> None:
+    services.notifier.post(view.deployment, text_message(text))
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _label(status: DeploymentStatus) -> str:
+    """The status label without its emoji, lower-cased: "deployed", "waiting for approval"."""
+    return status.label.split(" ", 1)[-1].lower()

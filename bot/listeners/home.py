@@ -1,0 +1,46 @@
+"""App Home: publish the user's deployments (and a lead's pending approvals) when the tab opens."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from slack_bolt import Ack, App
+from slack_sdk.errors import SlackApiError
+
+from bot import control
+from bot.ids import Action
+from bot.services import Services
+from bot.views.home import MAX_MINE, home_view
+from core.logs import get_logger
+
+log = get_logger(__name__)
+
+
+def register(app: App, services: Services) -> None:
+    @app.event("app_home_opened")
+    def home_opened(event: dict[str, Any]) -> None:  # Bolt acks events itself
+        user_id = str(event.get("user") or "")
+        if event.get("tab", "home") != "home" or not user_id:
+            return
+        publish_home(services, user_id)
+
+    @app.action(Action.OPEN_THREAD.value)
+    def open_thread_clicked(ack: Ack) -> None:
+        # A link button: Slack opens the thread itself, but still sends the click, which must be acked.
+        ack()
+
+
+def publish_home(services: Services, user_id: str) -> None:
+    try:
+        user = services.identity(user_id)
+        mine = services.store.recent(user_id=user_id, limit=MAX_MINE + 1)
+        lead = control.is_lead(services.policy, user)
+        pending = control.pending_approvals(services, user) if lead else None
+        view = home_view(mine=mine, pending=pending)
+    except redis.RedisError:
+        view = home_view(mine=[], pending=None, store_down=True)
+    try:
+        services.client.views_publish(user_id=user_id, view=view.to_dict())
+    except SlackApiError as exc:
+        log.warning("home_publish_failed", user=user_id, error=exc.response.get("error"))

@@ -1,0 +1,252 @@
+"""Answers to the `/ecs-deploy` control subcommands (pure: models in, text and blocks out)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot.control import Cancelled, LockView, TerraformLock
+from bot.views.messages import Message
+from core.locks import LockHolder
+from core.models import Deployment, DeploymentStatus
+
+# The unlock button's action id (value "{deployment_id}:{lock token}"), handled in
+# bot/listeners/commands.py. Kept here, next to the button, rather than in bot/ids.py.
+UNLOCK_CONFIRM = "control_unlock_confirm"
+MAX_LIST = 15
+MAX_TEXT = 3000
+
+HELP = "\n".join(
+    [
+        "*`/ecs-deploy`* — request an ECS deployment (opens a form). Also:",
+        "• `/ecs-deploy new` — the same",
+        "• `/ecs-deploy status [id]` — a deployment's current step, who requested and approved it,"
+        " and its thread (default: your latest)",
+        "• `/ecs-deploy list` — your recent deployments (leads: everyone's)",
+        "• `/ecs-deploy cancel <id>` — stop a queued or running step (requester or lead);"
+        " a running apply needs `cancel <id> --force`",
+        "• `/ecs-deploy plan <id>` — re-plan with the deployment's current values (requester or lead)",
+        "• `/ecs-deploy unlock <id>` — release the bot's lock on the deployment's Terraform state"
+        " (leads only; asks to confirm)",
+        "• `/ecs-deploy help` — this help",
+        "The App Home tab shows your deployments and, for leads, the plans waiting for approval.",
+    ]
+)
+
+
+def thread_link(deployment: Deployment) -> str | None:
+    """A link to the deployment's thread (Slack redirects slack.com/archives to the workspace)."""
+    if not deployment.thread_ts:
+        return None
+    return f"https://slack.com/archives/{deployment.channel_id}/p{deployment.thread_ts.replace('.', '')}"
+
+
+def thread_ref(deployment: Deployment) -> str:
+    link = thread_link(deployment)
+    return f"<{link}|thread>" if link else "no thread yet"
+
+
+def when(at: datetime) -> str:
+    """A time each reader sees in their own time zone (UTC as the fallback text)."""
+    return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
+
+
+def status_line(deployment: Deployment) -> str:
+    detail = f" — {deployment.status_detail}" if deployment.status_detail else ""
+    return f"{deployment.status.label}{detail}"
+
+
+def approval_text(deployment: Deployment) -> str:
+    """Who approved (the current plan) or rejected, and what is still missing."""
+    approval = deployment.approval
+    parts: list[str] = []
+    if approval.current_approvals:
+        parts.append(
+            "approved by "
+            + ", ".join(f"<@{a.approver_id}> ({when(a.at)})" for a in approval.current_approvals)
+        )
+    if approval.rejection is not None:
+        rejection = approval.rejection
+        verb = "withdrawn by the requester" if rejection.by_requester else f"rejected by <@{rejection.by}>"
+        reason = f": “{rejection.reason[:300]}”" if rejection.reason else ""
+        parts.append(f"{verb} ({when(rejection.at)}){reason}")
+    missing = approval.missing_approvals if approval.binding is not None else 0
+    if deployment.status is DeploymentStatus.AWAITING_APPROVAL and missing and approval.rejection is None:
+        parts.append(f"waiting for {missing} more approval{'s' if missing != 1 else ''}")
+    return "; ".join(parts) if parts else "not approved yet"
+
+
+def status_text(deployment: Deployment) -> str:
+    request = deployment.request
+    lines = [
+        f"*`{deployment.id}`* {request.headline}",
+        f"*Step:* {status_line(deployment)[:1000]}",
+        f"*Requested by* <@{deployment.requester_id}> ({when(deployment.created_at)}) with profile"
+        f" `{request.profile}`",
+        f"*Approval:* {approval_text(deployment)}",
+        f"*Thread:* {thread_ref(deployment)}",
+    ]
+    return "\n".join(lines)[:MAX_TEXT]
+
+
+def list_text(deployments: list[Deployment], *, everyone: bool) -> str:
+    if not deployments:
+        return "There are no deployments yet." if everyone else "You have no deployments yet."
+    title = "*Recent deployments (everyone's — you are a lead)*" if everyone else "*Your recent deployments*"
+    lines = [title]
+    for d in deployments[:MAX_LIST]:
+        who = f" · <@{d.requester_id}>" if everyone else ""
+        lines.append(f"• `{d.id}` {d.request.headline} — {d.status.label}{who} · {thread_ref(d)}")
+    if len(deployments) > MAX_LIST:
+        lines.append(f"… and {len(deployments) - MAX_LIST} more")
+    return "\n".join(lines)[:MAX_TEXT]
+
+
+# -- cancel ----------------------------------------------------------------------------------------
+
+
+def cancelled_thread_text(result: Cancelled) -> str:
+    if result.interrupted_apply:
+        return (
+            f":no_entry_sign: Deployment cancelled by <@{result.by}> while `terraform apply` was running."
+            " Terraform is being interrupted; :warning: the state may be *partially applied* — review it"
+            " before the next deployment of this state."
+        )
+    return f":no_entry_sign: Deployment cancelled by <@{result.by}> (it was {_lower(result.previous.label)})."
+
+
+def cancelled_reply(result: Cancelled) -> str:
+    d = result.deployment
+    text = f":no_entry_sign: `{d.id}` is cancelled: a running Terraform step is interrupted, queued steps will not run."
+    if result.interrupted_apply:
+        text += " :warning: The apply was running: the state may be partially applied."
+    return f"{text} {thread_ref(d)}"
+
+
+# -- re-plan ---------------------------------------------------------------------------------------
+
+
+def replan_thread_text(user_id: str) -> str:
+    return (
+        f":arrows_counterclockwise: Re-plan requested by <@{user_id}> with `/ecs-deploy plan`;"
+        " approvals of the previous plan no longer count."
+    )
+
+
+def replan_reply(deployment: Deployment) -> str:
+    return f":arrows_counterclockwise: A new plan for `{deployment.id}` is queued. {thread_ref(deployment)}"
+
+
+# -- unlock ----------------------------------------------------------------------------------------
+
+
+def _holder_text(view: LockView) -> str:
+    holder = view.holder
+    if holder is None:
+        return "nobody"
+    return _holder_of(view, holder)
+
+
+def _holder_of(view: LockView, holder: LockHolder) -> str:
+    status = f", now {_lower(view.holder_status.label)}" if view.holder_status else ""
+    return f"`{holder.deployment_id}` ({holder.step}, for <@{holder.user_id}>, since {when(holder.since)}{status})"
+
+
+def unlock_prompt(view: LockView, holder: LockHolder) -> Message:
+    """What releasing `holder`'s lock would do, and a button that asks once more before it does it."""
+    running = view.holder_status is not None and not view.holder_status.is_final
+    warning = (
+        "\n:warning: That deployment has not finished. Release only if its worker is gone (crashed or"
+        " killed): otherwise two Terraform runs could write the same state."
+        if running
+        else ""
+    )
+    text = f"The bot's lock on state `{view.state}` is held by {_holder_of(view, holder)}.{warning}"
+    button = ButtonElement(
+        text="Release the lock",
+        action_id=UNLOCK_CONFIRM,
+        value=f"{view.deployment.id}:{holder.token}",
+        style="danger",
+        confirm=ConfirmObject(
+            title="Release the state lock?",
+            text=MarkdownTextObject(
+                text=f"Other runs on `{view.state}`"[:200] + " may start at once. Release it only if"
+                " no Terraform run is still using the state."
+            ),
+            confirm="Release",
+            deny="Keep it",
+            style="danger",
+        ),
+    )
+    return Message(
+        text=text[:MAX_TEXT],
+        blocks=[
+            SectionBlock(text=MarkdownTextObject(text=text[:2900])),
+            ActionsBlock(elements=[button]),
+            ContextBlock(
+                elements=[
+                    PlainTextObject(text="After releasing, the bot checks Terraform's own lock in DynamoDB.")
+                ]
+            ),
+        ],
+    )
+
+
+def no_lock_text(view: LockView) -> str:
+    return (
+        f"The bot holds no lock on state `{view.state}`. Checking Terraform's own lock in DynamoDB"
+        " table `" + view.deployment.request.lock_table + "`…"
+    )
+
+
+def released_reply(view: LockView) -> str:
+    return f":unlock: Released the bot's lock on `{view.state}` (held by {_holder_text(view)})."
+
+
+def released_thread_text(view: LockView, user_id: str) -> str:
+    return (
+        f":unlock: <@{user_id}> released the bot's lock on the Terraform state `{view.state}`"
+        f" (held by {_holder_text(view)})."
+    )
+
+
+def terraform_lock_text(lock: TerraformLock) -> str:
+    """Whether Terraform's own lock is held, and if so how to clear it with `terraform force-unlock`."""
+    if lock.problem:
+        return (
+            f":grey_question: Terraform's own lock on `{lock.state}` could not be checked: {lock.problem}."
+            f" Look for the item `{lock.state}` in DynamoDB table `{lock.table}`."
+        )
+    if not lock.held:
+        return f":white_check_mark: Terraform's own lock on `{lock.state}` (table `{lock.table}`) is free."
+    lock_id = lock.lock_id or "<LOCK_ID>"
+    facts = ", ".join(
+        part
+        for part in (
+            f"operation {lock.operation}" if lock.operation else "",
+            f"by {lock.who}" if lock.who else "",
+            f"since {lock.created}" if lock.created else "",
+        )
+        if part
+    )
+    return (
+        f":lock: Terraform's own lock on `{lock.state}` is still held in DynamoDB table `{lock.table}`"
+        f" — lock ID `{lock_id}`{' (' + facts + ')' if facts else ''}.\n"
+        "If no Terraform run is still using this state, clear it from a checkout of the deployment's"
+        f" Terraform configuration, initialised with its backend (`terraform init -backend-config={lock.backend_config}`):\n"
+        f"```terraform force-unlock {lock_id}```\n"
+        "Never force-unlock while a run is active: two writers would corrupt the state."
+    )[:MAX_TEXT]
+
+
+def _lower(label: str) -> str:
+    return label.split(" ", 1)[-1].lower()
