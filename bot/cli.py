@@ -120,12 +120,14 @@ def socket() -> None:
 @click.option("--burst", is_flag=True, help="Work until the queue is empty, then exit.")
 @click.option("--name", default=None, help="Worker name (default: host and pid).")
 def worker(burst: bool, name: str | None) -> None:
-    """An RQ worker on the bot's queue."""
-    from rq import Worker
+    """An RQ worker on the bot's queue, with heartbeats, the dead-job sweep and the Slack outbox."""
+    from workers.worker import DeployWorker
 
     current = _settings()
     connection = redis.Redis.from_url(_redis_url(current))
-    Worker([current.queue_name], connection=connection, name=name).work(burst=burst, with_scheduler=not burst)
+    DeployWorker([current.queue_name], connection=connection, name=name, settings=current).work(
+        burst=burst, with_scheduler=not burst
+    )
 
 
 @main.command()

@@ -1,0 +1,227 @@
+"""The RQ worker `ecs-deploy-bot worker` runs: RQ's forking Worker plus the bot's crash handling.
+
+On top of `rq.Worker` it
+- keeps a worker heartbeat (main process) and a job heartbeat (work horse) in Redis, so a worker
+  killed together with its horse is recognised within seconds instead of RQ's minutes;
+- sweeps for such dead jobs and delivers the Slack outbox from a background thread (every
+  SWEEP_INTERVAL and HEARTBEAT_INTERVAL respectively, see workers/sweeper.py), and once before it
+  takes its first job, before RQ's own registry cleanup could fail those jobs silently;
+- reports a work horse killed on its own (OOM) at once, in the job's thread;
+- tries the outbox one last time when it stops (also after `--burst`);
+- renders the standard-library log records (RQ's own, the Terraform runner's) as JSON lines like the
+  bot's structlog lines when not on a terminal, and in the work horse stamps every line with the
+  deployment_id, job_id and step of the job it runs (job_frame binds the same for structlog lines).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import MutableMapping
+from typing import Any
+
+import redis
+import structlog
+from rq import Worker
+from rq.executions import Execution
+from rq.job import Job
+from rq.queue import Queue
+
+from bot.notifier import Notifier
+from bot.slack import make_web_client
+from core.logs import SENSITIVE_KEYS, get_logger, redact_text
+from core.settings import Settings
+from core.store import DeploymentStore
+from workers.sweeper import Bounds, Heartbeat, Sweeper, claim_key, job_beat_key, worker_beat_key
+
+log = get_logger(__name__)
+_current_job: dict[str, str] = {}  # in the work horse: the ids of the job it runs
+
+
+def _connect(settings: Settings) -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url or "", socket_timeout=30, socket_connect_timeout=10)
+
+
+def _notifier(settings: Settings, connection: redis.Redis) -> Notifier:
+    return Notifier(make_web_client(settings), DeploymentStore(connection))
+
+
+class Maintenance:
+    """The worker's background duties: its heartbeat (own thread, so a slow sweep never delays it),
+    the periodic sweep for dead jobs, and outbox delivery."""
+
+    def __init__(self, settings: Settings, worker_name: str, bounds: Bounds) -> None:
+        self.redis = _connect(settings)
+        self.bounds = bounds
+        self.notifier = _notifier(settings, self.redis)
+        self.sweeper = Sweeper(self.redis, settings, self.notifier, bounds)
+        self.heartbeat = Heartbeat(self.redis, worker_beat_key(worker_name), bounds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ecs-deploy maintenance", daemon=True)
+
+    def start(self) -> Maintenance:
+        self.heartbeat.start()
+        self.sweep()
+        self.deliver()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        self.deliver(force=True)
+        self.heartbeat.stop()
+        with contextlib.suppress(redis.RedisError):
+            self.redis.close()
+
+    def sweep(self) -> None:
+        try:
+            self.sweeper.sweep()
+        except Exception:  # the thread must outlive any fault; the next round tries again
+            log.exception("sweep_failed")
+
+    def deliver(self, *, force: bool = False) -> None:
+        try:
+            self.notifier.deliver_outbox(force=force)
+        except Exception:
+            log.exception("outbox_delivery_failed")
+
+    def _run(self) -> None:
+        last_sweep = time.monotonic()
+        tick = min(self.bounds.heartbeat_interval, self.bounds.sweep_interval)
+        while not self._stop.wait(tick):
+            if time.monotonic() - last_sweep >= self.bounds.sweep_interval:
+                self.sweep()
+                last_sweep = time.monotonic()
+            self.deliver()
+
+
+class DeployWorker(Worker):
+    """rq.Worker with heartbeats, the dead-job sweep and the Slack outbox (see the module docstring)."""
+
+    def __init__(
+        self, queues: Any, *args: Any, settings: Settings, bounds: Bounds | None = None, **kwargs: Any
+    ):
+        super().__init__(queues, *args, **kwargs)
+        self.settings = settings
+        self.bounds = bounds or Bounds.from_env()
+        _guard_log_lock_across_fork()
+        _structured_stdlib_logs()
+
+    def work(self, burst: bool = False, *args: Any, **kwargs: Any) -> bool:
+        maintenance = Maintenance(self.settings, self.name, self.bounds).start()
+        log.info(
+            "worker_started",
+            worker=self.name,
+            queue=self.settings.queue_name,
+            heartbeat_seconds=self.bounds.heartbeat_interval,
+            dead_after_seconds=self.bounds.dead_after,
+            sweep_seconds=self.bounds.sweep_interval,
+        )
+        try:
+            return bool(super().work(burst, *args, **kwargs))
+        finally:
+            maintenance.stop()
+
+    def clean_registries(self) -> None:
+        """Our sweep first: RQ's cleanup would fail a dead job without telling its deployment."""
+        self._sweeper().sweep()
+        super().clean_registries()
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        """Runs in the work horse: keep the job's heartbeat for as long as the job runs."""
+        meta = job.meta or {}
+        _current_job.update(
+            {
+                "deployment_id": str(meta.get("deployment_id", "")),
+                "job_id": job.id,
+                "step": str(meta.get("step", "")),
+            }
+        )
+        connection = _connect(self.settings)
+        beat = Heartbeat(connection, job_beat_key(job.id), self.bounds, value=f"{os.getpid()}").start()
+        structlog.contextvars.bind_contextvars(**_current_job)
+        log.info("job_started", pid=os.getpid(), worker=self.name)
+        try:
+            return bool(super().perform_job(job, queue, execution))
+        finally:
+            beat.stop()
+            _current_job.clear()
+            with contextlib.suppress(redis.RedisError):
+                connection.close()
+
+    def handle_work_horse_killed(self, job: Job, retpid: Any, ret_val: Any, rusage: Any) -> None:
+        """Only the horse died (e.g. the OOM killer): report it now, RQ then fails the job."""
+        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+        signal_text = (
+            f"signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else f"exit {ret_val}"
+        )
+        try:
+            if self.connection.set(claim_key(job.id), "1", nx=True, ex=7 * 24 * 3600):
+                self._sweeper().report(job, reason=f"its process was killed ({signal_text})")
+        except Exception:
+            log.exception("interrupted_report_failed", job_id=job.id)
+
+    def _sweeper(self) -> Sweeper:
+        return Sweeper(self.connection, self.settings, _notifier(self.settings, self.connection), self.bounds)
+
+
+_fork_guard_installed = False
+
+
+def _guard_log_lock_across_fork() -> None:
+    """The background threads log through structlog, which writes under a per-file lock. A fork while
+    a thread holds it would leave the work horse with a lock nobody releases; take it around fork."""
+    global _fork_guard_installed
+    if _fork_guard_installed:
+        return
+    try:
+        from structlog._output import _get_lock_for_file
+    except ImportError:  # pragma: no cover - a structlog without it
+        return
+    lock = _get_lock_for_file(sys.stderr)
+    os.register_at_fork(before=lock.acquire, after_in_parent=lock.release, after_in_child=lock.release)
+    _fork_guard_installed = True
+
+
+def _add_job_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in _current_job.items():
+        event.setdefault(key, value)
+    return event
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in list(event.items()):
+        if SENSITIVE_KEYS.search(key):
+            event[key] = "[redacted]"
+        elif isinstance(value, str):
+            event[key] = redact_text(value)
+    return event
+
+
+def _structured_stdlib_logs() -> None:
+    """Standard-library records as JSON lines (not on a terminal), with the running job's ids."""
+    if sys.stderr.isatty():
+        return
+    formatter = structlog.stdlib.ProcessorFormatter(
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.JSONRenderer(),
+        ],
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            _add_job_ids,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _redact,
+        ],
+    )
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter)
