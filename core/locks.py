@@ -96,17 +96,18 @@ class StateLock:
         on_wait: Callable[[LockHolder], object] | None = None,
         poll_seconds: float = 0.25,
     ) -> Iterator[LockHolder]:
-        """Wait in line for the lock (telling `on_wait` once who is ahead), hold it, release it."""
+        """Wait in line for the lock (telling `on_wait` who is ahead, again whenever that changes), hold
+        it, release it."""
         deadline = time.monotonic() + wait_seconds
-        told = False
+        told: str | None = None
         while True:
             mine = self.try_acquire(deployment_id, user_id, step)
             if mine is not None:
                 break
             ahead = self.holder()
-            if ahead is not None and not told and on_wait is not None:
+            if ahead is not None and ahead.token != told and on_wait is not None:
                 on_wait(ahead)
-                told = True
+                told = ahead.token
             if time.monotonic() > deadline:
                 raise StateLockTimeout(ahead)
             time.sleep(poll_seconds)

@@ -39,8 +39,14 @@ DESCRIPTIONS: dict[Step, str] = {
 
 
 def step_timeout(settings: Settings, step: Step) -> int:
+    """RQ's job timeout sits above every Terraform timeout inside the job (waiting for the state lock,
+    init, then plan or apply), so Terraform is always stopped by our runner (SIGINT: its lock is
+    released) and never killed by RQ mid-run."""
+    margin = 300
     if step is Step.APPLY:
-        return settings.apply_timeout_seconds + 300  # Terraform's own timeout fires first
+        return settings.job_timeout_seconds + settings.plan_timeout_seconds + settings.apply_timeout_seconds + margin
+    if step is Step.PLAN:
+        return settings.job_timeout_seconds + 2 * settings.plan_timeout_seconds + margin
     return settings.job_timeout_seconds
 
 

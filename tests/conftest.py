@@ -85,7 +85,9 @@ def slack_api(slack_stand_in: SlackApiStandIn) -> Iterator[SlackApiStandIn]:
 
 @pytest.fixture(scope="session")
 def bot_env(
-    redis_server: EmbeddedRedis, slack_stand_in: SlackApiStandIn, moto_server: MotoServer,
+    redis_server: EmbeddedRedis,
+    slack_stand_in: SlackApiStandIn,
+    moto_server: MotoServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
     """The environment an operator gives the bot's processes, pointed at the local stand-ins."""
@@ -107,6 +109,37 @@ def web_process(bot_env: dict[str, str]) -> Iterator[WebProcess]:
 
 
 @pytest.fixture
-def slack(web_process: WebProcess, slack_api: SlackApiStandIn, redis_conn: redis.Redis, aws: MotoServer) -> SlackClientSim:
+def slack(
+    web_process: WebProcess, slack_api: SlackApiStandIn, redis_conn: redis.Redis, aws: MotoServer
+) -> SlackClientSim:
     """Slack's side of the conversation, against a clean Redis, Slack stand-in and moto."""
     return SlackClientSim(web_process.events_url)
+
+
+# -- the whole pipeline: a web process and workers pointed at the test Terraform repository --------
+
+from tests.harness.flow import LEAD, REQUESTER  # noqa: E402
+from tests.harness.tfrepo import make_git_repo  # noqa: E402
+
+
+@pytest.fixture
+def pipeline_env(bot_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    repo, _ = make_git_repo(tmp_path)
+    return {
+        **bot_env,
+        "ECS_DEPLOY_REPO_URL": str(repo),
+        "ECS_DEPLOY_APPROVERS": f"{LEAD},{REQUESTER}",  # the requester is a lead too: self-approval rule
+        "ECS_DEPLOY_VERIFY_TIMEOUT": "0",
+        "ECS_DEPLOY_DATA_DIR": str(tmp_path / "worker-a"),
+    }
+
+
+@pytest.fixture
+def pipeline(
+    pipeline_env: dict[str, str], slack_api: SlackApiStandIn, redis_conn: redis.Redis, aws: MotoServer
+) -> Iterator[SlackClientSim]:
+    web = WebProcess(pipeline_env).start()
+    try:
+        yield SlackClientSim(web.events_url)
+    finally:
+        web.stop()

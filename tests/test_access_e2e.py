@@ -26,8 +26,9 @@ profiles:
 
 
 @pytest.fixture
-def policy_web(bot_env: dict[str, str], tmp_path: Path, slack_api: SlackApiStandIn,
-               redis_conn: redis.Redis) -> Iterator[SlackClientSim]:
+def policy_web(
+    bot_env: dict[str, str], tmp_path: Path, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+) -> Iterator[SlackClientSim]:
     policy = tmp_path / "policy.yml"
     policy.write_text(POLICY)
     web = WebProcess({**bot_env, "ECS_DEPLOY_POLICY_FILE": str(policy)}).start()
@@ -52,7 +53,9 @@ def test_group_member_sees_only_the_profiles_the_policy_gives_them(
     assert slack_api.calls_to("usergroups.users.list")[0].params["usergroup"] == "S0PLATFORM"
 
 
-def test_user_with_no_profile_is_told_and_gets_no_form(policy_web: SlackClientSim, slack_api: SlackApiStandIn) -> None:
+def test_user_with_no_profile_is_told_and_gets_no_form(
+    policy_web: SlackClientSim, slack_api: SlackApiStandIn
+) -> None:
     slack_api.usergroups["S0PLATFORM"] = []
     policy_web.slash_command("", user="U0STRANGE1")
     call = slack_api.wait_for("chat.postEphemeral")
@@ -64,13 +67,18 @@ def test_forged_submission_with_a_hidden_profile_is_refused(
     policy_web: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
 ) -> None:
     slack_api.usergroups["S0PLATFORM"] = ["U0MEMBER01"]
-    response = policy_web.view_submission(request_values(profile="other-account"), user="U0MEMBER01",
-                                          private_metadata=json.dumps({"channel_id": "C1"}))
+    response = policy_web.view_submission(
+        request_values(profile="other-account"),
+        user="U0MEMBER01",
+        private_metadata=json.dumps({"channel_id": "C1"}),
+    )
     assert "profile" in response.json()["errors"]
     assert redis_conn.keys("ecs-deploy:deployment:*") == []
 
 
-def test_a_broken_policy_file_stops_the_web_process_with_the_line(bot_env: dict[str, str], tmp_path: Path) -> None:
+def test_a_broken_policy_file_stops_the_web_process_with_the_line(
+    bot_env: dict[str, str], tmp_path: Path
+) -> None:
     policy = tmp_path / "policy.yml"
     policy.write_text("profiles:\n  deployer:\n    requesters: [U1]\n    aprovers: [U2]\n")
     web = WebProcess({**bot_env, "ECS_DEPLOY_POLICY_FILE": str(policy)})

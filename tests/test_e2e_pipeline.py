@@ -7,7 +7,6 @@ verification message.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -16,49 +15,12 @@ import redis
 
 from core.audit import AuditTrail
 from core.store import DeploymentStore
-from tests.harness.processes import WebProcess, run_worker_burst
+from tests.harness.flow import BYSTANDER, LEAD, REQUESTER, click, ephemeral_to, eventually
+from tests.harness.processes import run_worker_burst
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values, text_value
-from tests.harness.tfrepo import make_git_repo
 
 pytestmark = pytest.mark.e2e
-
-REQUESTER, LEAD, BYSTANDER = "U0REQUEST1", "U0LEAD0001", "U0BYSTAND1"
-
-
-@pytest.fixture
-def pipeline_env(bot_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    repo, _ = make_git_repo(tmp_path)
-    return {
-        **bot_env,
-        "ECS_DEPLOY_REPO_URL": str(repo),
-        "ECS_DEPLOY_APPROVERS": f"{LEAD},{REQUESTER}",  # the requester is a lead too: self-approval rule
-        "ECS_DEPLOY_VERIFY_TIMEOUT": "0",
-        "ECS_DEPLOY_DATA_DIR": str(tmp_path / "worker-a"),
-    }
-
-
-@pytest.fixture
-def pipeline(
-    pipeline_env: dict[str, str], slack_api: SlackApiStandIn, redis_conn: redis.Redis, aws: object
-) -> Iterator[SlackClientSim]:
-    web = WebProcess(pipeline_env).start()
-    try:
-        yield SlackClientSim(web.events_url)
-    finally:
-        web.stop()
-
-
-def click(slack: SlackClientSim, api: SlackApiStandIn, thread: str, action: str, user: str) -> None:
-    message, button = api.find_button(thread, action)
-    response = slack.block_action(
-        action, button["value"], user=user, message_ts=message["ts"], message=message
-    )
-    assert response.status_code == 200
-
-
-def ephemerals_to(api: SlackApiStandIn, user: str) -> list[str]:
-    return [c.params["text"] for c in api.calls_to("chat.postEphemeral") if c.params.get("user") == user]
 
 
 def test_request_to_verified_deployment(
@@ -97,9 +59,9 @@ def test_request_to_verified_deployment(
     assert "AWS access verified" in replies and "10.1.0.0/16" in replies
 
     click(slack, slack_api, thread, "analysis_apply_recommendations", BYSTANDER)
-    assert any("Only the requester" in t for t in ephemerals_to(slack_api, BYSTANDER))
+    ephemeral_to(slack_api, BYSTANDER, "Only the requester")
     click(slack, slack_api, thread, "analysis_apply_recommendations", REQUESTER)
-    assert store.get(deployment.id).request.vpc_cidr_block == "10.1.0.0/16"
+    eventually(lambda: store.get(deployment.id).request.vpc_cidr_block == "10.1.0.0/16")
 
     # 3. state backend and workspace; the template leaves two values to the requester
     run_worker_burst(pipeline_env)
@@ -153,9 +115,9 @@ def test_request_to_verified_deployment(
     # 5. clicks: a bystander and the requester are refused; the lead approves exactly once
     click(slack, slack_api, thread, "plan_approve", BYSTANDER)
     click(slack, slack_api, thread, "plan_approve", REQUESTER)
+    ephemeral_to(slack_api, BYSTANDER, "You are not an approver")
+    ephemeral_to(slack_api, REQUESTER, "cannot approve it yourself")
     assert store.get(deployment.id).status.value == "awaiting_approval"
-    assert ephemerals_to(slack_api, BYSTANDER)[-1].startswith("You are not an approver")
-    assert "cannot approve it yourself" in ephemerals_to(slack_api, REQUESTER)[-1]
     message, button = slack_api.find_button(thread, "plan_approve")
     for _ in range(2):  # a double click
         slack.block_action(
@@ -166,8 +128,8 @@ def test_request_to_verified_deployment(
     clicks = deployment.approval.clicks
     assert [c.user_id for c in clicks if c.allowed] == [LEAD]
     assert {c.user_id for c in clicks if not c.allowed} >= {BYSTANDER, REQUESTER}
+    eventually(lambda: redis_conn.llen("rq:queue:ecs-deploy") == 1)  # one apply, not two
     assert "Approved by <@U0LEAD0001>" in json.dumps(slack_api.messages[message["ts"]], ensure_ascii=False)
-    assert redis_conn.llen("rq:queue:ecs-deploy") == 1  # one apply, not two
 
     # 6. apply on another worker with its own data directory, then verification
     run_worker_burst({**pipeline_env, "ECS_DEPLOY_DATA_DIR": str(tmp_path / "worker-b")})
@@ -188,11 +150,25 @@ def test_request_to_verified_deployment(
     # 7. the audit trail holds every event of the deployment, and no secret
     events = AuditTrail(redis_conn).for_deployment(deployment.id)
     names = [event.event for event in events]
-    for expected in ("requested", "access_verified", "analysed", "action", "backend_ready", "workspace_ready",
-                     "values_given", "planned", "approval_refused", "approval", "apply_started", "applied",
-                     "deployment_verified"):
+    for expected in (
+        "requested",
+        "access_verified",
+        "analysed",
+        "action",
+        "backend_ready",
+        "workspace_ready",
+        "values_given",
+        "planned",
+        "approval_refused",
+        "approval",
+        "apply_started",
+        "applied",
+        "deployment_verified",
+    ):
         assert expected in names, (expected, names)
-    assert names.count("approval_refused") == 3 and names.count("approval") == 1  # bystander, requester, double click
+    assert (
+        names.count("approval_refused") == 3 and names.count("approval") == 1
+    )  # bystander, requester, double click
     approved = next(e for e in events if e.event == "approval")
     assert approved.actor == LEAD and approved.plan_sha256 == deployment.approval.binding.plan_sha256
     dumped = "\n".join(event.model_dump_json() for event in events)

@@ -35,8 +35,9 @@ def test_forged_or_replayed_requests_get_401_and_change_nothing(
     from urllib.parse import urlencode
 
     payload = fixture("bolt_view_submission_state_values.json")
-    payload["view"].update(callback_id="ecs_deploy_request", private_metadata=METADATA,
-                           state={"values": request_values()})
+    payload["view"].update(
+        callback_id="ecs_deploy_request", private_metadata=METADATA, state={"values": request_values()}
+    )
     body = urlencode({"payload": json.dumps(payload)})
     headers: dict[str, str] = {}
     if tamper == "wrong_secret":
@@ -79,7 +80,9 @@ def test_malformed_signed_bodies_get_a_4xx_not_a_500(
 def test_slack_retries_are_acknowledged_without_running_twice(
     slack: SlackClientSim, slack_api: SlackApiStandIn
 ) -> None:
-    response = slack.slash_command("", headers={"X-Slack-Retry-Num": "2", "X-Slack-Retry-Reason": "http_timeout"})
+    response = slack.slash_command(
+        "", headers={"X-Slack-Retry-Num": "2", "X-Slack-Retry-Reason": "http_timeout"}
+    )
     assert response.status_code == 200
     time.sleep(0.3)
     assert slack_api.calls_to("views.open") == []
@@ -91,9 +94,15 @@ def test_unknown_subcommand_answers_with_help(slack: SlackClientSim) -> None:
     assert "Unknown subcommand `frobnicate`" in response.text and "/ecs-deploy status" in response.text
 
 
-def test_oversized_values_are_rejected_and_never_written(slack: SlackClientSim, redis_conn: redis.Redis) -> None:
-    values = request_values(application="a" * 10_000, additional_tags="k=" + "v" * 10_000,
-                            environment="dev\nprod", account_id="１２３４５６７８９０１２")
+def test_oversized_values_are_rejected_and_never_written(
+    slack: SlackClientSim, redis_conn: redis.Redis
+) -> None:
+    values = request_values(
+        application="a" * 10_000,
+        additional_tags="k=" + "v" * 10_000,
+        environment="dev\nprod",
+        account_id="１２３４５６７８９０１２",
+    )
     response = slack.view_submission(values, private_metadata=METADATA)
     errors = response.json()["errors"]
     assert {"application", "additional_tags", "environment", "account_id"} <= set(errors)

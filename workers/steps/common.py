@@ -7,9 +7,10 @@ from pathlib import Path
 
 import boto3
 
+from bot.views.pipeline import status_line
 from core.artifacts import ArtifactStore
 from core.locks import LockHolder, StateLock, state_id
-from core.models import Deployment
+from core.models import Deployment, DeploymentStatus
 from core.queue import Step, enqueue_step
 from core.store import PREFIX
 from workers.aws.identity import session_for
@@ -97,7 +98,11 @@ def run_options(rt: Runtime, env: dict[str, str], deployment_id: str) -> RunOpti
     key = cancel_key(deployment_id)
     return RunOptions(
         env=env,
-        timeouts={"apply": float(rt.settings.apply_timeout_seconds)},
+        timeouts={
+            "apply": float(rt.settings.apply_timeout_seconds),
+            "plan": float(rt.settings.plan_timeout_seconds),
+            "init": float(rt.settings.plan_timeout_seconds),
+        },
         cancel=lambda: bool(rt.redis.exists(key)),
     )
 
@@ -113,6 +118,14 @@ def waiting_text(holder: LockHolder) -> str:
         f":hourglass: Waiting in line: the Terraform state is in use by `{holder.deployment_id}`"
         f" ({holder.step}, requested by <@{holder.user_id}>, since {holder.since:%H:%M} UTC)."
     )
+
+
+def waiting_in_line(
+    rt: Runtime, deployment: Deployment, holder: LockHolder, status: DeploymentStatus
+) -> None:
+    """Say in the thread, and on the root message, behind whom the run waits for the state."""
+    rt.notifier.set_status(deployment.id, status, f"waiting in line behind {holder.deployment_id}")
+    rt.notifier.post(deployment, status_line(waiting_text(holder)))
 
 
 def then(rt: Runtime, step: Step, deployment_id: str, options: dict[str, str] | None = None) -> None:

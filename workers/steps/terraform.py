@@ -24,7 +24,7 @@ from workers.steps.common import (
     state_lock,
     terraform_env,
     then,
-    waiting_text,
+    waiting_in_line,
 )
 from workers.terraform import runner
 from workers.terraform.runner import RunOptions, RunResult, StalePlanError, TerraformError
@@ -81,7 +81,7 @@ def run_plan(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> No
         deployment.requester_id,
         "plan",
         wait_seconds=rt.settings.job_timeout_seconds,
-        on_wait=lambda holder: rt.notifier.post(deployment, status_line(waiting_text(holder))),
+        on_wait=lambda holder: waiting_in_line(rt, deployment, holder, DeploymentStatus.PLANNING),
     ):
         deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.PLANNING)
         _plan(rt, deployment)
@@ -187,7 +187,7 @@ def run_apply(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> N
         deployment.requester_id,
         "apply",
         wait_seconds=rt.settings.job_timeout_seconds,
-        on_wait=lambda holder: rt.notifier.post(deployment, status_line(waiting_text(holder))),
+        on_wait=lambda holder: waiting_in_line(rt, deployment, holder, DeploymentStatus.APPLYING),
     ):
         deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.APPLYING)
         _apply(rt, deployment)

@@ -1,0 +1,119 @@
+"""Drive a deployment through the Slack flow the way people do: submit, click, give values."""
+
+from __future__ import annotations
+
+from core.models import Deployment
+from core.store import DeploymentStore
+from tests.harness.processes import run_worker_burst
+from tests.harness.slack_api import SlackApiStandIn
+from tests.harness.slack_requests import SlackClientSim, request_values, text_value
+
+REQUESTER, LEAD, BYSTANDER = "U0REQUEST1", "U0LEAD0001", "U0BYSTAND1"
+USER_VALUES = {
+    "var:sns_monitoring_recepients_email_list": text_value("ops@example.com"),
+    "var:route53_dns_name": text_value("web.example.com"),
+}
+
+
+def click(slack: SlackClientSim, api: SlackApiStandIn, thread: str, action: str, user: str) -> None:
+    message, button = api.find_button(thread, action)
+    response = slack.block_action(
+        action, button["value"], user=user, message_ts=message["ts"], message=message
+    )
+    assert response.status_code == 200
+
+
+def submit(
+    slack: SlackClientSim, store: DeploymentStore, view_id: str, user: str = REQUESTER, **overrides: str
+) -> str:
+    before = {d.id for d in store.recent(limit=100)}
+    metadata = '{"channel_id": "C_DEPLOYS", "team_id": "T111"}'
+    response = slack.view_submission(
+        request_values(**overrides), user=user, private_metadata=metadata, view_id=view_id
+    )
+    assert response.text in ("", "{}"), response.text
+    [new] = [d.id for d in store.recent(limit=100) if d.id not in before]
+    return new
+
+
+def give_values(
+    slack: SlackClientSim, api: SlackApiStandIn, deployment: Deployment, user: str = REQUESTER
+) -> None:
+    assert deployment.thread_ts
+    calls_before = len(api.calls_to("views.open"))
+    click(slack, api, deployment.thread_ts, "workspace_provide_values", user)
+    view = api.wait_for(
+        "views.open",
+        lambda c: (
+            c.params["view"]["callback_id"] == "ecs_deploy_missing_values"
+            and api.calls_to("views.open").index(c) >= calls_before
+        ),
+    ).params["view"]
+    response = slack.view_submission(
+        USER_VALUES,
+        user=user,
+        private_metadata=view["private_metadata"],
+        callback_id="ecs_deploy_missing_values",
+        view_id=f"V-VALUES-{deployment.id}",
+    )
+    assert response.text in ("", "{}"), response.text
+    eventually(
+        lambda: any(
+            "gave" in c.params.get("text", "") and c.params.get("thread_ts") == deployment.thread_ts
+            for c in api.calls_to("chat.postMessage")
+        )
+    )
+
+
+def drive_to_plan_stage(
+    slack: SlackClientSim, api: SlackApiStandIn, store: DeploymentStore, env: dict[str, str], deployment_id: str
+) -> Deployment:
+    """From a fresh submission to a deployment whose workspace-then-plan job is queued (not yet run)."""
+    give_values(slack, api, drive_to_input(slack, api, store, env, deployment_id))
+    return store.get(deployment_id)
+
+
+def drive_to_input(
+    slack: SlackClientSim, api: SlackApiStandIn, store: DeploymentStore, env: dict[str, str], deployment_id: str
+) -> Deployment:
+    """From a fresh submission to a deployment waiting for the requester's values (nothing queued)."""
+    run_worker_burst(env)  # verify + analyse
+    deployment = store.get(deployment_id)
+    if deployment.status.value == "awaiting_decision":
+        action = "analysis_apply_recommendations" if deployment.recommendations else "analysis_keep_values"
+        click(slack, api, deployment.thread_ts or "", action, REQUESTER)
+        eventually(lambda: store.get(deployment_id).status.value != "awaiting_decision")
+        run_worker_burst(env)  # backend + workspace
+    deployment = store.get(deployment_id)
+    assert deployment.status.value == "awaiting_input", (deployment.status, deployment.status_detail)
+    return deployment
+
+
+def eventually(check: object, timeout: float = 15.0, interval: float = 0.05) -> None:
+    """Listeners finish after Slack got its ack: poll until `check()` holds (raises its last error)."""
+    import time
+    from collections.abc import Callable
+
+    assert callable(check)
+    probe: Callable[[], object] = check
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = probe()
+            if result is None or result:
+                return
+            error: Exception = AssertionError(f"{probe} returned {result!r}")
+        except AssertionError as exc:
+            error = exc
+        if time.monotonic() > deadline:
+            raise error
+        time.sleep(interval)
+
+
+def ephemeral_to(api: SlackApiStandIn, user: str, contains: str, timeout: float = 15.0) -> str:
+    call = api.wait_for(
+        "chat.postEphemeral",
+        lambda c: c.params.get("user") == user and contains in c.params.get("text", ""),
+        timeout=timeout,
+    )
+    return str(call.params["text"])
