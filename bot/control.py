@@ -167,6 +167,7 @@ def cancel(services: Services, user: SlackIdentity, deployment_id: str, *, force
     previous = replaced[0]  # what the transition replaced, not what we read before it
     services.redis.set(cancel_key(moved.id), user.user_id, ex=CANCEL_KEY_TTL_SECONDS)
     log.info("deployment_cancelled", deployment_id=moved.id, user=user.user_id, previous=previous.value)
+    services.audit.record("cancelled", moved.id, user.user_id, previous=previous.value, forced=force)
     return Cancelled(deployment=moved, previous=previous, by=user.user_id)
 
 
@@ -218,6 +219,7 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
         )
     enqueue_step(services.redis, services.settings, Step.PLAN, moved.id)
     log.info("replan_requested", deployment_id=moved.id, user=user.user_id)
+    services.audit.record("replan_requested", moved.id, user.user_id, previous=replaced[0].value)
     return Replanned(deployment=moved, previous=replaced[0], by=user.user_id)
 
 
@@ -279,6 +281,14 @@ def release(services: Services, user: SlackIdentity, deployment_id: str, token: 
             f"The lock on `{view.state}` changed hands since you looked (now `{view.holder.deployment_id}`,"
             f" {view.holder.step}). Run `/ecs-deploy unlock {view.deployment.id}` again."
         )
+    services.audit.record(
+        "state_lock_released",
+        view.deployment.id,
+        user.user_id,
+        state=view.state,
+        holder=view.holder.deployment_id,
+        holder_step=view.holder.step,
+    )
     log.warning(
         "state_lock_released",
         deployment_id=view.deployment.id,

@@ -11,6 +11,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import control
 from bot.ids import Action
 from bot.listeners.decided import replace_actions
 from bot.payloads import BlockActions
@@ -24,7 +25,7 @@ from core.models import Deployment, DeploymentStatus, utcnow
 from core.policy import Decision, SlackIdentity
 from core.queue import Step, enqueue_step
 from core.steering import may_override, may_steer
-from core.store import PREFIX, DeploymentNotFound
+from core.store import DeploymentNotFound
 from core.tfvars import USER_VALUE_LABELS
 
 log = get_logger(__name__)
@@ -235,24 +236,13 @@ def cancel_clicked(
     client: WebClient,
     body: dict[str, Any],
 ) -> None:
-    _require(may_steer(services.policy, user, deployment))
-    running = {DeploymentStatus.PLANNING, DeploymentStatus.APPLYING}
-    if deployment.status is DeploymentStatus.APPLYING:
-        raise Refusal(
-            "An apply is running; cancel it with `/ecs-deploy cancel` only if you must (it interrupts"
-            " Terraform)."
-        )
-    open_statuses = {s for s in DeploymentStatus if not s.is_final} - running
-    moved = _move(
-        services,
-        deployment,
-        open_statuses | running,
-        DeploymentStatus.CANCELLED,
-        f"cancelled by {user.user_id}",
-    )
-    services.redis.set(f"{PREFIX}cancel:{moved.id}", user.user_id, ex=24 * 3600)
-    _decided(services, click, body, f":no_entry_sign: Cancelled by <@{user.user_id}>.")
-    services.notifier.post(moved, text_message(f":no_entry_sign: Deployment cancelled by <@{user.user_id}>."))
+    try:
+        result = control.cancel(services, user, deployment.id, force=False)
+    except control.ControlRefused as refused:
+        raise Refusal(str(refused)) from refused
+    text = f":no_entry_sign: Cancelled by <@{user.user_id}>."
+    _decided(services, click, body, text)
+    control.announce_cancel(services, result, text)
 
 
 def fix_backend_clicked(
@@ -384,22 +374,13 @@ def replan_clicked(
     client: WebClient,
     body: dict[str, Any],
 ) -> None:
-    _require(may_steer(services.policy, user, deployment))
-    _move(
-        services,
-        deployment,
-        {DeploymentStatus.AWAITING_APPROVAL, DeploymentStatus.FAILED, DeploymentStatus.DEPLOYED},
-        DeploymentStatus.PLANNING,
-        "re-plan requested",
-    )
-    _decided(
-        services,
-        click,
-        body,
-        f":arrows_counterclockwise: Re-plan requested by <@{user.user_id}>;"
-        " approvals of this plan no longer count.",
-    )
-    _enqueue(services, Step.PLAN, deployment.id)
+    try:
+        result = control.replan(services, user, deployment.id)
+    except control.ControlRefused as refused:
+        raise Refusal(str(refused)) from refused
+    text = f":arrows_counterclockwise: Re-plan requested by <@{user.user_id}>; approvals of this plan no longer count."
+    _decided(services, click, body, text)
+    control.announce_replan(services, result, text)
 
 
 # -- helpers ---------------------------------------------------------------------------------------
