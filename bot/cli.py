@@ -184,6 +184,39 @@ def _port_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+@main.group()
+def audit() -> None:
+    """The audit trail (every request, decision, approval, refusal, apply, cancel and unlock)."""
+
+
+@audit.command("export")
+@click.option(
+    "--since", default=None, help="Only events at or after this time (ISO 8601, e.g. 2026-11-01T00:00Z)."
+)
+@click.option("--deployment", "deployment_id", default=None, help="Only this deployment's events.")
+def audit_export(since: str | None, deployment_id: str | None) -> None:
+    """Print the audit trail as JSON lines, oldest first."""
+    from datetime import UTC, datetime
+
+    from core.audit import AuditTrail
+
+    current = _settings()
+    start = None
+    if since:
+        try:
+            start = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since") from None
+        start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    trail = AuditTrail(redis.Redis.from_url(_redis_url(current)))
+    try:
+        for event in trail.export(start):
+            if deployment_id is None or event.deployment_id == deployment_id:
+                click.echo(event.model_dump_json())
+    except redis.RedisError as exc:
+        raise click.ClickException(f"Redis at REDIS_URL is unreachable: {type(exc).__name__}") from None
+
+
 @main.command()
 def doctor() -> None:
     """Check configuration and reachability; exit non-zero on problems."""
