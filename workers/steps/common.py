@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -126,6 +128,29 @@ def waiting_in_line(
     """Say in the thread, and on the root message, behind whom the run waits for the state."""
     rt.notifier.set_status(deployment.id, status, f"waiting in line behind {holder.deployment_id}")
     rt.notifier.post(deployment, status_line(waiting_text(holder)))
+
+
+@contextmanager
+def holding_state(
+    rt: Runtime, deployment: Deployment, step: str, status: DeploymentStatus
+) -> Iterator[Deployment]:
+    """Wait in line for the deployment's Terraform state, move to `status`, and hold the state while
+    the body runs. Taking and giving back the state are audited (operators can prove no overlap)."""
+    lock = state_lock(rt, deployment)
+    request = deployment.request
+    state = state_id(request.state_bucket, request.state_key)
+    with lock.held(
+        deployment.id,
+        deployment.requester_id,
+        step,
+        wait_seconds=rt.settings.job_timeout_seconds,
+        on_wait=lambda holder: waiting_in_line(rt, deployment, holder, status),
+    ):
+        rt.audit.record("state_acquired", deployment.id, "worker", state=state, step=step)
+        try:
+            yield rt.notifier.set_status(deployment.id, status)
+        finally:
+            rt.audit.record("state_released", deployment.id, "worker", state=state, step=step)
 
 
 def then(rt: Runtime, step: Step, deployment_id: str, options: dict[str, str] | None = None) -> None:

@@ -20,11 +20,10 @@ from workers.steps.common import (
     approval_ttl,
     aws_session,
     ensure_workspace,
+    holding_state,
     run_options,
-    state_lock,
     terraform_env,
     then,
-    waiting_in_line,
 )
 from workers.terraform import runner
 from workers.terraform.runner import RunOptions, RunResult, StalePlanError, TerraformError
@@ -75,15 +74,7 @@ def _attach_log(rt: Runtime, deployment: Deployment, result: RunResult) -> None:
 
 
 def run_plan(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
-    lock = state_lock(rt, deployment)
-    with lock.held(
-        deployment.id,
-        deployment.requester_id,
-        "plan",
-        wait_seconds=rt.settings.job_timeout_seconds,
-        on_wait=lambda holder: waiting_in_line(rt, deployment, holder, DeploymentStatus.PLANNING),
-    ):
-        deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.PLANNING)
+    with holding_state(rt, deployment, "plan", DeploymentStatus.PLANNING) as deployment:
         _plan(rt, deployment)
 
 
@@ -181,15 +172,7 @@ def _superseded(previous: PlanRecord, attempt: int) -> str:
 
 
 def run_apply(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
-    lock = state_lock(rt, deployment)
-    with lock.held(
-        deployment.id,
-        deployment.requester_id,
-        "apply",
-        wait_seconds=rt.settings.job_timeout_seconds,
-        on_wait=lambda holder: waiting_in_line(rt, deployment, holder, DeploymentStatus.APPLYING),
-    ):
-        deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.APPLYING)
+    with holding_state(rt, deployment, "apply", DeploymentStatus.APPLYING) as deployment:
         _apply(rt, deployment)
 
 
