@@ -4,12 +4,15 @@ transaction (so double clicks act once), then enqueue the next step or open a mo
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import redis
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.views import View
 
 from bot import control
 from bot.ids import Action
@@ -30,11 +33,96 @@ from core.tfvars import USER_VALUE_LABELS
 
 log = get_logger(__name__)
 STORE_DOWN = "The bot cannot reach its store right now; nothing changed. Try again in a minute."
-Handler = Callable[[Services, BlockActions, Deployment, SlackIdentity, WebClient, dict[str, Any]], None]
 
 
 class Refusal(Exception):
     """A click that changes nothing; the clicker is told why (ephemerally)."""
+
+
+@dataclass(frozen=True)
+class Clicked:
+    """One click, with what every handler needs to answer it."""
+
+    services: Services
+    click: BlockActions
+    deployment: Deployment
+    user: SlackIdentity
+    client: WebClient
+    body: dict[str, Any]
+
+    @property
+    def who(self) -> str:
+        return f"<@{self.user.user_id}>"
+
+    @property
+    def attempt(self) -> int | None:
+        """The plan attempt a plan button was rendered for ("<deployment id>:<attempt>")."""
+        _, _, attempt = self.click.action.value.partition(":")
+        return int(attempt) if attempt.isdigit() else None
+
+    def require(self, decision: Decision) -> None:
+        if not decision.allowed:
+            raise Refusal(decision.reason)
+
+    def may_steer(self) -> None:
+        self.require(may_steer(self.services.policy, self.user, self.deployment))
+
+    def advance(
+        self,
+        expected: set[DeploymentStatus],
+        to: DeploymentStatus,
+        detail: str,
+        decided: str,
+        then: Step | None = None,
+        options: dict[str, str] | None = None,
+        **updates: Any,
+    ) -> Deployment:
+        """Change status only from an expected one, atomically (a second click finds it moved and is
+        refused), replace the clicked buttons by `decided`, then enqueue `then`."""
+
+        def change(d: Deployment) -> Deployment | None:
+            return d.with_status(to, detail).model_copy(update=updates) if d.status in expected else None
+
+        moved, changed = self.services.store.transition(self.deployment.id, change)
+        if not changed:
+            raise Refusal(
+                f"Nothing to do: the deployment is now {moved.status.label.split(' ', 1)[-1].lower()}."
+            )
+        self.services.notifier.refresh_root(moved)
+        self.decided(decided)
+        if then is not None:
+            enqueue_step(self.services.redis, self.services.settings, then, moved.id, options=options)
+        return moved
+
+    def decided(self, text: str) -> None:
+        """Replace the clicked message's buttons by what was decided, so nothing stale can be clicked.
+        Slack sends the clicked message's blocks with the click; those are what we keep."""
+        container, channel = self.click.container, self.click.channel
+        if container and container.message_ts and channel:
+            replace_actions(
+                self.services.client, channel.id, container.message_ts, self.body.get("message") or {}, text
+            )
+
+    def open(self, view: View) -> None:
+        if not self.click.trigger_id:
+            raise Refusal("Slack did not send what is needed to open a form; try again.")
+        try:
+            self.client.views_open(trigger_id=self.click.trigger_id, view=view)
+        except SlackApiError as exc:
+            log.warning("views_open_failed", error=exc.response.get("error"))
+            raise Refusal("The form could not be opened; try again.") from exc
+
+    def thread_context(self) -> ThreadContext:
+        container = self.click.container
+        return ThreadContext(
+            deployment_id=self.deployment.id,
+            channel_id=self.deployment.channel_id,
+            message_ts=container.message_ts if container else None,
+            attempt=self.attempt,
+        )
+
+
+Handler = Callable[[Clicked], None]
 
 
 def register(app: App, services: Services) -> None:
@@ -66,8 +154,7 @@ def _listener(services: Services, handler: Handler) -> Callable[..., None]:
         action = click.action.action_id
         try:
             deployment = services.store.get(deployment_id)
-            user = services.identity(click.user.id)
-            handler(services, click, deployment, user, client, body)
+            handler(Clicked(services, click, deployment, services.identity(click.user.id), client, body))
             services.audit.record("action", deployment_id, click.user.id, action=action, outcome="done")
         except Refusal as refusal:
             services.audit.record("refused", deployment_id, click.user.id, action=action, reason=str(refusal))
@@ -85,214 +172,129 @@ def _tell(services: Services, channel: str | None, user: str, text: str) -> None
         services.notifier.ephemeral(channel, user, text)
 
 
-def _require(decision: Decision) -> None:
-    if not decision.allowed:
-        raise Refusal(decision.reason)
+# -- analysis and backend --------------------------------------------------------------------------
 
 
-def _enqueue(
-    services: Services, step: Step, deployment_id: str, options: dict[str, str] | None = None
-) -> None:
-    enqueue_step(services.redis, services.settings, step, deployment_id, options=options)
-
-
-def _move(
-    services: Services,
-    deployment: Deployment,
-    expected: set[DeploymentStatus],
-    to: DeploymentStatus,
-    detail: str,
-    **updates: Any,
-) -> Deployment:
-    """Change status only from an expected one, atomically: a second click finds it moved and is refused."""
-
-    def change(d: Deployment) -> Deployment | None:
-        if d.status not in expected:
-            return None
-        return d.with_status(to, detail).model_copy(update=updates)
-
-    moved, changed = services.store.transition(deployment.id, change)
-    if not changed:
-        raise Refusal(f"Nothing to do: the deployment is now {moved.status.label.split(' ', 1)[-1].lower()}.")
-    services.notifier.refresh_root(moved)
-    return moved
-
-
-def _decided(services: Services, click: BlockActions, body: dict[str, Any], text: str) -> None:
-    """Replace the clicked message's buttons by what was decided, so nothing stale can be clicked.
-    Slack sends the clicked message's blocks with the click; those are what we keep."""
-    message = body.get("message") or {}
-    channel = click.channel.id if click.channel else None
-    if click.container and click.container.message_ts and channel:
-        replace_actions(services.client, channel, click.container.message_ts, message, text)
-
-
-# -- analysis --------------------------------------------------------------------------------------
-
-
-def apply_recommendations_clicked(
-    services: Services,
-    click: BlockActions,
-    deployment: Deployment,
-    user: SlackIdentity,
-    client: WebClient,
-    body: dict[str, Any],
-) -> None:
-    _require(may_steer(services.policy, user, deployment))
-    if not deployment.recommendations:
+def apply_recommendations_clicked(c: Clicked) -> None:
+    c.may_steer()
+    if not c.deployment.recommendations:
         raise Refusal("There are no recommendations to apply.")
     try:
-        request, changed = apply_recommendations(deployment.request, deployment.recommendations)
+        request, changed = apply_recommendations(c.deployment.request, c.deployment.recommendations)
     except ValueError as exc:
         raise Refusal(f"The recommendations cannot be applied: {exc}") from exc
-    moved = _move(
-        services,
-        deployment,
+    moved = c.advance(
         {DeploymentStatus.AWAITING_DECISION},
         DeploymentStatus.PREPARING_BACKEND,
         "recommendations applied",
+        f":white_check_mark: Recommendations applied by {c.who}.",
         request=request,
     )
-    _decided(services, click, body, f":white_check_mark: Recommendations applied by <@{user.user_id}>.")
-    services.notifier.post(
+    lines = "\n".join(f"• {line}" for line in changed)
+    c.services.notifier.post(
         moved,
         text_message(
-            "*Values changed by the analysis:*\n" + "\n".join(f"• {line}" for line in changed)
-            if changed
-            else "No value needed changing."
+            f"*Values changed by the analysis:*\n{lines}" if changed else "No value needed changing."
         ),
     )
-    _enqueue(services, Step.BACKEND, moved.id)
+    enqueue_step(c.services.redis, c.services.settings, Step.BACKEND, moved.id)
 
 
-def keep_values_clicked(
-    services: Services,
-    click: BlockActions,
-    deployment: Deployment,
-    user: SlackIdentity,
-    client: WebClient,
-    body: dict[str, Any],
-) -> None:
-    _require(may_steer(services.policy, user, deployment))
-    if deployment.analysis_blocking:
+def keep_values_clicked(c: Clicked) -> None:
+    c.may_steer()
+    if c.deployment.analysis_blocking:
         raise Refusal("The analysis found a blocking problem; the values cannot be kept as they are.")
-    _move(
-        services,
-        deployment,
+    c.advance(
         {DeploymentStatus.AWAITING_DECISION},
         DeploymentStatus.PREPARING_BACKEND,
         "values kept",
+        f":white_check_mark: {c.who} kept the requested values.",
+        then=Step.BACKEND,
     )
-    _decided(services, click, body, f":white_check_mark: <@{user.user_id}> kept the requested values.")
-    _enqueue(services, Step.BACKEND, deployment.id)
 
 
-def override_clicked(
-    services: Services,
-    click: BlockActions,
-    deployment: Deployment,
-    user: SlackIdentity,
-    client: WebClient,
-    body: dict[str, Any],
-) -> None:
-    _require(may_override(services.policy, user, deployment))
-    moved = _move(
-        services,
-        deployment,
+def override_clicked(c: Clicked) -> None:
+    c.require(may_override(c.services.policy, c.user, c.deployment))
+    c.advance(
         {DeploymentStatus.AWAITING_DECISION},
         DeploymentStatus.ANALYSING,
-        f"permission check overridden by {user.user_id}",
-        permission_override_by=user.user_id,
+        f"permission check overridden by {c.user.user_id}",
+        f":warning: Permission findings overridden by {c.who}.",
+        then=Step.ANALYSE,
+        options={"full": "1"},
+        permission_override_by=c.user.user_id,
     )
-    _decided(services, click, body, f":warning: Permission findings overridden by <@{user.user_id}>.")
-    _enqueue(services, Step.ANALYSE, moved.id, {"full": "1"})
 
 
-def full_analysis_clicked(
-    services: Services,
-    click: BlockActions,
-    deployment: Deployment,
-    user: SlackIdentity,
-    client: WebClient,
-    body: dict[str, Any],
-) -> None:
-    _require(may_steer(services.policy, user, deployment))
-    _move(
-        services,
-        deployment,
+def full_analysis_clicked(c: Clicked) -> None:
+    c.may_steer()
+    c.advance(
         {DeploymentStatus.AWAITING_DECISION},
         DeploymentStatus.ANALYSING,
         "full analysis",
+        f":mag: Full analysis requested by {c.who}.",
+        then=Step.ANALYSE,
+        options={"full": "1"},
     )
-    _decided(services, click, body, f":mag: Full analysis requested by <@{user.user_id}>.")
-    _enqueue(services, Step.ANALYSE, deployment.id, {"full": "1"})
 
 
-def cancel_clicked(
-    services: Services,
-    click: BlockActions,
-    deployment: Deployment,
-    user: SlackIdentity,
-    client: WebClient,
-    body: dict[str, Any],
-) -> None:
-    try:
-        result = control.cancel(services, user, deployment.id, force=False)
-    except control.ControlRefused as refused:
-        raise Refusal(str(refused)) from refused
-    text = f":no_entry_sign: Cancelled by <@{user.user_id}>."
-    _decided(services, click, body, text)
-    control.announce_cancel(services, result, text)
-
-
-def fix_backend_clicked(
-    services: Services,
-    click: BlockActions,
-    deployment: Deployment,
-    user: SlackIdentity,
-    client: WebClient,
-    body: dict[str, Any],
-) -> None:
-    _require(may_steer(services.policy, user, deployment))
-    _move(
-        services,
-        deployment,
+def fix_backend_clicked(c: Clicked) -> None:
+    c.may_steer()
+    c.advance(
         {DeploymentStatus.AWAITING_BACKEND_FIX},
         DeploymentStatus.PREPARING_BACKEND,
         "fixing the state bucket",
+        f":wrench: Bucket fixes confirmed by {c.who}.",
+        then=Step.BACKEND,
+        options={"fix": "1"},
     )
-    _decided(services, click, body, f":wrench: Bucket fixes confirmed by <@{user.user_id}>.")
-    _enqueue(services, Step.BACKEND, deployment.id, {"fix": "1"})
 
 
-def provide_values_clicked(
-    services: Services,
-    click: BlockActions,
-    deployment: Deployment,
-    user: SlackIdentity,
-    client: WebClient,
-    body: dict[str, Any],
-) -> None:
-    _require(may_steer(services.policy, user, deployment))
-    if deployment.status is not DeploymentStatus.AWAITING_INPUT or not deployment.missing_values:
+def provide_values_clicked(c: Clicked) -> None:
+    c.may_steer()
+    if c.deployment.status is not DeploymentStatus.AWAITING_INPUT or not c.deployment.missing_values:
         raise Refusal("No values are needed right now.")
-    variables = [(name, *USER_VALUE_LABELS.get(name, (name, ""))) for name in deployment.missing_values]
-    _open(client, click, missing_values_modal(_context(click, deployment), variables))
+    variables = [(name, *USER_VALUE_LABELS.get(name, (name, ""))) for name in c.deployment.missing_values]
+    c.open(missing_values_modal(c.thread_context(), variables))
 
 
-def approve_clicked(
-    services: Services,
-    click: BlockActions,
-    deployment: Deployment,
-    user: SlackIdentity,
-    client: WebClient,
-    body: dict[str, Any],
-) -> None:
-    attempt = _attempt(click)
+# -- control (shared with the /ecs-deploy subcommands) ----------------------------------------------
+
+
+def cancel_clicked(c: Clicked) -> None:
+    try:
+        result = control.cancel(c.services, c.user, c.deployment.id, force=False)
+    except control.ControlRefused as refused:
+        raise Refusal(str(refused)) from refused
+    text = f":no_entry_sign: Cancelled by {c.who}."
+    c.decided(text)
+    control.announce_cancel(c.services, result, text)
+
+
+def replan_clicked(c: Clicked) -> None:
+    try:
+        result = control.replan(c.services, c.user, c.deployment.id)
+    except control.ControlRefused as refused:
+        raise Refusal(str(refused)) from refused
+    text = f":arrows_counterclockwise: Re-plan requested by {c.who}; approvals of this plan no longer count."
+    c.decided(text)
+    control.announce_replan(c.services, result, text)
+
+
+# -- the plan --------------------------------------------------------------------------------------
+
+
+def approve_clicked(c: Clicked) -> None:
+    services, user = c.services, c.user
     outcome: list[ApprovalResult] = []
 
     def change(d: Deployment) -> Deployment:
-        seen = d.approval.binding if d.approval.binding and d.approval.binding.attempt == attempt else None
+        current = d.approval.binding
+        seen = (
+            current
+            if current and current.attempt == c.attempt and d.status is DeploymentStatus.AWAITING_APPROVAL
+            else None
+        )
         result = record_approval(
             d.approval,
             services.policy,
@@ -300,9 +302,9 @@ def approve_clicked(
             profile=d.request.profile,
             environment=d.request.environment,
             requester_id=d.requester_id,
-            binding_seen=seen if d.status is DeploymentStatus.AWAITING_APPROVAL else None,
+            binding_seen=seen,
             now=utcnow(),
-            ttl=_ttl(services),
+            ttl=timedelta(hours=services.settings.approval_ttl_hours),
         )
         outcome[:] = [result]
         update: dict[str, Any] = {"approval": result.state}
@@ -310,13 +312,13 @@ def approve_clicked(
             return d.with_status(DeploymentStatus.APPROVED_QUEUED, "approved").model_copy(update=update)
         return d.model_copy(update=update)
 
-    updated = services.store.update(deployment.id, change)
+    updated = services.store.update(c.deployment.id, change)
     result = outcome[0]
-    log.info("approval_click", deployment_id=deployment.id, user=user.user_id, outcome=result.outcome.value)
+    log.info("approval_click", deployment_id=updated.id, user=user.user_id, outcome=result.outcome.value)
     binding = result.state.binding
     services.audit.record(
         "approval" if result.allowed else "approval_refused",
-        deployment.id,
+        updated.id,
         user.user_id,
         plan_sha256=binding.plan_sha256 if binding else None,
         outcome=result.outcome.value,
@@ -324,93 +326,32 @@ def approve_clicked(
     )
     if not result.allowed:
         raise Refusal(result.message)
-    text = decision_text(result.state, environment=deployment.request.environment)
+    text = decision_text(result.state, environment=updated.request.environment)
     if result.apply_now:
-        _decided(services, click, body, f":white_check_mark: {text}")
+        c.decided(f":white_check_mark: {text}")
         services.notifier.refresh_root(updated)
         services.notifier.post(
             updated, text_message(f":white_check_mark: {text}. Applying exactly this plan.")
         )
-        _enqueue(services, Step.APPLY, updated.id)
+        enqueue_step(services.redis, services.settings, Step.APPLY, updated.id)
     else:
         services.notifier.post(updated, text_message(f":ballot_box_with_check: {text}"))
 
 
-def reject_clicked(
-    services: Services,
-    click: BlockActions,
-    deployment: Deployment,
-    user: SlackIdentity,
-    client: WebClient,
-    body: dict[str, Any],
-) -> None:
-    if deployment.status is not DeploymentStatus.AWAITING_APPROVAL:
+def reject_clicked(c: Clicked) -> None:
+    if c.deployment.status is not DeploymentStatus.AWAITING_APPROVAL:
         raise Refusal("This plan is no longer waiting for a decision.")
-    _open(client, click, reject_modal(_context(click, deployment)))
+    c.open(reject_modal(c.thread_context()))
 
 
-def edit_values_clicked(
-    services: Services,
-    click: BlockActions,
-    deployment: Deployment,
-    user: SlackIdentity,
-    client: WebClient,
-    body: dict[str, Any],
-) -> None:
-    _require(may_steer(services.policy, user, deployment))
+def edit_values_clicked(c: Clicked) -> None:
+    c.may_steer()
+    status = c.deployment.status
     if (
-        deployment.status in {DeploymentStatus.APPLYING, DeploymentStatus.APPROVED_QUEUED}
-        or deployment.status.is_final
+        status in {DeploymentStatus.APPLYING, DeploymentStatus.APPROVED_QUEUED}
+        or (status.is_final
+        and status is not DeploymentStatus.FAILED
+        and status is not DeploymentStatus.DEPLOYED)
     ):
-        raise Refusal("Values can only be edited while the plan is waiting for review.")
-    _open(client, click, edit_values_modal(_context(click, deployment), deployment))
-
-
-def replan_clicked(
-    services: Services,
-    click: BlockActions,
-    deployment: Deployment,
-    user: SlackIdentity,
-    client: WebClient,
-    body: dict[str, Any],
-) -> None:
-    try:
-        result = control.replan(services, user, deployment.id)
-    except control.ControlRefused as refused:
-        raise Refusal(str(refused)) from refused
-    text = f":arrows_counterclockwise: Re-plan requested by <@{user.user_id}>; approvals of this plan no longer count."
-    _decided(services, click, body, text)
-    control.announce_replan(services, result, text)
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-
-
-def _attempt(click: BlockActions) -> int | None:
-    _, _, attempt = click.action.value.partition(":")
-    return int(attempt) if attempt.isdigit() else None
-
-
-def _context(click: BlockActions, deployment: Deployment) -> ThreadContext:
-    return ThreadContext(
-        deployment_id=deployment.id,
-        channel_id=deployment.channel_id,
-        message_ts=click.container.message_ts if click.container else None,
-        attempt=_attempt(click),
-    )
-
-
-def _open(client: WebClient, click: BlockActions, view: Any) -> None:
-    if not click.trigger_id:
-        raise Refusal("Slack did not send what is needed to open a form; try again.")
-    try:
-        client.views_open(trigger_id=click.trigger_id, view=view)
-    except SlackApiError as exc:
-        log.warning("views_open_failed", error=exc.response.get("error"))
-        raise Refusal("The form could not be opened; try again.") from exc
-
-
-def _ttl(services: Services) -> Any:
-    from datetime import timedelta
-
-    return timedelta(hours=services.settings.approval_ttl_hours)
+        raise Refusal("Values can only be edited while the plan is waiting for review, or after it failed.")
+    c.open(edit_values_modal(c.thread_context(), c.deployment))
