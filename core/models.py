@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core import validation
-from core.approval import ApprovalState
+from core.approval import ApprovalState, PlanBinding
 from core.sizes import SetupSize
 
 
@@ -206,6 +206,12 @@ class Deployment(BaseModel):
     approval: ApprovalState = Field(default_factory=ApprovalState)
     progress_message_ts: str | None = None
     outputs: dict[str, Any] = Field(default_factory=dict)
+
+    def plan_seen(self, attempt: int | None) -> PlanBinding | None:
+        """The plan a button rendered for plan `attempt` refers to, if it is still the one under review."""
+        current = self.approval.binding
+        waiting = self.status is DeploymentStatus.AWAITING_APPROVAL
+        return current if current is not None and current.attempt == attempt and waiting else None
 
     def with_status(self, status: DeploymentStatus, detail: str = "") -> Deployment:
         return self.model_copy(update={"status": status, "status_detail": detail, "updated_at": utcnow()})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     verify_database_tcp: bool = Field(default=False, alias="ECS_DEPLOY_VERIFY_DB_TCP")
     verify_http: bool = Field(default=True, alias="ECS_DEPLOY_VERIFY_HTTP")
     kms_key_id: str | None = Field(default=None, alias="ECS_DEPLOY_STATE_KMS_KEY")
+    heartbeat_interval_seconds: float = Field(default=5.0, gt=0, alias="ECS_DEPLOY_HEARTBEAT_INTERVAL")
+    dead_after_seconds: float = Field(default=45.0, gt=0, alias="ECS_DEPLOY_DEAD_AFTER")
+    sweep_interval_seconds: float = Field(default=15.0, gt=0, alias="ECS_DEPLOY_SWEEP_INTERVAL")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
 
     @field_validator("slack_api_url")
@@ -61,6 +64,15 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value
+
+    @model_validator(mode="after")
+    def _heartbeat_fits(self) -> Settings:
+        if self.dead_after_seconds <= 2 * self.heartbeat_interval_seconds:
+            raise ValueError(
+                "ECS_DEPLOY_DEAD_AFTER must be more than twice ECS_DEPLOY_HEARTBEAT_INTERVAL, or live jobs"
+                " would be reported as interrupted"
+            )
+        return self
 
     @property
     def approver_ids(self) -> frozenset[str]:
@@ -97,7 +109,10 @@ def load_settings() -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
-            variable = str(error["loc"][0]) if error["loc"] else "?"
+            if not error["loc"]:
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
+            variable = str(error["loc"][0])
             field = Settings.model_fields.get(variable)
             name = field.alias if field and field.alias else variable
             problems.append(f"{name}: {error['msg']}")

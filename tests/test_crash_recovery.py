@@ -41,7 +41,7 @@ from core.models import (
 )
 from core.queue import Step, enqueue_step
 from core.redis_server import EmbeddedRedis
-from core.settings import Settings
+from core.settings import ConfigurationError, Settings, load_settings
 from core.sizes import SetupSize
 from core.store import DeploymentStore
 from tests.harness.processes import ROOT, WebProcess
@@ -249,7 +249,14 @@ def test_default_bounds_report_a_dead_worker_within_two_minutes() -> None:
     bounds = Bounds()
     assert bounds.dead_after >= 6 * bounds.heartbeat_interval  # one slow beat is not a death
     assert bounds.detection_bound <= 75 < 120
-    assert Bounds.from_env().dead_after > 0
+    assert Bounds.from_settings(Settings()) == bounds  # the settings' defaults are these bounds
+
+
+def test_bounds_that_would_report_live_jobs_are_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECS_DEPLOY_HEARTBEAT_INTERVAL", "10")
+    monkeypatch.setenv("ECS_DEPLOY_DEAD_AFTER", "15")
+    with pytest.raises(ConfigurationError, match="ECS_DEPLOY_DEAD_AFTER must be more than twice"):
+        load_settings()
 
 
 def test_worker_killed_mid_apply_is_reported_and_never_retried(

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
@@ -73,15 +72,6 @@ TERRAFORM_STEPS = frozenset({Step.PLAN, Step.APPLY})
 AWS_LOOKUP = Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1})
 
 
-def _env_seconds(name: str, default: float) -> float:
-    raw = os.environ.get(name, "")
-    try:
-        value = float(raw) if raw else default
-    except ValueError:
-        return default
-    return value if value > 0 else default
-
-
 @dataclass(frozen=True)
 class Bounds:
     heartbeat_interval: float = 5.0
@@ -89,12 +79,11 @@ class Bounds:
     sweep_interval: float = 15.0
 
     @classmethod
-    def from_env(cls) -> Bounds:
-        default = cls()
+    def from_settings(cls, settings: Settings) -> Bounds:
         return cls(
-            heartbeat_interval=_env_seconds("ECS_DEPLOY_HEARTBEAT_INTERVAL", default.heartbeat_interval),
-            dead_after=_env_seconds("ECS_DEPLOY_DEAD_AFTER", default.dead_after),
-            sweep_interval=_env_seconds("ECS_DEPLOY_SWEEP_INTERVAL", default.sweep_interval),
+            heartbeat_interval=settings.heartbeat_interval_seconds,
+            dead_after=settings.dead_after_seconds,
+            sweep_interval=settings.sweep_interval_seconds,
         )
 
     @property
@@ -171,7 +160,7 @@ class Sweeper:
         self.settings = settings
         self.notifier = notifier
         self.store = DeploymentStore(connection)
-        self.bounds = bounds or Bounds.from_env()
+        self.bounds = bounds or Bounds.from_settings(settings)
         self.queue = Queue(settings.queue_name, connection=connection)
 
     # -- finding dead jobs --------------------------------------------------------------------

@@ -109,7 +109,7 @@ class DeployWorker(Worker):
     ):
         super().__init__(queues, *args, **kwargs)
         self.settings = settings
-        self.bounds = bounds or Bounds.from_env()
+        self.bounds = bounds or Bounds.from_settings(settings)
         _guard_log_lock_across_fork()
         _structured_stdlib_logs()
 

@@ -289,12 +289,6 @@ def approve_clicked(c: Clicked) -> None:
     outcome: list[ApprovalResult] = []
 
     def change(d: Deployment) -> Deployment:
-        current = d.approval.binding
-        seen = (
-            current
-            if current and current.attempt == c.attempt and d.status is DeploymentStatus.AWAITING_APPROVAL
-            else None
-        )
         result = record_approval(
             d.approval,
             services.policy,
@@ -302,7 +296,7 @@ def approve_clicked(c: Clicked) -> None:
             profile=d.request.profile,
             environment=d.request.environment,
             requester_id=d.requester_id,
-            binding_seen=seen,
+            binding_seen=d.plan_seen(c.attempt),
             now=utcnow(),
             ttl=timedelta(hours=services.settings.approval_ttl_hours),
         )

@@ -78,14 +78,6 @@ def reject(
     outcome: list[ApprovalResult] = []
 
     def change(d: Deployment) -> Deployment:
-        binding = d.approval.binding
-        seen = (
-            binding
-            if binding
-            and binding.attempt == context.attempt
-            and d.status is DeploymentStatus.AWAITING_APPROVAL
-            else None
-        )
         result = record_rejection(
             d.approval,
             services.policy,
@@ -93,7 +85,7 @@ def reject(
             profile=d.request.profile,
             environment=d.request.environment,
             requester_id=d.requester_id,
-            binding_seen=seen,
+            binding_seen=d.plan_seen(context.attempt),
             now=utcnow(),
             reason=reason[:1000],
         )
