@@ -19,6 +19,7 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
             request.state_bucket,
             request.region,
             request.lock_table,
+            kms_key_id=rt.settings.kms_key_id,
             fix_existing=options.get("fix") == "1",
         )
     except BackendError as exc:
