@@ -15,8 +15,11 @@ from typing import Any
 import structlog
 
 SENSITIVE_KEYS = re.compile(r"token|secret|password|credential|authorization|signature|session_key", re.I)
+# Slack tokens, AWS access key ids, and 40-character AWS secret keys (mixed case, so that lowercase
+# hex such as commit SHAs, which operators need to see, is left alone).
 SECRET_SHAPES = re.compile(
-    r"xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|(?:AKIA|ASIA)[A-Z0-9]{16}|(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"
+    r"xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|(?:AKIA|ASIA)[A-Z0-9]{16}"
+    r"|(?<![A-Za-z0-9/+])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"
 )
 
 
