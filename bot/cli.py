@@ -126,7 +126,7 @@ def worker(burst: bool, name: str | None) -> None:
     current = _settings()
     connection = redis.Redis.from_url(_redis_url(current))
     DeployWorker([current.queue_name], connection=connection, name=name, settings=current).work(
-        burst=burst, with_scheduler=not burst
+        burst=burst, with_scheduler=not burst, logging_level=current.log_level
     )
 
 

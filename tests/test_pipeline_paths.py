@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from tests.harness.flow import (
     give_values,
     submit,
 )
-from tests.harness.processes import ROOT, run_worker_burst
+from tests.harness.processes import background_workers, run_worker_burst
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, text_value
 
@@ -191,18 +190,6 @@ def test_old_plan_buttons_and_expired_approvals_are_refused(
     assert store.get(deployment_id).status.value == "awaiting_approval"
 
 
-def _worker_in_background(env: dict[str, str], data_dir: Path) -> subprocess.Popen[str]:
-    """A long-running worker (a burst worker would leave when the queue is briefly empty)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "worker"],
-        cwd=ROOT,
-        text=True,
-        env={**os.environ, **env, "ECS_DEPLOY_DATA_DIR": str(data_dir)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-
-
 def test_same_state_waits_in_line_and_other_states_do_not(
     pipeline: SlackClientSim,
     slack_api: SlackApiStandIn,
@@ -227,25 +214,19 @@ def test_same_state_waits_in_line_and_other_states_do_not(
     lock = StateLock(redis_conn, state_id(request.state_bucket, request.state_key), ttl_seconds=60)
     holder = lock.try_acquire("d-holder", LEAD, "apply")
     assert holder is not None
-    workers = [_worker_in_background(pipeline_env, tmp_path / f"w{i}") for i in range(3)]
-    # Two workers wait behind the held state; the third plans the other state meanwhile.
-    eventually(lambda: store.get(other).status.value == "awaiting_approval", timeout=90)
-    eventually(
-        lambda: all("Waiting in line" in thread_text(slack_api, store, d) for d in (first, second)),
-        timeout=30,
-    )
-    assert "`d-holder`" in thread_text(slack_api, store, first)
-    assert {store.get(d).status.value for d in (first, second)} == {"planning"}
-    lock.release(holder.token)
-    try:
+    with background_workers(pipeline_env, [tmp_path / f"w{i}" for i in range(3)]):
+        # Two workers wait behind the held state; the third plans the other state meanwhile.
+        eventually(lambda: store.get(other).status.value == "awaiting_approval", timeout=90)
+        eventually(
+            lambda: all("Waiting in line" in thread_text(slack_api, store, d) for d in (first, second)),
+            timeout=30,
+        )
+        assert "`d-holder`" in thread_text(slack_api, store, first)
+        assert {store.get(d).status.value for d in (first, second)} == {"planning"}
+        lock.release(holder.token)
         eventually(
             lambda: {store.get(d).status.value for d in (first, second)} == {"awaiting_approval"}, timeout=90
         )
-    finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            worker.wait(timeout=60)
     # the two same-state plans ran one after the other: one of them waited behind the other
     texts = [thread_text(slack_api, store, d) for d in (first, second)]
     assert any(f"`{d}` (plan" in t for d, t in zip((second, first), texts, strict=True))

@@ -66,7 +66,11 @@ def give_values(
 
 
 def drive_to_plan_stage(
-    slack: SlackClientSim, api: SlackApiStandIn, store: DeploymentStore, env: dict[str, str], deployment_id: str
+    slack: SlackClientSim,
+    api: SlackApiStandIn,
+    store: DeploymentStore,
+    env: dict[str, str],
+    deployment_id: str,
 ) -> Deployment:
     """From a fresh submission to a deployment whose workspace-then-plan job is queued (not yet run)."""
     give_values(slack, api, drive_to_input(slack, api, store, env, deployment_id))
@@ -74,7 +78,11 @@ def drive_to_plan_stage(
 
 
 def drive_to_input(
-    slack: SlackClientSim, api: SlackApiStandIn, store: DeploymentStore, env: dict[str, str], deployment_id: str
+    slack: SlackClientSim,
+    api: SlackApiStandIn,
+    store: DeploymentStore,
+    env: dict[str, str],
+    deployment_id: str,
 ) -> Deployment:
     """From a fresh submission to a deployment waiting for the requester's values (nothing queued)."""
     run_worker_burst(env)  # verify + analyse

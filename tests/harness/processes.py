@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
@@ -73,3 +76,31 @@ def run_worker_burst(env: dict[str, str], *, timeout: float = 240.0, data_dir: P
     if completed.returncode != 0:
         raise RuntimeError(f"worker exited with {completed.returncode}:\n{completed.stderr[-5000:]}")
     return completed.stderr + completed.stdout
+
+
+@contextmanager
+def background_workers(env: dict[str, str], data_dirs: list[Path]) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Long-running `ecs-deploy-bot worker` processes (a burst worker leaves as soon as the queue is
+    briefly empty), stopped — whatever happens in the test — with SIGTERM, then SIGKILL of their group."""
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "worker"],
+            cwd=ROOT,
+            start_new_session=True,
+            env={**os.environ, **env, "ECS_DEPLOY_DATA_DIR": str(data_dir)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for data_dir in data_dirs
+    ]
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()

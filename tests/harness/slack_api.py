@@ -57,7 +57,7 @@ class SlackApiStandIn:
     @property
     def base_url(self) -> str:
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/api/"
+        return f"http://{host!s}:{port}/api/"
 
     def start(self) -> SlackApiStandIn:
         self._thread.start()
