@@ -208,6 +208,7 @@ def run_terraform(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE if capture_stdout else subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_default_signals,
         )
         sink = _LineSink(log_file, on_line)
         readers: list[threading.Thread] = []
@@ -330,6 +331,14 @@ def _exited(pid: int) -> bool:
 def _signal_group(pgid: int, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
+
+
+def _default_signals() -> None:
+    """Runs in the child before exec. RQ's work horse ignores SIGINT, and an ignored signal stays
+    ignored across exec: without this, Terraform (and any wrapper around it) would never see our
+    SIGINT, never release its state lock, and always end in SIGKILL."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _wait(process: subprocess.Popen[bytes], limit: float, options: RunOptions) -> _Stop:
