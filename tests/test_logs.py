@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import structlog
 
 from core.logs import configure_logging, get_logger, redact_text
 
@@ -29,6 +30,12 @@ def test_secret_shapes_are_masked(secret: str) -> None:
 def test_commit_shas_and_ids_stay_visible() -> None:
     text = "commit 3f2a9c1b7d0e3f2a9c1b7d0e3f2a9c1b7d0e1234 deployment d-1a2b3c4d account 123456789012"
     assert redact_text(text) == text
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> object:
+    yield None
+    structlog.reset_defaults()
 
 
 def test_json_log_lines_mask_sensitive_keys_and_values(capsys: pytest.CaptureFixture[str]) -> None:

@@ -50,9 +50,9 @@ def _init(rt: Runtime, deployment: Deployment, workspace: Path, options: RunOpti
 
 def _report_failure(rt: Runtime, deployment: Deployment, result: RunResult, what: str) -> None:
     _attach_log(rt, deployment, result)
-    detail = result.stop_detail or (result.error_excerpt or result.output_tail)[-1500:]
+    excerpt = (result.error_excerpt or result.output_tail)[-1500:].replace("```", "'''").strip()
     raise StepFailure(
-        f"{what}: {result.summary}.\n```{detail}```" if detail else f"{what}: {result.summary}.",
+        f"{what}: {result.summary}." + (f"\n```{excerpt}```" if excerpt else ""),
         "The full log is attached in the thread.",
     )
 
