@@ -153,3 +153,17 @@ def test_audit_export_prints_json_lines_since_a_time(
     assert [json.loads(line)["deployment_id"] for line in recent.stdout.splitlines()] == ["d-new"]
     bad = cli("audit", "export", "--since", "yesterday", env={**os.environ, **bot_env})
     assert bad.returncode != 0 and "ISO 8601" in bad.stderr
+
+
+def test_socket_mode_needs_an_app_level_token() -> None:
+    result = cli(
+        "socket",
+        env=clean_env(
+            SLACK_BOT_TOKEN=BOT_TOKEN,
+            SLACK_APP_TOKEN="xoxb-not-an-app-token",
+            REDIS_URL="redis://127.0.0.1:1/0",
+        ),
+    )
+    assert result.returncode != 0
+    assert "SLACK_APP_TOKEN must be an app-level token (xapp-…)" in result.stderr
+    assert "Traceback" not in result.stderr
