@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     job_timeout_seconds: int = Field(default=900, ge=60, alias="ECS_DEPLOY_JOB_TIMEOUT")
     apply_timeout_seconds: int = Field(default=3600, ge=1, alias="ECS_DEPLOY_APPLY_TIMEOUT")
     plan_timeout_seconds: int = Field(default=1200, ge=1, alias="ECS_DEPLOY_PLAN_TIMEOUT")
+    terraform_lock_timeout_seconds: int = Field(default=60, ge=0, alias="ECS_DEPLOY_TF_LOCK_TIMEOUT")
     queue_name: str = Field(default="ecs-deploy", alias="ECS_DEPLOY_QUEUE")
     verify_timeout_seconds: int = Field(default=600, ge=0, alias="ECS_DEPLOY_VERIFY_TIMEOUT")
     verify_database_tcp: bool = Field(default=False, alias="ECS_DEPLOY_VERIFY_DB_TCP")

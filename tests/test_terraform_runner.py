@@ -151,6 +151,7 @@ def test_init_plan_show_apply_output_against_moto_backend(workspace: Workspace) 
         "plan",
         f"-var-file={workspace.var_file}",
         f"-out={plan_file}",
+        "-lock-timeout=60s",
         "-detailed-exitcode",
         "-input=false",
         "-no-color",
@@ -166,7 +167,7 @@ def test_init_plan_show_apply_output_against_moto_backend(workspace: Workspace) 
     lines: list[str] = []
     applied = apply(ws, plan_file, lines.append, options=options)
     assert applied.ok, applied.error_excerpt
-    assert applied.argv == ["terraform", "apply", "-input=false", "-no-color", str(plan_file)]
+    assert applied.argv == ["terraform", "apply", "-input=false", "-no-color", "-lock-timeout=60s", str(plan_file)]
     progress = replay(lines, total=3)
     assert progress.done == 3 and progress.total == 3 and progress.fraction == 1.0
     assert progress.summary == "Apply complete! Resources: 3 added, 0 changed, 0 destroyed."
@@ -215,7 +216,8 @@ def test_plan_error_gives_only_the_error_blocks(workspace: Workspace) -> None:
 def test_hanging_apply_times_out_with_sigint_and_releases_the_lock(workspace: Workspace) -> None:
     workspace.set_vars('name = "blue"\nhang_seconds = 600\n')
     plan_file = workspace.root / "hang.tfplan"
-    assert plan(workspace.root, workspace.var_file, plan_file, options=workspace.options).has_changes
+    planned = plan(workspace.root, workspace.var_file, plan_file, options=workspace.options)
+    assert planned.has_changes, planned.log_path.read_text()[-3000:]
 
     options = workspace.options_with(timeouts={"apply": 3}, grace_seconds=10)
     result = apply(workspace.root, plan_file, options=options)
@@ -236,7 +238,8 @@ def test_cancel_hook_interrupts_and_kills_left_over_children(workspace: Workspac
     and the runner kills that left-over process so the whole tree is gone."""
     workspace.set_vars('name = "blue"\nhang_seconds = 600\nignore_sigint = true\n')
     plan_file = workspace.root / "hang.tfplan"
-    assert plan(workspace.root, workspace.var_file, plan_file, options=workspace.options).has_changes
+    planned = plan(workspace.root, workspace.var_file, plan_file, options=workspace.options)
+    assert planned.has_changes, planned.log_path.read_text()[-3000:]
     cancel = threading.Event()
     seen: list[str] = []
 

@@ -100,6 +100,7 @@ def run_options(rt: Runtime, env: dict[str, str], deployment_id: str) -> RunOpti
     key = cancel_key(deployment_id)
     return RunOptions(
         env=env,
+        lock_timeout_seconds=rt.settings.terraform_lock_timeout_seconds,
         timeouts={
             "apply": float(rt.settings.apply_timeout_seconds),
             "plan": float(rt.settings.plan_timeout_seconds),

@@ -78,6 +78,7 @@ class RunOptions:
     timeouts: Mapping[str, float] = field(default_factory=dict)
     grace_seconds: float = DEFAULT_GRACE
     cancel: CancelHook | None = None
+    lock_timeout_seconds: int = 60  # Terraform retries its own state lock this long (-lock-timeout)
 
     def timeout_for(self, command: str) -> float:
         return float(self.timeouts.get(command, DEFAULT_TIMEOUTS.get(command, FALLBACK_TIMEOUT)))
@@ -428,6 +429,7 @@ def plan(
         [
             f"-var-file={var_file}",
             f"-out={plan_file}",
+            f"-lock-timeout={(options or RunOptions()).lock_timeout_seconds}s",
             "-detailed-exitcode",
             "-input=false",
             "-no-color",
@@ -452,7 +454,16 @@ def apply(
 
     Raises StalePlanError when Terraform refuses the plan because the state changed since."""
     result, _ = run_terraform(
-        workspace, "apply", ["-input=false", "-no-color", str(plan_file)], options=options, on_line=on_line
+        workspace,
+        "apply",
+        [
+            "-input=false",
+            "-no-color",
+            f"-lock-timeout={(options or RunOptions()).lock_timeout_seconds}s",
+            str(plan_file),
+        ],
+        options=options,
+        on_line=on_line,
     )
     if result.stale_plan and not result.ok:
         raise StalePlanError(STALE_PLAN_MESSAGE, result)
