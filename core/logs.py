@@ -27,7 +27,8 @@ def redact_text(text: str) -> str:
     return SECRET_SHAPES.sub("[redacted]", text)
 
 
-def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+def redact_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: mask sensitive keys and secret-shaped values."""
     for key, value in list(event.items()):
         if SENSITIVE_KEYS.search(key):
             event[key] = "[redacted]"
@@ -50,7 +51,7 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            _redact,
+            redact_event,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),

@@ -118,7 +118,7 @@ def slack(
 
 # -- the whole pipeline: a web process and workers pointed at the test Terraform repository --------
 
-from tests.harness.flow import LEAD, REQUESTER  # noqa: E402
+from tests.harness.flow import GROUP_LEAD, LEAD, LEADS_GROUP, REQUESTER  # noqa: E402
 from tests.harness.tfrepo import make_git_repo  # noqa: E402
 
 
@@ -143,3 +143,19 @@ def pipeline(
         yield SlackClientSim(web.events_url)
     finally:
         web.stop()
+
+
+@pytest.fixture(scope="module")
+def lead_web(bot_env: dict[str, str]) -> Iterator[WebProcess]:
+    """The bot with an open policy whose approvers (leads) are a user and a user group."""
+    web = WebProcess({**bot_env, "ECS_DEPLOY_APPROVERS": f"{LEAD},{LEADS_GROUP}"}).start()
+    yield web
+    web.stop()
+
+
+@pytest.fixture
+def bot(
+    lead_web: WebProcess, slack_api: SlackApiStandIn, redis_conn: redis.Redis, aws: MotoServer
+) -> SlackClientSim:
+    slack_api.usergroups[LEADS_GROUP] = [GROUP_LEAD]
+    return SlackClientSim(lead_web.events_url)

@@ -8,7 +8,6 @@ is a real message in the stand-in.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -31,33 +30,16 @@ from core.models import (
 )
 from core.sizes import SetupSize
 from core.store import DeploymentStore
-from tests.harness.processes import WebProcess
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 from workers.steps.common import cancel_key
 
 pytestmark = pytest.mark.e2e
 
-REQUESTER, OTHER, BYSTANDER = "U0REQUEST1", "U0OTHER001", "U0BYSTAND1"
-LEAD, GROUP_LEAD, LEADS_GROUP = "U0LEAD0001", "U0LEAD0002", "S0LEADS001"
+from tests.harness.flow import BYSTANDER, GROUP_LEAD, LEAD, OTHER, REQUESTER  # noqa: E402
+
 UNLOCK_ACTION = "control_unlock_confirm"
 TF_LOCK_ID = "6f1c0c5e-2d4b-4f7e-9a61-1d0c3b2a9e77"
-
-
-@pytest.fixture(scope="module")
-def lead_web(bot_env: dict[str, str]) -> Iterator[WebProcess]:
-    """The bot with an open policy whose approvers (leads) are a user and a user group."""
-    web = WebProcess({**bot_env, "ECS_DEPLOY_APPROVERS": f"{LEAD},{LEADS_GROUP}"}).start()
-    yield web
-    web.stop()
-
-
-@pytest.fixture
-def bot(
-    lead_web: WebProcess, slack_api: SlackApiStandIn, redis_conn: redis.Redis, aws: Any
-) -> SlackClientSim:
-    slack_api.usergroups[LEADS_GROUP] = [GROUP_LEAD]
-    return SlackClientSim(lead_web.events_url)
 
 
 # -- records ---------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,14 +15,12 @@ import requests
 from bot.views.home import home_view
 from core.models import Deployment, DeploymentStatus
 from core.store import DeploymentStore
-from tests.harness.processes import WebProcess
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, fixture
 from tests.test_commands import (
     BYSTANDER,
     GROUP_LEAD,
     LEAD,
-    LEADS_GROUP,
     OTHER,
     REQUESTER,
     link,
@@ -31,21 +28,6 @@ from tests.test_commands import (
 )
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def lead_web(bot_env: dict[str, str]) -> Iterator[WebProcess]:
-    web = WebProcess({**bot_env, "ECS_DEPLOY_APPROVERS": f"{LEAD},{LEADS_GROUP}"}).start()
-    yield web
-    web.stop()
-
-
-@pytest.fixture
-def bot(
-    lead_web: WebProcess, slack_api: SlackApiStandIn, redis_conn: redis.Redis, aws: Any
-) -> SlackClientSim:
-    slack_api.usergroups[LEADS_GROUP] = [GROUP_LEAD]
-    return SlackClientSim(lead_web.events_url)
 
 
 def open_home(bot: SlackClientSim, user: str) -> requests.Response:

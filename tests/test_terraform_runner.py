@@ -167,7 +167,14 @@ def test_init_plan_show_apply_output_against_moto_backend(workspace: Workspace) 
     lines: list[str] = []
     applied = apply(ws, plan_file, lines.append, options=options)
     assert applied.ok, applied.error_excerpt
-    assert applied.argv == ["terraform", "apply", "-input=false", "-no-color", "-lock-timeout=60s", str(plan_file)]
+    assert applied.argv == [
+        "terraform",
+        "apply",
+        "-input=false",
+        "-no-color",
+        "-lock-timeout=60s",
+        str(plan_file),
+    ]
     progress = replay(lines, total=3)
     assert progress.done == 3 and progress.total == 3 and progress.fraction == 1.0
     assert progress.summary == "Apply complete! Resources: 3 added, 0 changed, 0 destroyed."

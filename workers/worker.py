@@ -33,7 +33,7 @@ from rq.queue import Queue
 
 from bot.notifier import Notifier
 from bot.slack import make_web_client
-from core.logs import SENSITIVE_KEYS, get_logger, redact_text
+from core.logs import get_logger, redact_event
 from core.settings import Settings
 from core.store import DeploymentStore
 from workers.sweeper import Bounds, Heartbeat, Sweeper, claim_key, job_beat_key, worker_beat_key
@@ -195,15 +195,6 @@ def _add_job_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMap
     return event
 
 
-def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key, value in list(event.items()):
-        if SENSITIVE_KEYS.search(key):
-            event[key] = "[redacted]"
-        elif isinstance(value, str):
-            event[key] = redact_text(value)
-    return event
-
-
 def _structured_stdlib_logs() -> None:
     """Standard-library records as JSON lines (not on a terminal), with the running job's ids."""
     if sys.stderr.isatty():
@@ -220,7 +211,7 @@ def _structured_stdlib_logs() -> None:
             structlog.stdlib.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            _redact,
+            redact_event,
         ],
     )
     for handler in logging.getLogger().handlers:

@@ -8,7 +8,8 @@ from tests.harness.processes import run_worker_burst
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values, text_value
 
-REQUESTER, LEAD, BYSTANDER = "U0REQUEST1", "U0LEAD0001", "U0BYSTAND1"
+REQUESTER, LEAD, BYSTANDER, OTHER = "U0REQUEST1", "U0LEAD0001", "U0BYSTAND1", "U0OTHER001"
+GROUP_LEAD, LEADS_GROUP = "U0LEAD0002", "S0LEADS001"  # a lead through the leads' user group
 USER_VALUES = {
     "var:sns_monitoring_recepients_email_list": text_value("ops@example.com"),
     "var:route53_dns_name": text_value("web.example.com"),
