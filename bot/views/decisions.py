@@ -8,7 +8,6 @@ from slack_sdk.models.blocks import (
     InputBlock,
     MarkdownTextObject,
     Option,
-    PlainTextInputElement,
     PlainTextObject,
     RadioButtonsElement,
     SectionBlock,
@@ -17,7 +16,7 @@ from slack_sdk.models.views import View
 
 from bot.ids import INPUT_ACTION, Callback
 from bot.ids import Block as B
-from bot.views.request_modal import size_option_description
+from bot.views.request_modal import size_option_description, text_input
 from core.models import Deployment
 from core.sizes import SIZE_PROFILES, SetupSize
 
@@ -41,27 +40,6 @@ EDITABLE_KNOBS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def _input(
-    block_id: str,
-    label: str,
-    *,
-    initial: str | None = None,
-    hint: str | None = None,
-    optional: bool = False,
-    multiline: bool = False,
-    max_length: int = 256,
-) -> InputBlock:
-    return InputBlock(
-        block_id=block_id,
-        label=PlainTextObject(text=label[:2000]),
-        optional=optional,
-        hint=PlainTextObject(text=hint[:2000]) if hint else None,
-        element=PlainTextInputElement(
-            action_id=INPUT_ACTION, initial_value=initial, multiline=multiline, max_length=max_length
-        ),
-    )
-
-
 def reject_modal(context: ThreadContext) -> View:
     return View(
         type="modal",
@@ -70,7 +48,9 @@ def reject_modal(context: ThreadContext) -> View:
         submit=PlainTextObject(text="Reject"),
         close=PlainTextObject(text="Back"),
         private_metadata=context.model_dump_json(),
-        blocks=[_input(B.REASON.value, "Why? (the requester sees this)", multiline=True, max_length=1000)],
+        blocks=[
+            text_input(B.REASON.value, "Why? (the requester sees this)", multiline=True, max_length=1000)
+        ],
     )
 
 
@@ -81,7 +61,9 @@ def missing_values_modal(context: ThreadContext, variables: list[tuple[str, str,
             text=MarkdownTextObject(text="These values are yours to give; they go into the generated tfvars.")
         )
     ]
-    blocks += [_input(f"var:{name}", label, hint=hint) for name, label, hint in variables[:40]]
+    blocks += [
+        text_input(f"var:{name}", label, hint=hint, max_length=256) for name, label, hint in variables[:40]
+    ]
     return View(
         type="modal",
         callback_id=Callback.MISSING_VALUES_MODAL.value,
@@ -119,8 +101,8 @@ def edit_values_modal(context: ThreadContext, deployment: Deployment) -> View:
                 initial_option=next(o for o in size_options if o.value == request.size.value),
             ),
         ),
-        _input(B.VPC_CIDR.value, "VPC CIDR", initial=request.vpc_cidr_block, max_length=18),
-        _input(
+        text_input(B.VPC_CIDR.value, "VPC CIDR", initial=request.vpc_cidr_block, max_length=18),
+        text_input(
             B.TAGS.value,
             "Additional tags",
             initial=tags or None,
@@ -136,7 +118,7 @@ def edit_values_modal(context: ThreadContext, deployment: Deployment) -> View:
             None if current is None else (str(current).lower() if isinstance(current, bool) else str(current))
         )
         blocks.append(
-            _input(
+            text_input(
                 f"var:{name}",
                 label,
                 initial=initial,

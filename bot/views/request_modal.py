@@ -70,8 +70,8 @@ def region_options() -> list[Option]:
     return [_option(region, region) for region in regions[:100]]
 
 
-def _text_input(
-    block_id: B,
+def text_input(
+    block_id: str,
     label: str,
     *,
     initial: str | None = None,
@@ -81,11 +81,12 @@ def _text_input(
     multiline: bool = False,
     max_length: int = 64,
 ) -> InputBlock:
+    """A plain-text input whose value is read back under the shared action id."""
     return InputBlock(
-        block_id=block_id.value,
-        label=PlainTextObject(text=label),
+        block_id=str(block_id),
+        label=PlainTextObject(text=label[:2000]),
         optional=optional,
-        hint=PlainTextObject(text=hint) if hint else None,
+        hint=PlainTextObject(text=hint[:2000]) if hint else None,
         element=PlainTextInputElement(
             action_id=INPUT_ACTION,
             initial_value=initial,
@@ -145,7 +146,7 @@ def request_modal(context: ModalContext, profiles: list[str]) -> View:
             ),
         ),
         DividerBlock(),
-        _text_input(
+        text_input(
             B.ACCOUNT_ID, "AWS account id", placeholder="123456789012", hint="12 digits", max_length=12
         ),
         InputBlock(
@@ -157,21 +158,21 @@ def request_modal(context: ModalContext, profiles: list[str]) -> View:
                 initial_option=next((o for o in regions if o.value == DEFAULT_REGION), None),
             ),
         ),
-        _text_input(
+        text_input(
             B.APPLICATION,
             "Application",
             placeholder="web",
             hint="Lowercase letters, digits and '-'; at most 13 characters with a 4-letter environment.",
             max_length=21,
         ),
-        _text_input(
+        text_input(
             B.ENVIRONMENT,
             "Environment",
             initial=DEFAULT_ENVIRONMENT,
             hint="e.g. dev, stag, prod",
             max_length=validation.MAX_ENVIRONMENT,
         ),
-        _text_input(
+        text_input(
             B.TAGS,
             "Additional tags",
             optional=True,
@@ -182,14 +183,14 @@ def request_modal(context: ModalContext, profiles: list[str]) -> View:
         ),
         DividerBlock(),
         ContextBlock(elements=[MarkdownTextObject(text="*Advanced* — defaults follow the runbook.")]),
-        _text_input(
+        text_input(
             B.VPC_CIDR,
             "VPC CIDR",
             initial=validation.DEFAULT_VPC_CIDR,
             hint="Private IPv4, /16 to /24. The account scan proposes a free one if this overlaps.",
             max_length=18,
         ),
-        _text_input(
+        text_input(
             B.STATE_BUCKET,
             "Terraform state bucket",
             optional=True,
@@ -197,7 +198,7 @@ def request_modal(context: ModalContext, profiles: list[str]) -> View:
             hint="Created if it does not exist.",
             max_length=63,
         ),
-        _text_input(
+        text_input(
             B.LOCK_TABLE, "State lock table (DynamoDB)", initial=validation.DEFAULT_LOCK_TABLE, max_length=255
         ),
     ]
