@@ -38,15 +38,23 @@ DESCRIPTIONS: dict[Step, str] = {
 }
 
 
+# Bounds of the work around Terraform inside a job (seconds): rebuilding a workspace (git clone and
+# waiting for the mirror lock), `show` / `output`, and the SIGINT grace of each command.
+WORKSPACE_BOUND = 900
+SHOW_OR_OUTPUT_BOUND = 300
+GRACE_BOUND = 30
+MARGIN = 300
+
+
 def step_timeout(settings: Settings, step: Step) -> int:
-    """RQ's job timeout sits above every Terraform timeout inside the job (waiting for the state lock,
-    init, then plan or apply), so Terraform is always stopped by our runner (SIGINT: its lock is
-    released) and never killed by RQ mid-run."""
-    margin = 300
+    """RQ's job timeout sits above the sum of every bounded wait inside the job (the state lock's
+    line, the workspace, init, plan or apply, show/output and their grace periods), so Terraform is
+    always stopped by our runner (SIGINT: its lock is released) and never by RQ mid-run."""
+    terraform = settings.job_timeout_seconds + WORKSPACE_BOUND + settings.plan_timeout_seconds + MARGIN
     if step is Step.APPLY:
-        return settings.job_timeout_seconds + settings.plan_timeout_seconds + settings.apply_timeout_seconds + margin
+        return terraform + settings.apply_timeout_seconds + SHOW_OR_OUTPUT_BOUND + 3 * GRACE_BOUND
     if step is Step.PLAN:
-        return settings.job_timeout_seconds + 2 * settings.plan_timeout_seconds + margin
+        return terraform + settings.plan_timeout_seconds + 2 * SHOW_OR_OUTPUT_BOUND + 4 * GRACE_BOUND
     return settings.job_timeout_seconds
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import json
 import shutil
 import sys
+import time
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -394,3 +395,44 @@ def test_apply_progress_counts_completions_and_reads_the_summary() -> None:
     assert advance(done, "unrelated line") is done
     failed = advance(progress, "Error: creating ECS Service: boom")
     assert failed.errors == ("creating ECS Service: boom",)
+
+
+class _JobStopped(BaseException):
+    """Stands in for RQ's JobTimeoutException / the horse being stopped while Terraform runs."""
+
+
+def test_terraform_is_stopped_when_the_job_around_it_is_stopped(tmp_path: Path) -> None:
+    script = tmp_path / "fake_terraform.py"
+    script.write_text(FAKE_TERRAFORM)
+    fake = TerraformBinary(argv=(sys.executable, str(script)), source="TERRAFORM_BIN", version="0.0.0")
+    lines: list[str] = []
+    calls = 0
+
+    def stop_the_job() -> bool:
+        nonlocal calls
+        calls += 1
+        if lines and calls > 3:
+            raise _JobStopped
+        return False
+
+    options = RunOptions(binary=fake, timeouts={"apply": 60}, grace_seconds=1, cancel=stop_the_job)
+    with pytest.raises(_JobStopped):
+        apply(tmp_path, tmp_path / "none.tfplan", lines.append, options=options)
+    child = int(lines[0].rsplit(" ", 1)[1])
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{child}/stat").exists() and Path(f"/proc/{child}/stat").read_text().split()[2] != "Z":
+        assert time.monotonic() < deadline, "Terraform's process tree outlived the job"
+        time.sleep(0.05)
+
+
+def test_a_failing_cancel_check_does_not_abandon_the_run(tmp_path: Path) -> None:
+    script = tmp_path / "slow.py"
+    script.write_text("import time\nprint('working', flush=True)\ntime.sleep(2)\nprint('done', flush=True)\n")
+    fake = TerraformBinary(argv=(sys.executable, str(script)), source="TERRAFORM_BIN", version="0.0.0")
+
+    def redis_is_down() -> bool:
+        raise ConnectionError("Redis unreachable")
+
+    result = apply(tmp_path, tmp_path / "none.tfplan", options=RunOptions(binary=fake, cancel=redis_is_down))
+    assert result.ok and not result.cancelled
+    assert "done" in result.output_tail

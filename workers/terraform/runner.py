@@ -222,7 +222,13 @@ def run_terraform(
             assert process.stdout is not None
             readers.append(_start(_stream, process.stdout, sink))
 
-        stop = _wait(process, limit, options)
+        try:
+            stop = _wait(process, limit, options)
+        except BaseException:
+            # The job itself is being stopped (RQ's timeout, a crash): never leave Terraform running
+            # unsupervised with the state lock held.
+            _stop_now(process, options.grace_seconds)
+            raise
         leftovers = _kill_leftovers(process.pid)
         exit_code = process.wait()
         for reader in readers:
@@ -321,7 +327,22 @@ def _cancel_requested(hook: CancelHook | None) -> bool:
         return False
     if isinstance(hook, threading.Event):
         return hook.is_set()
-    return bool(hook())
+    try:
+        return bool(hook())
+    except Exception as exc:  # e.g. Redis unreachable for a moment: keep supervising the run
+        log.warning("cancel check failed (%s); the run goes on", type(exc).__name__)
+        return False
+
+
+def _stop_now(process: subprocess.Popen[bytes], grace_seconds: float) -> None:
+    """SIGINT the run's process group, then SIGKILL it after the grace period if it is still there."""
+    _signal_group(process.pid, signal.SIGINT)
+    deadline = time.monotonic() + grace_seconds
+    while not _exited(process.pid) and time.monotonic() < deadline:
+        time.sleep(POLL_INTERVAL)
+    _signal_group(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        process.wait(timeout=10)
 
 
 def _exited(pid: int) -> bool:
