@@ -8,9 +8,9 @@ import dataclasses
 import json
 import shutil
 import sys
-import time
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
