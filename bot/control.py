@@ -26,7 +26,7 @@ from core.locks import LockHolder, StateLock, state_id
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus
 from core.policy import AccessPolicy, SlackIdentity
-from core.queue import Step, enqueue_step
+from core.queue import Step
 from core.steering import may_override, may_steer
 from core.store import PREFIX
 
@@ -211,13 +211,12 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
             return None
         return d.with_status(DeploymentStatus.PLANNING, "re-plan requested")
 
-    moved, changed = services.store.transition(deployment.id, change)
+    moved, changed = services.store.transition(deployment.id, change, also=services.enqueue_in(Step.PLAN))
     if not changed:
         raise ControlRefused(
             f"`{moved.id}` is {_label(moved.status)}; a re-plan is possible only while a plan waits for"
             " approval, after a failure, or after a deployment."
         )
-    enqueue_step(services.redis, services.settings, Step.PLAN, moved.id)
     log.info("replan_requested", deployment_id=moved.id, user=user.user_id)
     services.audit.record("replan_requested", moved.id, user.user_id, previous=replaced[0].value)
     return Replanned(deployment=moved, previous=replaced[0], by=user.user_id)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import boto3
 import redis
 from redis import Redis
+from redis.client import Pipeline
 from slack_sdk import WebClient
 
 from bot.directory import GroupDirectory
 from bot.notifier import Notifier
 from core.audit import AuditTrail
+from core.models import Deployment
 from core.policy import AccessPolicy, SlackIdentity, policy_from_settings, referenced_usergroups
+from core.queue import Step, enqueue_step
 from core.settings import Settings
 from core.store import DeploymentStore
 
@@ -43,6 +47,14 @@ class Services:
             policy=policy,
             directory=GroupDirectory(client, referenced_usergroups(policy)),
             audit=AuditTrail(connection),
+        )
+
+    def enqueue_in(
+        self, step: Step, options: dict[str, str] | None = None
+    ) -> Callable[[Pipeline, Deployment], object]:
+        """For DeploymentStore.transition(also=...): queue `step` in the same transaction."""
+        return lambda pipe, deployment: enqueue_step(
+            self.redis, self.settings, step, deployment.id, pipeline=pipe, options=options
         )
 
     def identity(self, user_id: str) -> SlackIdentity:

@@ -91,10 +91,17 @@ class DeploymentStore:
         return deployment
 
     def transition(
-        self, deployment_id: str, change: Callable[[Deployment], Deployment | None]
+        self,
+        deployment_id: str,
+        change: Callable[[Deployment], Deployment | None],
+        *,
+        also: Callable[[redis.client.Pipeline, Deployment], object] | None = None,
     ) -> tuple[Deployment, bool]:
         """Like `update`, but `change` may return None to leave the record as it is (for example a
-        button clicked twice). `change` may run more than once; only its last result is stored."""
+        button clicked twice). `change` may run more than once; only its last result is stored.
+
+        `also` adds commands (typically enqueueing the next step) to the same MULTI as the new record,
+        so a status that promises a job never exists without that job."""
         key = _key(deployment_id)
         with self.redis.pipeline(transaction=True) as pipe:
             while True:
@@ -111,6 +118,8 @@ class DeploymentStore:
                     changed = proposed.model_copy(update={"updated_at": utcnow()})
                     pipe.multi()
                     pipe.set(key, changed.model_dump_json())
+                    if also is not None:
+                        also(pipe, changed)
                     pipe.execute()
                     return changed, True
                 except redis.WatchError:

@@ -26,7 +26,7 @@ from core.conflicts import apply_recommendations
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, utcnow
 from core.policy import Decision, SlackIdentity
-from core.queue import Step, enqueue_step
+from core.queue import Step
 from core.steering import may_override, may_steer
 from core.store import DeploymentNotFound
 from core.tfvars import USER_VALUE_LABELS
@@ -77,21 +77,22 @@ class Clicked:
         options: dict[str, str] | None = None,
         **updates: Any,
     ) -> Deployment:
-        """Change status only from an expected one, atomically (a second click finds it moved and is
-        refused), replace the clicked buttons by `decided`, then enqueue `then`."""
+        """Change status only from an expected one and enqueue `then`, in one transaction (a second
+        click finds it moved and is refused; a status never waits for a job that was not queued),
+        then replace the clicked buttons by `decided`."""
 
         def change(d: Deployment) -> Deployment | None:
             return d.with_status(to, detail).model_copy(update=updates) if d.status in expected else None
 
-        moved, changed = self.services.store.transition(self.deployment.id, change)
+        moved, changed = self.services.store.transition(
+            self.deployment.id, change, also=self.services.enqueue_in(then, options) if then else None
+        )
         if not changed:
             raise Refusal(
                 f"Nothing to do: the deployment is now {moved.status.label.split(' ', 1)[-1].lower()}."
             )
         self.services.notifier.refresh_root(moved)
         self.decided(decided)
-        if then is not None:
-            enqueue_step(self.services.redis, self.services.settings, then, moved.id, options=options)
         return moved
 
     def decided(self, text: str) -> None:
@@ -188,6 +189,7 @@ def apply_recommendations_clicked(c: Clicked) -> None:
         DeploymentStatus.PREPARING_BACKEND,
         "recommendations applied",
         f":white_check_mark: Recommendations applied by {c.who}.",
+        then=Step.BACKEND,
         request=request,
     )
     lines = "\n".join(f"• {line}" for line in changed)
@@ -197,7 +199,6 @@ def apply_recommendations_clicked(c: Clicked) -> None:
             f"*Values changed by the analysis:*\n{lines}" if changed else "No value needed changing."
         ),
     )
-    enqueue_step(c.services.redis, c.services.settings, Step.BACKEND, moved.id)
 
 
 def keep_values_clicked(c: Clicked) -> None:
@@ -306,7 +307,13 @@ def approve_clicked(c: Clicked) -> None:
             return d.with_status(DeploymentStatus.APPROVED_QUEUED, "approved").model_copy(update=update)
         return d.model_copy(update=update)
 
-    updated = services.store.update(c.deployment.id, change)
+    queue_apply = services.enqueue_in(Step.APPLY)
+
+    def apply_if_ready(pipe: Any, deployment: Deployment) -> None:
+        if outcome[0].apply_now:  # exactly one click's transition is APPROVED_READY
+            queue_apply(pipe, deployment)
+
+    updated, _ = services.store.transition(c.deployment.id, change, also=apply_if_ready)
     result = outcome[0]
     log.info("approval_click", deployment_id=updated.id, user=user.user_id, outcome=result.outcome.value)
     binding = result.state.binding
@@ -327,7 +334,6 @@ def approve_clicked(c: Clicked) -> None:
         services.notifier.post(
             updated, text_message(f":white_check_mark: {text}. Applying exactly this plan.")
         )
-        enqueue_step(services.redis, services.settings, Step.APPLY, updated.id)
     else:
         services.notifier.post(updated, text_message(f":ballot_box_with_check: {text}"))
 
@@ -341,11 +347,8 @@ def reject_clicked(c: Clicked) -> None:
 def edit_values_clicked(c: Clicked) -> None:
     c.may_steer()
     status = c.deployment.status
-    if (
-        status in {DeploymentStatus.APPLYING, DeploymentStatus.APPROVED_QUEUED}
-        or (status.is_final
-        and status is not DeploymentStatus.FAILED
-        and status is not DeploymentStatus.DEPLOYED)
+    if status in {DeploymentStatus.APPLYING, DeploymentStatus.APPROVED_QUEUED} or (
+        status.is_final and status is not DeploymentStatus.FAILED and status is not DeploymentStatus.DEPLOYED
     ):
         raise Refusal("Values can only be edited while the plan is waiting for review, or after it failed.")
     c.open(edit_values_modal(c.thread_context(), c.deployment))

@@ -18,7 +18,7 @@ from bot.views.messages import text_message
 from core import validation
 from core.approval import ApprovalResult, decision_text, record_rejection
 from core.models import Deployment, DeploymentRequest, DeploymentStatus, utcnow
-from core.queue import Step, enqueue_step
+from core.queue import Step
 from core.steering import may_steer
 from core.store import DeploymentNotFound
 
@@ -163,7 +163,9 @@ def provide_values(
             update={"extra_values": {**d.extra_values, **given}, "missing_values": []}
         )
 
-    updated, changed = services.store.transition(deployment.id, change)
+    updated, changed = services.store.transition(
+        deployment.id, change, also=services.enqueue_in(Step.WORKSPACE)
+    )
     ack()
     services.audit.record("values_given", deployment.id, submission.user.id, variables=",".join(given))
     if changed:
@@ -174,7 +176,6 @@ def provide_values(
                 f":pencil: <@{submission.user.id}> gave " + ", ".join(f"`{n}`" for n in given) + "."
             ),
         )
-        enqueue_step(services.redis, services.settings, Step.WORKSPACE, updated.id)
 
 
 def _knob(name: str, raw: str) -> object:
@@ -246,7 +247,9 @@ def edit_values(
             update={"request": request, "extra_values": extra}
         )
 
-    updated, changed = services.store.transition(deployment.id, change)
+    updated, changed = services.store.transition(
+        deployment.id, change, also=services.enqueue_in(Step.WORKSPACE)
+    )
     if not changed:
         ack(
             response_action="errors",
@@ -271,4 +274,3 @@ def edit_values(
             + "\nEarlier approvals are discarded."
         ),
     )
-    enqueue_step(services.redis, services.settings, Step.WORKSPACE, updated.id)
