@@ -33,8 +33,16 @@ from core.store import PREFIX
 log = get_logger(__name__)
 
 CANCEL_KEY_TTL_SECONDS = 24 * 3600
+# An interrupted or force-cancelled apply may have left the state partly applied: a fresh plan is
+# the way forward (its review shows what is left), so those can be re-planned too.
 REPLAN_FROM = frozenset(
-    {DeploymentStatus.AWAITING_APPROVAL, DeploymentStatus.FAILED, DeploymentStatus.DEPLOYED}
+    {
+        DeploymentStatus.AWAITING_APPROVAL,
+        DeploymentStatus.FAILED,
+        DeploymentStatus.DEPLOYED,
+        DeploymentStatus.INTERRUPTED,
+        DeploymentStatus.CANCELLED,
+    }
 )
 PENDING_SCAN = 200  # how many recent deployments App Home looks through for pending approvals
 # AWS I/O in a listener thread: fail fast rather than keep a Bolt worker thread busy.
@@ -214,8 +222,8 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
     moved, changed = services.store.transition(deployment.id, change, also=services.enqueue_in(Step.PLAN))
     if not changed:
         raise ControlRefused(
-            f"`{moved.id}` is {_label(moved.status)}; a re-plan is possible only while a plan waits for"
-            " approval, after a failure, or after a deployment."
+            f"`{moved.id}` is {_label(moved.status)}; a re-plan is possible while a plan waits for approval,"
+            " or after a failure, an interruption, a cancellation or a deployment."
         )
     log.info("replan_requested", deployment_id=moved.id, user=user.user_id)
     services.audit.record("replan_requested", moved.id, user.user_id, previous=replaced[0].value)

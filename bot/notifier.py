@@ -144,11 +144,26 @@ class Notifier:
             return
         self._live(OutboxEntry(deployment_id=deployment.id, kind="refresh_root"))
 
-    def set_status(self, deployment_id: str, status: DeploymentStatus, detail: str = "") -> Deployment:
-        """Move to `status`, unless someone cancelled or rejected the deployment meanwhile."""
+    def set_status(
+        self,
+        deployment_id: str,
+        status: DeploymentStatus,
+        detail: str = "",
+        *,
+        only_from: frozenset[DeploymentStatus] | None = None,
+    ) -> Deployment:
+        """Move to `status`, unless the deployment was cancelled, rejected or interrupted meanwhile, or
+        (with `only_from`) is not in a status this move may start from: a late or duplicate job stops
+        quietly (DeploymentStopped) instead of moving the deployment on."""
 
         def change(d: Deployment) -> Deployment | None:
-            return None if d.status in STOPPED_STATUSES else d.with_status(status, detail)
+            if d.status in STOPPED_STATUSES or (
+                d.status is DeploymentStatus.INTERRUPTED and status is not d.status
+            ):
+                return None
+            if only_from is not None and d.status not in only_from and d.status is not status:
+                return None
+            return d.with_status(status, detail)
 
         deployment, changed = self.store.transition(deployment_id, change)
         if not changed:

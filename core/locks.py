@@ -51,7 +51,8 @@ class StateLock:
         return LockHolder.model_validate_json(raw) if raw else None
 
     def try_acquire(self, deployment_id: str, user_id: str, step: str) -> LockHolder | None:
-        """Take the lock; None when someone else holds it. Re-entrant for the same deployment."""
+        """Take the lock; None while anyone holds it — the same deployment's other job included (each
+        run has its own token, so one run's release can never free another run's state)."""
         mine = LockHolder(
             token=secrets.token_hex(8),
             deployment_id=deployment_id,
@@ -61,10 +62,22 @@ class StateLock:
         )
         if self.redis.set(self.key, mine.model_dump_json(), nx=True, ex=self.ttl):
             return mine
-        current = self.holder()
-        if current and current.deployment_id == deployment_id:
-            return current
         return None
+
+    def refresh(self, token: str) -> bool:
+        """Extend the lock's life while its run goes on; False when the lock is no longer ours."""
+        with self.redis.pipeline() as pipe:
+            try:
+                pipe.watch(self.key)
+                raw = pipe.get(self.key)
+                if not raw or LockHolder.model_validate_json(raw).token != token:
+                    return False
+                pipe.multi()
+                pipe.expire(self.key, self.ttl)
+                pipe.execute()
+                return True
+            except redis.WatchError:
+                return False
 
     def release(self, token: str) -> bool:
         with self.redis.pipeline() as pipe:

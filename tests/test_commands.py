@@ -453,3 +453,15 @@ def test_plan_requeues_a_plan_with_the_current_values(
     # while planning, another re-plan is refused and nothing more is queued
     assert "is planning" in answer(bot.slash_command(f"plan {deployment.id}", user=REQUESTER))
     assert queue.count == 1
+
+
+def test_an_interrupted_deployment_can_be_replanned(
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+) -> None:
+    """After a killed apply the sweeper says "re-plan to see": that must work."""
+    store = DeploymentStore(redis_conn)
+    deployment = make_deployment(store, slack_api, status=DeploymentStatus.INTERRUPTED)
+    assert "A new plan" in answer(bot.slash_command(f"plan {deployment.id}", user=REQUESTER))
+    assert store.get(deployment.id).status is DeploymentStatus.PLANNING
+    [job] = Queue("ecs-deploy", connection=redis_conn).jobs
+    assert job.func_name == "workers.jobs.run_plan"

@@ -81,3 +81,24 @@ def test_artifacts_are_checked_against_their_hash(redis_conn: redis.Redis) -> No
         store.get("d-1", "plan", digest)
     with pytest.raises(ArtifactError, match="no longer stored"):
         store.get("d-2", "plan", digest)
+
+
+def test_a_second_run_of_the_same_deployment_waits_too(redis_conn: redis.Redis) -> None:
+    """Each run has its own token: a plan job still finishing never lets the same deployment's apply in."""
+    lock = StateLock(redis_conn, "s/k", ttl_seconds=60)
+    plan = lock.try_acquire("d-1", "U1", "plan")
+    assert plan is not None
+    assert lock.try_acquire("d-1", "U1", "apply") is None
+    assert lock.release(plan.token)
+    assert lock.try_acquire("d-1", "U1", "apply") is not None
+
+
+def test_refresh_keeps_a_long_run_locked_and_only_for_its_owner(redis_conn: redis.Redis) -> None:
+    lock = StateLock(redis_conn, "s/k", ttl_seconds=2)
+    holder = lock.try_acquire("d-1", "U1", "apply")
+    assert holder is not None
+    for _ in range(3):
+        time.sleep(1)
+        assert lock.refresh(holder.token)
+    assert lock.holder() is not None, "refreshed past its TTL"
+    assert not lock.refresh("someone-else")

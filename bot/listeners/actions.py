@@ -17,6 +17,7 @@ from slack_sdk.models.views import View
 from bot import control
 from bot.ids import Action
 from bot.listeners.decided import replace_actions
+from bot.listeners.thread_modals import EDITABLE_STATUSES
 from bot.payloads import BlockActions
 from bot.services import Services
 from bot.views.decisions import ThreadContext, edit_values_modal, missing_values_modal, reject_modal
@@ -348,7 +349,7 @@ def edit_values_clicked(c: Clicked) -> None:
     c.may_steer()
     status = c.deployment.status
     if status in {DeploymentStatus.APPLYING, DeploymentStatus.APPROVED_QUEUED} or (
-        status.is_final and status is not DeploymentStatus.FAILED and status is not DeploymentStatus.DEPLOYED
+        status.is_final and status not in EDITABLE_STATUSES
     ):
         raise Refusal("Values can only be edited while the plan is waiting for review, or after it failed.")
     c.open(edit_values_modal(c.thread_context(), c.deployment))

@@ -190,6 +190,7 @@ EDITABLE_STATUSES = {
     DeploymentStatus.FAILED,
     DeploymentStatus.DEPLOYED,
     DeploymentStatus.AWAITING_INPUT,
+    DeploymentStatus.INTERRUPTED,
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -12,6 +13,7 @@ import boto3
 from bot.views.pipeline import status_line
 from core.artifacts import ArtifactStore
 from core.locks import LockHolder, StateLock, state_id
+from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus
 from core.queue import Step, enqueue_step
 from core.store import PREFIX
@@ -20,6 +22,7 @@ from workers.runtime import Runtime, StepFailure
 from workers.terraform.runner import RunOptions
 from workers.workspace import WorkspaceError, WorkspaceManager, write_atomic
 
+log = get_logger(__name__)
 TFVARS, TFBACKEND = "tfvars", "tfbackend"
 
 
@@ -112,8 +115,9 @@ def run_options(rt: Runtime, env: dict[str, str], deployment_id: str) -> RunOpti
 
 def state_lock(rt: Runtime, deployment: Deployment) -> StateLock:
     request = deployment.request
-    ttl = rt.settings.apply_timeout_seconds + 600
-    return StateLock(rt.redis, state_id(request.state_bucket, request.state_key), ttl_seconds=ttl)
+    return StateLock(
+        rt.redis, state_id(request.state_bucket, request.state_key), ttl_seconds=STATE_LOCK_TTL_SECONDS
+    )
 
 
 def waiting_text(holder: LockHolder) -> str:
@@ -124,19 +128,37 @@ def waiting_text(holder: LockHolder) -> str:
 
 
 def waiting_in_line(
-    rt: Runtime, deployment: Deployment, holder: LockHolder, status: DeploymentStatus
+    rt: Runtime,
+    deployment: Deployment,
+    holder: LockHolder,
+    status: DeploymentStatus,
+    only_from: frozenset[DeploymentStatus],
 ) -> None:
     """Say in the thread, and on the root message, behind whom the run waits for the state."""
-    rt.notifier.set_status(deployment.id, status, f"waiting in line behind {holder.deployment_id}")
+    rt.notifier.set_status(
+        deployment.id, status, f"waiting in line behind {holder.deployment_id}", only_from=only_from
+    )
     rt.notifier.post(deployment, status_line(waiting_text(holder)))
+
+
+STATE_LOCK_TTL_SECONDS = 300  # refreshed while held: a crashed worker's hold ends within minutes
+STATE_LOCK_REFRESH_SECONDS = 60
 
 
 @contextmanager
 def holding_state(
-    rt: Runtime, deployment: Deployment, step: str, status: DeploymentStatus
+    rt: Runtime,
+    deployment: Deployment,
+    step: str,
+    status: DeploymentStatus,
+    *,
+    only_from: frozenset[DeploymentStatus],
+    waiting_status: DeploymentStatus,
 ) -> Iterator[Deployment]:
-    """Wait in line for the deployment's Terraform state, move to `status`, and hold the state while
-    the body runs. Taking and giving back the state are audited (operators can prove no overlap)."""
+    """Wait in line for the deployment's Terraform state (showing `waiting_status`), move to
+    `status` (only from `only_from`: a late or duplicate job stops quietly), and hold the state —
+    refreshing the lock — while the body runs. Taking and giving back the state are audited, so
+    operators can prove that runs on one state never overlapped."""
     lock = state_lock(rt, deployment)
     request = deployment.request
     state = state_id(request.state_bucket, request.state_key)
@@ -145,13 +167,28 @@ def holding_state(
         deployment.requester_id,
         step,
         wait_seconds=rt.settings.job_timeout_seconds,
-        on_wait=lambda holder: waiting_in_line(rt, deployment, holder, status),
-    ):
+        on_wait=lambda holder: waiting_in_line(rt, deployment, holder, waiting_status, only_from),
+    ) as holder:
         rt.audit.record("state_acquired", deployment.id, "worker", state=state, step=step)
+        stop = threading.Event()
+        keeper = threading.Thread(target=_keep_lock, args=(lock, holder.token, stop), daemon=True)
+        keeper.start()
         try:
-            yield rt.notifier.set_status(deployment.id, status)
+            yield rt.notifier.set_status(deployment.id, status, only_from=only_from | {status})
         finally:
+            stop.set()
+            keeper.join(timeout=5)
             rt.audit.record("state_released", deployment.id, "worker", state=state, step=step)
+
+
+def _keep_lock(lock: StateLock, token: str, stop: threading.Event) -> None:
+    while not stop.wait(STATE_LOCK_REFRESH_SECONDS):
+        try:
+            if not lock.refresh(token):
+                log.error("state_lock_lost", key=lock.key)
+                return
+        except Exception as exc:  # Redis unreachable for a moment: try again at the next beat
+            log.warning("state_lock_refresh_failed", error=type(exc).__name__)
 
 
 def then(rt: Runtime, step: Step, deployment_id: str, options: dict[str, str] | None = None) -> None:

@@ -73,12 +73,32 @@ def _attach_log(rt: Runtime, deployment: Deployment, result: RunResult) -> None:
 # -- plan ------------------------------------------------------------------------------------------
 
 
+Outcome = tuple[DeploymentStatus, str, Step | None]
+
+
+def _finish(rt: Runtime, deployment_id: str, outcome: Outcome) -> None:
+    """The final status is set after the state was given back, so that whoever acts on that status
+    (an approver's apply, a re-plan) never finds the state still held by this run."""
+    status, detail, next_step = outcome
+    rt.notifier.set_status(deployment_id, status, detail)
+    if next_step is not None:
+        then(rt, next_step, deployment_id)
+
+
 def run_plan(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
-    with holding_state(rt, deployment, "plan", DeploymentStatus.PLANNING) as deployment:
-        _plan(rt, deployment)
+    with holding_state(
+        rt,
+        deployment,
+        "plan",
+        DeploymentStatus.PLANNING,
+        only_from=frozenset({DeploymentStatus.PREPARING_WORKSPACE}),
+        waiting_status=DeploymentStatus.PLANNING,
+    ) as deployment:
+        outcome = _plan(rt, deployment)
+    _finish(rt, deployment.id, outcome)
 
 
-def _plan(rt: Runtime, deployment: Deployment) -> None:
+def _plan(rt: Runtime, deployment: Deployment) -> Outcome:
     assert deployment.workspace is not None
     workspace = ensure_workspace(rt, deployment)
     options = run_options(
@@ -153,15 +173,10 @@ def _plan(rt: Runtime, deployment: Deployment) -> None:
         title=f"terraform plan #{attempt} (full output)",
     )
     if summary.applyable and summary.has_changes:
-        rt.notifier.set_status(deployment.id, DeploymentStatus.AWAITING_APPROVAL, summary.sentence)
-    elif summary.has_changes:
-        rt.notifier.set_status(
-            deployment.id, DeploymentStatus.FAILED, summary.not_applyable_reason or "plan errored"
-        )
-    else:
-        rt.notifier.set_status(
-            deployment.id, DeploymentStatus.DEPLOYED, "no changes: the infrastructure matches"
-        )
+        return DeploymentStatus.AWAITING_APPROVAL, summary.sentence, None
+    if summary.has_changes:
+        return DeploymentStatus.FAILED, summary.not_applyable_reason or "plan errored", None
+    return DeploymentStatus.DEPLOYED, "no changes: the infrastructure matches", None
 
 
 def _superseded(previous: PlanRecord, attempt: int) -> str:
@@ -172,11 +187,19 @@ def _superseded(previous: PlanRecord, attempt: int) -> str:
 
 
 def run_apply(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
-    with holding_state(rt, deployment, "apply", DeploymentStatus.APPLYING) as deployment:
-        _apply(rt, deployment)
+    with holding_state(
+        rt,
+        deployment,
+        "apply",
+        DeploymentStatus.APPLYING,
+        only_from=frozenset({DeploymentStatus.APPROVED_QUEUED}),
+        waiting_status=DeploymentStatus.APPROVED_QUEUED,
+    ) as deployment:
+        outcome = _apply(rt, deployment)
+    _finish(rt, deployment.id, outcome)
 
 
-def _apply(rt: Runtime, deployment: Deployment) -> None:
+def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
     binding = deployment.approval.binding
     if deployment.plan is None or binding is None:
         raise StepFailure("There is no approved plan to apply.")
@@ -221,15 +244,13 @@ def _apply(rt: Runtime, deployment: Deployment) -> None:
         rt.audit.record(
             "apply_failed", deployment.id, "worker", plan_sha256=binding.plan_sha256, reason=reason
         )
-        rt.notifier.set_status(deployment.id, DeploymentStatus.FAILED, f"apply: {reason}")
-        return
+        return DeploymentStatus.FAILED, f"apply: {reason}", None
     outputs = _outputs(workspace, options)
     deployment = rt.store.update(deployment.id, lambda d: d.model_copy(update={"outputs": outputs}))
     summary = tracker.progress.summary or "Apply complete!"
     rt.notifier.post(deployment, apply_result_message(summary, outputs))
-    rt.notifier.set_status(deployment.id, DeploymentStatus.VERIFYING_DEPLOYMENT, summary)
     rt.audit.record("applied", deployment.id, "worker", plan_sha256=binding.plan_sha256, summary=summary)
-    then(rt, Step.VERIFY_DEPLOYMENT, deployment.id)
+    return DeploymentStatus.VERIFYING_DEPLOYMENT, summary, Step.VERIFY_DEPLOYMENT
 
 
 def _outputs(workspace: Path, options: RunOptions) -> dict[str, dict[str, object]]:
