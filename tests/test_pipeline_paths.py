@@ -379,3 +379,39 @@ def test_edit_values_rewrites_the_tfvars_discards_approvals_and_plans_again(
     assert (
         "edited the values" in text and "10.20.0.0/16" in text and "Earlier approvals are discarded" in text
     )
+
+
+def test_a_role_from_the_access_policy_is_used_by_the_scan_the_backend_and_terraform(
+    pipeline_env: dict[str, str],
+    slack_api: SlackApiStandIn,
+    redis_conn: redis.Redis,
+    aws: object,
+    tmp_path: Path,
+) -> None:
+    """The policy says: requests with profile `deployer` act as a role in account 222233334444.
+    moto keeps each account's resources apart, so Terraform reaching awaiting-approval proves it read
+    its state from the other account's bucket, i.e. that it assumed the role itself."""
+    policy = tmp_path / "policy.yml"
+    policy.write_text(
+        "profiles:\n  deployer:\n    requesters: ['*']\n    approvers: [U0LEAD0001]\n"
+        "    assume_role_arn: arn:aws:iam::222233334444:role/DeployRole\n"
+    )
+    env = {**pipeline_env, "ECS_DEPLOY_POLICY_FILE": str(policy)}
+    from tests.harness.processes import WebProcess
+
+    web = WebProcess(env).start()
+    try:
+        slack = SlackClientSim(web.events_url)
+        store = DeploymentStore(redis_conn)
+        deployment_id = submit(slack, store, "V-ROLE", account_situation="new", account_id="222233334444")
+        drive_to_plan_stage(slack, slack_api, store, env, deployment_id)
+        run_worker_burst(env)
+    finally:
+        web.stop()
+    deployment = store.get(deployment_id)
+    assert deployment.status.value == "awaiting_approval", deployment.status_detail
+    assert deployment.identity is not None and deployment.identity.account == "222233334444"
+    other = boto3.Session(profile_name="other-account", region_name="us-east-1").client("s3")
+    assert deployment.request.state_bucket in [b["Name"] for b in other.list_buckets()["Buckets"]]
+    home = boto3.Session(profile_name="deployer", region_name="us-east-1").client("s3")
+    assert deployment.request.state_bucket not in [b["Name"] for b in home.list_buckets()["Buckets"]]

@@ -436,3 +436,21 @@ def test_a_failing_cancel_check_does_not_abandon_the_run(tmp_path: Path) -> None
     result = apply(tmp_path, tmp_path / "none.tfplan", options=RunOptions(binary=fake, cancel=redis_is_down))
     assert result.ok and not result.cancelled
     assert "done" in result.output_tail
+
+
+def test_terraform_does_not_inherit_the_bots_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Providers and local-exec in the Terraform repository run in this process: no Slack token, no
+    Redis URL, no AWS keys but the deployment's."""
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "xoxb-bot-secret")
+    monkeypatch.setenv("REDIS_URL", "redis://:password@redis:6379/0")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "host-secret")
+    script = tmp_path / "env.py"
+    script.write_text("import os\nprint(sorted(os.environ))\n")
+    fake = TerraformBinary(argv=(sys.executable, str(script)), source="TERRAFORM_BIN", version="0.0.0")
+    result = apply(
+        tmp_path, tmp_path / "x.tfplan", options=RunOptions(binary=fake, env={"AWS_PROFILE": "deployer"})
+    )
+    names = result.output_tail
+    assert "AWS_PROFILE" in names and "PATH" in names
+    for secret in ("SLACK_BOT_TOKEN", "REDIS_URL", "AWS_SECRET_ACCESS_KEY"):
+        assert secret not in names

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 
 from core import tfvars
 from core.models import DeploymentRequest
+from workers.child_env import inherited_environment
 
 GIT_TIMEOUT = 300.0
 LOCK_TIMEOUT = 600.0
@@ -97,7 +98,7 @@ def normalise_repo_url(repo_url: str) -> str:
 
 
 def _git_env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = inherited_environment()
     env.update(
         {
             "GIT_TERMINAL_PROMPT": "0",  # fail instead of waiting for a password

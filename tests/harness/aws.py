@@ -68,6 +68,9 @@ def aws_environment(endpoint: str, aws_dir: Path) -> dict[str, str]:
     """The environment a worker process needs to reach moto as if it were AWS."""
     env = {
         "AWS_ENDPOINT_URL": endpoint,
+        # Terraform's assume-role credential provider builds its own STS client, which reads only the
+        # service-specific variable.
+        "AWS_ENDPOINT_URL_STS": endpoint,
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_MAX_ATTEMPTS": "2",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from core.artifacts import ArtifactStore
 from core.locks import LockHolder, StateLock, state_id
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus
+from core.policy import AssumeRole
 from core.queue import Step, enqueue_step
 from core.store import PREFIX
 from workers.aws.identity import session_for
@@ -31,21 +33,40 @@ def aws_session(rt: Runtime, deployment: Deployment) -> boto3.Session:
     return session_for(request.profile, request.region, rt.policy.role_for(request.profile))
 
 
-def terraform_env(session: boto3.Session, region: str) -> dict[str, str]:
-    """The deployment's credentials for Terraform's S3 backend (never logged, never in files)."""
-    credentials = session.get_credentials()
-    if credentials is None:
-        raise StepFailure("The AWS profile has no credentials for Terraform.")
-    frozen = credentials.get_frozen_credentials()
-    env = {
-        "AWS_ACCESS_KEY_ID": frozen.access_key,
-        "AWS_SECRET_ACCESS_KEY": frozen.secret_key,
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-    }
-    if frozen.token:
-        env["AWS_SESSION_TOKEN"] = frozen.token
+ASSUMED_PROFILE = "ecs-deploy-bot-assumed"
+
+
+def terraform_env(rt: Runtime, deployment: Deployment, workspace: Path) -> dict[str, str]:
+    """Terraform gets the deployment's *profile*, not frozen keys: the AWS SDK inside Terraform then
+    refreshes SSO, credential-process and assumed-role credentials itself, so a long apply never
+    runs out of credentials half-way. When the access policy names a role to assume, a config file
+    in the workspace adds a profile that assumes it from the deployment's profile."""
+    request = deployment.request
+    env = {"AWS_PROFILE": request.profile, "AWS_REGION": request.region, "AWS_DEFAULT_REGION": request.region}
+    role = rt.policy.role_for(request.profile)
+    if role is not None:
+        config = workspace / ".ecs-deploy" / "aws-config"
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(_assumed_profile_config(request.profile, request.region, role))
+        config.chmod(0o600)
+        env.update(AWS_CONFIG_FILE=str(config), AWS_PROFILE=ASSUMED_PROFILE)
     return env
+
+
+def _assumed_profile_config(profile: str, region: str, role: AssumeRole) -> str:
+    """The host's AWS config plus one profile that assumes `role` with `profile`'s credentials."""
+    host_config = Path(os.environ.get("AWS_CONFIG_FILE") or Path.home() / ".aws" / "config")
+    text = host_config.read_text() if host_config.is_file() else ""
+    lines = [
+        f"[profile {ASSUMED_PROFILE}]",
+        f"role_arn = {role.role_arn}",
+        f"source_profile = {profile}",
+        f"role_session_name = {role.session_name or 'ecs-deploy-bot'}",
+        f"region = {region}",
+    ]
+    if role.external_id:
+        lines.append(f"external_id = {role.external_id}")
+    return text.rstrip() + "\n\n" + "\n".join(lines) + "\n"
 
 
 def manager(rt: Runtime) -> WorkspaceManager:

@@ -18,7 +18,6 @@ from core.sizes import size_profile
 from workers.runtime import Runtime, StepFailure
 from workers.steps.common import (
     approval_ttl,
-    aws_session,
     ensure_workspace,
     holding_state,
     run_options,
@@ -101,9 +100,7 @@ def run_plan(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> No
 def _plan(rt: Runtime, deployment: Deployment) -> Outcome:
     assert deployment.workspace is not None
     workspace = ensure_workspace(rt, deployment)
-    options = run_options(
-        rt, terraform_env(aws_session(rt, deployment), deployment.request.region), deployment.id
-    )
+    options = run_options(rt, terraform_env(rt, deployment, workspace), deployment.id)
     _init(rt, deployment, workspace, options, "planning")
     attempt = (deployment.plan.attempt + 1) if deployment.plan else 1
     plan_file = _plan_file(workspace, attempt)
@@ -214,9 +211,7 @@ def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
     decision = is_applyable(deployment.approval, on_disk, utcnow(), approval_ttl(rt))
     if not decision.allowed:
         raise StepFailure(f"Not applied: {decision.reason}", "Use Re-plan to make a fresh plan for approval.")
-    options = run_options(
-        rt, terraform_env(aws_session(rt, deployment), deployment.request.region), deployment.id
-    )
+    options = run_options(rt, terraform_env(rt, deployment, workspace), deployment.id)
     _init(rt, deployment, workspace, options, "applying")
     rt.audit.record(
         "apply_started",

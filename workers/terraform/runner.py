@@ -32,6 +32,7 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel
 
+from workers.child_env import inherited_environment
 from workers.terraform.binary import TerraformBinary, base_environment, terraform_binary
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ def run_terraform(
     limit = options.timeout_for(command) if timeout is None else timeout
     argv = [*binary.argv, command, *args]
     shown = [*("terraform",), command, *redact_argv(args)]
-    env = {**os.environ, **base_environment(), **binary.environment(), **options.env}
+    env = {**inherited_environment(), **base_environment(), **binary.environment(), **options.env}
     log_path = _new_log_path(workspace, command)
 
     started = time.monotonic()
