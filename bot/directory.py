@@ -15,6 +15,9 @@ from core.policy import SlackIdentity
 log = get_logger(__name__)
 
 
+STALE_LIMIT_SECONDS = 600.0
+
+
 class GroupDirectory:
     def __init__(self, client: WebClient, groups: Iterable[str], ttl_seconds: float = 60.0) -> None:
         self.client = client
@@ -36,11 +39,12 @@ class GroupDirectory:
             return cached[1]
         try:
             members = frozenset(self.client.usergroups_users_list(usergroup=group).get("users") or [])
-        except SlackApiError as exc:
-            # Fail closed: a group we cannot read grants nothing.
-            log.warning("usergroup_lookup_failed", group=group, error=exc.response.get("error"))
-            members = cached[1] if cached else frozenset()
-            return members
+        except (SlackApiError, OSError) as exc:
+            # A short Slack hiccup may use a recent answer; after that, fail closed: a group we
+            # cannot read grants nothing (someone removed from it must not keep approving).
+            log.warning("usergroup_lookup_failed", group=group, error=type(exc).__name__)
+            recent = cached is not None and now - cached[0] < STALE_LIMIT_SECONDS
+            return cached[1] if cached is not None and recent else frozenset()
         with self._lock:
             self._members[group] = (now, members)
         return members

@@ -238,6 +238,7 @@ def record_approval(
     profile: str,
     environment: str,
     requester_id: str,
+    value_authors: frozenset[str] = frozenset(),
     binding_seen: PlanBinding | None,
     now: datetime,
     ttl: timedelta = DEFAULT_APPROVAL_TTL,
@@ -260,6 +261,13 @@ def record_approval(
             ApprovalOutcome.REFUSED_SELF_APPROVAL,
             f"You requested this deployment, so you cannot approve it yourself ({rule.scope} does not"
             f" allow self-approval). Ask another approver: {rule.approvers.describe()}.",
+        )
+    if user.user_id in value_authors and not rule.allow_self_approval:
+        # Whoever chose values that went into the plan reviews their own work when approving it.
+        return refuse(
+            ApprovalOutcome.REFUSED_SELF_APPROVAL,
+            f"You set values of this deployment, so you cannot approve its plan yourself ({rule.scope} does"
+            f" not allow self-approval). Ask another approver: {rule.approvers.describe()}.",
         )
     stale = _stale_message(state, binding_seen)
     if stale:
@@ -407,7 +415,12 @@ def _approved_text(state: ApprovalState) -> str:
 def _rejected_text(rejection: Rejection) -> str:
     verb = "Withdrawn by the requester" if rejection.by_requester else "Rejected by"
     text = f"{verb} {mention(rejection.by)}"
-    return f"{text}: {rejection.reason}" if rejection.reason else text
+    return f"{text}: {_escaped(rejection.reason)}" if rejection.reason else text
+
+
+def _escaped(text: str) -> str:
+    """Free text shown in Slack: `<!channel>`, `<@U…>` and `<url|label>` must stay plain text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _decided_message(state: ApprovalState) -> str:

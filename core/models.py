@@ -201,6 +201,7 @@ class Deployment(BaseModel):
     backend_ready: bool = False
     workspace: WorkspaceRecord | None = None
     extra_values: dict[str, Any] = Field(default_factory=dict)
+    value_authors: list[str] = Field(default_factory=list)  # who gave or edited values after the request
     missing_values: list[str] = Field(default_factory=list)
     plan: PlanRecord | None = None
     approval: ApprovalState = Field(default_factory=ApprovalState)

@@ -93,6 +93,7 @@ def approve(
     requester: str = REQUESTER,
     policy: AccessPolicy = POLICY,
     ttl: timedelta = DEFAULT_APPROVAL_TTL,
+    authors: frozenset[str] = frozenset(),
 ) -> ApprovalResult:
     return record_approval(
         state,
@@ -101,6 +102,7 @@ def approve(
         profile=profile,
         environment=environment,
         requester_id=requester,
+        value_authors=authors,
         binding_seen=seen_binding(state, seen),
         now=at(minutes),
         ttl=ttl,
@@ -369,6 +371,25 @@ def test_refused_click_leaves_everything_but_the_audit_trail_unchanged() -> None
 def test_self_approval_message_explains() -> None:
     result = approve(planned(), "U1", requester="U1", environment="dev")
     assert "cannot approve it yourself" in result.message
+
+
+def test_an_approver_who_set_values_cannot_approve_the_plan_alone() -> None:
+    """A lead who edited the size or gave the DNS name would otherwise review their own change."""
+    refused = approve(planned(), "U1", environment="dev", authors=frozenset({"U1"}))
+    assert refused.outcome is Out.REFUSED_SELF_APPROVAL and "You set values" in refused.message
+    other = approve(planned(), "U2", environment="dev", authors=frozenset({"U1"}))
+    assert other.outcome is Out.APPROVED_READY
+    allowed = approve(planned(), "U1", profile="self-ok", environment="dev", authors=frozenset({"U1"}))
+    assert allowed.outcome is Out.APPROVED_READY
+
+
+def test_a_rejection_reason_cannot_mention_or_link_in_slack() -> None:
+    rejected = reject(
+        planned(), "U1", environment="dev", reason="<!channel> see <https://evil|the plan> & more"
+    )
+    text = decision_text(rejected.state, environment="dev")
+    assert "<!channel>" not in text and "<https://" not in text
+    assert "&lt;!channel&gt; see &lt;https://evil|the plan&gt; &amp; more" in text
 
 
 def test_approval_uses_live_policy_requirement() -> None:

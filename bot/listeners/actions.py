@@ -298,6 +298,7 @@ def approve_clicked(c: Clicked) -> None:
             profile=d.request.profile,
             environment=d.request.environment,
             requester_id=d.requester_id,
+            value_authors=frozenset(d.value_authors),
             binding_seen=d.plan_seen(c.attempt),
             now=utcnow(),
             ttl=timedelta(hours=services.settings.approval_ttl_hours),

@@ -117,6 +117,13 @@ def reject(
     services.notifier.post(updated, text_message(f":no_entry: {text}"))
 
 
+def _with_author(deployment: Deployment, user_id: str) -> list[str]:
+    """Remember who chose values besides the requester: they cannot approve the plan alone."""
+    if user_id == deployment.requester_id or user_id in deployment.value_authors:
+        return deployment.value_authors
+    return [*deployment.value_authors, user_id]
+
+
 def _parse_user_value(name: str, raw: str) -> object:
     if not raw or not SAFE_TEXT.fullmatch(raw):
         raise ValueError("Required: up to 256 plain characters.")
@@ -160,7 +167,11 @@ def provide_values(
         if d.status is not DeploymentStatus.AWAITING_INPUT:
             return None
         return d.with_status(DeploymentStatus.PREPARING_WORKSPACE, "values given").model_copy(
-            update={"extra_values": {**d.extra_values, **given}, "missing_values": []}
+            update={
+                "extra_values": {**d.extra_values, **given},
+                "missing_values": [],
+                "value_authors": _with_author(d, submission.user.id),
+            }
         )
 
     updated, changed = services.store.transition(
@@ -245,7 +256,11 @@ def edit_values(
         if d.status not in EDITABLE_STATUSES:
             return None
         return d.with_status(DeploymentStatus.PREPARING_WORKSPACE, "values edited").model_copy(
-            update={"request": request, "extra_values": extra}
+            update={
+                "request": request,
+                "extra_values": extra,
+                "value_authors": _with_author(d, submission.user.id),
+            }
         )
 
     updated, changed = services.store.transition(

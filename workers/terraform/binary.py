@@ -65,10 +65,17 @@ def base_environment() -> dict[str, str]:
 
 @cache
 def empty_cli_config() -> Path:
-    """An empty CLI config file, so Terraform does not warn about a missing ~/.terraformrc."""
-    path = Path(tempfile.gettempdir()) / f"ecs-deploy-terraformrc-{os.getuid()}"
-    if not path.exists():
-        path.write_text("")
+    """An empty CLI config file, so Terraform does not warn about a missing ~/.terraformrc. It lives
+    in a directory only this user can write (checked, not assumed): a file another local user planted
+    at a shared path could point Terraform at their own provider mirror."""
+    private = Path(tempfile.gettempdir()) / f"ecs-deploy-{os.getuid()}"
+    with contextlib.suppress(FileExistsError):
+        private.mkdir(mode=0o700)
+    info = private.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        private = Path(tempfile.mkdtemp(prefix="ecs-deploy-"))
+    path = private / "terraformrc"
+    path.write_text("")
     return path
 
 
