@@ -59,7 +59,9 @@ def test_unreachable_aws_fails_the_step_with_a_message_a_user_can_act_on(
 ) -> None:
     slack.view_submission(request_values(), private_metadata=METADATA)
     closed = f"http://127.0.0.1:{free_port()}"
-    run_worker_burst({**bot_env, "AWS_ENDPOINT_URL": closed, "AWS_MAX_ATTEMPTS": "1"})
+    run_worker_burst(
+        {**bot_env, "AWS_ENDPOINT_URL": closed, "AWS_ENDPOINT_URL_STS": closed, "AWS_MAX_ATTEMPTS": "1"}
+    )
     [deployment] = DeploymentStore(redis_conn).recent()
     assert deployment.status.value == "failed"
     replies = slack_api.thread_texts(deployment.thread_ts or "")
