@@ -179,8 +179,9 @@ def cancel(services: Services, user: SlackIdentity, deployment_id: str, *, force
     return Cancelled(deployment=moved, previous=previous, by=user.user_id)
 
 
-def announce_cancel(services: Services, result: Cancelled, text: str) -> None:
-    """After ack(): the thread hears who cancelled; a plan's buttons are replaced."""
+def announce(services: Services, result: Cancelled | Replanned, text: str) -> None:
+    """After ack(): the thread hears who cancelled or asked for a new plan; if a plan was waiting for
+    approval, its buttons are replaced so nobody approves it any more."""
     deployment = result.deployment
     services.notifier.refresh_root(deployment)
     if result.previous is DeploymentStatus.AWAITING_APPROVAL and deployment.plan:
@@ -228,15 +229,6 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
     log.info("replan_requested", deployment_id=moved.id, user=user.user_id)
     services.audit.record("replan_requested", moved.id, user.user_id, previous=replaced[0].value)
     return Replanned(deployment=moved, previous=replaced[0], by=user.user_id)
-
-
-def announce_replan(services: Services, result: Replanned, text: str) -> None:
-    """After ack(): the thread hears who asked; the old plan's Approve button goes away."""
-    deployment = result.deployment
-    services.notifier.refresh_root(deployment)
-    if deployment.plan and result.previous is DeploymentStatus.AWAITING_APPROVAL:
-        services.notifier.decide(deployment, deployment.plan.message_ts, text)
-    services.notifier.post(deployment, text_message(text))
 
 
 # -- unlock ----------------------------------------------------------------------------------------

@@ -270,7 +270,7 @@ def cancel_clicked(c: Clicked) -> None:
         raise Refusal(str(refused)) from refused
     text = f":no_entry_sign: Cancelled by {c.who}."
     c.decided(text)
-    control.announce_cancel(c.services, result, text)
+    control.announce(c.services, result, text)
 
 
 def replan_clicked(c: Clicked) -> None:
@@ -280,7 +280,7 @@ def replan_clicked(c: Clicked) -> None:
         raise Refusal(str(refused)) from refused
     text = f":arrows_counterclockwise: Re-plan requested by {c.who}; approvals of this plan no longer count."
     c.decided(text)
-    control.announce_replan(c.services, result, text)
+    control.announce(c.services, result, text)
 
 
 # -- the plan --------------------------------------------------------------------------------------

@@ -139,7 +139,7 @@ def cancel_sub(
     result = control.cancel(
         services, services.identity(slash.user_id), deployment_id, force="--force" in flags
     )
-    return views.cancelled_reply(result), lambda: control.announce_cancel(
+    return views.cancelled_reply(result), lambda: control.announce(
         services, result, views.cancelled_thread_text(result)
     )
 
@@ -149,7 +149,7 @@ def plan_sub(
 ) -> tuple[Reply, FollowUp | None]:
     deployment_id = _one_id(args, flags, "/ecs-deploy plan <id>")
     result = control.replan(services, services.identity(slash.user_id), deployment_id)
-    return views.replan_reply(result.deployment), lambda: control.announce_replan(
+    return views.replan_reply(result.deployment), lambda: control.announce(
         services, result, views.replan_thread_text(result.by)
     )
 
