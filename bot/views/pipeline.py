@@ -22,7 +22,12 @@ SECTION_LIMIT = 2900
 
 
 def _md(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=text[:SECTION_LIMIT]))
+    """A section within Slack's length limit; a cut never leaves a code block open."""
+    if len(text) > SECTION_LIMIT:
+        text = text[: SECTION_LIMIT - 5] + "…"
+        if text.count("```") % 2:
+            text += "\n```"
+    return SectionBlock(text=MarkdownTextObject(text=text))
 
 
 def _context(text: str) -> ContextBlock:
@@ -40,9 +45,14 @@ def _buttons(deployment_id: str, *buttons: tuple[str, Action, str | None]) -> Ac
     )
 
 
+LINE_LIMIT = 180
+
+
 def _lines(items: Iterable[str], limit: int = 15) -> str:
+    """At most `limit` lines of at most LINE_LIMIT characters, then how many more: a list of any
+    length stays a few thousand characters (Slack refuses messages of about 12k)."""
     items = list(items)
-    shown = items[:limit]
+    shown = [item if len(item) <= LINE_LIMIT else item[: LINE_LIMIT - 1] + "…" for item in items[:limit]]
     more = f"\n…and {len(items) - limit} more" if len(items) > limit else ""
     return "\n".join(shown) + more
 
@@ -73,7 +83,8 @@ def backend_message(
     if changes:
         blocks.append(_md("*Changed:*\n" + _lines(f"• {change}" for change in changes)))
     if failure:
-        blocks.append(_md(f":x: {failure}" + (f"\nSuggestion: `{suggestion}`" if suggestion else "")))
+        shown = failure if len(failure) <= 1500 else failure[:1499] + "…"
+        blocks.append(_md(f":x: {shown}" + (f"\nSuggestion: `{suggestion}`" if suggestion else "")))
     if needs_confirmation:
         fixes = [f"• {c.fix}" for c in checks if not c.ok and c.fix]
         blocks.append(
