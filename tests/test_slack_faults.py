@@ -20,6 +20,7 @@ from bot.views.messages import text_message
 from core.models import Deployment, DeploymentStatus
 from core.settings import Settings
 from core.store import DeploymentStore
+from tests.harness.flow import eventually
 from tests.harness.processes import ROOT, run_worker_burst
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values
@@ -145,10 +146,9 @@ def test_a_job_completes_during_an_outage_and_its_messages_arrive_afterwards(
 ) -> None:
     slack.view_submission(request_values(), private_metadata=METADATA)
     [deployment] = DeploymentStore(redis_conn).recent()
-    thread = (
-        slack_api.wait_for("chat.postMessage").params.get("ts")
-        or DeploymentStore(redis_conn).get(deployment.id).thread_ts
-    )
+    # the web process posts the root message after it answered Slack: wait until its ts is stored
+    eventually(lambda: DeploymentStore(redis_conn).get(deployment.id).thread_ts is not None)
+    thread = DeploymentStore(redis_conn).get(deployment.id).thread_ts
     assert thread, "the web process posted the root message"
     slack_api.fail("chat.postMessage", "fatal_error", status=500, times=10_000)
 
