@@ -29,9 +29,10 @@ from core.conflicts import (
     Vpc,
     analyse_account,
 )
-from core.models import AccountSituation, DeploymentRequest
+from core.models import AccountSituation
 from core.permissions import PermissionCheck
 from core.sizes import SetupSize
+from tests.test_conflicts import request  # one request factory for the analysis tests
 
 ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
 DEFAULT_VPC = Vpc(vpc_id="vpc-default", cidr_blocks=["172.31.0.0/16"], is_default=True)
@@ -41,20 +42,6 @@ CONTEXT: dict[str, Any] = {
     "account_id": "123456789012",
     "region": "us-east-1",
 }
-
-
-def request(**overrides: Any) -> DeploymentRequest:
-    data: dict[str, Any] = {
-        "profile": "deployer",
-        "account_situation": AccountSituation.EXISTING,
-        "size": SetupSize.SMALL,
-        "account_id": "123456789012",
-        "region": "us-east-1",
-        "application": "web",
-        "environment": "dev",
-    }
-    data.update(overrides)
-    return DeploymentRequest(**data)
 
 
 def report_for(*vpcs: Vpc, permissions: PermissionCheck | None = None, **fields: Any) -> AnalysisReport:

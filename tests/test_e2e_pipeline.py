@@ -15,10 +15,10 @@ import redis
 
 from core.audit import AuditTrail
 from core.store import DeploymentStore
-from tests.harness.flow import BYSTANDER, LEAD, REQUESTER, click, ephemeral_to, eventually
+from tests.harness.flow import BYSTANDER, LEAD, REQUESTER, USER_VALUES, click, ephemeral_to, eventually
 from tests.harness.processes import run_worker_burst
 from tests.harness.slack_api import SlackApiStandIn
-from tests.harness.slack_requests import SlackClientSim, request_values, text_value
+from tests.harness.slack_requests import SlackClientSim, request_values
 
 pytestmark = pytest.mark.e2e
 
@@ -83,12 +83,8 @@ def test_request_to_verified_deployment(
     ).params["view"]
     inputs = {b["block_id"]: b for b in values_view["blocks"] if b["type"] == "input"}
     assert set(inputs) == {"var:sns_monitoring_recepients_email_list", "var:route53_dns_name"}
-    given = {
-        "var:sns_monitoring_recepients_email_list": text_value("ops@example.com"),
-        "var:route53_dns_name": text_value("web.example.com"),
-    }
     response = slack.view_submission(
-        given,
+        USER_VALUES,
         user=REQUESTER,
         private_metadata=values_view["private_metadata"],
         callback_id="ecs_deploy_missing_values",
