@@ -2,7 +2,7 @@
 
 Pure rules over pydantic models. `workers.aws.scan` fills an `AccountScan`; `analyse_account` turns it
 (plus the permission pre-check) into an `AnalysisReport` that `bot.views.analysis` renders.
-Rules follow ../shared/reference/poc-idp-inputs.md §6 (names) and §8 (existing-account checks).
+Rules follow poc-idp's naming conventions and its checklist for existing accounts.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The IAM actions poc-idp's resources need, per service and setup size, and pure helpers over them.
 
 One list, used by the permission pre-check (iam:SimulatePrincipalPolicy) and by the analysis summary.
-The setup size decides which services count (../shared/reference/poc-idp-inputs.md §3): small has no
+The setup size decides which services count (its setup-size guide): small has no
 ElastiCache, DocumentDB or Client VPN; medium adds ElastiCache and DocumentDB; large adds Client VPN and
 VPC flow logs. DocumentDB is managed through the `rds:` IAM prefix, like Aurora.
 """

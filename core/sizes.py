@@ -1,6 +1,6 @@
 """The setup-size decision matrix of poc-idp, in one place.
 
-Figures come from the poc-idp guides (../shared/reference/poc-idp-inputs.md §3).
+Figures come from the poc-idp guides (its setup-size guide).
 """
 
 from __future__ import annotations

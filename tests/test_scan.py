@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -35,11 +34,11 @@ from core.conflicts import (
 from core.models import AccountSituation, DeploymentRequest
 from core.sizes import SetupSize
 from tests.harness.aws import MotoServer
+from tests.harness.fixtures import fixture_path
 from workers.aws import scan as scan_module
 from workers.aws.scan import is_permission_error, scan_account
 
 REGION = "us-east-1"
-FIXTURES = Path("/work/shared/fixtures/aws")
 
 
 def request(**overrides: Any) -> DeploymentRequest:
@@ -380,7 +379,7 @@ def test_section_errors_are_recorded_not_raised(code: str, status: int, expected
 
 def test_describe_vpcs_pages_are_all_read() -> None:
     """Stubber on a real ec2 client: two pages (NextToken), from the AWS-authored describe-vpcs fixtures."""
-    pages = json.loads((FIXTURES / "awscli_examples_ec2_describe-vpcs.output.json").read_text())
+    pages = json.loads(fixture_path("aws", "awscli_examples_ec2_describe-vpcs.output.json").read_text())
     client, stubber = _stubbed("ec2")
     stubber.add_response("describe_vpcs", {"Vpcs": pages[0]["Vpcs"], "NextToken": "page-2"}, {})
     second = {"Vpcs": [{**pages[1]["Vpcs"][0], "VpcId": "vpc-page2"}]}
@@ -398,7 +397,7 @@ def test_describe_vpcs_pages_are_all_read() -> None:
 
 def test_load_balancer_fixture_keeps_only_application_balancers() -> None:
     """Stubber on a real elbv2 client with the AWS-authored describe-load-balancers output."""
-    output = json.loads((FIXTURES / "awscli_examples_elbv2_describe-load-balancers.output.json").read_text())
+    output = json.loads(fixture_path("aws", "awscli_examples_elbv2_describe-load-balancers.output.json").read_text())
     network = {**output["LoadBalancers"][0], "Type": "network", "LoadBalancerName": "nlb"}
     client, stubber = _stubbed("elbv2")
     stubber.add_response(

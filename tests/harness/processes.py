@@ -104,3 +104,20 @@ def background_workers(env: dict[str, str], data_dirs: list[Path]) -> Iterator[l
             except subprocess.TimeoutExpired:
                 os.killpg(worker.pid, signal.SIGKILL)
                 worker.wait()
+
+
+def path_without(program: str, scratch: Path) -> str:
+    """PATH as it is, minus `program`: a folder that holds it is replaced by a copy made of links to
+    everything else in it, so a test can run the bot as on a machine without that program."""
+    folders: list[str] = []
+    for index, folder in enumerate(os.environ.get("PATH", "").split(os.pathsep)):
+        if not folder or not (Path(folder) / program).exists():
+            folders.append(folder)
+            continue
+        stand_in = scratch / f"path-{index}"
+        stand_in.mkdir(parents=True, exist_ok=True)
+        for entry in Path(folder).iterdir():
+            if entry.name != program and not (stand_in / entry.name).exists():
+                (stand_in / entry.name).symlink_to(entry)
+        folders.append(str(stand_in))
+    return os.pathsep.join(folders)

@@ -1,7 +1,7 @@
 """Correctly signed requests to the bot's HTTP endpoint, shaped like Slack's own.
 
-Bodies start from the real payloads in ../shared/fixtures/slack and change only the fields a
-scenario needs.
+Bodies start from the real payloads in tests/fixtures/slack (copied from Slack's SDK test suites)
+and change only the fields a scenario needs.
 """
 
 from __future__ import annotations
@@ -10,25 +10,19 @@ import copy
 import hashlib
 import hmac
 import json
-import os
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import requests
 
+from tests.harness.fixtures import load_fixture
+
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
 
-def shared_dir() -> Path:
-    override = os.environ.get("ECS_DEPLOY_SHARED_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[2].parent / "shared"
-
-
 def fixture(name: str) -> Any:
-    path = shared_dir() / "fixtures" / "slack" / name
-    return json.loads(path.read_text()) if name.endswith(".json") else path.read_text()
+    return load_fixture("slack", name)
 
 
 def sign(body: str, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:

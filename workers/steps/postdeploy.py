@@ -16,7 +16,7 @@ from core.models import Deployment, DeploymentStatus
 from workers.runtime import Runtime
 from workers.steps.common import aws_session
 
-# The runbook's troubleshooting table, per check (../shared/reference/poc-idp-inputs.md §9).
+# The runbook's troubleshooting table, per check (poc-idp's runbook).
 HINTS = {
     "cluster": "Check the ECS console for the cluster; an `Access Denied` needs ECS permissions for the profile.",
     "services": "Look at the service's events and stopped tasks (image pull errors, health checks, "
