@@ -24,6 +24,7 @@ SENSITIVE = "(sensitive)"
 UNKNOWN = "(known after apply)"
 # Plans from Terraform < 0.15 carry no sensitivity marks at all, so no value can be shown safely.
 UNMARKED = "(not shown)"
+UNRECORDED_ADDRESS = "(address not recorded by this Terraform version)"
 
 MAX_ATTRIBUTES_PER_RESOURCE = 3
 MAX_VALUE_CHARS = 60
@@ -325,17 +326,29 @@ def _loads_without_gc(raw: str) -> Any:
             gc.enable()
 
 
+def decode_plan_text(raw: bytes) -> str:
+    """Plan JSON as text in any encoding JSON allows (RFC 8259 §8.1 and Python's json module): UTF-8
+    with or without a BOM, or UTF-16/32 as editors and PowerShell's `>` redirection save it."""
+    codec = json.detect_encoding(raw)
+    try:
+        return raw.decode(codec)
+    except UnicodeDecodeError as error:
+        if codec in ("utf-8", "utf-8-sig"):
+            raise PlanParseError(
+                "The plan is not UTF-8 or UTF-16 text, so it is not `terraform show -json` output."
+            ) from error
+        raise PlanParseError(
+            f"The plan looks like {codec.upper()} text but does not decode as such."
+        ) from error
+
+
 def load_plan_json(raw: bytes | str) -> Any:
     """Parse JSON text, turning every way it can fail into a `PlanParseError` a person understands."""
     if isinstance(raw, bytes | bytearray):
-        try:
-            raw = bytes(raw).decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise PlanParseError(
-                "The plan is not UTF-8 text, so it is not `terraform show -json` output."
-            ) from error
+        raw = decode_plan_text(bytes(raw))
     if not isinstance(raw, str):
         raise PlanParseError(f"Expected plan JSON as text or bytes, got {type(raw).__name__}.")
+    raw = raw.removeprefix("\ufeff")
     if not raw.strip():
         raise PlanParseError("The plan is empty: `terraform show -json <planfile>` printed nothing.")
     try:
@@ -345,11 +358,28 @@ def load_plan_json(raw: bytes | str) -> Any:
             raise PlanParseError(
                 f"The plan JSON ends early (after {error.pos} characters): it looks truncated."
             ) from error
+        _refuse_text_before_json(raw)
         raise PlanParseError(
             f"The plan is not valid JSON ({error.msg} at line {error.lineno}, column {error.colno})."
         ) from error
     except RecursionError as error:
         raise PlanParseError("The plan JSON is nested too deeply to read.") from error
+
+
+def _refuse_text_before_json(raw: str) -> None:
+    """A wrapper (setup-terraform's, a CI logger) that prints lines before Terraform's JSON gets a
+    message that names the cause instead of a JSON syntax error at line 1."""
+    lines = raw.splitlines(keepends=True)
+    for index, line in enumerate(lines):
+        if index and line.lstrip().startswith("{"):
+            try:
+                json.loads("".join(lines[index:]))
+            except (json.JSONDecodeError, RecursionError):
+                return
+            raise PlanParseError(
+                f"{_plural(index, 'line')} of non-JSON text precede the plan JSON "
+                f"(the first: {short_value(lines[0].strip(), 60)}): is TERRAFORM_BIN a wrapper?"
+            )
 
 
 def check_is_plan(document: Any) -> None:
@@ -647,7 +677,7 @@ def _drift(entries: list[Any]) -> tuple[DriftChange, ...]:
     for index, entry in enumerate(entries):
         where = f"resource_drift[{index}]"
         entry = _mapping(entry, where)
-        address = _required_str(entry, "address", where)
+        address = _optional_str(entry.get("address")) or drift_address(entry)
         change = _mapping(entry.get("change"), f"{where} ({address}).change")
         action = _action(change.get("actions"), f"{where} ({address}).change.actions")
         if action is PlanAction.NO_OP or (_optional_str(entry.get("mode")) or "managed") != "managed":
@@ -664,6 +694,24 @@ def _drift(entries: list[Any]) -> tuple[DriftChange, ...]:
             )
         )
     return tuple(sorted(drifted, key=lambda drift: drift.address))
+
+
+def drift_address(entry: Mapping[str, Any]) -> str:
+    """Terraform 0.15.4 to 1.0.x wrote drift entries without `address`: rebuild it from the parts they
+    kept, or say that it is unknown rather than refuse the whole plan."""
+    type_name, name = _optional_str(entry.get("type")), _optional_str(entry.get("name"))
+    if not type_name or not name:
+        return UNRECORDED_ADDRESS
+    address = f"{type_name}.{name}"
+    if entry.get("mode") == "data":
+        address = f"data.{address}"
+    module = _optional_str(entry.get("module_address"))
+    if module:
+        address = f"{module}.{address}"
+    index = entry.get("index")
+    if isinstance(index, bool) or index is None:
+        return address
+    return f"{address}[{json.dumps(index)}]" if isinstance(index, int | str) else address
 
 
 def _costly(changes: Iterable[ResourceChange]) -> tuple[CostlyChange, ...]:

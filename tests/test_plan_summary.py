@@ -516,7 +516,7 @@ def test_sensitive_outputs_nested_and_deleted_are_masked() -> None:
         (b"terraform: command not found", "not valid JSON"),
         (b'{"format_version": "1.2", "resource_changes": [{"address": "a.b", ', "truncated"),
         (b"", "empty"),
-        (b"\xff\xfe\x00garbage", "UTF-8"),
+        (b"\x80\x81garbage", "UTF-8"),
         ('{"version":4,"terraform_version":"1.5.0","serial":1,"lineage":"x","resources":[]}', "state file"),
         ('{"format_version":"1.0","terraform_version":"1.5.0","values":{"root_module":{}}}', "state"),
         ("[]", "must be an object"),

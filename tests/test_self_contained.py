@@ -90,7 +90,7 @@ def test_nothing_reads_a_path_outside_the_repository() -> None:
     assert found == []
 
 
-@pytest.mark.parametrize("kind", ["plans", "aws", "slack"])
+@pytest.mark.parametrize("kind", ["plans", "plan_inputs", "aws", "slack"])
 def test_every_fixture_folder_says_where_its_files_came_from(kind: str) -> None:
     folder = fixtures.FIXTURES_DIR / kind
     readme = (folder / "README.md").read_text()
