@@ -31,7 +31,9 @@ def build_app(services: Services) -> App:
         token_verification_enabled=False,
         process_before_response=False,
         raise_error_for_unhandled_request=False,
-        request_verification_enabled=settings.slack_signing_secret is not None,
+        # Verified once, at the HTTP edge (bot.web.SlackWsgiApp), before the body is parsed; Socket
+        # Mode requests carry no signature.
+        request_verification_enabled=False,
     )
     app.middleware(ignore_slack_retries)
     listeners.register(app, services)

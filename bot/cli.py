@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import redis
@@ -15,6 +13,9 @@ import redis
 from bot.services import Services
 from core.logs import configure_logging, get_logger
 from core.settings import ConfigurationError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from core.redis_server import EmbeddedRedis
 
 log = get_logger(__name__)
 FATAL_AUTH_ERRORS = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
@@ -44,9 +45,57 @@ def _services(current: Settings) -> Services:
     from core.policy import PolicyError
 
     try:
-        return Services.build(current, redis_connection(_redis_url(current)), make_web_client(current))
+        services = Services.build(current, redis_connection(_redis_url(current)), make_web_client(current))
     except PolicyError as exc:
         raise click.ClickException(f"ECS_DEPLOY_POLICY_FILE: {exc}") from None
+    _watch_store(current, services)
+    return services
+
+
+def _watch_store(current: Settings, services: Services) -> None:
+    """Web and socket say at start whether Redis keeps its data, and log `redis_data_lost` when it
+    loses it (the workers, which also tell the threads; see bot/store_watch.py)."""
+    from bot.store_watch import StoreWatch
+
+    StoreWatch(services.redis, None, role="web").start().watch_in_background(current.sweep_interval_seconds)
+
+
+def _require_artifact_key(current: Settings) -> None:
+    try:
+        current.require_artifact_key()
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+DEV_KEY_FILE = "artifact.key"
+
+
+def _dev_private_data(current: Settings, env: dict[str, str]) -> None:
+    """`dev` keeps everything it writes private (umask 077, the data directory 0700; its children
+    inherit both) and, when ECS_DEPLOY_ARTIFACT_KEY is unset, uses a key kept in the data directory
+    (0600, made on first use), so its web and workers — and the next `dev` — share one key."""
+    from core.artifacts import generate_key, parse_keys
+    from workers.workspace import PRIVATE_UMASK, private_data_dir
+
+    os.umask(PRIVATE_UMASK)
+    data_dir = private_data_dir(current.data_dir)
+    if current.artifact_keys:
+        return
+    key_file = data_dir / DEV_KEY_FILE
+    try:
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = key_file.read_text(encoding="ascii").strip()
+        try:
+            parse_keys(key)
+        except ValueError as exc:
+            raise click.ClickException(f"{key_file}: {exc}; delete it to make a new one.") from None
+    else:
+        key = generate_key()
+        with os.fdopen(fd, "w", encoding="ascii") as handle:
+            handle.write(key + "\n")
+        click.echo(f"Generated the artifact key for dev: {key_file} (elsewhere set ECS_DEPLOY_ARTIFACT_KEY).")
+    env["ECS_DEPLOY_ARTIFACT_KEY"] = key
 
 
 def _check_token(current: Settings) -> None:
@@ -78,10 +127,8 @@ def main() -> None:
 @click.option("--threads", type=int, default=8, show_default=True)
 def web(host: str, port: int, threads: int) -> None:
     """Serve the Bolt app over HTTP at /slack/events (waitress)."""
-    import waitress
-
     from bot.app import build_app
-    from bot.web import SlackWsgiApp
+    from bot.web import SlackWsgiApp, serve
 
     current = _settings()
     try:
@@ -89,13 +136,14 @@ def web(host: str, port: int, threads: int) -> None:
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
     services = _services(current)
+    _require_artifact_key(current)
     _check_token(current)
     assert current.slack_signing_secret is not None
     wsgi = SlackWsgiApp(
         build_app(services), current.slack_signing_secret.get_secret_value(), services.redis_ok
     )
     log.info("web_listening", host=host, port=port)
-    waitress.serve(wsgi, host=host, port=port, threads=threads, ident="ecs-deploy-bot", _quiet=True)
+    serve(wsgi, host=host, port=port, threads=threads)
 
 
 @main.command()
@@ -111,9 +159,14 @@ def socket() -> None:
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
     services = _services(current)
+    _require_artifact_key(current)
     _check_token(current)
     assert current.slack_app_token is not None
-    SocketModeHandler(build_app(services), current.slack_app_token.get_secret_value()).start()
+    handler = SocketModeHandler(build_app(services), current.slack_app_token.get_secret_value())
+    try:
+        handler.start()
+    except KeyboardInterrupt:  # Ctrl-C, or `dev` stopping it: close the websocket, no traceback
+        handler.close()
 
 
 @main.command()
@@ -125,6 +178,7 @@ def worker(burst: bool, name: str | None) -> None:
 
     current = _settings()
     connection = redis.Redis.from_url(_redis_url(current))
+    _require_artifact_key(current)
     DeployWorker([current.queue_name], connection=connection, name=name, settings=current).work(
         burst=burst, with_scheduler=not burst, logging_level=current.log_level
     )
@@ -136,45 +190,49 @@ def worker(burst: bool, name: str | None) -> None:
 )
 @click.option("--workers", "worker_count", type=int, default=1, show_default=True)
 def dev(port: int, worker_count: int) -> None:
-    """Everything in one process tree: web (or socket) + worker(s) + embedded Redis if REDIS_URL is unset."""
-    from core.redis_server import EmbeddedRedis
+    """Everything in one process tree: web (or socket) + worker(s) + embedded Redis if REDIS_URL is unset.
 
+    Ctrl-C or SIGTERM stops web, then the workers (they finish a running job), then Redis."""
+    from bot.supervisor import Supervisor
+
+    supervisor = Supervisor(echo=click.echo)
+    supervisor.catch_stop_signals()
     current = _settings()
     embedded: EmbeddedRedis | None = None
     env = dict(os.environ)
+    _dev_private_data(current, env)
     if not current.redis_url:
-        embedded = EmbeddedRedis(
-            Path(current.data_dir) / "redis", port=6390 if _port_free(6390) else None
-        ).start()
+        embedded = _start_embedded_redis(Path(current.data_dir) / "redis")
         env["REDIS_URL"] = embedded.url
-        click.echo(f"Embedded Redis on {embedded.url} (data in {embedded.data_dir})")
-    front = ["socket"] if current.slack_app_token else ["web", "--port", str(port)]
-    commands = [front] + [["worker"]] * worker_count
-    children = [subprocess.Popen([sys.executable, "-m", "bot.cli", *args], env=env) for args in commands]
-    click.echo(f"Started {' + '.join(c[0] for c in commands)}; Ctrl-C stops everything.")
-
-    def stop(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, stop)
+        click.echo(f"Embedded Redis on {embedded.url} (data in {embedded.data_dir}, persistence on)")
+    front_args = ["socket"] if current.slack_app_token else ["web", "--port", str(port)]
     try:
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-        failed = next(child for child in children if child.poll() is not None)
-        click.echo(f"A process exited with code {failed.returncode}; stopping the rest.", err=True)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGINT)
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        front = supervisor.spawn(front_args[0], front_args, env)
+        workers = [
+            supervisor.spawn(f"worker {n}" if worker_count > 1 else "worker", ["worker"], env)
+            for n in range(1, worker_count + 1)
+        ]
+    except BaseException:
         if embedded is not None:
             embedded.stop()
+        raise
+    click.echo(f"Started {front.label} + {worker_count} worker(s); Ctrl-C stops everything.")
+    sys.exit(supervisor.run(front, workers, embedded))
+
+
+def _start_embedded_redis(data_dir: Path) -> EmbeddedRedis:
+    """On port 6390 when it is free (a stable URL for `rq info` and redis-cli), else any free port."""
+    from core.redis_server import EmbeddedRedis
+
+    try:
+        if _port_free(6390):
+            try:
+                return EmbeddedRedis(data_dir, port=6390, die_with_owner=True).start()
+            except RuntimeError:
+                pass  # taken in between, or a real problem that the next start reports
+        return EmbeddedRedis(data_dir, die_with_owner=True).start()
+    except RuntimeError as exc:
+        raise click.ClickException(f"The embedded Redis did not start: {exc}") from None
 
 
 def _port_free(port: int) -> bool:

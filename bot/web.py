@@ -1,7 +1,10 @@
 """The HTTP front: Slack's events, interactivity and slash commands all POST to /slack/events.
 
-Signatures are checked before anything is parsed, so a forged or replayed request gets a 401 and
-touches nothing; a malformed body gets a 400, never a traceback.
+The body size limit is enforced by waitress itself (`serve`): a request announcing more than
+MAX_BODY gets a 413 from its headers, before its body is read or buffered, and never reaches the
+app. Signatures are checked here, once, before anything is parsed (the Bolt app does not check them
+again, see bot/app.py), so a forged or replayed request gets a 401 and touches nothing; a malformed
+body gets a 400, never a traceback.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ from core.logs import get_logger
 
 log = get_logger(__name__)
 MAX_BODY = 1024 * 1024
+# waitress refuses a body whose Content-Length (or chunked size so far) *reaches* its
+# max_request_body_size, so one byte more lets a body of exactly MAX_BODY through.
+WAITRESS_MAX_REQUEST_BODY = MAX_BODY + 1
 StartResponse = Callable[..., Any]
 
 
@@ -75,6 +81,22 @@ class SlackWsgiApp:
         except Exception as exc:  # a malformed body that Bolt could not parse
             log.warning("bad_slack_request", error=type(exc).__name__, size=len(text))
             return _reply(start_response, "400 Bad Request", {"error": "malformed request"})
+
+
+def serve(wsgi: SlackWsgiApp, *, host: str, port: int, threads: int) -> None:
+    """Serve the app with waitress, which answers 413 itself to an oversized request (waitress's
+    own default limit is 1 GiB, buffered to disk before the app would see the request)."""
+    import waitress
+
+    waitress.serve(
+        wsgi,
+        host=host,
+        port=port,
+        threads=threads,
+        ident="ecs-deploy-bot",
+        max_request_body_size=WAITRESS_MAX_REQUEST_BODY,
+        _quiet=True,
+    )
 
 
 class _Body:  # a re-readable wsgi.input for Bolt after we read the body ourselves
