@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from core import validation
 from core.approval import ApprovalState, PlanBinding
+from core.backend_fix import BackendFixPlan
 from core.sizes import SetupSize
 
 
@@ -199,6 +200,7 @@ class Deployment(BaseModel):
     analysis_message_ts: str | None = None
     recommendations: dict[str, Any] = Field(default_factory=dict)
     backend_ready: bool = False
+    backend_fix: BackendFixPlan | None = None  # changes to an existing bucket awaiting/given confirmation
     workspace: WorkspaceRecord | None = None
     extra_values: dict[str, Any] = Field(default_factory=dict)
     value_authors: list[str] = Field(default_factory=list)  # who gave or edited values after the request

@@ -8,12 +8,15 @@ returns 403 and ignores ExpectedBucketOwner), and moto does not enforce IAM perm
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from core.backend_fix import BackendFixPlan, Setting
 from core.validation import bucket_name_problem
 from tests.harness.aws import DEFAULT_ACCOUNT, OTHER_ACCOUNT
 from workers.aws.backend import (
@@ -29,6 +32,24 @@ TABLE = "terraform-state-lock"
 
 def _bucket(region: str) -> str:
     return f"tfstate-{DEFAULT_ACCOUNT}-{region}"
+
+
+MANAGED = {"ecs-deploy-bot:managed": "true"}
+
+
+def _bucket_tags(session: boto3.Session, bucket: str) -> dict[str, str]:
+    try:
+        tag_set = session.client("s3").get_bucket_tagging(Bucket=bucket)["TagSet"]
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] == "NoSuchTagSet"
+        return {}
+    return {tag["Key"]: tag["Value"] for tag in tag_set}
+
+
+def _table_tags(session: boto3.Session, region: str) -> dict[str, str]:
+    dynamodb = session.client("dynamodb", region_name=region)
+    arn = dynamodb.describe_table(TableName=TABLE)["Table"]["TableArn"]
+    return {tag["Key"]: tag["Value"] for tag in dynamodb.list_tags_of_resource(ResourceArn=arn)["Tags"]}
 
 
 def _read_back(session: boto3.Session, bucket: str, region: str) -> dict[str, Any]:
@@ -60,7 +81,8 @@ def test_new_backend_is_created_with_every_setting(
     assert result.ok, result.message
     assert result.created_bucket and result.created_table and not result.needs_confirmation
     assert f"created bucket {bucket} in {region}" in result.changes
-    assert len(result.changes) == 5
+    assert f"tagged bucket {bucket} ecs-deploy-bot:managed=true" in result.changes
+    assert len(result.changes) == 6
     found = _read_back(deployer_session, bucket, region)
     assert found["location"] == location
     assert found["versioning"] == "Enabled"
@@ -76,6 +98,10 @@ def test_new_backend_is_created_with_every_setting(
     assert found["billing"] == "PAY_PER_REQUEST"
     assert found["status"] == "ACTIVE"
     assert result.report.ok and all(check.ok for check in result.report.checks)
+    # what the bot creates is marked as the bot's: it may later be fixed without a second person
+    assert _bucket_tags(deployer_session, bucket) == MANAGED
+    assert _table_tags(deployer_session, region) == MANAGED
+    assert result.report.facts is not None and result.report.facts.managed
 
 
 def test_second_run_changes_nothing(deployer_session: boto3.Session) -> None:
@@ -117,11 +143,25 @@ def test_existing_bucket_missing_settings_needs_confirmation_then_is_fixed(
     assert asked.needs_confirmation and not asked.ok and asked.changes == []
     for name in ("versioning", "default encryption", "public access block"):
         assert name in asked.message
+    assert "cannot be turned off again, only suspended" in asked.message
+    plan = asked.fix_plan
+    assert plan is not None and plan.bucket == bucket and not plan.managed  # not tagged: not the bot's
+    assert [(c.setting, c.before, c.after, c.reversible) for c in plan.changes] == [
+        (Setting.VERSIONING, "never enabled", "Enabled", False),
+        (Setting.ENCRYPTION, "none", "SSE-S3 (AES256)", True),
+        (
+            Setting.PUBLIC_ACCESS,
+            "not configured",
+            "all four on (BlockPublicAcls, IgnorePublicAcls, BlockPublicPolicy, RestrictPublicBuckets)",
+            True,
+        ),
+    ]
     # nothing changed: still unversioned, and the lock table was not created either
     assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
     assert TABLE not in deployer_session.client("dynamodb").list_tables()["TableNames"]
 
-    fixed = bootstrap_backend(deployer_session, bucket, "us-east-1", TABLE, fix_existing=True)
+    confirmed = plan.confirm("U0LEAD0001", datetime.now(UTC))
+    fixed = bootstrap_backend(deployer_session, bucket, "us-east-1", TABLE, confirmed=confirmed)
     assert fixed.ok, fixed.message
     assert not fixed.created_bucket and fixed.created_table
     assert fixed.changes[:3] == [
@@ -132,8 +172,61 @@ def test_existing_bucket_missing_settings_needs_confirmation_then_is_fixed(
     found = _read_back(deployer_session, bucket, "us-east-1")
     assert found["versioning"] == "Enabled" and all(found["pab"].values())
 
-    again = bootstrap_backend(deployer_session, bucket, "us-east-1", TABLE, fix_existing=True)
+    again = bootstrap_backend(deployer_session, bucket, "us-east-1", TABLE, confirmed=confirmed)
     assert again.ok and again.changes == []
+    # fixing is not tagging: the bucket is still not the bot's
+    assert _bucket_tags(deployer_session, bucket) == {}
+
+
+def _confirmed_plan(session: boto3.Session, bucket: str, **kwargs: Any) -> BackendFixPlan:
+    asked = bootstrap_backend(session, bucket, "us-east-1", TABLE, **kwargs)
+    assert asked.needs_confirmation and asked.fix_plan is not None
+    return asked.fix_plan.confirm("U0LEAD0001", datetime.now(UTC))
+
+
+def test_a_confirmation_counts_only_for_the_changes_that_were_confirmed(
+    deployer_session: boto3.Session,
+) -> None:
+    bucket = "team-changing-state"
+    s3 = deployer_session.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    confirmed = _confirmed_plan(deployer_session, bucket)
+
+    # the bucket changed after the confirmation: the plan differs, so nothing is changed and it asks again
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Suspended"})
+    stale = bootstrap_backend(deployer_session, bucket, "us-east-1", TABLE, confirmed=confirmed)
+    assert stale.needs_confirmation and stale.changes == []
+    assert "not as it was when the fix was confirmed" in stale.message
+    assert stale.fix_plan is not None and stale.fix_plan.changes[0].before == "Suspended"
+    assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Suspended"
+    with pytest.raises(ClientError):
+        s3.get_public_access_block(Bucket=bucket)
+
+    # a different encryption than the one confirmed is a different fix too
+    other_key = bootstrap_backend(
+        deployer_session, bucket, "us-east-1", TABLE, kms_key_id="alias/state", confirmed=confirmed
+    )
+    assert other_key.needs_confirmation and other_key.changes == []
+
+
+def test_a_confirmation_given_for_a_managed_bucket_does_not_cover_an_untagged_one(
+    deployer_session: boto3.Session,
+) -> None:
+    bucket = "team-untagged-state"
+    s3 = deployer_session.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_bucket_tagging(
+        Bucket=bucket, Tagging={"TagSet": [{"Key": "ecs-deploy-bot:managed", "Value": "true"}]}
+    )
+    confirmed = _confirmed_plan(deployer_session, bucket)
+    assert confirmed.managed  # the requester alone may confirm this one
+
+    s3.delete_bucket_tagging(Bucket=bucket)
+    result = bootstrap_backend(deployer_session, bucket, "us-east-1", TABLE, confirmed=confirmed)
+
+    assert result.needs_confirmation and result.changes == []
+    assert result.fix_plan is not None and not result.fix_plan.managed
+    assert "Status" not in s3.get_bucket_versioning(Bucket=bucket)
 
 
 def test_partially_configured_bucket_only_fixes_what_is_missing(deployer_session: boto3.Session) -> None:
@@ -288,6 +381,11 @@ def test_permission_error_names_the_iam_action() -> None:
         "describe_table", service_error_code="ResourceNotFoundException", http_status_code=400
     )
     s3.add_response("create_bucket", {"Location": f"/{bucket}"}, {"Bucket": bucket})
+    s3.add_response(
+        "put_bucket_tagging",
+        {},
+        {"Bucket": bucket, "Tagging": {"TagSet": [{"Key": "ecs-deploy-bot:managed", "Value": "true"}]}},
+    )
     s3.add_client_error(
         "put_bucket_versioning",
         service_error_code="AccessDenied",
@@ -299,7 +397,10 @@ def test_permission_error_names_the_iam_action() -> None:
     fake.assert_done()
     assert not result.ok
     assert result.failure == "no permission for s3:PutBucketVersioning (AccessDenied)"
-    assert result.changes == [f"created bucket {bucket} in us-east-1"]
+    assert result.changes == [
+        f"created bucket {bucket} in us-east-1",
+        f"tagged bucket {bucket} ecs-deploy-bot:managed=true",
+    ]
 
 
 def test_permission_error_while_inspecting_is_a_failure_not_a_crash() -> None:
@@ -317,6 +418,37 @@ def test_permission_error_while_inspecting_is_a_failure_not_a_crash() -> None:
     fake.assert_done()
     assert isinstance(report, BackendReport) and not report.ok
     assert report.failure == "no permission for s3:GetEncryptionConfiguration (AccessDenied)"
+
+
+def test_unreadable_tags_count_as_not_the_bots_bucket() -> None:
+    """Stubber: AccessDenied on GetBucketTagging (moto does not enforce IAM). The bucket is then
+    treated as someone else's — the stricter path, where a change needs an approver."""
+    fake = _StubbedSession()
+    bucket = "tfstate-untaggable-example"
+    s3 = fake.stubs["s3"]
+    s3.add_response("head_bucket", {})
+    s3.add_response("list_buckets", {"Buckets": [{"Name": bucket}]})
+    s3.add_response("get_bucket_location", {})
+    s3.add_response("get_bucket_versioning", {})
+    s3.add_response(
+        "get_bucket_encryption",
+        {
+            "ServerSideEncryptionConfiguration": {
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            }
+        },
+    )
+    s3.add_client_error("get_public_access_block", service_error_code="NoSuchPublicAccessBlockConfiguration")
+    s3.add_client_error("get_bucket_tagging", service_error_code="AccessDenied", http_status_code=403)
+    fake.stubs["dynamodb"].add_client_error(
+        "describe_table", service_error_code="ResourceNotFoundException", http_status_code=400
+    )
+    with fake:
+        result = bootstrap_backend(fake, bucket, "us-east-1", TABLE)
+    fake.assert_done()
+    assert result.needs_confirmation and result.changes == []
+    assert result.fix_plan is not None and not result.fix_plan.managed
+    assert result.fix_plan.settings == {Setting.VERSIONING, Setting.PUBLIC_ACCESS}
 
 
 def test_every_called_operation_has_an_iam_action() -> None:

@@ -17,6 +17,7 @@ from slack_sdk.models.blocks import (
 
 from bot.ids import Action
 from bot.views.messages import Message
+from core.backend_fix import BackendFixPlan
 
 SECTION_LIMIT = 2900
 
@@ -75,7 +76,11 @@ def backend_message(
     needs_confirmation: bool = False,
     failure: str | None = None,
     suggestion: str | None = None,
+    fix_plan: BackendFixPlan | None = None,
+    who_may_confirm: str = "",
 ) -> Message:
+    """The backend report; with `needs_confirmation`, the exact changes to confirm (`fix_plan`: each
+    setting before → after, irreversible ones called out) and who may confirm them."""
     marks = [f"{':white_check_mark:' if c.ok else ':x:'} *{c.name}* — {c.detail}" for c in checks]
     blocks: list[Block] = [_md(f"*State backend* `{bucket}` · lock table `{table}`\n{headline}")]
     if marks:
@@ -86,13 +91,7 @@ def backend_message(
         shown = failure if len(failure) <= 1500 else failure[:1499] + "…"
         blocks.append(_md(f":x: {shown}" + (f"\nSuggestion: `{suggestion}`" if suggestion else "")))
     if needs_confirmation:
-        fixes = [f"• {c.fix}" for c in checks if not c.ok and c.fix]
-        blocks.append(
-            _md(
-                "The bucket exists but is not set up for Terraform state. With your confirmation the bot"
-                " will:\n" + _lines(fixes)
-            )
-        )
+        blocks.extend(_fix_blocks(bucket, checks, fix_plan, who_may_confirm))
         blocks.append(
             _buttons(
                 deployment_id,
@@ -101,6 +100,47 @@ def backend_message(
             )
         )
     return Message(text=f"State backend {bucket}: {headline}", blocks=blocks)
+
+
+def _fix_blocks(
+    bucket: str, checks: Sequence[CheckLine], plan: BackendFixPlan | None, who: str
+) -> list[Block]:
+    if plan is None:  # no plan to show: the checks' fixes
+        fixes = [f"• {c.fix}" for c in checks if not c.ok and c.fix]
+        return [
+            _md(
+                "The bucket exists but is not set up for Terraform state. With your confirmation the bot"
+                " will:\n" + _lines(fixes)
+            )
+        ]
+    owner = (
+        "The bot created this bucket"
+        if plan.managed
+        else ":warning: *The bot did not create this bucket* (it has no `ecs-deploy-bot:managed` tag):"
+        " it may belong to another team"
+    )
+    rows = [
+        f"• *{c.setting.value}*: {c.before} → *{c.after}*"
+        + ((f" — :warning: *{c.note}*" if not c.reversible else f" — _{c.note}_") if c.note else "")
+        for c in plan.changes
+    ]
+    blocks: list[Block] = [
+        _md(
+            f"{owner}, and it is not set up for Terraform state. Once confirmed, the bot will change"
+            f" `{bucket}` exactly like this:\n" + _lines(rows)
+        )
+    ]
+    if plan.irreversible:
+        blocks.append(
+            _md(
+                ":warning: Versioning, once enabled, can never be turned off again on this bucket, only"
+                " suspended; from then on overwritten and deleted objects are kept as noncurrent versions."
+                " Nothing else in the bucket is changed."
+            )
+        )
+    if who:
+        blocks.append(_context(who))
+    return blocks
 
 
 def workspace_message(

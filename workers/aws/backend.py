@@ -1,10 +1,15 @@
 """The Terraform state backend: an S3 bucket and a DynamoDB lock table (poc-idp-inputs.md §7).
 
 `inspect_backend` only reads and returns a `BackendReport`: one `BackendCheck` per rule, each saying
-whether it holds, what was found and what the bot would do about it. `bootstrap_backend` creates what
-is missing and, for an existing bucket, fixes missing settings only when the user confirmed
-(`fix_existing=True`); otherwise it changes nothing and answers `needs_confirmation=True`. Both are
-idempotent: a second run reports `changes == []`.
+whether it holds, what was found and what the bot would do about it, plus the existing bucket's
+`BucketFacts` (its settings and whether it carries the bot's `ecs-deploy-bot:managed` tag).
+`bootstrap_backend` creates what is missing — a bucket or lock table it creates is tagged
+`ecs-deploy-bot:managed=true` — and changes an existing bucket only when someone confirmed exactly
+the changes it would make now (`confirmed`, a `BackendFixPlan` from core.backend_fix; who may
+confirm is core.backend_confirm's business), or when the caller decided so itself
+(`fix_existing=True`, without `confirmed`). Otherwise it changes nothing and answers
+`needs_confirmation=True` with the `fix_plan` to confirm. Both are idempotent: a second run reports
+`changes == []`. An existing lock table is never changed.
 
 Expected problems (an invalid or taken name, a bucket of another account or region, a missing IAM
 permission) are returned as a `failure` with a message for the thread; only unexpected AWS errors
@@ -19,6 +24,17 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError, WaiterError
 from pydantic import BaseModel, Field
 
+from core.backend_fix import (
+    MANAGED_TAG_KEY,
+    MANAGED_TAG_VALUE,
+    PUBLIC_ACCESS_FLAGS,
+    BackendFixPlan,
+    BucketFacts,
+    Setting,
+    is_managed,
+    managed_tags,
+    plan_fix,
+)
 from core.validation import bucket_name_problem, default_state_bucket
 
 # Each boto3 operation this module calls, mapped to the IAM action that allows it.
@@ -34,14 +50,16 @@ IAM_ACTIONS: dict[str, str] = {
     "PutBucketEncryption": "s3:PutEncryptionConfiguration",
     "GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
     "PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
+    "GetBucketTagging": "s3:GetBucketTagging",
+    "PutBucketTagging": "s3:PutBucketTagging",
     "DescribeTable": "dynamodb:DescribeTable",
-    "CreateTable": "dynamodb:CreateTable",
+    "CreateTable": "dynamodb:CreateTable",  # with Tags: dynamodb:TagResource too
 }
 
 ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AllAccessDisabled", "403"}
 )
-PUBLIC_ACCESS_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+MANAGED_TAG = f"{MANAGED_TAG_KEY}={MANAGED_TAG_VALUE}"
 LOCK_KEY = "LockID"
 
 
@@ -94,6 +112,7 @@ class BackendReport(BaseModel):
     account_id: str | None = None
     bucket_exists: bool = False
     table_exists: bool = False
+    facts: BucketFacts | None = None  # the existing bucket's settings, when it exists and is ours
     checks: list[BackendCheck] = Field(default_factory=list)
     failure: str | None = None
     suggestion: str | None = None
@@ -123,6 +142,7 @@ class BackendResult(BaseModel):
     message: str
     changes: list[str] = Field(default_factory=list)
     needs_confirmation: bool = False
+    fix_plan: BackendFixPlan | None = None  # what needs confirming (with needs_confirmation)
     created_bucket: bool = False
     created_table: bool = False
     failure: str | None = None
@@ -252,7 +272,8 @@ def _inspect_bucket(clients: _Clients, report: BackendReport) -> None:
         report.checks.append(_foreign_bucket(report))
         return
     report.bucket_exists = True
-    report.checks.append(BackendCheck(name=CheckName.BUCKET, ok=True, detail=f"bucket {bucket} exists"))
+    exists = BackendCheck(name=CheckName.BUCKET, ok=True, detail=f"bucket {bucket} exists")
+    report.checks.append(exists)
     report.checks.append(
         BackendCheck(name=CheckName.OWNER, ok=True, detail=f"owned by account {report.account_id}")
     )
@@ -314,6 +335,33 @@ def _inspect_bucket(clients: _Clients, report: BackendReport) -> None:
             fix="" if not missing else "block all public access (all four flags)",
         )
     )
+    managed = _managed_bucket(s3, bucket)
+    exists.detail += (
+        f", created by the bot ({MANAGED_TAG})"
+        if managed
+        else f", not created by the bot (no {MANAGED_TAG} tag)"
+    )
+    report.facts = BucketFacts(
+        bucket=bucket,
+        managed=managed,
+        versioning=status or None,
+        encryption=tuple(algorithms),
+        public_access=tuple(flag for flag in PUBLIC_ACCESS_FLAGS if flags.get(flag)),
+    )
+
+
+def _managed_bucket(s3: Any, bucket: str) -> bool:
+    """Does the bucket carry the bot's managed tag? Unreadable tags count as not managed (the
+    stricter path: a change then needs an approver)."""
+    try:
+        answer = _call(s3, "get_bucket_tagging", Bucket=bucket)
+    except BackendAccessDenied:
+        return False
+    except ClientError as exc:
+        if _code(exc) == "NoSuchTagSet":
+            return False
+        raise
+    return is_managed({str(t.get("Key")): str(t.get("Value")) for t in answer.get("TagSet", [])})
 
 
 def _encryption_algorithms(s3: Any, bucket: str) -> list[str]:
@@ -394,9 +442,12 @@ def bootstrap_backend(
     lock_table: str,
     *,
     kms_key_id: str | None = None,
-    fix_existing: bool,
+    fix_existing: bool = False,
+    confirmed: BackendFixPlan | None = None,
 ) -> BackendResult:
-    """Create the bucket and lock table when missing; fix an existing bucket only if `fix_existing`."""
+    """Create the bucket and lock table when missing (tagged as the bot's). Change an existing bucket
+    only when `confirmed` is exactly the fix it needs now (same bucket, changes and managed flag), or,
+    without `confirmed`, when the caller says so with `fix_existing`; else ask (`needs_confirmation`)."""
     clients = _Clients(session, region)
     report = _inspect(clients, bucket, region, lock_table)
     base = {"bucket": bucket, "region": region, "lock_table": lock_table}
@@ -409,17 +460,15 @@ def bootstrap_backend(
             report=report,
             **base,
         )
-    to_fix = report.needs_fix
-    if to_fix and not fix_existing:
-        listed = "; ".join(f"{check.name}: {check.detail}" for check in to_fix)
-        return BackendResult(
-            ok=False,
-            needs_confirmation=True,
-            message=f"The existing bucket {bucket} needs changes before it holds Terraform state: {listed}."
-            " Confirm to fix them.",
-            report=report,
-            **base,
-        )
+    plan = plan_fix(report.facts, kms_key_id) if report.facts is not None else None
+    if plan is not None and plan.changes:
+        if confirmed is not None and not confirmed.same_fix(plan):
+            return _ask(report, plan, f"The bucket {bucket} is not as it was when the fix was confirmed")
+        if confirmed is None and not fix_existing:
+            return _ask(
+                report, plan, f"The existing bucket {bucket} needs changes before it holds Terraform state"
+            )
+    names = plan.settings if plan is not None else frozenset()
 
     changes: list[str] = []
     created_bucket = created_table = False
@@ -428,9 +477,10 @@ def bootstrap_backend(
             created_bucket = _create_bucket(clients.s3, bucket, region, report.account_id)
             if created_bucket:
                 changes.append(f"created bucket {bucket} in {region}")
+                _call(clients.s3, "put_bucket_tagging", Bucket=bucket, Tagging={"TagSet": managed_tags()})
+                changes.append(f"tagged bucket {bucket} {MANAGED_TAG}")
         fix_all = created_bucket
-        names = {check.name for check in to_fix}
-        if fix_all or CheckName.VERSIONING in names:
+        if fix_all or Setting.VERSIONING in names:
             _call(
                 clients.s3,
                 "put_bucket_versioning",
@@ -438,7 +488,7 @@ def bootstrap_backend(
                 VersioningConfiguration={"Status": "Enabled"},
             )
             changes.append("enabled versioning")
-        if fix_all or CheckName.ENCRYPTION in names:
+        if fix_all or Setting.ENCRYPTION in names:
             _call(
                 clients.s3,
                 "put_bucket_encryption",
@@ -450,7 +500,7 @@ def bootstrap_backend(
                 if kms_key_id
                 else "turned on default encryption AES256"
             )
-        if fix_all or CheckName.PUBLIC_ACCESS in names:
+        if fix_all or Setting.PUBLIC_ACCESS in names:
             _call(
                 clients.s3,
                 "put_public_access_block",
@@ -461,7 +511,9 @@ def bootstrap_backend(
         if not report.table_exists:
             created_table = _create_table(clients.dynamodb, lock_table)
             if created_table:
-                changes.append(f"created lock table {lock_table} (hash key {LOCK_KEY}, PAY_PER_REQUEST)")
+                changes.append(
+                    f"created lock table {lock_table} (hash key {LOCK_KEY}, PAY_PER_REQUEST, tagged {MANAGED_TAG})"
+                )
         lock_check = report.check(CheckName.LOCK_TABLE)
         if created_table or (lock_check is not None and not lock_check.ok):
             _wait_for_table(clients.dynamodb, lock_table)
@@ -509,6 +561,21 @@ def bootstrap_backend(
     )
 
 
+def _ask(report: BackendReport, plan: BackendFixPlan, why: str) -> BackendResult:
+    """Change nothing; the fix plan waits for a confirmation."""
+    listed = "; ".join(change.text for change in plan.changes)
+    return BackendResult(
+        ok=False,
+        needs_confirmation=True,
+        fix_plan=plan,
+        message=f"{why}: {listed}. Confirm to make these changes.",
+        report=report,
+        bucket=report.bucket,
+        region=report.region,
+        lock_table=report.lock_table,
+    )
+
+
 class _NameTaken(Exception):
     pass
 
@@ -547,6 +614,7 @@ def _create_table(dynamodb: Any, name: str) -> bool:
             AttributeDefinitions=[{"AttributeName": LOCK_KEY, "AttributeType": "S"}],
             KeySchema=[{"AttributeName": LOCK_KEY, "KeyType": "HASH"}],
             BillingMode="PAY_PER_REQUEST",
+            Tags=managed_tags(),
         )
     except ClientError as exc:
         if _code(exc) == "ResourceInUseException":  # created concurrently: wait for it like our own

@@ -1,8 +1,17 @@
-"""Step: the S3 + DynamoDB state backend, created or checked (fixes only after confirmation)."""
+"""Step: the S3 + DynamoDB state backend, created or checked (fixes only after confirmation).
+
+An existing bucket that needs changes is never changed on the first run: the fix plan (each change,
+before → after) is stored on the deployment and shown in the thread with who may confirm it. The
+Fix button's handler records who confirmed (core.backend_confirm decides who may) and queues this
+step again with `fix=1`; the fix then runs only if the bucket still needs exactly the confirmed
+changes — otherwise the thread asks again.
+"""
 
 from __future__ import annotations
 
 from bot.views.pipeline import CheckLine, backend_message
+from core.backend_confirm import who_may_confirm
+from core.backend_fix import BackendFixPlan
 from core.models import Deployment, DeploymentStatus
 from core.queue import Step
 from workers.aws.backend import BackendError, bootstrap_backend
@@ -10,7 +19,16 @@ from workers.runtime import Runtime, StepFailure
 from workers.steps.common import aws_session, then
 
 
+def _confirmed(deployment: Deployment, options: dict[str, str]) -> BackendFixPlan | None:
+    """The fix plan someone confirmed for this run, if this run is the confirmed fix."""
+    plan = deployment.backend_fix
+    if options.get("fix") != "1" or plan is None or plan.confirmed_by is None:
+        return None
+    return plan
+
+
 def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
+    confirmed = _confirmed(deployment, options)
     deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.PREPARING_BACKEND)
     request = deployment.request
     try:
@@ -20,31 +38,53 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
             request.region,
             request.lock_table,
             kms_key_id=rt.settings.kms_key_id,
-            fix_existing=options.get("fix") == "1",
+            confirmed=confirmed,
         )
     except BackendError as exc:
         raise StepFailure(
             f"The state backend could not be prepared: {exc}",
             "Check the profile's S3 and DynamoDB permissions, then request again.",
         ) from exc
+    pending = result.fix_plan if result.needs_confirmation else None
+    # A confirmation is used once: the plan waiting for the next one (or none) replaces it.
+    deployment = rt.store.update(deployment.id, lambda d: d.model_copy(update={"backend_fix": pending}))
+    if confirmed is not None:
+        rt.audit.record(
+            "backend_fix" if not result.needs_confirmation else "backend_fix_stale",
+            deployment.id,
+            confirmed.confirmed_by or "worker",
+            bucket=confirmed.bucket,
+            managed=confirmed.managed,
+            confirmed="; ".join(change.text for change in confirmed.changes),
+            changes="; ".join(result.changes),
+        )
     checks = [CheckLine(ok=c.ok, name=c.name, detail=c.detail, fix=c.fix) for c in result.report.checks]
+    headline = result.message
+    if confirmed is not None and confirmed.confirmed_by and result.changes:
+        headline += f" Confirmed by <@{confirmed.confirmed_by}>."
     rt.notifier.post(
         deployment,
         backend_message(
             deployment.id,
             bucket=result.bucket,
             table=result.lock_table,
-            headline=result.message,
+            headline=headline,
             checks=checks,
             changes=result.changes,
             needs_confirmation=result.needs_confirmation,
             failure=result.failure,
             suggestion=result.suggestion,
+            fix_plan=pending,
+            who_may_confirm=who_may_confirm(rt.policy, deployment, pending) if pending else "",
         ),
     )
     if result.needs_confirmation:
         rt.notifier.set_status(
-            deployment.id, DeploymentStatus.AWAITING_BACKEND_FIX, "confirm the bucket fixes"
+            deployment.id,
+            DeploymentStatus.AWAITING_BACKEND_FIX,
+            "confirm the bucket fixes"
+            if pending is None or pending.managed
+            else "an approver must confirm changes to a bucket the bot did not create",
         )
         return
     if not result.ok:
