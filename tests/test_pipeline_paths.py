@@ -88,7 +88,7 @@ def test_existing_bucket_is_fixed_only_after_confirmation(
     deployment = store.get(deployment_id)
     assert deployment.status.value == "awaiting_backend_fix", deployment.status_detail
     assert "Status" not in s3.get_bucket_versioning(Bucket="tfstate-123456789012-us-east-1")
-    click(pipeline, slack_api, deployment.thread_ts or "", "backend_fix", REQUESTER)
+    click(pipeline, slack_api, deployment.thread_ts or "", "backend_fix", LEAD)  # untagged: an approver
     eventually(lambda: store.get(deployment_id).status.value == "preparing_backend")
     run_worker_burst(pipeline_env)
     assert s3.get_bucket_versioning(Bucket="tfstate-123456789012-us-east-1")["Status"] == "Enabled"

@@ -23,6 +23,7 @@ from bot.services import Services
 from bot.views.decisions import ThreadContext, edit_values_modal, missing_values_modal, reject_modal
 from bot.views.messages import text_message
 from core.approval import ApprovalOutcome, ApprovalResult, decision_text, record_approval
+from core.backend_confirm import may_confirm_fix
 from core.conflicts import apply_recommendations
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, utcnow
@@ -241,14 +242,23 @@ def full_analysis_clicked(c: Clicked) -> None:
 
 
 def fix_backend_clicked(c: Clicked) -> None:
-    c.may_steer()
+    """Confirm the stored fix plan. A bucket the bot did not create needs an approver of the profile
+    (self-approval rules apply); the confirmed plan goes with the job, which changes the bucket only
+    if it still needs exactly those changes."""
+    plan = c.deployment.backend_fix
+    if plan is None:
+        c.may_steer()
+        raise Refusal("There are no bucket changes waiting for a confirmation.")
+    c.require(may_confirm_fix(c.services.policy, c.user, c.deployment, plan))
+    whose = "" if plan.managed else " (an approver: the bot did not create this bucket)"
     c.advance(
         {DeploymentStatus.AWAITING_BACKEND_FIX},
         DeploymentStatus.PREPARING_BACKEND,
         "fixing the state bucket",
-        f":wrench: Bucket fixes confirmed by {c.who}.",
+        f":wrench: Changes to `{plan.bucket}` confirmed by {c.who}{whose}.",
         then=Step.BACKEND,
         options={"fix": "1"},
+        backend_fix=plan.confirm(c.user.user_id, utcnow()),
     )
 
 
