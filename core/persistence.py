@@ -1,0 +1,202 @@
+"""Does the Redis store keep its data, and has it lost it?
+
+Everything the bot knows lives in Redis, so a Redis without persistence loses every deployment,
+approval and audit event when it restarts. Two questions, each a pure rule with a small adapter:
+
+- **Is persistence on?** `assess_persistence()` judges what Redis reports (`CONFIG GET appendonly` /
+  `save`, or only `INFO persistence` when a managed Redis refuses CONFIG); `read_persistence()` asks.
+  `rdb_last_save_time` proves nothing: Redis sets it at start even with `save ""`.
+- **Was the data lost?** A marker key is written once per store; every process remembers the value
+  it found at start. Finding it missing or replaced later (after Redis came back) means the store
+  lost its data while the process ran: `marker_state()` decides, `StoreMarker` reads and writes it.
+  `threads_to_warn()` picks the deployments whose Slack threads should hear about it.
+
+Storage model:
+- `ecs-deploy:store-marker`  "<UTC time written>/<random>", written with SET NX by the first process
+  that starts on an empty store; never expires, never overwritten while present.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Literal
+
+import redis
+from pydantic import BaseModel
+
+from core.models import Deployment, utcnow
+from core.store import PREFIX
+
+MARKER_KEY = f"{PREFIX}store-marker"
+RECENTLY_FINISHED = timedelta(hours=24)
+
+
+# -- is persistence on? ------------------------------------------------------------------------
+
+
+class PersistenceFacts(BaseModel):
+    """What a Redis says about its persistence; None where it could not be read."""
+
+    appendonly: bool | None = None
+    save: str | None = None  # the `save` parameter: "" (off) or "<seconds> <changes> …"
+    config_refused: str | None = None  # the error when CONFIG GET is refused (managed Redis, ACL)
+
+
+class PersistenceVerdict(BaseModel):
+    level: Literal["ok", "warn"]
+    detail: str
+
+
+def save_points(save: str) -> list[tuple[int, int]]:
+    """The snapshot rules of a `save` value: "3600 1 300 100" → [(3600, 1), (300, 100)]."""
+    parts = save.split()
+    points = []
+    for seconds, changes in zip(parts[::2], parts[1::2], strict=False):
+        if seconds.isdigit() and changes.isdigit() and int(seconds) > 0 and int(changes) > 0:
+            points.append((int(seconds), int(changes)))
+    return points
+
+
+def assess_persistence(facts: PersistenceFacts) -> PersistenceVerdict:
+    """Append-only file on: ok. Only RDB snapshots: a warning (changes since the last snapshot are
+    lost on a crash). Neither, or unknown: a warning that says what to do."""
+    points = save_points(facts.save or "")
+    snapshots = "RDB snapshots (save " + " ".join(f"{s} {c}" for s, c in points) + ")" if points else ""
+    if facts.appendonly:
+        source = " (CONFIG GET refused; INFO persistence says aof_enabled:1)" if facts.config_refused else ""
+        return PersistenceVerdict(
+            level="ok",
+            detail="persistence on: append-only file" + (f" and {snapshots}" if snapshots else "") + source,
+        )
+    if facts.config_refused:
+        aof = "" if facts.appendonly is None else " INFO persistence says the append-only file is off, and"
+        return PersistenceVerdict(
+            level="warn",
+            detail=(
+                f"this Redis refuses CONFIG GET ({facts.config_refused}), as managed services such as"
+                f" ElastiCache or Memorystore do, or its ACL does:{aof} its snapshot settings cannot be"
+                " read. Make sure persistence (append-only file, or snapshots with backups) is on in the"
+                " provider's settings: deployments, approvals and the audit trail live there."
+            ),
+        )
+    if points:
+        return PersistenceVerdict(
+            level="warn",
+            detail=(
+                f"persistence partly on: only {snapshots}, appendonly no. Changes made since the last"
+                " snapshot are lost if Redis stops unexpectedly; set `appendonly yes`."
+            ),
+        )
+    return PersistenceVerdict(
+        level="warn",
+        detail=(
+            'persistence is off (appendonly no, save ""): every deployment, approval and audit event is'
+            " lost when this Redis restarts. Set `appendonly yes` (CONFIG SET appendonly yes, and in its"
+            " configuration file)."
+        ),
+    )
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def read_persistence(connection: redis.Redis) -> PersistenceFacts:
+    """Ask Redis. A refused CONFIG (renamed away, or denied by an ACL) falls back to INFO's
+    `aof_enabled`; connection errors propagate."""
+    try:
+        appendonly = connection.config_get("appendonly")
+        save = connection.config_get("save")
+    except redis.ResponseError as exc:
+        refused = str(exc).strip()[:200] or type(exc).__name__
+        try:
+            enabled = connection.info("persistence").get("aof_enabled")
+        except redis.ResponseError:
+            enabled = None
+        return PersistenceFacts(
+            appendonly=None if enabled is None else bool(int(enabled)), config_refused=refused
+        )
+    raw_aof = appendonly.get("appendonly")
+    raw_save = save.get("save")
+    return PersistenceFacts(
+        appendonly=None if raw_aof is None else _text(raw_aof).lower() == "yes",
+        save=None if raw_save is None else _text(raw_save),
+    )
+
+
+# -- was the data lost? ------------------------------------------------------------------------
+
+
+class MarkerState(StrEnum):
+    INTACT = "intact"
+    MISSING = "missing"  # the store is empty: Redis restarted without its data, or was flushed
+    REPLACED = "replaced"  # another process already found it missing and wrote a new one
+
+
+def marker_state(remembered: str, current: str | None) -> MarkerState:
+    if current is None:
+        return MarkerState.MISSING
+    return MarkerState.INTACT if current == remembered else MarkerState.REPLACED
+
+
+def new_marker(now: datetime | None = None) -> str:
+    return f"{(now or utcnow()).strftime('%Y-%m-%dT%H:%M:%SZ')}/{secrets.token_hex(8)}"
+
+
+def marker_written_at(marker: str) -> str:
+    return marker.split("/", 1)[0]
+
+
+class MarkerCheck(BaseModel):
+    state: MarkerState
+    previous: str  # the marker this process had seen
+    current: str  # the marker now in the store (a new one after a loss)
+
+    @property
+    def lost(self) -> bool:
+        return self.state is not MarkerState.INTACT
+
+
+class StoreMarker:
+    """The data-loss marker, as one process sees it (see the module docstring)."""
+
+    def __init__(self, connection: redis.Redis) -> None:
+        self.redis = connection
+        self.seen: str | None = None
+
+    def ensure(self) -> str:
+        """Write the marker if the store has none; remember the store's marker. Call at start."""
+        self.seen = self._current_or_new()
+        return self.seen
+
+    def check(self) -> MarkerCheck:
+        """Compare the store's marker with the remembered one; after a loss, write (or adopt) the
+        store's new marker so the next check compares against it."""
+        if self.seen is None:
+            seen = self.ensure()
+            return MarkerCheck(state=MarkerState.INTACT, previous=seen, current=seen)
+        raw = self.redis.get(MARKER_KEY)
+        state = marker_state(self.seen, None if raw is None else _text(raw))
+        previous = self.seen
+        if state is not MarkerState.INTACT:
+            self.seen = _text(raw) if raw is not None else self._current_or_new()
+        return MarkerCheck(state=state, previous=previous, current=self.seen)
+
+    def _current_or_new(self) -> str:
+        while True:
+            self.redis.set(MARKER_KEY, new_marker(), nx=True)
+            raw = self.redis.get(MARKER_KEY)
+            if raw is not None:  # else deleted between SET NX and GET: write it again
+                return _text(raw)
+
+
+def threads_to_warn(
+    deployments: Iterable[Deployment], now: datetime, *, recent: timedelta = RECENTLY_FINISHED
+) -> list[Deployment]:
+    """The deployments whose thread should hear that the store lost its data: those with a thread
+    that were still in flight (waiting for a click, a step queued or running), or finished within
+    `recent` (their buttons, e.g. re-plan, now lead nowhere)."""
+    return [d for d in deployments if d.thread_ts and (not d.status.is_final or now - d.updated_at <= recent)]
