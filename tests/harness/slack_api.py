@@ -15,11 +15,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 BOT_TOKEN = "xoxb-test-0000-ecs-deploy-bot"
+APP_TOKEN = "xapp-1-A111-0000-ecs-deploy-bot"  # app-level token: Socket Mode's apps.connections.open
+APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
 JSON_PARAMS = ("blocks", "attachments", "view", "files")
+
+
+class SocketModeLinks(Protocol):
+    """What apps.connections.open needs from a Socket Mode server (tests/harness/socket_mode.py)."""
+
+    def issue_url(self) -> str: ...
 
 
 @dataclass
@@ -39,8 +47,10 @@ class Failure:
 
 
 class SlackApiStandIn:
-    def __init__(self, token: str = BOT_TOKEN) -> None:
+    def __init__(self, token: str = BOT_TOKEN, app_token: str = APP_TOKEN) -> None:
         self.token = token
+        self.app_token = app_token
+        self.socket_mode: SocketModeLinks | None = None  # set while a Socket Mode server is attached
         self.calls: list[Call] = []
         self.uploads: dict[str, bytes] = {}
         self.messages: dict[str, dict[str, Any]] = {}
@@ -250,6 +260,12 @@ class SlackApiStandIn:
     def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "channel": {"id": "D" + str(params.get("users", "U"))[:10]}}
 
+    def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        """A fresh single-use WebSocket URL, like Slack's `wss://…/link/?ticket=…&app_id=…`."""
+        if self.socket_mode is None:  # the app is not in Socket Mode (no server attached)
+            return {"ok": False, "error": "access_denied"}
+        return {"ok": True, "url": self.socket_mode.issue_url()}
+
     # -- HTTP -----------------------------------------------------------------------------------
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -274,7 +290,11 @@ class SlackApiStandIn:
                 params = _parse(body, self.headers.get("Content-Type", ""))
                 auth = self.headers.get("Authorization", "")
                 token = auth.removeprefix("Bearer ") if auth else str(params.pop("token", ""))
-                status, headers, payload = stand_in.answer(method, params, token == stand_in.token)
+                if method in APP_TOKEN_METHODS:  # the app-level token, and only in the header
+                    authorized = bool(auth) and token == stand_in.app_token
+                else:
+                    authorized = token == stand_in.token
+                status, headers, payload = stand_in.answer(method, params, authorized)
                 self._send(status, headers, json.dumps(payload).encode(), "application/json; charset=utf-8")
 
             def _send(self, status: int, headers: dict[str, str], body: bytes, content_type: str) -> None:
