@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
+import ipaddress
 import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -26,6 +28,15 @@ HINTS = {
     "otherwise check the DB security group.",
     "http": "Endpoint errors: check the listener rules, the certificate and DNS (route53_dns_name).",
 }
+# HTTP checks call URLs that Terraform's outputs name: the repository decides them. They never reach
+# link-local addresses (the EC2/ECS metadata services live there) or AWS's IPv6 link services,
+# never follow a redirect to another host, and give up quickly.
+HTTP_TIMEOUT = 5.0  # seconds, for connecting and for each read
+MAX_REDIRECTS = 3
+MAX_URLS = 10
+AWS_LINK_SERVICES = ipaddress.ip_network("fd00:ec2::/64")  # fd00:ec2::254 metadata, ::253 DNS, ::123 NTP
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
 NEXT_STEPS = [
     "Push your images to the ECR repositories and update the services' image tags.",
     "Point DNS at the load balancer (or CloudFront) if route53_configure_dns is off.",
@@ -124,6 +135,108 @@ def check_targets(elbv2: Any, alb_dns: str | None) -> list[VerificationLine]:
     ]
 
 
+class Refused(Exception):
+    """The bot will not connect there; the message says why."""
+
+
+def forbidden_address(address: str) -> str | None:
+    """Why the bot never connects to this IP address (None: it may)."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_link_local:
+        return f"{ip} is a link-local address (instance metadata and other host services)"
+    if ip in AWS_LINK_SERVICES:
+        return f"{ip} is an AWS link-local service address (instance metadata, DNS)"
+    if not ip.is_loopback and (ip.is_unspecified or ip.is_multicast or ip.is_reserved):
+        return f"{ip} is not a unicast address"
+    return None
+
+
+def allowed_address(host: str, port: int) -> str:
+    """The address to connect to for host:port, checked: every address the name resolves to must be
+    allowed (DNS can answer differently next time, so the caller connects to this one)."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise Refused(f"cannot resolve {host}: {exc}") from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in found))
+    for address in addresses:
+        reason = forbidden_address(address)
+        if reason:
+            raise Refused(f"not checked: {reason}")
+    if not addresses:
+        raise Refused(f"cannot resolve {host}")
+    return addresses[0]
+
+
+class _PinnedHTTP(http.client.HTTPConnection):
+    """HTTP to a checked address, with the URL's host name in the Host header."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        super().__init__(host, port, timeout=timeout)
+        self.address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+
+
+class _PinnedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to a checked address; the certificate is verified for the URL's host name."""
+
+    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
+        self.tls = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self.tls)
+        self.address = address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self.tls.wrap_socket(raw, server_hostname=self.host)
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise Refused("not an http(s) URL with a host")
+    try:
+        port = parts.port or DEFAULT_PORTS[scheme]
+    except ValueError:
+        raise Refused("the URL's port is not a number") from None
+    return scheme, parts.hostname.lower(), port
+
+
+def http_status(url: str, *, timeout: float = HTTP_TIMEOUT) -> tuple[int, str]:
+    """GET `url` and return (status, note). Redirects are followed on the same scheme, host and port
+    only; a redirect elsewhere is reported, not followed. Refused before connecting when the host
+    is (or resolves to) a forbidden address."""
+    origin = _origin(url)
+    scheme, host, port = origin
+    for _ in range(MAX_REDIRECTS + 1):
+        address = allowed_address(host, port)
+        parts = urlsplit(url)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection_class = _PinnedHTTPS if scheme == "https" else _PinnedHTTP
+        connection = connection_class(host, port, address, timeout)
+        try:
+            connection.request("GET", target, headers={"User-Agent": "ecs-deploy-bot verification"})
+            response = connection.getresponse()
+            status, location = response.status, response.getheader("Location")
+        finally:
+            connection.close()
+        if status not in (301, 302, 303, 307, 308) or not location:
+            return status, ""
+        following = urljoin(url, location)
+        try:
+            same_origin = _origin(following) == origin
+        except Refused:
+            same_origin = False
+        if not same_origin:
+            return status, " (redirect to another host not followed)"
+        url = following
+    return status, f" (stopped after {MAX_REDIRECTS} redirects)"
+
+
 def check_database(endpoint: str | None, enabled: bool) -> VerificationLine:
     if not endpoint or not enabled:
         return VerificationLine(
@@ -135,26 +248,36 @@ def check_database(endpoint: str | None, enabled: bool) -> VerificationLine:
         )
     host, _, port = endpoint.partition(":")
     try:
-        with socket.create_connection((host, int(port or 5432)), timeout=5):
+        address = allowed_address(host, int(port or 5432))
+        with socket.create_connection((address, int(port or 5432)), timeout=5):
             return VerificationLine(ok=True, name="database", detail=f"`{endpoint}` accepts TCP connections")
-    except OSError as exc:
+    except Refused as refused:
+        return VerificationLine(ok=False, name="database", detail=str(refused), hint=HINTS["database"])
+    except (OSError, ValueError) as exc:
         return VerificationLine(
             ok=False, name="database", detail=f"`{endpoint}`: {type(exc).__name__}", hint=HINTS["database"]
         )
 
 
-def check_http(urls: list[str]) -> list[VerificationLine]:
+def check_http(urls: list[str], *, timeout: float = HTTP_TIMEOUT) -> list[VerificationLine]:
     lines = []
-    for url in urls:
+    if len(urls) > MAX_URLS:
+        lines.append(
+            VerificationLine(ok=None, name="HTTP", detail=f"only the first {MAX_URLS} of {len(urls)} URLs checked")
+        )
+    for url in urls[:MAX_URLS]:
         try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                status = response.status
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-        except (urllib.error.URLError, OSError) as exc:
-            lines.append(VerificationLine(ok=False, name=url, detail=type(exc).__name__, hint=HINTS["http"]))
+            status, note = http_status(url, timeout=timeout)
+        except Refused as refused:
+            lines.append(VerificationLine(ok=False, name=url, detail=str(refused), hint=HINTS["http"]))
             continue
-        lines.append(VerificationLine(ok=status < 500, name=url, detail=f"HTTP {status}", hint=HINTS["http"]))
+        except (OSError, http.client.HTTPException) as exc:
+            detail = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+            lines.append(VerificationLine(ok=False, name=url, detail=detail, hint=HINTS["http"]))
+            continue
+        lines.append(
+            VerificationLine(ok=status < 500, name=url, detail=f"HTTP {status}{note}", hint=HINTS["http"])
+        )
     return lines
 
 
