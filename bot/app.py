@@ -13,8 +13,9 @@ from bot.services import Services
 def ignore_slack_retries(
     req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
 ) -> BoltResponse:
-    """Slack re-sends a request it thinks timed out; the first delivery is already being handled."""
-    if req.headers.get("x-slack-retry-num"):
+    """Slack re-sends a request it thinks timed out; the first delivery is already being handled.
+    Socket Mode marks a first delivery with retry attempt 0, which Bolt passes on as the header "0"."""
+    if any(attempt not in ("", "0") for attempt in req.headers.get("x-slack-retry-num", [])):
         return BoltResponse(status=200, body="")
     return next()
 

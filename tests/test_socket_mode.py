@@ -150,12 +150,6 @@ def test_slash_command_modal_submission_and_a_thread_button_over_socket_mode(
     assert {ack.connection for ack in socket_server.acks} == {1}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bot.app.ignore_slack_retries drops every Socket Mode event: Slack sends retry_attempt 0 on the"
-    " first delivery, Bolt turns it into the header x-slack-retry-num: 0, and the middleware treats any"
-    " value as a retry",
-)
 def test_app_home_event_over_socket_mode_publishes_the_home_tab(
     socket_server: SocketModeServer, socket_bot: SocketProcess, slack_api: SlackApiStandIn
 ) -> None:
