@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -10,6 +11,10 @@ from bot.ids import INPUT_ACTION, Block
 from bot.payloads import input_value
 from core import validation
 from core.models import DeploymentRequest
+from core.policy import Decision
+
+# (profile, environment) -> may a request name this environment with this profile?
+EnvironmentCheck = Callable[[str, str], Decision]
 
 FIELD_BLOCKS: dict[str, Block] = {
     "profile": Block.PROFILE,
@@ -55,11 +60,15 @@ def errors_from_validation(exc: ValidationError) -> dict[str, str]:
 
 
 def parse_request(
-    values: dict[str, dict[str, dict[str, Any]]], allowed_profiles: list[str]
+    values: dict[str, dict[str, dict[str, Any]]],
+    allowed_profiles: list[str],
+    environment_check: EnvironmentCheck | None = None,
 ) -> DeploymentRequest | dict[str, str]:
     """Return a valid request, or {block_id: message} for Slack's `response_action: errors`.
 
-    Every field is checked in one pass, so the requester sees all problems at once.
+    Every field is checked in one pass, so the requester sees all problems at once. With
+    `environment_check` (the access policy's), an environment the chosen profile does not declare is
+    refused on the environment field, with the allowed ones.
     """
     raw = {field: input_value(values, block.value, INPUT_ACTION) for field, block in FIELD_BLOCKS.items()}
     errors: dict[str, str] = {}
@@ -81,10 +90,29 @@ def parse_request(
     except ValueError as exc:
         errors[Block.TAGS.value] = str(exc)
     fields = {k: v for k, v in raw.items() if v not in (None, "") and k != "additional_tags"}
+    request: DeploymentRequest | None = None
     try:
         request = DeploymentRequest.model_validate({**fields, "additional_tags": tags})
     except ValidationError as exc:
         for block_id, message in errors_from_validation(exc).items():
             errors.setdefault(block_id, message)
+    if environment_check is not None and profile in allowed_profiles:
+        _check_environment(raw.get("environment"), profile, environment_check, errors)
+    if errors or request is None:
         return errors
-    return errors or request
+    return request
+
+
+def _check_environment(
+    value: str | None, profile: str, check: EnvironmentCheck, errors: dict[str, str]
+) -> None:
+    """A well-formed environment name the profile does not declare is refused on its field."""
+    if not value or Block.ENVIRONMENT.value in errors:
+        return
+    try:
+        environment = validation.check_environment(value)
+    except ValueError:
+        return  # the field's own error is reported already
+    decision = check(profile, environment)
+    if not decision.allowed:
+        errors[Block.ENVIRONMENT.value] = decision.reason[:2000]

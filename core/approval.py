@@ -12,6 +12,11 @@ Invariants (prior-art.md §3, §7):
 - A click counts only for the binding its button was rendered for (`binding_seen`) and only before
   `plan_created_at + ttl` (expired exactly at the TTL).
 - Approvals count distinct people; the requester cannot approve unless the policy allows it.
+- Only full members of the installed workspace count (`member_may_approve`): never a guest
+  (restricted / ultra-restricted), a user of another organisation (Slack Connect: another team_id),
+  a bot or deactivated account, nor anyone Slack could not vouch for (fail closed).
+- A plan for an environment its profile does not declare cannot be approved (the request form
+  refuses such an environment; this catches a policy changed after the request).
 - Once enough approvals are in (or the plan is rejected), every further click is
   REFUSED_ALREADY_DECIDED. The caller applies `record_approval` inside a Redis transaction
   (WATCH/MULTI on the deployment), so of two concurrent clicks exactly one yields APPROVED_READY.
@@ -64,6 +69,8 @@ class ApprovalOutcome(StrEnum):
     APPROVED_WAITING = "approved_waiting"  # counted; more approvals needed
     REJECTED = "rejected"  # rejected by an approver, or withdrawn by the requester
     REFUSED_NOT_APPROVER = "refused_not_approver"
+    REFUSED_NOT_FULL_MEMBER = "refused_not_full_member"  # guest, other organisation, or unknown
+    REFUSED_UNDECLARED_ENVIRONMENT = "refused_undeclared_environment"
     REFUSED_SELF_APPROVAL = "refused_self_approval"
     REFUSED_ALREADY_APPROVED = "refused_already_approved"
     REFUSED_STALE_PLAN = "refused_stale_plan"
@@ -208,6 +215,34 @@ class ApprovalResult(BaseModel):
 
 
 # ---------------------------------------------------------------------------------------------
+# Who counts
+
+
+def member_may_approve(user: SlackIdentity) -> Decision:
+    """Whether an approval by this user may count at all, from what Slack says about them: only an
+    active, human, full member of the workspace the bot is installed in. Unknown facts refuse."""
+    member, workspace = user.member, user.workspace_team_id
+    if member is None or workspace is None:
+        return Decision.deny(
+            "The bot could not confirm with Slack that you are a full member of this workspace, so your"
+            " approval cannot count. Try again in a minute."
+        )
+    if member.deleted or member.is_bot:
+        return Decision.deny("Only active people can approve plans, not bots or deactivated accounts.")
+    if member.is_restricted or member.is_ultra_restricted:
+        return Decision.deny(
+            "Guests of this workspace cannot approve plans, even when the access policy names them."
+            " Ask an approver who is a full member."
+        )
+    if member.team_id != workspace:
+        return Decision.deny(
+            "You belong to another organisation's Slack workspace (a Slack Connect channel); only full"
+            " members of this workspace can approve plans."
+        )
+    return Decision.allow("You are a full member of this workspace.")
+
+
+# ---------------------------------------------------------------------------------------------
 # Transitions
 
 
@@ -256,6 +291,15 @@ def record_approval(
     decision = policy.can_approve(user, profile, environment)
     if rule is None or not decision.allowed:
         return refuse(ApprovalOutcome.REFUSED_NOT_APPROVER, decision.reason)
+    declared = policy.check_environment(profile, environment)
+    if not declared.allowed:
+        return refuse(
+            ApprovalOutcome.REFUSED_UNDECLARED_ENVIRONMENT,
+            f"{declared.reason} A plan for it cannot be approved; make a new request.",
+        )
+    member = member_may_approve(user)
+    if not member.allowed:
+        return refuse(ApprovalOutcome.REFUSED_NOT_FULL_MEMBER, member.reason)
     if user.user_id == requester_id and not rule.allow_self_approval:
         return refuse(
             ApprovalOutcome.REFUSED_SELF_APPROVAL,

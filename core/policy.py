@@ -15,6 +15,16 @@ profile's `environments` entries are merged with the defaults' entries of the sa
 by field. An environment without its own `approvers` uses the profile's approvers; without its own
 `required_approvals` it uses the profile's (default 1).
 
+Environments are declared per profile: the keys of `environments` are environment names (`prod`: a
+rule of its own, possibly empty = the profile's settings) or patterns (`"feature-*"`: declares the
+names it matches and takes no settings). An environment matching no key is refused in the request
+form; one matched only by a pattern has no rule of its own and gets the STRICTEST rule of the
+profile — never the profile's weaker default — so typing `prd` instead of `prod` gains nothing.
+Without a policy file (the open default) every environment name is accepted.
+
+`"*"` (everyone) as an approver needs `allow_everyone: true` on the profile (or in defaults); even
+then only full members of the installed workspace count (core.approval.member_may_approve).
+
 Group membership is the caller's business: it resolves the user groups named by
 `referenced_usergroups` (Slack usergroups.users.list) and passes them in a `SlackIdentity`.
 Everything here is pure: no I/O except reading the file in `load_policy`.
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -39,8 +50,10 @@ USERGROUP_ID = re.compile(r"S[A-Z0-9]+")
 ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}")
 SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
 EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
+ENVIRONMENT_PATTERN = re.compile(r"[a-z0-9*?-]{1,64}")
 MAX_REQUIRED_APPROVALS = 10
 MAX_NESTING = 12
+MAX_LISTED_ENVIRONMENTS = 30
 
 
 class PolicyError(Exception):
@@ -74,13 +87,29 @@ class Decision(BaseModel):
         return cls(allowed=False, reason=reason)
 
 
+class SlackMember(BaseModel):
+    """What Slack's users.info says about a user (the facts an approval depends on)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    team_id: str | None = None  # the user's own workspace (another one for Slack Connect users)
+    is_restricted: bool = False  # multi-channel guest
+    is_ultra_restricted: bool = False  # single-channel guest
+    is_bot: bool = False
+    deleted: bool = False
+
+
 class SlackIdentity(BaseModel):
-    """A Slack user and the user groups (S…) they belong to, as resolved by the caller."""
+    """A Slack user as resolved by the caller: the user groups (S…) they belong to, what Slack says
+    about them (`member`, None when not looked up or the lookup failed) and the workspace the bot is
+    installed in (`workspace_team_id`, from auth.test; None when unknown)."""
 
     model_config = ConfigDict(frozen=True)
 
     user_id: str = Field(min_length=1)
     group_ids: frozenset[str] = frozenset()
+    member: SlackMember | None = None
+    workspace_team_id: str | None = None
 
 
 def mention(slack_id: str) -> str:
@@ -147,13 +176,39 @@ class ApprovalRule(BaseModel):
     required_approvals: int = Field(default=1, ge=1)
     allow_self_approval: bool = False
     environment_specific_approvers: bool = False
+    # The environment has no rule of its own (only a pattern declares it): the profile's strictest
+    # rule applies — the one of `strictest_from` (an environment), or the profile's own settings (None).
+    strictest: bool = False
+    strictest_from: str | None = None
 
     @property
     def scope(self) -> str:
-        """ "profile prod-admin" or "profile prod-admin in environment prod" (when approvers differ)."""
+        """ "profile prod-admin" or "profile prod-admin in environment prod" (when approvers differ);
+        for an environment without a rule of its own, which rule applies to it."""
+        if self.strictest:
+            like = (
+                f"ruled like {self.strictest_from}"
+                if self.strictest_from
+                else "ruled by the profile's settings"
+            )
+            return (
+                f"profile {self.profile} in environment {self.environment}"
+                f" ({like}: the strictest rule of the profile)"
+            )
         if self.environment_specific_approvers:
             return f"profile {self.profile} in environment {self.environment}"
         return f"profile {self.profile}"
+
+    @property
+    def strictness(self) -> tuple[bool, int, bool, bool]:
+        """Orders rules from weakest to strictest: self-approval forbidden, more approvals, named
+        approvers rather than everyone, environment-specific approvers rather than the profile's."""
+        return (
+            not self.allow_self_approval,
+            self.required_approvals,
+            not self.approvers.everyone,
+            self.environment_specific_approvers,
+        )
 
 
 class EnvironmentPolicy(BaseModel):
@@ -174,19 +229,49 @@ class ProfilePolicy(BaseModel):
     approvers: Principals
     allow_self_approval: bool = False
     required_approvals: int = Field(default=1, ge=1)
-    environments: dict[str, EnvironmentPolicy] = Field(default_factory=dict)
+    environments: dict[str, EnvironmentPolicy] = Field(default_factory=dict)  # named rules
+    # Declared environments (names and patterns, in file order); None: any name (the open default).
+    allowed_environments: tuple[str, ...] | None = None
     assume_role: AssumeRole | None = None
 
+    def declares(self, environment: str) -> bool:
+        """Whether a request for this environment may be made with the profile."""
+        if self.allowed_environments is None:
+            return True
+        return any(fnmatchcase(environment, declared) for declared in self.allowed_environments)
+
     def rule_for(self, environment: str) -> ApprovalRule:
+        """The environment's own rule; without one (declared by a pattern only, or not declared at
+        all), the strictest rule of the profile. Only the open default uses the profile's settings
+        for every name."""
         env = self.environments.get(environment)
-        if env is None:
-            return ApprovalRule(
-                profile=self.name,
-                environment=environment,
-                approvers=self.approvers,
-                required_approvals=self.required_approvals,
-                allow_self_approval=self.allow_self_approval,
-            )
+        if env is not None:
+            return self._own_rule(environment, env)
+        if self.allowed_environments is None:
+            return self._default_rule(environment)
+        return self.strictest_rule(environment)
+
+    def strictest_rule(self, environment: str) -> ApprovalRule:
+        """The strictest of the profile's rules (its named environments' and its own settings),
+        applied to `environment`. Ties go to the first in name order, the profile's settings last."""
+        candidates = [self._own_rule(name, env) for name, env in sorted(self.environments.items())]
+        candidates.append(self._default_rule(environment))
+        best = max(candidates, key=lambda rule: rule.strictness)
+        named = best.environment if best.environment in self.environments else None
+        return best.model_copy(
+            update={"environment": environment, "strictest": True, "strictest_from": named}
+        )
+
+    def _default_rule(self, environment: str) -> ApprovalRule:
+        return ApprovalRule(
+            profile=self.name,
+            environment=environment,
+            approvers=self.approvers,
+            required_approvals=self.required_approvals,
+            allow_self_approval=self.allow_self_approval,
+        )
+
+    def _own_rule(self, environment: str, env: EnvironmentPolicy) -> ApprovalRule:
         return ApprovalRule(
             profile=self.name,
             environment=environment,
@@ -197,6 +282,11 @@ class ProfilePolicy(BaseModel):
             ),
             environment_specific_approvers=env.approvers is not None,
         )
+
+    def rules(self) -> list[ApprovalRule]:
+        """The profile's own settings and every named environment's rule."""
+        own = self._default_rule("(any)")
+        return [own] + [self._own_rule(name, env) for name, env in sorted(self.environments.items())]
 
 
 class AccessPolicy(BaseModel):
@@ -261,6 +351,22 @@ class AccessPolicy(BaseModel):
             f" Requesters: {entry.requesters.describe()}."
         )
 
+    def check_environment(self, profile: str, environment: str) -> Decision:
+        """Whether the profile declares this environment; the refusal lists what it declares."""
+        entry = self.entry_for(profile)
+        if entry is None:
+            return Decision.deny(f"Profile {profile} is not in the access policy, so nobody may use it.")
+        if entry.declares(environment):
+            return Decision.allow(f"Profile {profile} may deploy environment {environment}.")
+        declared = list(entry.allowed_environments or ())
+        listed = ", ".join(declared[:MAX_LISTED_ENVIRONMENTS]) + (
+            ", …" if len(declared) > MAX_LISTED_ENVIRONMENTS else ""
+        )
+        return Decision.deny(
+            f"Environment {environment} is not declared for profile {profile}. Allowed: {listed}."
+            " An operator can declare more in the access policy."
+        )
+
     def approval_rule(self, profile: str, environment: str) -> ApprovalRule | None:
         entry = self.entry_for(profile)
         return entry.rule_for(environment) if entry is not None else None
@@ -287,6 +393,23 @@ class AccessPolicy(BaseModel):
     def role_for(self, profile: str) -> AssumeRole | None:
         entry = self.entry_for(profile)
         return entry.assume_role if entry is not None else None
+
+
+def policy_warnings(policy: AccessPolicy) -> list[str]:
+    """What an operator should know about a policy that loaded: where everyone may approve."""
+    warnings = []
+    for name, entry in sorted(policy.profiles.items()):
+        where = [
+            "its own settings" if rule.environment == "(any)" else f"environment {rule.environment}"
+            for rule in entry.rules()
+            if rule.approvers.everyone
+        ]
+        if where:
+            warnings.append(
+                f"profile {name}: everyone may approve ({', '.join(where)}; allow_everyone: true) — only"
+                " full members of this workspace count, never guests or Slack Connect users"
+            )
+    return warnings
 
 
 def referenced_usergroups(policy: AccessPolicy) -> set[str]:
@@ -340,7 +463,18 @@ def _check_profile(value: str) -> str:
     return value
 
 
+def is_pattern(key: str) -> bool:
+    return "*" in key or "?" in key
+
+
 def _check_env(value: str) -> str:
+    if is_pattern(value):
+        if not ENVIRONMENT_PATTERN.fullmatch(value):
+            raise ValueError(
+                f"'{value}' is not a valid environment pattern: use a-z, 0-9, '-' and the wildcards * and ?"
+                ' (quoted, e.g. "feature-*").'
+            )
+        return value
     try:
         return validation.check_environment(value)
     except ValueError as exc:
@@ -366,6 +500,7 @@ class EnvironmentFile(_FileModel):
 class ProfileFile(_FileModel):
     requesters: list[SlackPrincipal] | None = None
     approvers: list[SlackPrincipal] | None = None
+    allow_everyone: bool | None = None
     allow_self_approval: bool | None = None
     required_approvals: Approvals | None = None
     environments: dict[EnvironmentName, EnvironmentFile | None] | None = None
@@ -509,18 +644,77 @@ def _merge_envs(
     return merged
 
 
+def _check_patterns(
+    environments: Mapping[str, EnvironmentFile | None] | None,
+    loc: Loc,
+    fail: Callable[[Loc, str], PolicyError],
+) -> None:
+    """A pattern only declares names; settings on it would be ignored, so they are a mistake."""
+    for key, env in (environments or {}).items():
+        if is_pattern(key) and env is not None and env.model_dump(exclude_none=True):
+            raise fail(
+                (*loc, "environments", key),
+                "a pattern declares environment names and takes no settings: an environment matched"
+                " only by a pattern gets the profile's strictest rule (give an environment its own"
+                " entry by name to set its rule)",
+            )
+
+
+def _star_location(
+    own: list[str] | None, inherited: list[str] | None, own_loc: Loc, inherited_loc: Loc
+) -> Loc | None:
+    """Where a "*" approver was written: in the profile's own list, else in the inherited one."""
+    for values, where in ((own, own_loc), (inherited, inherited_loc)):
+        if values is not None:
+            return (*where, values.index(EVERYONE)) if EVERYONE in values else None
+    return None
+
+
+def _check_everyone(
+    name: str, own: ProfileFile, defaults: ProfileFile, fail: Callable[[Loc, str], PolicyError]
+) -> None:
+    """ "*" as an approver must be asked for explicitly (allow_everyone: true)."""
+    allowed = own.allow_everyone if own.allow_everyone is not None else defaults.allow_everyone
+    if allowed:
+        return
+    loc: Loc = ("profiles", name)
+    found = [
+        _star_location(own.approvers, defaults.approvers, (*loc, "approvers"), ("defaults", "approvers"))
+    ]
+    own_envs, default_envs = own.environments or {}, defaults.environments or {}
+    for env_name in dict.fromkeys([*default_envs, *own_envs]):
+        own_env, default_env = own_envs.get(env_name), default_envs.get(env_name)
+        found.append(
+            _star_location(
+                own_env.approvers if own_env else None,
+                default_env.approvers if default_env else None,
+                (*loc, "environments", env_name, "approvers"),
+                ("defaults", "environments", env_name, "approvers"),
+            )
+        )
+    where = next((f for f in found if f is not None), None)
+    if where is not None:
+        raise fail(
+            where,
+            f'"*" lets everyone in the workspace approve plans of profile {name}; if that is really meant,'
+            " say so with allow_everyone: true on the profile (or in defaults)",
+        )
+
+
 def _resolve(
     name: str, own: ProfileFile, defaults: ProfileFile, fail: Callable[[Loc, str], PolicyError]
 ) -> ProfilePolicy:
     merged = defaults.model_copy(update=own.model_dump(exclude_none=True, exclude={"environments"}))
     envs = _merge_envs(defaults.environments, own.environments)
     loc: Loc = ("profiles", name)
+    _check_patterns(own.environments, loc, fail)
 
     approvers = Principals.from_ids(merged.approvers or [])
     if approvers.is_empty:
         raise fail(
             loc, "no approvers (set approvers here or in defaults): nobody could ever approve its plans"
         )
+    _check_everyone(name, own, defaults, fail)
     role = None
     if merged.assume_role_arn is not None:
         role = AssumeRole(
@@ -535,6 +729,8 @@ def _resolve(
     required = merged.required_approvals or 1
     environments: dict[str, EnvironmentPolicy] = {}
     for env_name, env in envs.items():
+        if is_pattern(env_name):
+            continue
         env_approvers = Principals.from_ids(env.approvers) if env.approvers is not None else None
         if env_approvers is not None and env_approvers.is_empty:
             raise fail((*loc, "environments", env_name, "approvers"), "is empty: nobody could approve")
@@ -550,6 +746,7 @@ def _resolve(
         allow_self_approval=self_approval,
         required_approvals=required,
         environments=environments,
+        allowed_environments=tuple(envs),
         assume_role=role,
     )
     # A requirement that named people alone can never meet is a typo, not a policy.
@@ -565,6 +762,12 @@ def _resolve(
                 f"requires {needed} approvals but only {len(who.users)} approver(s) are listed"
                 f" ({who.describe()})",
             )
+    if not envs:
+        raise fail(
+            loc,
+            "declares no environments (list them under environments, here or in defaults, by name or"
+            ' pattern such as "feature-*"): nothing could be requested with it',
+        )
     return entry
 
 
@@ -614,6 +817,7 @@ def parse_policy(text: str, source: str = "<policy>") -> AccessPolicy:
         return _error(source, loc, _line_for(located.lines, loc), message)
 
     defaults = parsed.defaults or ProfileFile()
+    _check_patterns(defaults.environments, ("defaults",), fail)
     profiles = {
         name: _resolve(name, own or ProfileFile(), defaults, fail) for name, own in parsed.profiles.items()
     }

@@ -1,4 +1,5 @@
-"""The access policy at the Slack edge: hidden profiles stay hidden, forged submissions are refused."""
+"""The access policy at the Slack edge: hidden profiles stay hidden, forged submissions are refused,
+and an environment the profile does not declare is refused on its field."""
 
 from __future__ import annotations
 
@@ -9,20 +10,29 @@ from pathlib import Path
 import pytest
 import redis
 
+from core.store import DeploymentStore
 from tests.harness.processes import WebProcess
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values
 
+# Like docs/policy.example.yml's dev-admin: members may approve their own dev plans, never prod ones.
 POLICY = """
 defaults:
-  approvers: [U0LEAD0001]
+  approvers: [U0LEAD0001, U0MEMBER01]
+  environments:
+    dev:
+    prod: {required_approvals: 2}
 profiles:
   deployer:
     requesters: [S0PLATFORM]
+    allow_self_approval: true
+    environments:
+      prod: {allow_self_approval: false}
   other-account:
     requesters: [U0ADMIN001]
     assume_role_arn: arn:aws:iam::222233334444:role/DeployRole
 """
+METADATA = json.dumps({"channel_id": "C1", "team_id": "T111"})
 
 
 @pytest.fixture
@@ -76,13 +86,74 @@ def test_forged_submission_with_a_hidden_profile_is_refused(
     assert redis_conn.keys("ecs-deploy:deployment:*") == []
 
 
+@pytest.mark.parametrize("typed", ["prd", "production"])
+def test_an_environment_the_profile_does_not_declare_is_refused_on_its_field(
+    policy_web: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, typed: str
+) -> None:
+    """Issue 10, finding 8: a requester who may self-approve outside prod names prod differently to
+    approve their own production plan. The form refuses the name and lists the allowed ones."""
+    slack_api.usergroups["S0PLATFORM"] = ["U0MEMBER01"]
+    response = policy_web.view_submission(
+        request_values(environment=typed), user="U0MEMBER01", private_metadata=METADATA, view_id="V-ENV"
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert body["response_action"] == "errors"
+    assert set(body["errors"]) == {"environment"}
+    assert body["errors"]["environment"] == (
+        f"Environment {typed} is not declared for profile deployer. Allowed: dev, prod."
+        " An operator can declare more in the access policy."
+    )
+    assert redis_conn.keys("ecs-deploy:deployment:*") == []
+
+
+def test_a_declared_environment_is_accepted(
+    policy_web: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+) -> None:
+    slack_api.usergroups["S0PLATFORM"] = ["U0MEMBER01"]
+    response = policy_web.view_submission(
+        request_values(environment="prod"), user="U0MEMBER01", private_metadata=METADATA, view_id="V-PROD"
+    )
+    assert response.status_code == 200 and response.text in ("", "{}"), response.text
+    [deployment] = DeploymentStore(redis_conn).recent(limit=10)
+    assert (deployment.request.environment, deployment.requester_id) == ("prod", "U0MEMBER01")
+
+
+def test_the_environment_is_checked_along_with_the_other_fields(
+    policy_web: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+) -> None:
+    slack_api.usergroups["S0PLATFORM"] = ["U0MEMBER01"]
+    response = policy_web.view_submission(
+        request_values(environment="stag", account_id="12345"),
+        user="U0MEMBER01",
+        private_metadata=METADATA,
+        view_id="V-BOTH",
+    )
+    errors = response.json()["errors"]
+    assert set(errors) == {"environment", "account_id"}
+    assert "Allowed: dev, prod." in errors["environment"]
+
+
 def test_a_broken_policy_file_stops_the_web_process_with_the_line(
     bot_env: dict[str, str], tmp_path: Path
 ) -> None:
     policy = tmp_path / "policy.yml"
-    policy.write_text("profiles:\n  deployer:\n    requesters: [U1]\n    aprovers: [U2]\n")
+    policy.write_text(
+        "profiles:\n  deployer:\n    requesters: [U1]\n    aprovers: [U2]\n    environments: {dev: }\n"
+    )
     web = WebProcess({**bot_env, "ECS_DEPLOY_POLICY_FILE": str(policy)})
     with pytest.raises(RuntimeError) as failure:
         web.start()
     assert "ECS_DEPLOY_POLICY_FILE" in str(failure.value)
     assert "policy.yml:4" in str(failure.value) and "aprovers" in str(failure.value)
+
+
+def test_a_policy_without_declared_environments_stops_the_web_process(
+    bot_env: dict[str, str], tmp_path: Path
+) -> None:
+    policy = tmp_path / "policy.yml"
+    policy.write_text("profiles:\n  deployer:\n    requesters: [U1]\n    approvers: [U2]\n")
+    web = WebProcess({**bot_env, "ECS_DEPLOY_POLICY_FILE": str(policy)})
+    with pytest.raises(RuntimeError) as failure:
+        web.start()
+    assert "policy.yml:2: profiles.deployer: declares no environments" in str(failure.value)

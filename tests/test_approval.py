@@ -20,11 +20,12 @@ from core.approval import (
     PlanBinding,
     decision_text,
     is_applyable,
+    member_may_approve,
     new_plan,
     record_approval,
     record_rejection,
 )
-from core.policy import AccessPolicy, SlackIdentity, parse_policy
+from core.policy import AccessPolicy, SlackIdentity, SlackMember, parse_policy
 
 Out = ApprovalOutcome
 PLANNED_AT = datetime(2025, 3, 4, 13, 50, tzinfo=UTC)
@@ -38,6 +39,7 @@ POLICY = parse_policy(
         """
         defaults:
           requesters: ["*"]
+          environments: {dev: }
         profiles:
           dev-admin:
             approvers: [U1, U2, U3, S9]
@@ -48,10 +50,20 @@ POLICY = parse_policy(
             allow_self_approval: true
             environments:
               prod: {required_approvals: 2, allow_self_approval: false}
+              "*":
         """
     )
 )
 REQUESTER = "U0REQ"
+WORKSPACE = "T0HOME"
+FULL_MEMBER = SlackMember(team_id=WORKSPACE)
+
+
+def member(
+    user_id: str, groups: frozenset[str] = frozenset(), facts: SlackMember | None = FULL_MEMBER
+) -> SlackIdentity:
+    """A user as the Slack side resolves them: by default a full member of the installed workspace."""
+    return SlackIdentity(user_id=user_id, group_ids=groups, member=facts, workspace_team_id=WORKSPACE)
 
 
 def binding(attempt: int = 1, plan: str = HASH_A, **changes: object) -> PlanBinding:
@@ -94,11 +106,12 @@ def approve(
     policy: AccessPolicy = POLICY,
     ttl: timedelta = DEFAULT_APPROVAL_TTL,
     authors: frozenset[str] = frozenset(),
+    facts: SlackMember | None = FULL_MEMBER,
 ) -> ApprovalResult:
     return record_approval(
         state,
         policy,
-        user=SlackIdentity(user_id=user_id, group_ids=groups),
+        user=member(user_id, groups, facts),
         profile=profile,
         environment=environment,
         requester_id=requester,
@@ -153,6 +166,21 @@ SCENARIOS: list[tuple[str, str, list[Step], list[str]]] = [
         [],
     ),
     (
+        "environment the profile does not declare",
+        "prd",
+        [("approve", "U1", {}, Out.REFUSED_UNDECLARED_ENVIRONMENT)],
+        [],
+    ),
+    (
+        "environment declared by a pattern only: the strictest rule forbids self-approval",
+        "prd",
+        [
+            ("approve", "U1", {"requester": "U1", "profile": "self-ok"}, Out.REFUSED_SELF_APPROVAL),
+            ("approve", "U2", {"requester": "U1", "profile": "self-ok"}, Out.APPROVED_WAITING),
+        ],
+        ["U2"],
+    ),
+    (
         "requester allowed to self-approve where the profile allows it",
         "dev",
         [("approve", "U1", {"requester": "U1", "profile": "self-ok"}, Out.APPROVED_READY)],
@@ -195,6 +223,28 @@ SCENARIOS: list[tuple[str, str, list[Step], list[str]]] = [
             ("approve", "U3", {}, Out.APPROVED_READY),
         ],
         ["U0GRP", "U3"],
+    ),
+    (
+        "guests and other organisations never count, even when listed as approvers",
+        "prod",
+        [
+            (
+                "approve",
+                "U1",
+                {"facts": SlackMember(team_id=WORKSPACE, is_restricted=True)},
+                Out.REFUSED_NOT_FULL_MEMBER,
+            ),
+            (
+                "approve",
+                "U2",
+                {"facts": SlackMember(team_id=WORKSPACE, is_ultra_restricted=True)},
+                Out.REFUSED_NOT_FULL_MEMBER,
+            ),
+            ("approve", "U3", {"facts": SlackMember(team_id="T0OTHERORG")}, Out.REFUSED_NOT_FULL_MEMBER),
+            ("approve", "U0GRP", {"groups": frozenset({"S9"}), "facts": None}, Out.REFUSED_NOT_FULL_MEMBER),
+            ("approve", "U1", {}, Out.APPROVED_WAITING),
+        ],
+        ["U1"],
     ),
     (
         "refused clicks do not count toward the requirement",
@@ -420,6 +470,71 @@ def test_rejection_records_reason_and_withdrawal() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# Who counts (issue 10, finding 7)
+
+
+@pytest.mark.parametrize(
+    ("facts", "workspace", "allowed", "words"),
+    [
+        (SlackMember(team_id=WORKSPACE), WORKSPACE, True, ["full member"]),
+        (SlackMember(team_id=WORKSPACE, is_restricted=True), WORKSPACE, False, ["Guests"]),
+        (SlackMember(team_id=WORKSPACE, is_ultra_restricted=True), WORKSPACE, False, ["Guests"]),
+        (SlackMember(team_id="T0OTHERORG"), WORKSPACE, False, ["another organisation", "Slack Connect"]),
+        (SlackMember(team_id=None), WORKSPACE, False, ["another organisation"]),
+        (SlackMember(team_id=WORKSPACE, deleted=True), WORKSPACE, False, ["deactivated"]),
+        (SlackMember(team_id=WORKSPACE, is_bot=True), WORKSPACE, False, ["bots"]),
+        (None, WORKSPACE, False, ["could not confirm"]),  # users.info failed: fail closed
+        (SlackMember(team_id=WORKSPACE), None, False, ["could not confirm"]),  # auth.test failed
+    ],
+)
+def test_member_may_approve(
+    facts: SlackMember | None, workspace: str | None, allowed: bool, words: list[str]
+) -> None:
+    user = SlackIdentity(user_id="U1", member=facts, workspace_team_id=workspace)
+    decision = member_may_approve(user)
+    assert decision.allowed is allowed
+    for word in words:
+        assert word in decision.reason
+
+
+def test_two_guests_cannot_make_a_two_approver_plan_ready() -> None:
+    """The attack: with approvers anyone could be (a group holding guests, or allow_everyone), two
+    guests or Slack Connect users click Approve on a prod plan. Neither counts; nothing is applied."""
+    state = planned()
+    guest = approve(state, "U1", facts=SlackMember(team_id=WORKSPACE, is_ultra_restricted=True))
+    stranger = approve(guest.state, "U2", facts=SlackMember(team_id="T0OTHERORG"))
+    assert (guest.outcome, stranger.outcome) == (Out.REFUSED_NOT_FULL_MEMBER,) * 2
+    assert stranger.state.approver_ids == [] and not stranger.state.is_ready
+    assert [c.outcome for c in stranger.state.clicks] == [Out.REFUSED_NOT_FULL_MEMBER] * 2
+    assert not is_applyable(stranger.state, binding(), at(20)).allowed
+
+
+def test_the_membership_rule_holds_for_a_policy_that_lets_everyone_approve() -> None:
+    everyone = parse_policy(
+        'profiles:\n  open:\n    requesters: ["*"]\n    approvers: ["*"]\n    allow_everyone: true\n'
+        "    environments: {prod: {required_approvals: 2}}\n"
+    )
+    state = planned()
+    for user_id, facts in (
+        ("U0GUEST1", SlackMember(team_id=WORKSPACE, is_restricted=True)),
+        ("U0EXT1", None),
+    ):
+        result = approve(state, user_id, profile="open", policy=everyone, facts=facts)
+        assert result.outcome is Out.REFUSED_NOT_FULL_MEMBER
+        state = result.state
+    first = approve(state, "U0ANY1", profile="open", policy=everyone)
+    second = approve(first.state, "U0ANY2", profile="open", policy=everyone)
+    assert (first.outcome, second.outcome) == (Out.APPROVED_WAITING, Out.APPROVED_READY)
+
+
+def test_an_undeclared_environment_cannot_be_approved_even_by_an_approver() -> None:
+    result = approve(planned(), "U1", environment="production")
+    assert result.outcome is Out.REFUSED_UNDECLARED_ENVIRONMENT
+    assert "Environment production is not declared for profile dev-admin" in result.message
+    assert result.state.approver_ids == []
+
+
+# ---------------------------------------------------------------------------------------------
 # New plans
 
 
@@ -548,7 +663,7 @@ def test_decision_text_converts_to_utc() -> None:
     state = record_approval(
         planned(),
         POLICY,
-        user=SlackIdentity(user_id="U1"),
+        user=member("U1"),
         profile="dev-admin",
         environment="dev",
         requester_id=REQUESTER,

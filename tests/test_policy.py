@@ -17,6 +17,7 @@ from core.policy import (
     load_policy,
     parse_policy,
     policy_from_settings,
+    policy_warnings,
     referenced_usergroups,
 )
 
@@ -523,6 +524,168 @@ LOAD_ERRORS = [
         ["unreadable value"],
         id="unsafe-yaml-tag",
     ),
+    # "*" as an approver must be asked for explicitly (issue 10, finding 7)
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: ["*"]
+            environments: {dev: }
+        """,
+        3,
+        "profiles.dev.approvers[0]",
+        ['"*"', "everyone", "allow_everyone: true"],
+        id="everyone-approves-without-allow-everyone",
+    ),
+    pytest.param(
+        """
+        defaults:
+          approvers:
+            - U1
+            - "*"
+          environments: {dev: }
+        profiles:
+          dev: {}
+        """,
+        4,
+        "defaults.approvers[1]",
+        ["allow_everyone: true", "profile dev"],
+        id="everyone-approves-through-defaults",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            environments:
+              prod:
+                approvers: [U2, "*"]
+        """,
+        6,
+        "profiles.dev.environments.prod.approvers[1]",
+        ["allow_everyone: true"],
+        id="everyone-approves-one-environment",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: ["*"]
+            allow_everyone: false
+            environments: {dev: }
+        """,
+        3,
+        "profiles.dev.approvers[0]",
+        ["allow_everyone: true"],
+        id="everyone-approves-with-allow-everyone-false",
+    ),
+    pytest.param(
+        """
+        defaults:
+          allow_everyone: true
+        profiles:
+          dev:
+            approvers: ["*"]
+            allow_everyone: false
+            environments: {dev: }
+        """,
+        5,
+        "profiles.dev.approvers[0]",
+        ["allow_everyone: true"],
+        id="profile-takes-back-allow-everyone",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            allow_everyone: "yes"
+            environments: {dev: }
+        """,
+        4,
+        "profiles.dev.allow_everyone",
+        ["valid boolean"],
+        id="allow-everyone-string",
+    ),
+    # Environments are declared per profile (finding 8)
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+        """,
+        2,
+        "profiles.dev",
+        ["declares no environments", "feature-*"],
+        id="no-environments-declared",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            environments: {}
+        """,
+        2,
+        "profiles.dev",
+        ["declares no environments"],
+        id="empty-environments",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1, U2]
+            environments:
+              prod:
+              "feature-*":
+                allow_self_approval: true
+        """,
+        6,
+        "profiles.dev.environments.feature-*",
+        ["pattern", "takes no settings", "strictest"],
+        id="pattern-with-settings",
+    ),
+    pytest.param(
+        """
+        defaults:
+          environments:
+            "qa-?": {required_approvals: 1}
+        profiles:
+          dev:
+            approvers: [U1]
+        """,
+        3,
+        "defaults.environments.qa-?",
+        ["takes no settings"],
+        id="pattern-with-settings-in-defaults",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            environments:
+              "Feature-*":
+        """,
+        5,
+        "profiles.dev.environments.Feature-*",
+        ["not a valid environment pattern"],
+        id="bad-environment-pattern-uppercase",
+    ),
+    pytest.param(
+        """
+        profiles:
+          dev:
+            approvers: [U1]
+            environments:
+              "feature-[ab]":
+        """,
+        5,
+        "profiles.dev.environments.feature-[ab]",
+        ["not a valid environment name"],
+        id="bad-environment-pattern-brackets",
+    ),
 ]
 
 
@@ -578,7 +741,7 @@ def test_missing_file_names_the_setting(tmp_path: Path) -> None:
 
 
 def test_load_accepts_str_path(tmp_path: Path) -> None:
-    path = write(tmp_path, "profiles:\n  dev:\n    approvers: [U1]\n")
+    path = write(tmp_path, "profiles:\n  dev:\n    approvers: [U1]\n    environments: {dev: }\n")
     assert set(load_policy(str(path)).profiles) == {"dev"}
 
 
@@ -597,7 +760,9 @@ def test_load_accepts_str_path(tmp_path: Path) -> None:
     ],
 )
 def test_role_arn_formats_accepted(arn: str) -> None:
-    policy = parse_policy(f"profiles:\n  dev:\n    approvers: [U1]\n    assume_role_arn: {arn}\n")
+    policy = parse_policy(
+        f"profiles:\n  dev:\n    approvers: [U1]\n    assume_role_arn: {arn}\n    environments: {{dev: }}\n"
+    )
     assert policy.role_for("dev") == AssumeRole(role_arn=arn)
 
 
@@ -605,6 +770,7 @@ def test_role_arn_formats_accepted(arn: str) -> None:
 def test_slack_id_formats_accepted(slack_id: str) -> None:
     policy = parse_policy(
         f'profiles:\n  dev:\n    approvers: ["{slack_id}"]\n    requesters: ["{slack_id}"]\n'
+        "    allow_everyone: true\n    environments: {dev: }\n"
     )
     assert policy.profiles["dev"].approvers.is_empty is False
 
@@ -631,6 +797,7 @@ profiles:
     environments:
       prod: {approvers: [U0LEAD1, U0LEAD2]}
       dev: {required_approvals: 3}
+      "feature-*":
   own-role:
     assume_role_arn: arn:aws:iam::210987654321:role/other
     external_id: own-ext
@@ -649,8 +816,7 @@ def test_profile_without_settings_inherits_everything(profile: str) -> None:
     assert (prod.required_approvals, prod.approvers.groups) == (2, frozenset({"S0LEADS"}))
     stag = entry.rule_for("stag")
     assert stag.approvers.users == frozenset({"U0STAG1"}) and stag.required_approvals == 1
-    other = entry.rule_for("qa")
-    assert other.required_approvals == 1 and other.allow_self_approval is True
+    assert entry.allowed_environments == ("prod", "stag")  # declared through defaults
 
 
 def test_profile_values_replace_defaults_and_environments_merge_by_field() -> None:
@@ -688,6 +854,7 @@ def test_environment_self_approval_overrides_profile() -> None:
                 approvers: [U1]
                 allow_self_approval: true
                 environments:
+                  dev:
                   prod: {allow_self_approval: false}
             """
         )
@@ -702,16 +869,143 @@ def test_example_policy_in_docs_loads() -> None:
     assert {"sandbox", "dev-admin", "prod-admin"} <= set(policy.profiles)
     assert rule(policy, "prod-admin", "prod").required_approvals == 2
     assert policy.role_for("prod-admin") is not None
+    assert policy_warnings(policy) == []
+
+
+@pytest.mark.parametrize("typed", ["prd", "production", "prod2", "Prod", "dev-prod", "feature"])
+def test_example_policy_refuses_a_name_that_side_steps_prod(typed: str) -> None:
+    """Issue 10, finding 8: a dev-admin requester may approve their own dev plans but not prod ones;
+    typing another name for production must not land on the self-approvable default."""
+    policy = load_policy(REPO / "docs" / "policy.example.yml")
+    decision = policy.check_environment("dev-admin", typed)
+    assert not decision.allowed
+    assert f"Environment {typed} is not declared for profile dev-admin" in decision.reason
+    assert "Allowed: dev, stag, prod, feature-*." in decision.reason
+    assert not rule(policy, "dev-admin", typed).allow_self_approval  # and never the weakest rule
+
+
+def test_example_policy_pattern_environment_gets_the_strictest_rule() -> None:
+    policy = load_policy(REPO / "docs" / "policy.example.yml")
+    assert policy.check_environment("dev-admin", "feature-login").allowed
+    assert not policy.check_environment("sandbox", "feature-login").allowed  # the pattern is dev-admin's
+    feature = rule(policy, "dev-admin", "feature-login")
+    assert (feature.required_approvals, feature.allow_self_approval) == (2, False)
+    assert feature.strictest and feature.strictest_from == "prod"
+    assert "feature-login (ruled like prod: the strictest rule of the profile)" in feature.scope
+    dev = rule(policy, "dev-admin", "dev")  # named: its own rule, the profile's settings
+    assert (dev.required_approvals, dev.allow_self_approval, dev.strictest) == (1, True, False)
+    assert not rule(policy, "dev-admin", "prod").allow_self_approval
+
+
+STRICTEST = """
+profiles:
+  catch-all:
+    approvers: [U1, U2, U3, S0SEC]
+    allow_self_approval: true
+    environments:
+      dev:
+      stag: {required_approvals: 2}
+      prod: {allow_self_approval: false, approvers: [S0SEC]}
+      "*":
+  counts:
+    approvers: [U1, U2, U3]
+    allow_self_approval: true
+    environments:
+      dev:
+      stag: {required_approvals: 3}
+      qa: {required_approvals: 2}
+      "qa-?":
+  settings-strictest:
+    approvers: [U1, U2]
+    required_approvals: 2
+    environments:
+      dev: {required_approvals: 1, allow_self_approval: true}
+      "tmp-*":
+"""
+
+
+@pytest.mark.parametrize(
+    ("profile", "typed", "required", "self_ok", "approvers", "ruled_like"),
+    [
+        # forbidding self-approval is stricter than any count; prod's own approvers come with it
+        ("catch-all", "prd", 1, False, frozenset({"S0SEC"}), "prod"),
+        ("catch-all", "anything-else", 1, False, frozenset({"S0SEC"}), "prod"),
+        # all allow self-approval: the most approvals wins
+        ("counts", "qa-1", 3, True, frozenset({"U1", "U2", "U3"}), "stag"),
+        # the profile's own settings can be the strictest rule
+        ("settings-strictest", "tmp-x", 2, False, frozenset({"U1", "U2"}), None),
+    ],
+)
+def test_environment_without_a_rule_of_its_own_gets_the_strictest(
+    profile: str, typed: str, required: int, self_ok: bool, approvers: frozenset[str], ruled_like: str | None
+) -> None:
+    policy = parse_policy(STRICTEST)
+    assert policy.check_environment(profile, typed).allowed
+    found = rule(policy, profile, typed)
+    assert (found.required_approvals, found.allow_self_approval) == (required, self_ok)
+    assert found.approvers.users | found.approvers.groups == approvers
+    assert found.environment == typed and found.strictest and found.strictest_from == ruled_like
+
+
+def test_named_environments_keep_their_own_rule_next_to_patterns() -> None:
+    policy = parse_policy(STRICTEST)
+    dev = rule(policy, "catch-all", "dev")
+    assert (dev.required_approvals, dev.allow_self_approval, dev.strictest) == (1, True, False)
+    qa = rule(policy, "counts", "qa")
+    assert (qa.required_approvals, qa.strictest) == (2, False)
+    assert not policy.check_environment("counts", "qa-12").allowed  # ? is exactly one character
+    assert not policy.check_environment("counts", "prod").allowed
+
+
+def test_undeclared_environment_is_refused_with_the_allowed_list() -> None:
+    policy = parse_policy(QUERIES)
+    decision = policy.check_environment("prod-admin", "stag")
+    assert not decision.allowed
+    assert decision.reason == (
+        "Environment stag is not declared for profile prod-admin. Allowed: dev, prod."
+        " An operator can declare more in the access policy."
+    )
+    assert policy.check_environment("prod-admin", "prod").allowed
+    assert not policy.check_environment("unlisted", "dev").allowed
+
+
+def test_everyone_may_approve_only_when_the_policy_says_so_and_doctor_hears_of_it() -> None:
+    policy = parse_policy(
+        textwrap.dedent(
+            """
+            defaults:
+              allow_everyone: true
+              environments: {dev: }
+            profiles:
+              open-dev:
+                approvers: ["*"]
+              locked:
+                approvers: [U1]
+                environments:
+                  prod: {approvers: ["*"], required_approvals: 2}
+            """
+        )
+    )
+    assert rule(policy, "open-dev", "dev").approvers.everyone
+    assert policy_warnings(policy) == [
+        "profile locked: everyone may approve (environment prod; allow_everyone: true) — only full"
+        " members of this workspace count, never guests or Slack Connect users",
+        "profile open-dev: everyone may approve (its own settings, environment dev; allow_everyone:"
+        " true) — only full members of this workspace count, never guests or Slack Connect users",
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
 # Queries
 
 QUERIES = """
+defaults:
+  environments: {dev: , prod: }
 profiles:
   sandbox:
     requesters: ["*"]
     approvers: ["*"]
+    allow_everyone: true
   dev-admin:
     requesters: [S0DEV, U0ALICE]
     approvers: [S0LEADS]
@@ -824,6 +1118,15 @@ def test_open_policy_allows_every_profile_to_everyone() -> None:
     assert rule.required_approvals == 1
 
 
+def test_open_policy_accepts_every_environment_with_the_profile_settings() -> None:
+    """Without a policy file (the development default) nothing is declared, so nothing is refused."""
+    policy = AccessPolicy.open(frozenset({"U1"}))
+    assert policy.check_environment("anything", "prd").allowed
+    found = rule(policy, "anything", "prd")
+    assert (found.required_approvals, found.allow_self_approval, found.strictest) == (1, False, False)
+    assert policy_warnings(policy) == []
+
+
 def test_open_policy_without_approvers_names_the_setting() -> None:
     decision = AccessPolicy.open(frozenset()).can_approve(user("U1"), "dev", "dev")
     assert not decision.allowed
@@ -840,14 +1143,14 @@ def test_open_policy_rejects_bad_approver_ids(bad: str) -> None:
 
 def test_policy_from_settings(tmp_path: Path) -> None:
     assert policy_from_settings(None, frozenset({"U1"})).is_open
-    path = write(tmp_path, "profiles:\n  dev:\n    approvers: [U1]\n")
+    path = write(tmp_path, "profiles:\n  dev:\n    approvers: [U1]\n    environments: {dev: }\n")
     loaded = policy_from_settings(path, frozenset({"U1"}))
     assert not loaded.is_open
     assert loaded.profiles_for(user("U1"), ["dev", "prod"]) == []  # no requesters listed: nobody
 
 
 def test_policy_without_requesters_offers_nothing() -> None:
-    policy = parse_policy("profiles:\n  dev:\n    approvers: [U1]\n")
+    policy = parse_policy("profiles:\n  dev:\n    approvers: [U1]\n    environments: {dev: }\n")
     decision = policy.can_request(user("U1"), "dev")
     assert not decision.allowed
     assert "Requesters: nobody" in decision.reason

@@ -32,7 +32,11 @@ def register(app: App, services: Services) -> None:
                 errors={Block.PROFILE.value: "This form is out of date; open a new one."},
             )
             return
-        parsed = parse_request(submission.view.state.values, services.profiles_for(submission.user.id))
+        parsed = parse_request(
+            submission.view.state.values,
+            services.profiles_for(submission.user.id),
+            services.policy.check_environment,
+        )
         if isinstance(parsed, dict):
             ack(response_action="errors", errors=parsed)
             return
