@@ -13,6 +13,7 @@ from bot.ids import Action
 from bot.services import Services
 from bot.views.home import MAX_MINE, home_view
 from core.logs import get_logger
+from core.visibility import may_see
 
 log = get_logger(__name__)
 
@@ -34,9 +35,17 @@ def register(app: App, services: Services) -> None:
 def publish_home(services: Services, user_id: str) -> None:
     try:
         user = services.identity(user_id)
-        mine = services.store.recent(user_id=user_id, limit=MAX_MINE + 1)
+        mine = [
+            d
+            for d in services.store.recent(user_id=user_id, limit=MAX_MINE + 1)
+            if may_see(services.policy, user, d)
+        ]
         lead = control.is_lead(services.policy, user)
-        pending = control.pending_approvals(services, user) if lead else None
+        pending = (
+            [d for d in control.pending_approvals(services, user) if may_see(services.policy, user, d)]
+            if lead
+            else None
+        )
         view = home_view(mine=mine, pending=pending)
     except redis.RedisError:
         view = home_view(mine=[], pending=None, store_down=True)

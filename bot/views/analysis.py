@@ -22,6 +22,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.ids import Action
+from bot.views.text import escape_mrkdwn
 from core.conflicts import (
     AnalysisReport,
     Conflict,
@@ -67,11 +68,6 @@ KIND_TITLES = {
 FIELD_LABELS = {"vpc_cidr_block": "VPC CIDR", "application": "application", "environment": "environment"}
 
 
-def escape(text: str) -> str:
-    """Escape the three characters Slack's mrkdwn treats as control characters."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -87,7 +83,7 @@ def _button(label: str, action: Action, deployment_id: str, style: str | None = 
 
 
 def _resource_text(resource: ExistingResource | None) -> str:
-    return f" — _existing: {escape(_clip(resource.display, 160))}_" if resource else ""
+    return f" — _existing: {escape_mrkdwn(_clip(resource.display, 160))}_" if resource else ""
 
 
 def _count_text(count: int | None) -> str:
@@ -95,9 +91,7 @@ def _count_text(count: int | None) -> str:
 
 
 def _conflict_line(conflict: Conflict) -> str:
-    line = (
-        f"{SEVERITY_ICONS[conflict.severity]} {escape(conflict.message)}{_resource_text(conflict.resource)}"
-    )
+    line = f"{SEVERITY_ICONS[conflict.severity]} {escape_mrkdwn(conflict.message)}{_resource_text(conflict.resource)}"
     return _clip(line, LINE_LIMIT)
 
 
@@ -125,10 +119,10 @@ def _counts_text(report: AnalysisReport) -> str:
 
 
 def _recommendation_text(report: AnalysisReport) -> str:
-    lines = [f"• {escape(_clip(message, LINE_LIMIT))}" for message in report.recommendations[:6]]
+    lines = [f"• {escape_mrkdwn(_clip(message, LINE_LIMIT))}" for message in report.recommendations[:6]]
     if report.recommended_changes:
         changes = ", ".join(
-            f"{FIELD_LABELS.get(field, field)} → `{escape(value)}`"
+            f"{FIELD_LABELS.get(field, field)} → `{escape_mrkdwn(value)}`"
             for field, value in report.recommended_changes.items()
         )
         lines.append(f"*Proposed:* {changes}")
@@ -140,7 +134,7 @@ def _permission_text(report: AnalysisReport) -> str | None:
     if check is None:
         return None
     if not check.checked:
-        return f"*Permissions*\n:warning: {escape(_clip(check.warning, LINE_LIMIT))}"
+        return f"*Permissions*\n:warning: {escape_mrkdwn(_clip(check.warning, LINE_LIMIT))}"
     if not check.denied:
         return f"*Permissions*\n:white_check_mark: All {check.evaluated} required action(s) are allowed."
     note = " — _overridden by a lead_" if report.permissions_overridden else ""
@@ -150,7 +144,7 @@ def _permission_text(report: AnalysisReport) -> str | None:
         shown = ", ".join(f"`{a}`" for a in actions[:LISTED_ACTIONS])
         more = f" and {len(actions) - LISTED_ACTIONS} more" if len(actions) > LISTED_ACTIONS else ""
         lines.append(
-            _clip(f"• *{escape(service_label(service))}* ({len(actions)}): {shown}{more}", LINE_LIMIT)
+            _clip(f"• *{escape_mrkdwn(service_label(service))}* ({len(actions)}): {shown}{more}", LINE_LIMIT)
         )
     if len(services) > LISTED_SERVICES:
         lines.append(f"…and {len(services) - LISTED_SERVICES} more service(s) (see the full report).")
@@ -161,9 +155,9 @@ def _notes_text(report: AnalysisReport) -> str | None:
     notes = list(report.notes)
     if not notes and not report.skipped_sections:
         return None
-    lines = [f"• {escape(_clip(note, LINE_LIMIT))}" for note in notes[:LISTED_NOTES]]
+    lines = [f"• {escape_mrkdwn(_clip(note, LINE_LIMIT))}" for note in notes[:LISTED_NOTES]]
     for section in report.skipped_sections[:LISTED_NOTES]:
-        lines.append(f"• {escape(_clip(section, LINE_LIMIT))}")
+        lines.append(f"• {escape_mrkdwn(_clip(section, LINE_LIMIT))}")
     hidden = max(0, len(notes) - LISTED_NOTES) + max(0, len(report.skipped_sections) - LISTED_NOTES)
     if hidden:
         lines.append(f"…and {hidden} more (see the full report).")
@@ -228,12 +222,12 @@ def _analysis_blocks(
         HeaderBlock(text=PlainTextObject(text="AWS account analysis summary")),
         SectionBlock(
             fields=[
-                MarkdownTextObject(text=f"*Account*\n{escape(account_id)}"),
-                MarkdownTextObject(text=f"*Profile*\n{escape(profile)}"),
-                MarkdownTextObject(text=f"*Region*\n{escape(region)}"),
+                MarkdownTextObject(text=f"*Account*\n{escape_mrkdwn(account_id)}"),
+                MarkdownTextObject(text=f"*Profile*\n{escape_mrkdwn(profile)}"),
+                MarkdownTextObject(text=f"*Region*\n{escape_mrkdwn(region)}"),
                 MarkdownTextObject(
-                    text=f"*Request*\n{escape(report.application)}/{escape(report.environment)} ·"
-                    f" {report.size.value} · `{escape(report.vpc_cidr_block)}`"
+                    text=f"*Request*\n{escape_mrkdwn(report.application)}/{escape_mrkdwn(report.environment)} ·"
+                    f" {report.size.value} · `{escape_mrkdwn(report.vpc_cidr_block)}`"
                 ),
             ]
         ),
@@ -342,12 +336,14 @@ def fresh_account_blocks(
 ) -> list[Block]:
     """The requester said the account is brand new. With nothing found: the defaults that will be used.
     With non-default resources found: say so and offer the full analysis."""
-    where = f"Account {escape(account_id)} · profile {escape(profile)} · {escape(region)}"
+    where = (
+        f"Account {escape_mrkdwn(account_id)} · profile {escape_mrkdwn(profile)} · {escape_mrkdwn(region)}"
+    )
     if not found:
         return [
             _section(
-                f":sparkles: *Fresh AWS account — using defaults:* VPC CIDR `{escape(vpc_cidr_block)}`,"
-                f" application `{escape(application)}`, environment `{escape(environment)}`"
+                f":sparkles: *Fresh AWS account — using defaults:* VPC CIDR `{escape_mrkdwn(vpc_cidr_block)}`,"
+                f" application `{escape_mrkdwn(application)}`, environment `{escape_mrkdwn(environment)}`"
             ),
             ContextBlock(elements=[MarkdownTextObject(text=where)]),
             ActionsBlock(
@@ -355,7 +351,7 @@ def fresh_account_blocks(
             ),
         ]
     shown = "\n".join(
-        f"• {escape(_clip(r.kind.label[:-1] + ': ' + r.display, LINE_LIMIT))}" for r in found[:5]
+        f"• {escape_mrkdwn(_clip(r.kind.label[:-1] + ': ' + r.display, LINE_LIMIT))}" for r in found[:5]
     )
     more = f"\n…and {len(found) - 5} more." if len(found) > 5 else ""
     return [

@@ -15,6 +15,7 @@ from slack_sdk.models.views import View
 
 from bot.ids import Action
 from bot.views.status import status_line, thread_link, when
+from bot.views.text import escape_mrkdwn
 from core.models import Deployment
 
 MAX_BLOCKS = 100
@@ -72,7 +73,7 @@ def home_view(*, mine: list[Deployment], pending: list[Deployment] | None, store
 
 def _pending_detail(deployment: Deployment) -> str:
     approval = deployment.approval
-    plan = f" · {deployment.plan.sentence[:300]}" if deployment.plan else ""
+    plan = f" · {escape_mrkdwn(deployment.plan.sentence[:300])}" if deployment.plan else ""
     have = len(approval.current_approvals)
     return (
         f"requested by <@{deployment.requester_id}> with profile `{deployment.request.profile}`{plan}"

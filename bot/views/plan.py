@@ -29,6 +29,7 @@ from slack_sdk.models.blocks import (
 
 from bot.ids import Action
 from bot.ids import Block as BlockId
+from bot.views.text import escape_mrkdwn
 from core.plan_summary import (
     ChangeGroup,
     GroupedChanges,
@@ -142,11 +143,11 @@ def _body_blocks(summary: PlanSummary, *, deployment_id: str, plan_sha256: str) 
 
 
 def _summary_text(summary: PlanSummary) -> str:
-    lines = [f"*{_escape(summary.sentence)}*"]
+    lines = [f"*{escape_mrkdwn(summary.sentence)}*"]
     if not summary.has_changes and not summary.errored:
         lines.append("Your infrastructure matches the configuration: there is nothing to apply.")
     elif not summary.applyable and summary.not_applyable_reason:
-        lines.append(f":no_entry_sign: *Not applyable:* {_escape(summary.not_applyable_reason)}")
+        lines.append(f":no_entry_sign: *Not applyable:* {escape_mrkdwn(summary.not_applyable_reason)}")
     if summary.complete is False and not summary.errored:
         lines.append(
             ":warning: This plan is *incomplete*: some changes are deferred, so another plan will be"
@@ -158,7 +159,7 @@ def _summary_text(summary: PlanSummary) -> str:
         )
     notes = _count_notes(summary)
     if notes:
-        lines.append(_escape(notes))
+        lines.append(escape_mrkdwn(notes))
     return _clip("\n".join(lines), SUMMARY_BUDGET)
 
 
@@ -250,7 +251,7 @@ def _detail_line(change: ResourceChange) -> str:
         return f"• {_code(change.previous_address)} has moved to {_code(change.address)}"
     line = f"• {_code(change.address)} {_action_words(change)}"
     if change.reason:
-        line += f" — {_escape(change.reason)}"
+        line += f" — {escape_mrkdwn(change.reason)}"
     if change.previous_address:
         line += f" (moved from {_code(change.previous_address)})"
     if change.importing and change.action is not PlanAction.NO_OP:
@@ -300,7 +301,7 @@ def _extra_sections(summary: PlanSummary) -> list[str]:
 def _cost_section(summary: PlanSummary) -> str:
     title = ":moneybag: *Cost*"
     if summary.monthly_cost:
-        title += f": the chosen size runs about *{_escape(_clip(summary.monthly_cost, 100))}*"
+        title += f": the chosen size runs about *{escape_mrkdwn(_clip(summary.monthly_cost, 100))}*"
     lines = []
     for costly in summary.costly:
         effects = [
@@ -310,15 +311,15 @@ def _cost_section(summary: PlanSummary) -> str:
             f"{costly.destroyed} to destroy" if costly.destroyed else "",
         ]
         effect_text = ", ".join(effect for effect in effects if effect)
-        lines.append(_Line(f"• {_escape(costly.label)} ({_code(costly.type)}): {effect_text}", ()))
+        lines.append(_Line(f"• {escape_mrkdwn(costly.label)} ({_code(costly.type)}): {effect_text}", ()))
     return _fit(title, lines, COST_BUDGET)
 
 
 def _identity_text(summary: PlanSummary, deployment_id: str, plan_sha256: str) -> str:
     parts = [f"Deployment {_code(deployment_id)}", f"plan {_code(plan_sha256[:HASH_PREFIX_CHARS])}"]
     if summary.terraform_version:
-        parts.append(f"Terraform {_escape(summary.terraform_version)}")
-    parts.append(f"format {_escape(summary.format_version)}")
+        parts.append(f"Terraform {escape_mrkdwn(summary.terraform_version)}")
+    parts.append(f"format {escape_mrkdwn(summary.format_version)}")
     return _clip(" · ".join(parts), 500)
 
 
@@ -359,7 +360,7 @@ def _approve_confirmation(summary: PlanSummary) -> ConfirmObject | None:
     return ConfirmObject(
         title=PlainTextObject(text="Apply destructive plan?"),
         text=MarkdownTextObject(
-            text=f"{_escape(summary.sentence)} {_plural(len(summary.flagged), 'resource')} will be destroyed or replaced."
+            text=f"{escape_mrkdwn(summary.sentence)} {_plural(len(summary.flagged), 'resource')} will be destroyed or replaced."
         ),
         confirm=PlainTextObject(text="Apply"),
         deny=PlainTextObject(text="Cancel"),
@@ -380,12 +381,7 @@ def _code(text: str) -> str:
     text = text.replace("`", "'")
     if len(text) > MAX_ADDRESS_CHARS:
         text = text[: MAX_ADDRESS_CHARS - 1] + "…"
-    return f"`{_escape(text)}`"
-
-
-def _escape(text: str) -> str:
-    """Slack mrkdwn control characters (https://api.slack.com/reference/surfaces/formatting#escaping)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return f"`{escape_mrkdwn(text)}`"
 
 
 def _clip(text: str, budget: int) -> str:
