@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
+from bot.views.text import escape_mrkdwn
 from core.models import CallerIdentity, Deployment
 
 
@@ -23,7 +24,8 @@ class Message(BaseModel):
 def root_message(deployment: Deployment) -> Message:
     request = deployment.request
     headline = f"ECS deployment requested: {request.headline} — by <@{deployment.requester_id}>"
-    status = deployment.status.label + (f" — {deployment.status_detail}" if deployment.status_detail else "")
+    detail = deployment.status_detail
+    status = deployment.status.label + (f" — {escape_mrkdwn(detail)}" if detail else "")
     return Message(
         text=f"{headline} · {deployment.status.value}",
         blocks=[
