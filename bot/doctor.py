@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from slack_sdk.errors import SlackApiError
 
 from bot.slack import make_web_client
+from core.persistence import assess_persistence, read_persistence
 from core.settings import Settings
 
 
@@ -59,21 +60,15 @@ def check_redis(settings: Settings) -> Check:
             level="warn",
             detail="REDIS_URL is not set: only `ecs-deploy-bot dev` works (embedded Redis).",
         )
+    connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
     try:
-        info = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2).info("persistence")
+        connection.ping()
+        verdict = assess_persistence(read_persistence(connection))
     except redis.RedisError as exc:
         return Check(name="redis", level="fail", detail=f"{type(exc).__name__}: {exc}")
-    persistent = bool(info.get("aof_enabled")) or bool(info.get("rdb_last_save_time"))
-    return Check(
-        name="redis",
-        level="ok" if persistent else "warn",
-        detail="ping ok"
-        + (
-            ""
-            if persistent
-            else "; persistence looks off: deployments would not survive a restart (enable appendonly)"
-        ),
-    )
+    finally:
+        connection.close()
+    return Check(name="redis", level=verdict.level, detail=f"ping ok; {verdict.detail}")
 
 
 def _verify_profile(profile: str) -> tuple[str, str | None]:

@@ -89,15 +89,21 @@ class StoreWatch:
     def start(self) -> StoreWatch:
         """Log whether the store keeps its data; write or adopt the marker. Never fails the start."""
         try:
-            verdict = assess_persistence(read_persistence(self.redis))
+            facts = read_persistence(self.redis)
+            verdict = assess_persistence(facts)
             if verdict.level == "ok":
                 log.info("redis_persistence", role=self.role, detail=verdict.detail)
+            elif facts.config_refused:
+                log.warning("redis_persistence_unknown", role=self.role, detail=verdict.detail)
             else:
                 log.warning("redis_persistence_off", role=self.role, detail=verdict.detail)
-            self.marker.ensure()
-            self._remember()
         except redis.RedisError as exc:
             log.warning("redis_persistence_unchecked", role=self.role, error=type(exc).__name__)
+        try:
+            self.marker.ensure()
+            self._remember()
+        except Exception as exc:  # Redis down, an unreadable record: the next check() tries again
+            log.warning("store_watch_not_ready", role=self.role, error=type(exc).__name__)
         return self
 
     def check(self) -> MarkerCheck | None:

@@ -8,6 +8,8 @@ On top of `rq.Worker` it
   takes its first job, before RQ's own registry cleanup could fail those jobs silently;
 - reports a work horse killed on its own (OOM) at once, in the job's thread;
 - tries the outbox one last time when it stops (also after `--burst`);
+- says at start whether Redis keeps its data and, every sweep, checks that Redis has not lost it
+  (bot/store_watch.py: `redis_data_lost` in the log and a notice in the threads it knew);
 - renders the standard-library log records (RQ's own, the Terraform runner's) as JSON lines like the
   bot's structlog lines when not on a terminal, and in the work horse stamps every line with the
   deployment_id, job_id and step of the job it runs (job_frame binds the same for structlog lines).
@@ -33,6 +35,7 @@ from rq.queue import Queue
 
 from bot.notifier import Notifier
 from bot.slack import make_web_client
+from bot.store_watch import StoreWatch
 from core.logs import get_logger, redact_event
 from core.settings import Settings
 from core.store import DeploymentStore
@@ -60,10 +63,12 @@ class Maintenance:
         self.notifier = _notifier(settings, self.redis)
         self.sweeper = Sweeper(self.redis, settings, self.notifier, bounds)
         self.heartbeat = Heartbeat(self.redis, worker_beat_key(worker_name), bounds)
+        self.store_watch = StoreWatch(self.redis, self.notifier, role="worker")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ecs-deploy maintenance", daemon=True)
 
     def start(self) -> Maintenance:
+        self.store_watch.start()
         self.heartbeat.start()
         self.sweep()
         self.deliver()
@@ -80,6 +85,10 @@ class Maintenance:
             self.redis.close()
 
     def sweep(self) -> None:
+        try:
+            self.store_watch.check()
+        except Exception:
+            log.exception("store_check_failed")
         try:
             self.sweeper.sweep()
         except Exception:  # the thread must outlive any fault; the next round tries again
