@@ -58,7 +58,7 @@ NOTICE = "lost this deployment's record"
 
 
 def deployment(
-    status: DeploymentStatus, *, thread_ts: str | None = "1700000000.000001", **kw: object
+    status: DeploymentStatus, *, thread_ts: str | None = "1600000000.000001", **kw: object
 ) -> Deployment:
     request = DeploymentRequest(
         profile="deployer",
