@@ -394,7 +394,7 @@ def test_a_role_from_the_access_policy_is_used_by_the_scan_the_backend_and_terra
     policy = tmp_path / "policy.yml"
     policy.write_text(
         "profiles:\n  deployer:\n    requesters: ['*']\n    approvers: [U0LEAD0001]\n"
-        "    assume_role_arn: arn:aws:iam::222233334444:role/DeployRole\n"
+        "    assume_role_arn: arn:aws:iam::222233334444:role/DeployRole\n    environments: {dev: }\n"
     )
     env = {**pipeline_env, "ECS_DEPLOY_POLICY_FILE": str(policy)}
     from tests.harness.processes import WebProcess
