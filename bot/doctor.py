@@ -71,6 +71,41 @@ def check_redis(settings: Settings) -> Check:
     return Check(name="redis", level=verdict.level, detail=f"ping ok; {verdict.detail}")
 
 
+def check_artifact_key(settings: Settings) -> Check:
+    """The keys that encrypt plan files and tfvars in Redis (never shown), and whether the artifacts
+    stored now can still be read with them (a key dropped too early during a rotation)."""
+    keys = settings.artifact_keys
+    if not keys:
+        return Check(
+            name="artifact key",
+            level="fail",
+            detail="ECS_DEPLOY_ARTIFACT_KEY is not set: web and worker refuse to start without it"
+            " (only `ecs-deploy-bot dev` makes its own).",
+        )
+    detail = f"{len(keys)} key(s); the first encrypts"
+    if not settings.redis_url:
+        return Check(name="artifact key", level="ok", detail=detail)
+    from core.artifacts import ArtifactStore
+
+    try:
+        store = ArtifactStore.for_settings(
+            redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2), settings
+        )
+        readable, total = store.readable_count()
+    except redis.RedisError as exc:
+        return Check(
+            name="artifact key", level="warn", detail=f"{detail}; Redis unreachable: {type(exc).__name__}"
+        )
+    if readable < total:
+        return Check(
+            name="artifact key",
+            level="fail",
+            detail=f"{detail}; {total - readable} of {total} stored artifacts cannot be read with these keys"
+            " (was a key removed before its artifacts expired?)",
+        )
+    return Check(name="artifact key", level="ok", detail=f"{detail}; {total} stored artifact(s) readable")
+
+
 def _verify_profile(profile: str) -> tuple[str, str | None]:
     try:
         reply = boto3.Session(profile_name=profile).client("sts").get_caller_identity()
@@ -126,6 +161,7 @@ def run_checks(settings: Settings) -> list[Check]:
         check_signing(settings),
         check_slack(settings),
         check_redis(settings),
+        check_artifact_key(settings),
         check_policy(settings),
         check_aws_profiles(),
         check_terraform(settings),

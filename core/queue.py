@@ -2,6 +2,11 @@
 
 Job functions are named by dotted path so the Slack side never imports the workers. Every job gets
 an explicit timeout: RQ's default of 180 s would kill a Terraform apply mid-flight.
+
+Jobs are stored with RQ's JSONSerializer, not its default pickle: whoever can write to Redis must
+not be able to make a worker run code by unpickling a job. A job's arguments are a deployment id and
+a small dict of strings, its meta and result are strings. Every Queue, Worker, Job.fetch and
+registry of the bot's queue uses JOB_SERIALIZER (`queue()`, `fetch_job()` and the worker).
 """
 
 from __future__ import annotations
@@ -11,8 +16,11 @@ from enum import StrEnum
 import redis
 from rq import Queue
 from rq.job import Job
+from rq.serializers import JSONSerializer
 
 from core.settings import Settings
+
+JOB_SERIALIZER = JSONSerializer
 
 
 class Step(StrEnum):
@@ -59,7 +67,11 @@ def step_timeout(settings: Settings, step: Step) -> int:
 
 
 def queue(connection: redis.Redis, settings: Settings) -> Queue:
-    return Queue(settings.queue_name, connection=connection)
+    return Queue(settings.queue_name, connection=connection, serializer=JOB_SERIALIZER)
+
+
+def fetch_job(connection: redis.Redis, job_id: str) -> Job:
+    return Job.fetch(job_id, connection=connection, serializer=JOB_SERIALIZER)
 
 
 def enqueue_step(

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.artifacts import parse_keys
+
 SLACK_API_DEFAULT = "https://slack.com/api/"
 
 
@@ -39,6 +41,7 @@ class Settings(BaseSettings):
     verify_database_tcp: bool = Field(default=False, alias="ECS_DEPLOY_VERIFY_DB_TCP")
     verify_http: bool = Field(default=True, alias="ECS_DEPLOY_VERIFY_HTTP")
     kms_key_id: str | None = Field(default=None, alias="ECS_DEPLOY_STATE_KMS_KEY")
+    artifact_key: SecretStr | None = Field(default=None, alias="ECS_DEPLOY_ARTIFACT_KEY")
     heartbeat_interval_seconds: float = Field(default=5.0, gt=0, alias="ECS_DEPLOY_HEARTBEAT_INTERVAL")
     dead_after_seconds: float = Field(default=45.0, gt=0, alias="ECS_DEPLOY_DEAD_AFTER")
     sweep_interval_seconds: float = Field(default=15.0, gt=0, alias="ECS_DEPLOY_SWEEP_INTERVAL")
@@ -57,6 +60,14 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value or None
+
+    @field_validator("artifact_key")
+    @classmethod
+    def _artifact_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        parse_keys(value.get_secret_value())
+        return value
 
     @field_validator("log_level")
     @classmethod
@@ -92,6 +103,20 @@ class Settings(BaseSettings):
         if missing:
             raise ConfigurationError(
                 f"Missing setting {', '.join(missing)}: the Slack app cannot start without it."
+            )
+
+    @property
+    def artifact_keys(self) -> list[str]:
+        """The artifact keys, newest (encrypting) first; empty when ECS_DEPLOY_ARTIFACT_KEY is unset."""
+        return parse_keys(self.artifact_key.get_secret_value()) if self.artifact_key else []
+
+    def require_artifact_key(self) -> None:
+        """web and worker (outside `dev`, which makes one) need the key that encrypts stored artifacts."""
+        if not self.artifact_keys:
+            raise ConfigurationError(
+                "Missing setting ECS_DEPLOY_ARTIFACT_KEY: plan files and tfvars are stored encrypted under it."
+                ' Generate one with `python -c "from cryptography.fernet import Fernet;'
+                ' print(Fernet.generate_key().decode())"` and give the same value to every web and worker.'
             )
 
     def require_slack_socket(self) -> None:

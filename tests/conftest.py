@@ -65,6 +65,7 @@ def repo_root() -> Path:
 # -- Slack: the Web API stand-in and the bot's real HTTP endpoint ---------------------------------
 
 from tests.harness.processes import WebProcess  # noqa: E402
+from tests.harness.secrets import ARTIFACT_KEY  # noqa: E402
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn  # noqa: E402
 from tests.harness.slack_requests import SIGNING_SECRET, SlackClientSim  # noqa: E402
 
@@ -97,6 +98,7 @@ def bot_env(
         "SLACK_API_URL": slack_stand_in.base_url,
         "REDIS_URL": redis_server.url,
         "ECS_DEPLOY_DATA_DIR": str(tmp_path_factory.mktemp("bot-data")),
+        "ECS_DEPLOY_ARTIFACT_KEY": ARTIFACT_KEY,
         "LOG_LEVEL": "INFO",
     }
 

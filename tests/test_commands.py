@@ -28,6 +28,7 @@ from core.models import (
     WorkspaceRecord,
     utcnow,
 )
+from core.queue import JOB_SERIALIZER
 from core.sizes import SetupSize
 from core.store import DeploymentStore
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
@@ -437,7 +438,7 @@ def test_plan_requeues_a_plan_with_the_current_values(
     deployment = make_deployment(
         store, slack_api, status=DeploymentStatus.AWAITING_APPROVAL, plan_message_ts=plan_ts
     )
-    queue = Queue("ecs-deploy", connection=redis_conn)
+    queue = Queue("ecs-deploy", connection=redis_conn, serializer=JOB_SERIALIZER)
 
     assert "Only the requester" in answer(bot.slash_command(f"plan {deployment.id}", user=BYSTANDER))
     assert queue.count == 0
@@ -463,5 +464,5 @@ def test_an_interrupted_deployment_can_be_replanned(
     deployment = make_deployment(store, slack_api, status=DeploymentStatus.INTERRUPTED)
     assert "A new plan" in answer(bot.slash_command(f"plan {deployment.id}", user=REQUESTER))
     assert store.get(deployment.id).status is DeploymentStatus.PLANNING
-    [job] = Queue("ecs-deploy", connection=redis_conn).jobs
+    [job] = Queue("ecs-deploy", connection=redis_conn, serializer=JOB_SERIALIZER).jobs
     assert job.func_name == "workers.jobs.run_plan"

@@ -28,7 +28,6 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.utils import utcformat
 
 from core.approval import Approval, ApprovalState, PlanBinding, new_plan
-from core.artifacts import ArtifactStore
 from core.locks import StateLock, state_id
 from core.models import (
     AccountSituation,
@@ -39,12 +38,13 @@ from core.models import (
     WorkspaceRecord,
     utcnow,
 )
-from core.queue import Step, enqueue_step
+from core.queue import JOB_SERIALIZER, Step, enqueue_step
 from core.redis_server import EmbeddedRedis
 from core.settings import ConfigurationError, Settings, load_settings
 from core.sizes import SetupSize
 from core.store import DeploymentStore
 from tests.harness.processes import ROOT, WebProcess
+from tests.harness.secrets import artifact_store
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 from tests.harness.tfrepo import make_git_repo
@@ -93,7 +93,7 @@ def approved_deployment(
 ) -> Deployment:
     """A deployment whose plan #1 was approved by LEAD: its files and plan are in the artifact store."""
     deployment = Deployment(request=request(), requester_id=REQUESTER, channel_id="C_DEPLOYS")
-    artifacts = ArtifactStore(connection)
+    artifacts = artifact_store(connection)
     stem = deployment.request.file_stem
     tfvars = b'region = "us-east-1"\napplication = "web"\n'
     tfbackend = (
@@ -219,7 +219,8 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
 
 def apply_jobs(connection: redis.Redis) -> list[Job]:
     jobs = [
-        Job.fetch(key.decode().split(":", 2)[2], connection=connection) for key in connection.keys("rq:job:*")
+        Job.fetch(key.decode().split(":", 2)[2], connection=connection, serializer=JOB_SERIALIZER)
+        for key in connection.keys("rq:job:*")
     ]
     return [job for job in jobs if job.meta.get("step") == Step.APPLY.value]
 
@@ -355,9 +356,10 @@ def test_worker_killed_mid_apply_is_reported_and_never_retried(
         assert job.get_status() == "failed"
         failure = job.latest_result()
         assert failure is not None and str(failure.exc_string).startswith("Interrupted: worker worker-a")
-        started = StartedJobRegistry(settings.queue_name, connection=redis_conn)
+        started = StartedJobRegistry(settings.queue_name, connection=redis_conn, serializer=JOB_SERIALIZER)
         assert redis_conn.zcard(started.key) == 0
-        assert job.id in FailedJobRegistry(settings.queue_name, connection=redis_conn).get_job_ids()
+        failed = FailedJobRegistry(settings.queue_name, connection=redis_conn, serializer=JOB_SERIALIZER)
+        assert job.id in failed.get_job_ids()
         assert [j.id for j in apply_jobs(redis_conn)] == [job.id]
         assert redis_conn.llen(f"rq:queue:{settings.queue_name}") == 0
         assert store.get(deployment.id).status is DeploymentStatus.INTERRUPTED
@@ -405,7 +407,7 @@ def test_worker_restarted_after_a_kill_reports_a_plan_it_finds_dead(
     )
     assert lock.try_acquire(deployment.id, REQUESTER, "plan") is not None
     # a job STARTED by a worker that no longer exists (its heartbeat long gone)
-    Queue(settings.queue_name, connection=redis_conn).pop_job_id()
+    Queue(settings.queue_name, connection=redis_conn, serializer=JOB_SERIALIZER).pop_job_id()
     with redis_conn.pipeline() as pipe:  # what RQ records when a worker takes a job
         job.prepare_for_execution("ghost", pipe)
         Execution.create(job, ttl=600, pipeline=pipe, worker_name="ghost")
@@ -430,7 +432,7 @@ def test_worker_restarted_after_a_kill_reports_a_plan_it_finds_dead(
         assert "Re-plan" in text and "has been released" in text
         assert "terraform force-unlock <LOCK_ID>" in text  # no lock item found: the general advice
         assert lock.holder() is None
-        assert Job.fetch(job.id, connection=redis_conn).get_status() == "failed"
+        assert Job.fetch(job.id, connection=redis_conn, serializer=JOB_SERIALIZER).get_status() == "failed"
         assert redis_conn.llen(f"rq:queue:{settings.queue_name}") == 0
     finally:
         worker.stop()
@@ -525,10 +527,10 @@ def test_deployments_and_approvals_survive_a_redis_restart(tmp_path: Path) -> No
         assert after == before
         assert after.approval.is_ready and after.approval.approver_ids == [LEAD]
         assert [d.id for d in DeploymentStore(connection).recent(user_id=REQUESTER)] == [deployment.id]
-        assert ArtifactStore(connection).get(
+        assert artifact_store(connection).get(
             deployment.id, "plan-1", before.plan.sha256 if before.plan else ""
         )
-        assert Job.fetch(job.id, connection=connection).meta == {
+        assert Job.fetch(job.id, connection=connection, serializer=JOB_SERIALIZER).meta == {
             "deployment_id": deployment.id,
             "step": "apply",
         }

@@ -13,6 +13,7 @@ import pytest
 import redis
 from rq import Queue
 
+from core.queue import JOB_SERIALIZER
 from core.store import DeploymentStore
 from tests.harness.processes import run_worker_burst
 from tests.harness.slack_api import SlackApiStandIn
@@ -69,7 +70,7 @@ def test_invalid_values_come_back_as_inline_errors(
     assert set(errors) >= {"account_id", "region", "application", "environment", "additional_tags"}
     assert "12 digits" in errors["account_id"]
     assert redis_conn.keys("ecs-deploy:deployment:*") == []
-    assert Queue("ecs-deploy", connection=redis_conn).count == 0
+    assert Queue("ecs-deploy", connection=redis_conn, serializer=JOB_SERIALIZER).count == 0
 
 
 def test_valid_submission_runs_the_slice_to_a_verified_identity(
@@ -90,7 +91,7 @@ def test_valid_submission_runs_the_slice_to_a_verified_identity(
     store = DeploymentStore(redis_conn)
     [deployment] = store.recent()
     assert deployment.request.additional_tags == {"team": "platform"}
-    assert Queue("ecs-deploy", connection=redis_conn).count == 1
+    assert Queue("ecs-deploy", connection=redis_conn, serializer=JOB_SERIALIZER).count == 1
 
     run_worker_burst(bot_env)
 
@@ -139,4 +140,4 @@ def test_double_submit_creates_one_deployment_and_one_job(
     )
     assert retry.status_code == 200
     assert len(DeploymentStore(redis_conn).recent()) == 1
-    assert Queue("ecs-deploy", connection=redis_conn).count == 1
+    assert Queue("ecs-deploy", connection=redis_conn, serializer=JOB_SERIALIZER).count == 1

@@ -9,6 +9,7 @@ import pytest
 import redis
 from rq import Queue
 
+from core.queue import JOB_SERIALIZER
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, fixture, request_values, sign
 
@@ -16,7 +17,10 @@ METADATA = json.dumps({"channel_id": "C_DEPLOYS"})
 
 
 def nothing_stored(redis_conn: redis.Redis) -> bool:
-    return redis_conn.keys("ecs-deploy:*") == [] and Queue("ecs-deploy", connection=redis_conn).count == 0
+    return (
+        redis_conn.keys("ecs-deploy:*") == []
+        and Queue("ecs-deploy", connection=redis_conn, serializer=JOB_SERIALIZER).count == 0
+    )
 
 
 def test_signature_vectors_from_slack_docs_match_our_signer() -> None:

@@ -8,8 +8,9 @@ import time
 import pytest
 import redis
 
-from core.artifacts import ArtifactError, ArtifactStore, sha256
+from core.artifacts import ArtifactError, sha256
 from core.locks import LockHolder, StateLock, StateLockTimeout
+from tests.harness.secrets import artifact_store
 
 
 def test_second_run_of_the_same_state_waits_and_is_told_who_is_ahead(redis_conn: redis.Redis) -> None:
@@ -72,11 +73,11 @@ def test_lock_expires_so_a_crashed_worker_cannot_hold_it_forever(redis_conn: red
 
 
 def test_artifacts_are_checked_against_their_hash(redis_conn: redis.Redis) -> None:
-    store = ArtifactStore(redis_conn)
+    store = artifact_store(redis_conn)
     digest = store.put("d-1", "plan", b"planfile")
     assert digest == sha256(b"planfile")
     assert store.get("d-1", "plan", digest) == b"planfile"
-    redis_conn.set("ecs-deploy:artifact:d-1:plan", b"tampered")
+    store.put("d-1", "plan", b"another plan")  # authentic, but not the file that was recorded
     with pytest.raises(ArtifactError, match="does not match"):
         store.get("d-1", "plan", digest)
     with pytest.raises(ArtifactError, match="no longer stored"):

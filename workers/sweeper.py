@@ -38,7 +38,6 @@ from datetime import UTC, timedelta
 import boto3
 import redis
 from botocore.config import Config
-from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
@@ -50,7 +49,7 @@ from bot.views.messages import text_message
 from core.locks import StateLock, state_id
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, DeploymentStopped, utcnow
-from core.queue import DESCRIPTIONS, Step
+from core.queue import DESCRIPTIONS, JOB_SERIALIZER, Step, queue
 from core.settings import Settings
 from core.store import PREFIX, DeploymentStore
 
@@ -161,7 +160,7 @@ class Sweeper:
         self.notifier = notifier
         self.store = DeploymentStore(connection)
         self.bounds = bounds or Bounds.from_settings(settings)
-        self.queue = Queue(settings.queue_name, connection=connection)
+        self.queue = queue(connection, settings)
 
     # -- finding dead jobs --------------------------------------------------------------------
 
@@ -201,7 +200,7 @@ class Sweeper:
         result = []
         for job_id, keys in entries.items():
             try:
-                job = Job.fetch(job_id, connection=self.redis)
+                job = Job.fetch(job_id, connection=self.redis, serializer=JOB_SERIALIZER)
             except NoSuchJobError:
                 self.redis.zrem(registry.key, *keys)
                 continue
@@ -231,7 +230,7 @@ class Sweeper:
         ]
         jobs = []
         cutoff = utcnow() - FAILED_SCAN_AGE
-        for job in Job.fetch_many(ids, connection=self.redis):
+        for job in Job.fetch_many(ids, connection=self.redis, serializer=JOB_SERIALIZER):
             if job is None or not _meta(job, "deployment_id"):
                 continue
             ended = job.ended_at or job.started_at

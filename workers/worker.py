@@ -8,6 +8,9 @@ On top of `rq.Worker` it
   takes its first job, before RQ's own registry cleanup could fail those jobs silently;
 - reports a work horse killed on its own (OOM) at once, in the job's thread;
 - tries the outbox one last time when it stops (also after `--burst`);
+- reads jobs with the JSON serializer only (core.queue.JOB_SERIALIZER: never pickle from Redis), and
+  runs with umask 077 in a private data directory, so checkouts, tfvars, plan files and Terraform
+  logs (which hold secrets) are 0700/0600 — the work horse, git and Terraform inherit the umask;
 - says at start whether Redis keeps its data and, every sweep, checks that Redis has not lost it
   (bot/store_watch.py: `redis_data_lost` in the log and a notice in the threads it knew);
 - renders the standard-library log records (RQ's own, the Terraform runner's) as JSON lines like the
@@ -37,9 +40,11 @@ from bot.notifier import Notifier
 from bot.slack import make_web_client
 from bot.store_watch import StoreWatch
 from core.logs import get_logger, redact_event
+from core.queue import JOB_SERIALIZER
 from core.settings import Settings
 from core.store import DeploymentStore
 from workers.sweeper import Bounds, Heartbeat, Sweeper, claim_key, job_beat_key, worker_beat_key
+from workers.workspace import PRIVATE_UMASK, private_data_dir
 
 log = get_logger(__name__)
 _current_job: dict[str, str] = {}  # in the work horse: the ids of the job it runs
@@ -116,6 +121,9 @@ class DeployWorker(Worker):
     def __init__(
         self, queues: Any, *args: Any, settings: Settings, bounds: Bounds | None = None, **kwargs: Any
     ):
+        os.umask(PRIVATE_UMASK)  # before anything is written; inherited by the horse, git and Terraform
+        private_data_dir(settings.data_dir)
+        kwargs["serializer"] = JOB_SERIALIZER  # the queues named here are built with it as well
         super().__init__(queues, *args, **kwargs)
         self.settings = settings
         self.bounds = bounds or Bounds.from_settings(settings)

@@ -9,7 +9,11 @@ Storage model (under the bot's data directory):
                                       checked out at an exact recorded commit); replaced as a whole
 
 Generated files are `tfvars/{file_stem}.tfvars` and `tfbackends/{file_stem}.tfbackend` in the
-workspace, written atomically (temp file + os.replace).
+workspace, written atomically (temp file + os.replace). A path read from a record in Redis is only
+used through `inside()`, which refuses one that leaves the workspace (absolute, `..`, or a symlink).
+
+The data directory is private to the worker's user (`private_data_dir`, and the worker's umask 077):
+checkouts, generated tfvars, plan files and Terraform logs hold secrets, so they are 0700/0600.
 
 Every git call is an argv list (no shell) with a timeout and no terminal prompt; failures become a
 `WorkspaceError` whose message says what the user can do about it.
@@ -139,6 +143,32 @@ def run_git(args: list[str], *, cwd: Path | None = None, timeout: float = GIT_TI
     return completed.stdout
 
 
+def inside(root: Path, relpath: str | Path) -> Path:
+    """`root / relpath` for a relative path taken from a record, resolved (symlinks followed); refused
+    with a WorkspaceError when it would leave `root`."""
+    base = Path(root).resolve()
+    candidate = Path(relpath)
+    target = (base / candidate).resolve()
+    if candidate.is_absolute() or target == base or not target.is_relative_to(base):
+        raise WorkspaceError(
+            f"The recorded path '{str(relpath)[:200]}' is outside the deployment's workspace; refused."
+        )
+    return target
+
+
+PRIVATE_UMASK = 0o077
+
+
+def private_data_dir(data_dir: Path) -> Path:
+    """Create the data directory 0700, or take group and other permissions away from an existing
+    one (earlier versions left it world-readable); return its path."""
+    path = Path(data_dir)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
 class _GitFailed(WorkspaceError):
     def __init__(self, what: str, stderr: str) -> None:
         self.stderr = stderr
@@ -240,7 +270,8 @@ class WorkspaceManager:
         temp = Path(tempfile.mkdtemp(prefix=".clone-", dir=self.mirror_path.parent))
         try:
             run_git(
-                ["clone", "--mirror", "--quiet", "--", self.repo_url, str(temp / "m.git")],
+                # --no-hardlinks: objects of a local repository are copied, not shared (their modes too)
+                ["clone", "--mirror", "--no-hardlinks", "--quiet", "--", self.repo_url, str(temp / "m.git")],
                 timeout=self.git_timeout,
                 what="Cloning the repository",
             )

@@ -129,6 +129,7 @@ resource "terraform_data" "rds_cluster" {
     name                = "${local.medium_prefix}-database-${local.setup_id}"
     engine              = var.rds_engine
     deletion_protection = var.rds_deletion_protection
+    master_password     = var.rds_master_password
   }
 }
 

@@ -212,6 +212,14 @@ variable "rds_deletion_protection" {
   default = false
 }
 
+# Not a poc-idp input: a sensitive value, so tests can check that it is never stored or shown in clear
+# (a plan file embeds the configuration and every planned value). Tests read the value from here.
+variable "rds_master_password" {
+  type      = string
+  default   = "canary-rds-master-pw-7Qx9Lm2Zr"
+  sensitive = true
+}
+
 variable "rds_storage_type" {
   type    = string
   default = ""

@@ -22,7 +22,7 @@ from core.store import PREFIX
 from workers.aws.identity import session_for
 from workers.runtime import Runtime, StepFailure
 from workers.terraform.runner import RunOptions
-from workers.workspace import WorkspaceError, WorkspaceManager, write_atomic
+from workers.workspace import WorkspaceError, WorkspaceManager, inside, write_atomic
 
 log = get_logger(__name__)
 TFVARS, TFBACKEND = "tfvars", "tfbackend"
@@ -87,16 +87,26 @@ def ensure_workspace(rt: Runtime, deployment: Deployment) -> Path:
             path = workspaces.prepare(deployment.id, commit=record.commit).path
         except WorkspaceError as exc:
             raise StepFailure(str(exc)) from exc
-    artifacts = ArtifactStore(rt.redis)
+    artifacts = ArtifactStore.for_settings(rt.redis, rt.settings)
     for name, relpath, digest in (
         (TFVARS, record.tfvars_path, record.tfvars_sha256),
         (TFBACKEND, record.tfbackend_path, record.tfbackend_sha256),
     ):
-        target = path / relpath
+        target = workspace_file(path, relpath)
         if not target.is_file() or _sha(target) != digest:
             data = artifacts.get(deployment.id, name, digest)
             write_atomic(target, data.decode("utf-8"))
     return path
+
+
+def workspace_file(workspace: Path, relpath: str) -> Path:
+    """A file of the workspace named by a record from Redis; a path leaving the workspace is refused."""
+    try:
+        return inside(workspace, relpath)
+    except WorkspaceError as exc:
+        raise StepFailure(
+            str(exc), "Start a new deployment; tell the operators (Redis may have been altered)."
+        ) from exc
 
 
 def _sha(path: Path) -> str:

@@ -23,6 +23,7 @@ from workers.steps.common import (
     run_options,
     terraform_env,
     then,
+    workspace_file,
 )
 from workers.terraform import runner
 from workers.terraform.runner import RunOptions, RunResult, StalePlanError, TerraformError
@@ -42,7 +43,9 @@ def _plan_file(workspace: Path, attempt: int) -> Path:
 
 def _init(rt: Runtime, deployment: Deployment, workspace: Path, options: RunOptions, what: str) -> None:
     assert deployment.workspace is not None
-    result = runner.init(workspace, workspace / deployment.workspace.tfbackend_path, options=options)
+    result = runner.init(
+        workspace, workspace_file(workspace, deployment.workspace.tfbackend_path), options=options
+    )
     if not result.ok:
         _report_failure(rt, deployment, result, f"terraform init failed before {what}")
 
@@ -104,7 +107,8 @@ def _plan(rt: Runtime, deployment: Deployment) -> Outcome:
     _init(rt, deployment, workspace, options, "planning")
     attempt = (deployment.plan.attempt + 1) if deployment.plan else 1
     plan_file = _plan_file(workspace, attempt)
-    result = runner.plan(workspace, workspace / deployment.workspace.tfvars_path, plan_file, options=options)
+    tfvars_file = workspace_file(workspace, deployment.workspace.tfvars_path)
+    result = runner.plan(workspace, tfvars_file, plan_file, options=options)
     if not result.ok:
         _report_failure(rt, deployment, result, "terraform plan failed")
     try:
@@ -115,7 +119,9 @@ def _plan(rt: Runtime, deployment: Deployment) -> Outcome:
         human = runner.show_text(workspace, plan_file, options=options)
     except (TerraformError, PlanParseError) as exc:
         raise StepFailure(f"The plan could not be read: {exc}") from exc
-    digest = ArtifactStore(rt.redis).put(deployment.id, plan_artifact(attempt), plan_file.read_bytes())
+    digest = ArtifactStore.for_settings(rt.redis, rt.settings).put(
+        deployment.id, plan_artifact(attempt), plan_file.read_bytes()
+    )
     binding = PlanBinding(
         plan_sha256=digest,
         repo_commit=deployment.workspace.commit,
@@ -203,7 +209,9 @@ def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
     workspace = ensure_workspace(rt, deployment)
     plan_file = _plan_file(workspace, binding.attempt)
     try:
-        data = ArtifactStore(rt.redis).get(deployment.id, plan_artifact(binding.attempt), binding.plan_sha256)
+        data = ArtifactStore.for_settings(rt.redis, rt.settings).get(
+            deployment.id, plan_artifact(binding.attempt), binding.plan_sha256
+        )
     except ArtifactError as exc:
         raise StepFailure(str(exc), "Use Re-plan and have the new plan approved.") from exc
     plan_file.write_bytes(data)

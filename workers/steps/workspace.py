@@ -22,7 +22,7 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
             str(exc), "Check ECS_DEPLOY_REPO_URL / ECS_DEPLOY_REPO_REF, then request again."
         ) from exc
     tfvars_text = files.tfvars_path.read_bytes()
-    artifacts = ArtifactStore(rt.redis)
+    artifacts = ArtifactStore.for_settings(rt.redis, rt.settings)
     artifacts.put(deployment.id, TFVARS, tfvars_text)
     artifacts.put(deployment.id, TFBACKEND, files.tfbackend_path.read_bytes())
     record = WorkspaceRecord(
