@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.redis_server import EmbeddedRedis, free_port  # noqa: E402
+from tests.harness.secrets import ARTIFACT_KEY  # noqa: E402
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn  # noqa: E402
 from tests.harness.slack_requests import SIGNING_SECRET, SlackClientSim  # noqa: E402
 
@@ -93,6 +94,7 @@ def main() -> None:
         "SLACK_API_URL": slack.base_url,
         "REDIS_URL": redis_server.url,
         "ECS_DEPLOY_DATA_DIR": str(data),
+        "ECS_DEPLOY_ARTIFACT_KEY": ARTIFACT_KEY,
         "LOG_LEVEL": "WARNING",
         "AWS_CONFIG_FILE": str(aws_config),
     }

@@ -52,6 +52,7 @@ from core.redis_server import EmbeddedRedis, free_port  # noqa: E402
 from core.store import PREFIX, DeploymentStore  # noqa: E402
 from tests.harness.aws import MotoServer, aws_environment  # noqa: E402
 from tests.harness.flow import LEAD, REQUESTER, USER_VALUES  # noqa: E402
+from tests.harness.secrets import ARTIFACT_KEY  # noqa: E402
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn  # noqa: E402
 from tests.harness.slack_requests import SIGNING_SECRET, SlackClientSim, request_values  # noqa: E402
 from tests.harness.tfrepo import make_git_repo  # noqa: E402
@@ -620,6 +621,7 @@ def main() -> int:
                 "SLACK_API_URL": api.base_url,
                 "REDIS_URL": redis_server.url,
                 "ECS_DEPLOY_REPO_URL": str(repo),
+                "ECS_DEPLOY_ARTIFACT_KEY": ARTIFACT_KEY,
                 "ECS_DEPLOY_APPROVERS": f"{LEAD},{REQUESTER}",
                 "ECS_DEPLOY_VERIFY_TIMEOUT": "0",
                 "LOG_LEVEL": "WARNING",
