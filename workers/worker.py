@@ -43,6 +43,7 @@ from core.logs import get_logger, redact_event
 from core.queue import JOB_SERIALIZER
 from core.settings import Settings
 from core.store import DeploymentStore
+from workers.aws.scan import preload_service_models
 from workers.sweeper import Bounds, Heartbeat, Sweeper, claim_key, job_beat_key, worker_beat_key
 from workers.workspace import PRIVATE_UMASK, private_data_dir
 
@@ -141,6 +142,7 @@ class DeployWorker(Worker):
             sweep_seconds=self.bounds.sweep_interval,
         )
         try:
+            preload_service_models()  # the job processes forked from here inherit botocore's models
             return bool(super().work(burst, *args, **kwargs))
         finally:
             maintenance.stop()

@@ -39,6 +39,9 @@ from core.conflicts import (
     Subnet,
     Vpc,
 )
+from core.logs import get_logger
+
+log = get_logger(__name__)
 
 # Bounded retries: a throttled or flaky call is retried a little, never for minutes.
 DEFAULT_CONFIG = Config(
@@ -101,12 +104,29 @@ def share_model_loader(session: boto3.Session) -> None:
     core.register_component("data_loader", _SHARED_LOADER)
 
 
-def preload_service_models() -> None:
-    """Load the scan's service models now (e.g. when a worker starts, before it forks job processes)."""
-    session = boto3.Session(region_name="us-east-1", aws_access_key_id="-", aws_secret_access_key="-")
-    share_model_loader(session)
-    for service in sorted(set(SECTION_SERVICE.values())):
-        session.client(service)
+def preload_service_models(region: str = "us-east-1") -> float:
+    """Load everything botocore reads from disk for a scan, once, when a worker starts: each service's
+    model, endpoint rules and paginators, the partitions, retry and default-configuration data.
+
+    The worker's job processes are forked from it and inherit them, so a scan creates its clients from
+    memory instead of parsing ~10 MB of JSON in every job. One client per service is built and
+    dropped on the way (no credentials are looked up and nothing is sent: dummy keys). Returns the
+    seconds it took; never raises, since a scan without the preload only loads the models itself."""
+    started = time.perf_counter()
+    services = sorted(set(SECTION_SERVICE.values()))
+    try:
+        session = boto3.Session(
+            region_name=region, aws_access_key_id="preload", aws_secret_access_key="preload"
+        )
+        share_model_loader(session)
+        for service in services:
+            client = session.client(service, region_name=region, config=DEFAULT_CONFIG)
+            client.can_paginate(next(iter(client.meta.method_to_api_mapping)))  # loads paginators-1
+    except Exception:  # the scan works without it, only slower
+        log.warning("aws_models_preload_failed", exc_info=True)
+    elapsed = time.perf_counter() - started
+    log.info("aws_models_preloaded", services=len(services), seconds=round(elapsed, 3))
+    return elapsed
 
 
 def is_permission_error(error: Exception) -> bool:
