@@ -175,9 +175,9 @@ def test_after_a_plan_no_secret_is_in_redis_in_clear_jobs_are_json_and_the_data_
             json.loads(payload)
 
     data_dir = Path(pipeline_env["ECS_DEPLOY_DATA_DIR"])
-    plan_files = list(data_dir.rglob("*.tfplan"))
-    logs = list(data_dir.rglob("*-plan.log"))
-    assert plan_files and logs, "the walk covers the plan file and the Terraform logs"
+    assert deployment.workspace is not None
+    assert (data_dir / "workspaces" / deployment_id / deployment.workspace.tfvars_path).is_file()
+    assert list(data_dir.rglob("*-plan.log")), "the walk covers the generated files and Terraform's logs"
     assert readable_by_others(data_dir) == []
 
 
