@@ -46,9 +46,9 @@ def terraform_env(rt: Runtime, deployment: Deployment, workspace: Path) -> dict[
     role = rt.policy.role_for(request.profile)
     if role is not None:
         config = workspace / ".ecs-deploy" / "aws-config"
-        config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(_assumed_profile_config(request.profile, request.region, role))
-        config.chmod(0o600)
+        # A copy of the host's AWS config: created 0600 (mkstemp) and renamed into place, never
+        # readable by others for a moment, and never written through a link the checkout planted.
+        write_atomic(config, _assumed_profile_config(request.profile, request.region, role))
         env.update(AWS_CONFIG_FILE=str(config), AWS_PROFILE=ASSUMED_PROFILE)
     return env
 
