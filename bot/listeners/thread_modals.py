@@ -15,6 +15,7 @@ from bot.payloads import ViewSubmission, input_value
 from bot.services import Services
 from bot.views.decisions import EDITABLE_KNOBS, ThreadContext
 from bot.views.messages import text_message
+from bot.views.text import escape_mrkdwn
 from core import validation
 from core.approval import ApprovalResult, decision_text, record_rejection
 from core.models import Deployment, DeploymentRequest, DeploymentStatus, utcnow
@@ -247,7 +248,7 @@ def edit_values(
     before = {**deployment.request.model_dump(mode="json"), **deployment.extra_values}
     after = {**request.model_dump(mode="json"), **extra}
     diff = [
-        f"• `{key}`: {before.get(key)!s:.80} → {after.get(key)!s:.80}"
+        f"• `{key}`: {escape_mrkdwn(f'{before.get(key)!s:.80}')} → {escape_mrkdwn(f'{after.get(key)!s:.80}')}"
         for key in sorted(set(before) | set(after))
         if before.get(key) != after.get(key)
     ]
