@@ -135,15 +135,17 @@ def check_policy(settings: Settings) -> Check:
             level="warn",
             detail="ECS_DEPLOY_POLICY_FILE is not set: every profile is usable by everyone (dev default).",
         )
-    from core.policy import PolicyError, load_policy
+    from core.policy import PolicyError, load_policy, policy_warnings
 
     try:
         policy = load_policy(settings.policy_file)
     except PolicyError as exc:
         return Check(name="access policy", level="fail", detail=str(exc))
-    return Check(
-        name="access policy", level="ok", detail=f"{settings.policy_file}: {len(policy.profiles)} profile(s)"
-    )
+    detail = f"{settings.policy_file}: {len(policy.profiles)} profile(s)"
+    warnings = policy_warnings(policy)
+    if warnings:
+        return Check(name="access policy", level="warn", detail="; ".join([detail, *warnings]))
+    return Check(name="access policy", level="ok", detail=detail)
 
 
 def check_terraform(settings: Settings) -> Check:
