@@ -54,6 +54,11 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
     stop_requests: int = 0
 
+    def _say(self, line: str) -> None:
+        """One line for the developer; a terminal that is gone (SIGHUP) must not stop the stopping."""
+        with contextlib.suppress(OSError):
+            self.echo(line)
+
     # -- start ------------------------------------------------------------------------------------
 
     def catch_stop_signals(self) -> None:
@@ -86,7 +91,7 @@ class Supervisor:
             while self.stop_requests == 0:
                 exited = next((c for c in [front, *workers] if not c.alive), None)
                 if exited is not None:
-                    self.echo(
+                    self._say(
                         f"{exited.label} exited on its own ({_how(exited.process.returncode)}); stopping the rest."
                     )
                     code = 1
@@ -133,7 +138,7 @@ class Supervisor:
                 requests_seen = self.stop_requests
                 escalations += 1
                 if escalations == 1:
-                    self.echo("Stopping the workers now: a running job is interrupted.")
+                    self._say("Stopping the workers now: a running job is interrupted.")
                     time.sleep(max(0.0, asked_at + RQ_SIGNAL_DEBOUNCE_SECONDS - time.monotonic()))
                     for worker in running:
                         with contextlib.suppress(ProcessLookupError):
@@ -144,17 +149,17 @@ class Supervisor:
             elif not announced and time.monotonic() - asked_at > WORKER_PATIENCE_SECONDS:
                 announced = True
                 names = ", ".join(w.label for w in running)
-                self.echo(f"Waiting for {names} to finish the running job (Ctrl-C again to interrupt it).")
+                self._say(f"Waiting for {names} to finish the running job (Ctrl-C again to interrupt it).")
             time.sleep(POLL_SECONDS)
 
     def _stop_redis(self, redis: EmbeddedRedis) -> None:
         pid = redis.pid
         redis.stop()
-        self.echo(f"Stopped Redis (pid {pid}); its data is saved in {redis.data_dir}")
+        self._say(f"Stopped Redis (pid {pid}); its data is saved in {redis.data_dir}")
 
     def _stopped(self, child: Child) -> None:
         child.process.wait()
-        self.echo(f"Stopped {child.label} (pid {child.process.pid}, {_how(child.process.returncode)})")
+        self._say(f"Stopped {child.label} (pid {child.process.pid}, {_how(child.process.returncode)})")
 
 
 def _how(returncode: int | None) -> str:

@@ -11,12 +11,16 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from bot.supervisor import Child, Supervisor
 from tests.harness.dev import DevProcess, command_line, running
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SIGNING_SECRET
@@ -126,3 +130,50 @@ def test_children_do_not_outlive_a_killed_dev(start_dev: Callable[..., DevProces
     while left_running(dev) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert left_running(dev) == {}
+
+
+QUIET_FRONT = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_DFL); print('ready', flush=True); time.sleep(120)"
+BUSY_WORKER = """
+import signal, sys, time
+signals = []
+signal.signal(signal.SIGINT, lambda *_: signals.append(1))
+print("ready", flush=True)
+while len(signals) < 2:  # like RQ: the first SIGINT waits for the job, the second interrupts it
+    time.sleep(0.05)
+sys.exit(3)
+"""
+
+
+def test_a_worker_busy_with_a_job_is_waited_for_until_a_second_ctrl_c() -> None:
+    """The supervisor's side of RQ's warm and cold shutdown, with a child that behaves like a worker
+    in the middle of a job."""
+    lines: list[str] = []
+    supervisor = Supervisor(echo=lines.append)
+    front = Child(
+        "web", subprocess.Popen([sys.executable, "-c", QUIET_FRONT], stdout=subprocess.PIPE, text=True)
+    )
+    assert front.process.stdout is not None and front.process.stdout.readline() == "ready\n"
+    worker_process = subprocess.Popen([sys.executable, "-c", BUSY_WORKER], stdout=subprocess.PIPE, text=True)
+    assert worker_process.stdout is not None and worker_process.stdout.readline() == "ready\n"
+    worker = Child("worker", worker_process)
+    stopping = threading.Thread(target=supervisor.stop, args=(front, [worker], None))
+    try:
+        stopping.start()
+        deadline = time.monotonic() + STOP_BOUND
+        while not any(line.startswith("Waiting for worker to finish") for line in lines):
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.1)
+        assert worker.alive and lines[0] == f"Stopped web (pid {front.process.pid}, killed by SIGINT)"
+
+        supervisor.stop_requests += 1  # what the signal handler counts: Ctrl-C again
+
+        stopping.join(STOP_BOUND)
+        assert not stopping.is_alive()
+        assert lines[-2:] == [
+            "Stopping the workers now: a running job is interrupted.",
+            f"Stopped worker (pid {worker_process.pid}, exit code 3)",
+        ]
+    finally:
+        for process in (front.process, worker_process):
+            process.kill()
+            process.wait()

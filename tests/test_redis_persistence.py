@@ -55,6 +55,7 @@ from tests.harness.slack_requests import SIGNING_SECRET
 
 BOUND = 60.0  # generous waits: these tests fail on a hang, they do not measure speed
 NOTICE = "lost this deployment's record"
+SCHEDULER_LOCK = "rq:scheduler-lock:ecs-deploy"
 
 
 def deployment(
@@ -302,7 +303,11 @@ def test_a_restart_without_persistence_is_found_logged_and_told_in_the_threads(
     web_log = ""
     try:
         with background_workers(env, [tmp_path / "worker"]):
-            eventually(lambda: connection.scard("rq:workers") == 1, "the worker registered")
+            # up and running: registered, and past RQ's start-up, which does not survive Redis going away
+            eventually(
+                lambda: connection.scard("rq:workers") == 1 and connection.exists(SCHEDULER_LOCK),
+                "the worker and its scheduler started",
+            )
 
             server.stop()  # no persistence: it comes back empty
             server.start()
