@@ -7,9 +7,10 @@ maintenance round; a small thread in the web process), it compares the marker:
 - intact: it remembers the recent deployments and their threads (in process memory, since after a
   loss the store can no longer say which threads there were);
 - missing or replaced: the store lost its data. It logs `redis_data_lost` and, when it has a notifier
-  (the workers), tells every remembered thread that can still be reached: a notice in the thread and
-  the root message's status replaced. One notice per thread and loss across all processes (a SET NX
-  claim keyed by the new marker).
+  (the workers, which also write the new marker), tells every remembered thread that can still be
+  reached: a notice in the thread and the root message's status replaced. One notice per thread and
+  loss across all processes (a SET NX claim keyed by the new marker). The web only logs, and adopts
+  the new marker once a worker wrote it.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ class StoreWatch:
         self.notifier = notifier
         self.role = role
         self.store = DeploymentStore(connection)
-        self.marker = StoreMarker(connection)
+        self.marker = StoreMarker(connection, writer=notifier is not None)
         self.remembered: list[Deployment] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -107,12 +108,13 @@ class StoreWatch:
         return self
 
     def check(self) -> MarkerCheck | None:
-        """One round: None when Redis cannot be reached (the next round tries again)."""
+        """One round: None when Redis cannot be reached (the next round tries again), or there was no
+        marker to compare with yet (after a loss, until a worker writes the new one)."""
         try:
             result = self.marker.check()
-            if result.lost:
+            if result is not None and result.lost:
                 self._report(result)
-            else:
+            elif result is not None:
                 self._remember()
             return result
         except redis.RedisError as exc:
@@ -154,11 +156,11 @@ class StoreWatch:
             detail=LOST_DETAIL,
             marker=result.state.value,
             store_since=marker_written_at(result.previous),
-            new_store_since=marker_written_at(result.current),
+            new_store_since=marker_written_at(result.current) if result.current else None,
             threads_to_tell=len(threads),
         )
         for deployment in threads:
-            self._tell(deployment, result.current)
+            self._tell(deployment, result.current or result.previous)
         self.remembered = []
 
     def _tell(self, deployment: Deployment, marker: str) -> None:

@@ -8,12 +8,14 @@ approval and audit event when it restarts. Two questions, each a pure rule with 
   `rdb_last_save_time` proves nothing: Redis sets it at start even with `save ""`.
 - **Was the data lost?** A marker key is written once per store; every process remembers the value
   it found at start. Finding it missing or replaced later (after Redis came back) means the store
-  lost its data while the process ran: `marker_state()` decides, `StoreMarker` reads and writes it.
+  lost its data while the process ran: `marker_state()` decides, `StoreMarker` reads and writes it
+  (after a loss only the workers write the new one).
   `threads_to_warn()` picks the deployments whose Slack threads should hear about it.
 
 Storage model:
 - `ecs-deploy:store-marker`  "<UTC time written>/<random>", written with SET NX by the first process
-  that starts on an empty store; never expires, never overwritten while present.
+  that starts on an empty store, or by the first worker that finds it gone; never expires, never
+  overwritten while present.
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ def marker_written_at(marker: str) -> str:
 class MarkerCheck(BaseModel):
     state: MarkerState
     previous: str  # the marker this process had seen
-    current: str  # the marker now in the store (a new one after a loss)
+    current: str | None  # the marker now in the store (after a loss: a new one, or none yet)
 
     @property
     def lost(self) -> bool:
@@ -161,10 +163,15 @@ class MarkerCheck(BaseModel):
 
 
 class StoreMarker:
-    """The data-loss marker, as one process sees it (see the module docstring)."""
+    """The data-loss marker, as one process sees it (see the module docstring).
 
-    def __init__(self, connection: redis.Redis) -> None:
+    Every process writes it at start if the store has none. After a loss only a `writer` writes the
+    new one (the workers: the notices to the threads are keyed by it); the others adopt it when it
+    appears, and until then stay quiet, so a loss is reported once per process."""
+
+    def __init__(self, connection: redis.Redis, *, writer: bool = True) -> None:
         self.redis = connection
+        self.writer = writer
         self.seen: str | None = None
 
     def ensure(self) -> str:
@@ -172,17 +179,19 @@ class StoreMarker:
         self.seen = self._current_or_new()
         return self.seen
 
-    def check(self) -> MarkerCheck:
-        """Compare the store's marker with the remembered one; after a loss, write (or adopt) the
-        store's new marker so the next check compares against it."""
-        if self.seen is None:
-            seen = self.ensure()
-            return MarkerCheck(state=MarkerState.INTACT, previous=seen, current=seen)
+    def check(self) -> MarkerCheck | None:
+        """Compare the store's marker with the remembered one. None when there was nothing to
+        compare with (at start it could not be read, or a loss was reported and no new marker is
+        there yet): the store's marker, if any, is remembered from now on."""
         raw = self.redis.get(MARKER_KEY)
-        state = marker_state(self.seen, None if raw is None else _text(raw))
+        current = None if raw is None else _text(raw)
+        if self.seen is None:
+            self.seen = self._current_or_new() if current is None and self.writer else current
+            return None
+        state = marker_state(self.seen, current)
         previous = self.seen
         if state is not MarkerState.INTACT:
-            self.seen = _text(raw) if raw is not None else self._current_or_new()
+            self.seen = self._current_or_new() if current is None and self.writer else current
         return MarkerCheck(state=state, previous=previous, current=self.seen)
 
     def _current_or_new(self) -> str:

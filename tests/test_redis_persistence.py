@@ -248,6 +248,24 @@ def test_the_marker_finds_a_loss_once_per_process(redis_conn: redis.Redis) -> No
     assert first.check().state is MarkerState.INTACT and second.check().state is MarkerState.INTACT
 
 
+def test_the_web_reports_a_loss_once_and_adopts_the_marker_a_worker_writes(redis_conn: redis.Redis) -> None:
+    web, worker = StoreMarker(redis_conn, writer=False), StoreMarker(redis_conn)
+    seen = web.ensure()  # at start every process writes it if the store has none
+    assert worker.ensure() == seen
+
+    redis_conn.flushall()
+
+    lost = web.check()
+    assert lost is not None and lost.state is MarkerState.MISSING and lost.current is None
+    assert redis_conn.get(MARKER_KEY) is None  # the web does not write it again
+    assert web.check() is None  # reported once: nothing to compare with until a worker writes one
+    written = worker.check()
+    assert written is not None and written.state is MarkerState.MISSING and written.current
+    assert web.check() is None  # adopted quietly
+    intact = web.check()
+    assert intact is not None and intact.state is MarkerState.INTACT and intact.previous == written.current
+
+
 def test_each_thread_is_told_once_however_many_processes_notice(
     redis_conn: redis.Redis, slack_api: SlackApiStandIn
 ) -> None:
