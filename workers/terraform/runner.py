@@ -2,12 +2,28 @@
 
 Every command is an argv list (never a shell) run in the workspace, in its own process group, with
 `TF_IN_AUTOMATION=1`, `CHECKPOINT_DISABLE=1`, an empty CLI config unless one is set, and an explicit
-timeout. Output (stdout and stderr together) is streamed line by line to
-`<workspace>/.ecs-deploy/logs/<n>-<command>.log` and to an optional `on_line` callback.
+timeout. Terraform writes its output (stdout and stderr together) straight into
+`<workspace>/.ecs-deploy/logs/<n>-<command>.log` (0600); the runner follows that file line by line
+into an optional `on_line` callback. There is no pipe between Terraform and the worker: a worker that
+dies can no longer kill Terraform with SIGPIPE half-way through an apply.
 
-On timeout or cancel the whole process group gets SIGINT first (Terraform stops gracefully and
-releases its state lock), then SIGKILL after a grace period. Processes the run leaves behind in its
-group (e.g. a provisioner's child) are killed once Terraform has exited.
+Terraform is started by a small single-threaded launcher (workers/terraform/launcher.py), the leader
+of the run's process group, which relays Terraform's exit status. Stopping, in every case:
+- timeout or cancel: the whole process group gets SIGINT first (Terraform stops gracefully, writes
+  its state and releases its state lock), then SIGKILL after a grace period. Processes the run leaves
+  behind in its group (e.g. a provisioner's child) are killed once Terraform has exited;
+- the job around the run is stopped (RQ's timeout, an exception): the same, before the job ends;
+- the supervising process dies (SIGKILL, OOM, a container stop of the work horse): the launcher sees
+  its control pipe close and gives Terraform exactly one SIGINT (a second one would make Terraform
+  exit at once, state unwritten, lock held), then kills what is left of the group after the grace
+  period. Should the launcher die too, Terraform gets one SIGINT from the kernel (PR_SET_PDEATHSIG,
+  armed before exec in its single-threaded parent).
+
+Plan files: a plan the bot hashed is handed to Terraform as a `SealedPlan` — the bytes in a sealed
+memory file (memfd, F_SEAL_WRITE…), read by Terraform as `/dev/fd/<n>` — and hashed again
+immediately before the command starts. What was hashed is exactly what Terraform reads: nothing on
+disk can be swapped between the check and the read. Terraform writes new plans into a directory
+only the worker can use (`private_directory`, 0700).
 
 Values of the extra environment (`RunOptions.env`) are never written anywhere; the log names only
 their keys.
@@ -16,19 +32,23 @@ their keys.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import re
 import signal
+import stat
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -53,6 +73,9 @@ EXCERPT_MAX_CHARS = 4000
 LOG_DIR = Path(".ecs-deploy") / "logs"
 STALE_PLAN_TEXT = "Saved plan is stale"
 STALE_PLAN_MESSAGE = "the state changed since this plan; re-plan"
+FOLLOW_INTERVAL = 0.1
+LAUNCHER = Path(__file__).resolve().with_name("launcher.py")
+
 
 CancelHook = threading.Event | Callable[[], bool]
 SignalName = Literal["SIGINT", "SIGKILL"]
@@ -70,6 +93,19 @@ class StalePlanError(TerraformError):
     """The saved plan no longer matches the state: plan again."""
 
 
+class PlanIntegrityError(TerraformError):
+    """The plan bytes are not the ones that were hashed (or their directory is not private)."""
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    """What a caller may record about a command once it started."""
+
+    pid: int  # also the process group id of the run
+    pid_start: int | None  # the process's start time (clock ticks after boot), see process_start_time
+    log_path: Path
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """How to run: which binary, extra environment (values never logged), timeouts, cancel hook."""
@@ -80,6 +116,10 @@ class RunOptions:
     grace_seconds: float = DEFAULT_GRACE
     cancel: CancelHook | None = None
     lock_timeout_seconds: int = 60  # Terraform retries its own state lock this long (-lock-timeout)
+    on_start: Callable[[StartedRun], None] | None = None  # called right after the command started
+    # Called after the last integrity check, immediately before the command starts (tests use it to
+    # try to swap the plan file in that window).
+    before_start: Callable[[], None] | None = None
 
     def timeout_for(self, command: str) -> float:
         return float(self.timeouts.get(command, DEFAULT_TIMEOUTS.get(command, FALLBACK_TIMEOUT)))
@@ -172,6 +212,126 @@ def _ends_plain_block(block: list[str], line: str) -> bool:
     return line == "" and len(block) >= 3 and block[-1] == ""
 
 
+# ----------------------------------------------------------------------------------------- plan files
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def private_directory(workspace: Path, prefix: str = "run-") -> Path:
+    """A new directory under `<workspace>/.ecs-deploy` that only this user can read or write (0700,
+    ours, not a symlink: checked after creation, not assumed)."""
+    base = workspace / ".ecs-deploy"
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    info = os.lstat(path)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid() or info.st_mode & 0o077:
+        raise PlanIntegrityError(f"{path} is not a private directory")
+    return path
+
+
+def read_plan_file(path: Path) -> bytes:
+    """The bytes of a plan file Terraform wrote (a regular file, not followed through a symlink)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PlanIntegrityError(f"{path.name} is not a regular file")
+        chunks: list[bytes] = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+class SealedPlan:
+    """Plan bytes as Terraform will read them: a sealed memory file (Linux memfd with F_SEAL_WRITE,
+    SHRINK, GROW and SEAL: nobody, this process included, can change it any more), passed to Terraform
+    as `/dev/fd/<n>`. `sha256` is the hash of exactly these bytes; `verify` hashes them again.
+
+    Where memfd is missing (not Linux), a 0600 file in a fresh private directory stands in."""
+
+    def __init__(self, data: bytes, *, workspace: Path | None = None) -> None:
+        self.size = len(data)
+        self._directory: Path | None = None
+        memfd_create = getattr(os, "memfd_create", None)
+        if memfd_create is not None:
+            self.fd = memfd_create("ecs-deploy-plan", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+            _write_all(self.fd, data)
+            seals = fcntl_seals()
+            import fcntl
+
+            fcntl.fcntl(self.fd, fcntl.F_ADD_SEALS, seals)
+            self.argument = f"/dev/fd/{self.fd}"
+        else:  # pragma: no cover - not Linux
+            self._directory = private_directory(workspace or Path(tempfile.gettempdir()), prefix="plan-")
+            path = self._directory / "plan.tfplan"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            self.fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+            self.argument = str(path)
+        self.sha256 = sha256_hex(self.read())
+
+    def read(self) -> bytes:
+        chunks: list[bytes] = []
+        offset = 0
+        while offset < self.size:
+            chunk = os.pread(self.fd, min(1 << 20, self.size - offset), offset)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks)
+
+    def verify(self, expected_sha256: str) -> None:
+        actual = sha256_hex(self.read())
+        if actual != expected_sha256:
+            raise PlanIntegrityError(
+                f"the plan Terraform would read has sha256 {actual[:12]}…, not the expected"
+                f" {expected_sha256[:12]}…; nothing was run"
+            )
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        if self._directory is not None:
+            with contextlib.suppress(OSError):
+                (self._directory / "plan.tfplan").unlink()
+                self._directory.rmdir()
+
+    def __enter__(self) -> SealedPlan:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def fcntl_seals() -> int:
+    import fcntl
+
+    return int(fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+PlanInput = Path | SealedPlan
+
+
+def _plan_argument(plan_file: PlanInput) -> tuple[str, SealedPlan | None]:
+    if isinstance(plan_file, SealedPlan):
+        return plan_file.argument, plan_file
+    return str(plan_file), None
+
+
 # ---------------------------------------------------------------------------------------------- running
 
 
@@ -184,62 +344,105 @@ def run_terraform(
     on_line: Callable[[str], None] | None = None,
     timeout: float | None = None,
     capture_stdout: bool = False,
+    sealed: SealedPlan | None = None,
+    expected_sha256: str | None = None,
 ) -> tuple[RunResult, bytes]:
     """Run `terraform <command> <args>` in `workspace`. With `capture_stdout`, stdout is returned as
-    bytes (for `show -json` / `output -json`) and only stderr is streamed and logged."""
+    bytes (for `show -json` / `output -json`) and only stderr goes to the log.
+
+    With `sealed`, the command reads that plan (its `argument` is in `args`): its bytes are hashed
+    immediately before the command starts and must match `expected_sha256` (default: the hash taken
+    when it was sealed), else PlanIntegrityError and nothing runs.
+
+    It blocks until the run ended: the thread that started the launcher lives as long as the run."""
     options = options or RunOptions()
     binary = options.binary or terraform_binary()
     limit = options.timeout_for(command) if timeout is None else timeout
     argv = [*binary.argv, command, *args]
     shown = [*("terraform",), command, *redact_argv(args)]
     env = {**inherited_environment(), **base_environment(), **binary.environment(), **options.env}
+    if sealed is not None:  # the bytes Terraform will read (sealed: they cannot change after this)
+        sealed.verify(expected_sha256 or sealed.sha256)
     log_path = _new_log_path(workspace, command)
 
     started = time.monotonic()
-    with log_path.open("w", encoding="utf-8", errors="replace") as log_file:
+    with log_path.open("a", encoding="utf-8", errors="replace") as log_file:
         log_file.write(f"$ {' '.join(shown)}\n")
         log_file.write(f"# binary: {binary.label}; timeout {limit:g} s\n")
         if options.env:
             log_file.write(f"# extra environment: {', '.join(sorted(options.env))} (values not logged)\n")
-        log_file.flush()
+        if sealed is not None:
+            log_file.write(f"# plan: sealed copy, sha256 {sealed.sha256}\n")
+    offset = log_path.stat().st_size
+    sink = _LineSink(on_line)
+    # Terraform writes straight into the log file (no pipe: a reader that dies would kill Terraform
+    # with SIGPIPE at its next line, before it writes its state or releases its lock).
+    stdout_file = tempfile.TemporaryFile(dir=log_path.parent) if capture_stdout else None  # noqa: SIM115
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    # The launcher's control pipe: this process holds the write end for as long as it supervises the
+    # run; if it dies, the launcher reads end-of-file and stops the run (see launcher.py).
+    control_read, control_write = os.pipe()
+    pass_fds = [control_read, *([sealed.fd] if sealed is not None else [])]
+    launcher = [sys.executable, "-I", str(LAUNCHER), "--control", str(control_read)]
+    launcher += ["--grace", f"{options.grace_seconds:g}"]
+    if sealed is not None:
+        launcher += ["--pass-fd", str(sealed.fd)]
+    try:
+        if options.before_start is not None:
+            options.before_start()
         process = subprocess.Popen(
-            argv,
+            [*launcher, "--", *argv],
             cwd=workspace,
             env=env,
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE if capture_stdout else subprocess.STDOUT,
+            stdout=stdout_file.fileno() if stdout_file is not None else log_fd,
+            stderr=log_fd,
             start_new_session=True,
-            preexec_fn=_default_signals,
+            pass_fds=pass_fds,
         )
-        sink = _LineSink(log_file, on_line)
-        readers: list[threading.Thread] = []
-        captured = bytearray()
-        if capture_stdout:
-            assert process.stdout is not None and process.stderr is not None
-            readers.append(_start(_collect, process.stdout, captured))
-            readers.append(_start(_stream, process.stderr, sink))
-        else:
-            assert process.stdout is not None
-            readers.append(_start(_stream, process.stdout, sink))
-
+    except BaseException:
+        os.close(control_write)
+        if stdout_file is not None:
+            stdout_file.close()
+        raise
+    finally:
+        os.close(log_fd)  # the launcher has its own copies
+        os.close(control_read)
+    follower = _Follower(log_path, offset, sink)
+    follower.start()
+    if options.on_start is not None:
         try:
-            stop = _wait(process, limit, options)
-        except BaseException:
-            # The job itself is being stopped (RQ's timeout, a crash): never leave Terraform running
-            # unsupervised with the state lock held.
-            _stop_now(process, options.grace_seconds)
-            raise
-        leftovers = _kill_leftovers(process.pid)
-        exit_code = process.wait()
-        for reader in readers:
-            reader.join(timeout=5)
-        duration = time.monotonic() - started
+            options.on_start(
+                StartedRun(pid=process.pid, pid_start=process_start_time(process.pid), log_path=log_path)
+            )
+        except Exception:  # recording the run must never leave Terraform unsupervised
+            log.exception("on_start callback failed; the run goes on")
+
+    try:
+        stop = _wait(process, limit, options)
+    except BaseException:
+        # The job itself is being stopped (RQ's timeout, a crash): never leave Terraform running
+        # unsupervised with the state lock held.
+        _stop_now(process, options.grace_seconds)
+        os.close(control_write)
+        follower.finish()
+        raise
+    leftovers = _kill_leftovers(process.pid)
+    exit_code = process.wait()
+    os.close(control_write)
+    follower.finish()
+    duration = time.monotonic() - started
+    with log_path.open("a", encoding="utf-8", errors="replace") as log_file:
         if stop.detail:
             log_file.write(f"# {stop.detail}\n")
         if leftovers:
             log_file.write(f"# killed {leftovers} left-over process(es) of the run\n")
         log_file.write(f"# exit code {exit_code} after {duration:.1f} s\n")
+    captured = b""
+    if stdout_file is not None:
+        stdout_file.seek(0)
+        captured = stdout_file.read()
+        stdout_file.close()
 
     lines = sink.lines
     result = RunResult(
@@ -258,37 +461,32 @@ def run_terraform(
         error_excerpt=error_excerpt(lines),
         stale_plan=any(STALE_PLAN_TEXT in line for line in lines),
     )
-    return result, bytes(captured)
+    return result, captured
 
 
 def _new_log_path(workspace: Path, command: str) -> Path:
     directory = workspace / LOG_DIR
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     number = len(list(directory.glob("*.log"))) + 1
     while True:
         path = directory / f"{number:03d}-{command}.log"
         try:
-            path.touch(exist_ok=False)
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
             return path
         except FileExistsError:
             number += 1
 
 
 class _LineSink:
-    def __init__(self, log_file: IO[str], on_line: Callable[[str], None] | None) -> None:
-        self._log_file = log_file
+    def __init__(self, on_line: Callable[[str], None] | None) -> None:
         self._on_line = on_line
-        self._lock = threading.Lock()
         self.lines: list[str] = []
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
         self._callback_failed = False
 
     def write(self, line: str) -> None:
-        with self._lock:
-            self.lines.append(line)
-            self.tail.append(line)
-            self._log_file.write(line + "\n")
-            self._log_file.flush()
+        self.lines.append(line)
+        self.tail.append(line)
         if self._on_line is not None and not self._callback_failed:
             try:
                 self._on_line(line)
@@ -297,22 +495,57 @@ class _LineSink:
                 log.exception("on_line callback failed; no more lines are passed to it")
 
 
-def _start(target: Callable[..., None], *args: Any) -> threading.Thread:
-    thread = threading.Thread(target=target, args=args, daemon=True)
-    thread.start()
-    return thread
+class _Follower(threading.Thread):
+    """Follows the log file Terraform writes (like `tail -f`), line by line into the sink. Whether the
+    follower keeps up or not never affects Terraform: it only reads."""
+
+    def __init__(self, path: Path, offset: int, sink: _LineSink) -> None:
+        super().__init__(name=f"follow {path.name}", daemon=True)
+        self.path = path
+        self.offset = offset
+        self.sink = sink
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        pending = b""
+        with self.path.open("rb") as handle:
+            handle.seek(self.offset)
+            while True:
+                finishing = self._done.is_set()  # read once more after the run ended: then stop at EOF
+                chunk = handle.read(65536)
+                if chunk:
+                    *complete, pending = (pending + chunk).split(b"\n")
+                    for raw in complete:
+                        self.sink.write(raw.decode("utf-8", errors="replace").rstrip("\r"))
+                    continue
+                if finishing:
+                    break
+                self._done.wait(FOLLOW_INTERVAL)
+        if pending:
+            self.sink.write(pending.decode("utf-8", errors="replace").rstrip("\r"))
+
+    def finish(self) -> None:
+        """The run is over: read what is left, then stop."""
+        self._done.set()
+        self.join(timeout=30)
 
 
-def _stream(pipe: IO[bytes], sink: _LineSink) -> None:
-    with pipe:
-        for raw in iter(pipe.readline, b""):
-            sink.write(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+def process_start_time(pid: int) -> int | None:
+    """A live process's start time (clock ticks after boot, from /proc): with the pid it names one
+    process for good (pids are reused). None when it is gone, a zombie, or /proc is missing."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if len(fields) < 20 or fields[0] == "Z":
+        return None
+    return int(fields[19])
 
 
-def _collect(pipe: IO[bytes], into: bytearray) -> None:
-    with pipe:
-        for chunk in iter(lambda: pipe.read(65536), b""):
-            into.extend(chunk)
+def process_running(pid: int, start_time: int | None) -> bool:
+    """Is the process `pid` that started at `start_time` still running (not exited, not a zombie)?"""
+    return start_time is not None and process_start_time(pid) == start_time
 
 
 @dataclass
@@ -354,14 +587,6 @@ def _exited(pid: int) -> bool:
 def _signal_group(pgid: int, signum: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-
-
-def _default_signals() -> None:
-    """Runs in the child before exec. RQ's work horse ignores SIGINT, and an ignored signal stays
-    ignored across exec: without this, Terraform (and any wrapper around it) would never see our
-    SIGINT, never release its state lock, and always end in SIGKILL."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _wait(process: subprocess.Popen[bytes], limit: float, options: RunOptions) -> _Stop:
@@ -412,7 +637,8 @@ def group_members(pgid: int) -> list[int]:
 
 
 def _kill_leftovers(pid: int) -> int:
-    """Terraform has exited (still unreaped): kill whatever else it left in its process group."""
+    """The launcher (and so Terraform) has exited, still unreaped: kill whatever else is left in the
+    run's process group."""
     leftovers = [member for member in group_members(pid) if member != pid]
     if leftovers:
         _signal_group(pid, signal.SIGKILL)
@@ -467,14 +693,18 @@ def plan(
 
 def apply(
     workspace: Path,
-    plan_file: Path,
+    plan_file: PlanInput,
     on_line: Callable[[str], None] | None = None,
     *,
     options: RunOptions | None = None,
+    expected_sha256: str | None = None,
 ) -> RunResult:
     """`terraform apply -input=false -no-color <plan file>` (a saved plan needs no -auto-approve).
 
+    A SealedPlan is hashed again immediately before Terraform starts and must match
+    `expected_sha256` (PlanIntegrityError otherwise: nothing is applied).
     Raises StalePlanError when Terraform refuses the plan because the state changed since."""
+    argument, sealed = _plan_argument(plan_file)
     result, _ = run_terraform(
         workspace,
         "apply",
@@ -482,24 +712,29 @@ def apply(
             "-input=false",
             "-no-color",
             f"-lock-timeout={(options or RunOptions()).lock_timeout_seconds}s",
-            str(plan_file),
+            argument,
         ],
         options=options,
         on_line=on_line,
+        sealed=sealed,
+        expected_sha256=expected_sha256,
     )
     if result.stale_plan and not result.ok:
         raise StalePlanError(STALE_PLAN_MESSAGE, result)
     return result
 
 
-def show_json(workspace: Path, plan_file: Path, *, options: RunOptions | None = None) -> bytes:
+def show_json(workspace: Path, plan_file: PlanInput, *, options: RunOptions | None = None) -> bytes:
     """`terraform show -json <plan file>` (show takes no -input)."""
-    return _data("show", workspace, ["-json", str(plan_file)], options)
+    argument, sealed = _plan_argument(plan_file)
+    return _data("show", workspace, ["-json", argument], options, sealed)
 
 
-def show_text(workspace: Path, plan_file: Path, *, options: RunOptions | None = None) -> str:
+def show_text(workspace: Path, plan_file: PlanInput, *, options: RunOptions | None = None) -> str:
     """`terraform show -no-color <plan file>`: the human-readable plan."""
-    return _data("show", workspace, ["-no-color", str(plan_file)], options).decode("utf-8", errors="replace")
+    argument, sealed = _plan_argument(plan_file)
+    raw = _data("show", workspace, ["-no-color", argument], options, sealed)
+    return raw.decode("utf-8", errors="replace")
 
 
 def output_json(workspace: Path, *, options: RunOptions | None = None) -> dict[str, Any]:
@@ -511,8 +746,16 @@ def output_json(workspace: Path, *, options: RunOptions | None = None) -> dict[s
     return data
 
 
-def _data(command: str, workspace: Path, args: Sequence[str], options: RunOptions | None) -> bytes:
-    result, stdout = run_terraform(workspace, command, args, options=options, capture_stdout=True)
+def _data(
+    command: str,
+    workspace: Path,
+    args: Sequence[str],
+    options: RunOptions | None,
+    sealed: SealedPlan | None = None,
+) -> bytes:
+    result, stdout = run_terraform(
+        workspace, command, args, options=options, capture_stdout=True, sealed=sealed
+    )
     if not result.ok:
         detail = result.error_excerpt or result.stop_detail or result.output_tail
         raise TerraformError(f"{result.summary}: {detail}", result)
