@@ -8,7 +8,10 @@ concurrently), then plays the people through the same endpoint: the requester gi
 values, a lead approves each plan, and a plan made stale by an earlier apply of the same state is
 re-planned (what the bot tells the requester to do). Prints total and per-deployment times and
 proves from the audit trail (`state_acquired` / `state_released`) that runs on the same state never
-overlapped, and how many distinct states were held at once.
+overlapped, and how many distinct states were held at once. Also prints how often a Terraform
+command stopped on a state lock it had taken itself (the AWS SDK inside Terraform retried a PutItem
+whose first attempt had succeeded) and the bot released that lock and ran the command again
+(`terraform_lock_released` with `retried` in the audit trail).
 
     .venv/bin/python bench/load.py [--distinct 20] [--same 5] [--workers 4] [--timeout 600]
 
@@ -562,6 +565,24 @@ def report(
     return ok and not unfinished
 
 
+def report_own_locks(events: list[AuditEvent]) -> None:
+    """How often Terraform was blocked by its own lock (released by the bot, command run again), and
+    any other Terraform lock the bot released."""
+    released = [e for e in events if e.event == "terraform_lock_released"]
+    own = [e for e in released if e.detail.get("retried") is True]
+    print(
+        f"Terraform stopped on a lock it had taken itself (released by id, retried once): {len(own)} time(s)"
+        + (
+            " — " + ", ".join(f"{e.deployment_id} {e.detail.get('lock_operation')}" for e in own)
+            if own
+            else ""
+        )
+    )
+    others = [e for e in released if e not in own]
+    if others:
+        print(f"Terraform locks left by dead runs and released: {len(others)}")
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -692,6 +713,7 @@ def main() -> int:
             intervals, problems = state_intervals(events)
             print()
             ok = report(tracked, intervals, problems, api, started, ended, terraform, args)
+            report_own_locks(events)
             conn.close()
             failed = not ok
             if failed:

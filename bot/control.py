@@ -4,27 +4,36 @@ cancel / unlock / re-plan as state changes over `Services`.
 Every state change goes through `DeploymentStore.transition` (WATCH/MULTI), so a command racing a
 worker or a button either wins or is refused with the status it found; nothing is half-written.
 The functions here change Redis (and enqueue jobs) but never post to Slack: they return what
-happened, and the listener renders it and hands it to the notifier (`announce_*`). The one AWS call,
-`terraform_lock`, reads Terraform's DynamoDB lock item with short timeouts; listeners call it only
-after `ack()`.
+happened, and the listener renders it and hands it to the notifier (`announce_*`). The AWS calls of
+`terraform_lock` read Terraform's DynamoDB lock item with short timeouts (listeners call it only
+after `ack()`), and release that item when it is provably a dead run's own (core.locks.own_lock) and
+a lead asked for it: `lock_view` — every unlock goes through it, after the lead check — records the
+lead's intent for a few minutes; `terraform_lock` consumes it, deletes the item only if its Info is
+unchanged (a conditional delete), and audits the release. A lock of anyone else is never touched.
+
+The cancel flag (the key the Terraform runner polls) is set in the same transaction as CANCELLED,
+and cleared in the same transaction as the re-plan that moves a cancelled deployment on: a re-plan of
+a cancelled deployment is never interrupted by its old cancel.
 
 Refusals are `ControlRefused`, with a message written for the person who typed the command.
 """
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
+from redis.client import Pipeline
 
 from bot.services import Services
 from bot.views.messages import text_message
-from core.locks import LockHolder, StateLock, state_id
+from bot.views.text import inline_code
+from core.locks import LockHolder, StateLock, TerraformLockInfo, TerraformRuns, own_lock, state_id
 from core.logs import get_logger
-from core.models import Deployment, DeploymentStatus
+from core.models import Deployment, DeploymentStatus, utcnow
 from core.policy import AccessPolicy, SlackIdentity
 from core.queue import Step
 from core.steering import may_override, may_steer
@@ -33,6 +42,7 @@ from core.store import PREFIX
 log = get_logger(__name__)
 
 CANCEL_KEY_TTL_SECONDS = 24 * 3600
+UNLOCK_INTENT_TTL_SECONDS = 600  # a lead's /ecs-deploy unlock, until its Terraform lock check ran
 # An interrupted or force-cancelled apply may have left the state partly applied: a fresh plan is
 # the way forward (its review shows what is left), so those can be re-planned too.
 REPLAN_FROM = frozenset(
@@ -58,6 +68,10 @@ def cancel_key(deployment_id: str) -> str:
     return f"{PREFIX}cancel:{deployment_id}"
 
 
+def unlock_intent_key(deployment_id: str) -> str:
+    return f"{PREFIX}unlock-intent:{deployment_id}"
+
+
 # -- who sees what ---------------------------------------------------------------------------------
 
 
@@ -79,7 +93,7 @@ def is_lead(policy: AccessPolicy, user: SlackIdentity) -> bool:
 def find(services: Services, deployment_id: str) -> Deployment:
     deployment = services.store.find(deployment_id.strip()[:64])
     if deployment is None:
-        raise ControlRefused(f"No deployment `{deployment_id[:64]}` is known to the bot.")
+        raise ControlRefused(f"No deployment {inline_code(deployment_id.strip()[:64])} is known to the bot.")
     return deployment
 
 
@@ -169,11 +183,13 @@ def cancel(services: Services, user: SlackIdentity, deployment_id: str, *, force
             return None
         return d.with_status(DeploymentStatus.CANCELLED, f"cancelled by {user.user_id}")
 
-    moved, changed = services.store.transition(deployment.id, change)
+    def flag(pipe: Pipeline, moved: Deployment) -> None:  # with CANCELLED, in the same MULTI
+        pipe.set(cancel_key(moved.id), user.user_id, ex=CANCEL_KEY_TTL_SECONDS)
+
+    moved, changed = services.store.transition(deployment.id, change, also=flag)
     if not changed:
         raise refusal[0]
     previous = replaced[0]  # what the transition replaced, not what we read before it
-    services.redis.set(cancel_key(moved.id), user.user_id, ex=CANCEL_KEY_TTL_SECONDS)
     log.info("deployment_cancelled", deployment_id=moved.id, user=user.user_id, previous=previous.value)
     services.audit.record("cancelled", moved.id, user.user_id, previous=previous.value, forced=force)
     return Cancelled(deployment=moved, previous=previous, by=user.user_id)
@@ -220,7 +236,14 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
             return None
         return d.with_status(DeploymentStatus.PLANNING, "re-plan requested")
 
-    moved, changed = services.store.transition(deployment.id, change, also=services.enqueue_in(Step.PLAN))
+    enqueue = services.enqueue_in(Step.PLAN)
+
+    def plan_again(pipe: Pipeline, moved: Deployment) -> None:
+        # an old cancel must not interrupt the new plan: cleared in the same MULTI as PLANNING
+        pipe.delete(cancel_key(moved.id))
+        enqueue(pipe, moved)
+
+    moved, changed = services.store.transition(deployment.id, change, also=plan_again)
     if not changed:
         raise ControlRefused(
             f"`{moved.id}` is {_label(moved.status)}; a re-plan is possible while a plan waits for approval,"
@@ -265,6 +288,8 @@ def lock_view(services: Services, user: SlackIdentity, deployment_id: str) -> Lo
     state = state_of(deployment)
     holder = _lock(services, state).holder()
     holding = services.store.find(holder.deployment_id) if holder else None
+    # the lead's intent, for the Terraform lock check that follows this view (terraform_lock)
+    services.redis.set(unlock_intent_key(deployment.id), user.user_id, ex=UNLOCK_INTENT_TTL_SECONDS)
     return LockView(
         deployment=deployment, state=state, holder=holder, holder_status=holding.status if holding else None
     )
@@ -312,11 +337,16 @@ class TerraformLock(BaseModel):
     operation: str | None = None
     created: str | None = None
     problem: str | None = None  # the table could not be read: why
+    # the lock was provably a dead run's own and was released now (for this lead's unlock)
+    released_by: str | None = None
+    released_run: str | None = None  # "d-… (apply, job …)"
+    own_reason: str | None = None  # why it is (or is not) a dead run's own
 
 
 def terraform_lock(services: Services, deployment: Deployment) -> TerraformLock:
     """Read the lock item `<bucket>/<key>` (not the `<bucket>/<key>-md5` digest item) with the
-    deployment's profile. AWS I/O with short timeouts: call after ack()."""
+    deployment's profile; release it when it is provably the bot's dead run's own and a lead asked
+    (see the module docstring). AWS I/O with short timeouts: call after ack()."""
     request = deployment.request
     state = state_of(deployment)
     backend = (
@@ -344,27 +374,72 @@ def terraform_lock(services: Services, deployment: Deployment) -> TerraformLock:
     item = reply.get("Item")
     if not item:
         return found
-    info: dict[str, object] = {}
-    raw = item.get("Info", {}).get("S")
-    if raw:
-        try:
-            parsed = json.loads(raw)
-            info = parsed if isinstance(parsed, dict) else {}
-        except ValueError:
-            info = {}
-
-    def field(name: str) -> str | None:
-        value = info.get(name)
-        return str(value)[:200] if value else None
-
-    return found.model_copy(
+    raw = item.get("Info", {}).get("S") or ""
+    info = TerraformLockInfo.from_raw(raw) if raw else None
+    if info is None:
+        return found.model_copy(update={"held": True})
+    held = found.model_copy(
         update={
             "held": True,
-            "lock_id": field("ID"),
-            "who": field("Who"),
-            "operation": field("Operation"),
-            "created": field("Created"),
+            "lock_id": info.id,
+            "who": info.who or None,
+            "operation": info.operation or None,
+            "created": f"{info.created:%Y-%m-%d %H:%M:%S} UTC" if info.created else None,
         }
+    )
+    return _release_if_dead_runs_own(services, deployment, client, held, info)
+
+
+def _release_if_dead_runs_own(
+    services: Services, deployment: Deployment, client: Any, held: TerraformLock, info: TerraformLockInfo
+) -> TerraformLock:
+    """A lead asked to unlock (the intent `lock_view` recorded): release Terraform's lock if it is
+    provably the bot's dead run's own, deleting it only if its Info is unchanged; audited."""
+    runs = TerraformRuns(services.redis)
+    run = runs.get(held.state)
+    if run is None:
+        return held
+    verdict = own_lock(info, run, run_alive=runs.alive(run), now=utcnow())
+    if not verdict.own:
+        return held.model_copy(update={"own_reason": verdict.reason})
+    lead = services.redis.getdel(unlock_intent_key(deployment.id))
+    if not lead:
+        return held.model_copy(update={"own_reason": verdict.reason})
+    lead_id = lead.decode() if isinstance(lead, bytes) else str(lead)
+    try:
+        client.delete_item(
+            TableName=held.table,
+            Key={"LockID": {"S": held.state}},
+            ConditionExpression="Info = :info",
+            ExpressionAttributeValues={":info": {"S": info.raw}},
+        )
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", "error"))
+        if code == "ConditionalCheckFailedException":
+            return held.model_copy(
+                update={"problem": "the lock changed while it was being released; look again"}
+            )
+        return held.model_copy(update={"problem": f"DynamoDB answered {code} to the release"})
+    except BotoCoreError as exc:
+        return held.model_copy(update={"problem": f"AWS could not be reached ({type(exc).__name__})"})
+    holder = f"`{run.deployment_id}` ({run.step}, job `{run.job_id}`)"
+    services.audit.record(
+        "terraform_lock_released",
+        deployment.id,
+        lead_id,
+        state=held.state,
+        lock_id=info.id,
+        lock_who=info.who,
+        lock_operation=info.operation,
+        holder_deployment=run.deployment_id,
+        holder_job=run.job_id or "",
+        proof=verdict.proof or "",
+        reason=verdict.reason,
+        retried=False,
+    )
+    log.warning("terraform_lock_released", deployment_id=deployment.id, lock_id=info.id, user=lead_id)
+    return held.model_copy(
+        update={"held": False, "released_by": lead_id, "released_run": holder, "own_reason": verdict.reason}
     )
 
 

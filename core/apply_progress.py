@@ -38,6 +38,8 @@ class ApplyProgress(BaseModel):
     changed: int | None = None
     destroyed: int | None = None
     errors: tuple[str, ...] = Field(default=())
+    completed: tuple[str, ...] = ()  # addresses whose create/update/destroy completed, in order
+    created: tuple[str, ...] = ()  # of those, the ones created ("Creation complete")
 
     @property
     def finished(self) -> bool:
@@ -83,6 +85,8 @@ def advance(progress: ApplyProgress, line: str) -> ApplyProgress:
         return progress.model_copy(
             update={
                 "done": progress.done + 1 if counted else progress.done,
+                "completed": (*progress.completed, address) if counted else progress.completed,
+                "created": (*progress.created, address) if match["kind"] == "Creation" else progress.created,
                 "in_progress": tuple(remaining),
                 "last_event": f"{address}: {match['kind'].lower()} complete after {match['after']}",
             }
@@ -120,3 +124,26 @@ def replay(lines: Iterable[str], total: int | None = None) -> ApplyProgress:
     for line in lines:
         progress = advance(progress, line)
     return progress
+
+
+def state_addresses(state: Mapping[str, Any]) -> set[str]:
+    """The resource instance addresses a Terraform state (JSON, format version 4) holds, written the
+    way apply prints them: `module.a.aws_vpc.main`, `terraform_data.x[0]`, `terraform_data.y["k"]`."""
+    found: set[str] = set()
+    for resource in state.get("resources", []) or []:
+        if not isinstance(resource, Mapping):
+            continue
+        base = f"{resource.get('type')}.{resource.get('name')}"
+        if resource.get("mode") == "data":
+            base = "data." + base
+        if resource.get("module"):
+            base = f"{resource['module']}.{base}"
+        for instance in resource.get("instances", []) or []:
+            key = instance.get("index_key") if isinstance(instance, Mapping) else None
+            if key is None:
+                found.add(base)
+            elif isinstance(key, int):
+                found.add(f"{base}[{key}]")
+            else:
+                found.add(f'{base}["{key}"]')
+    return found

@@ -28,7 +28,8 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.utils import utcformat
 
 from core.approval import Approval, ApprovalState, PlanBinding, new_plan
-from core.locks import StateLock, state_id
+from core.audit import AuditTrail
+from core.locks import StateLock, TerraformRun, TerraformRuns, state_id
 from core.models import (
     AccountSituation,
     Deployment,
@@ -43,12 +44,14 @@ from core.redis_server import EmbeddedRedis
 from core.settings import ConfigurationError, Settings, load_settings
 from core.sizes import SetupSize
 from core.store import DeploymentStore
-from tests.harness.processes import ROOT, WebProcess
+from tests.harness.flow import click, drive_to_plan_stage, submit
+from tests.harness.processes import ROOT, WebProcess, run_worker_burst
 from tests.harness.secrets import artifact_store
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
-from tests.harness.tfrepo import make_git_repo
+from tests.harness.tfrepo import commit_file, make_git_repo
 from workers.sweeper import Bounds
+from workers.terraform.runner import group_members
 
 REQUESTER, LEAD = "U0REQUEST1", "U0LEAD0001"
 FAST = {"ECS_DEPLOY_HEARTBEAT_INTERVAL": "1", "ECS_DEPLOY_DEAD_AFTER": "5", "ECS_DEPLOY_SWEEP_INTERVAL": "2"}
@@ -343,10 +346,20 @@ def test_worker_killed_mid_apply_is_reported_and_never_retried(
         interrupted = [t for t in slack_api.thread_texts(thread) if "Interrupted: terraform apply" in t]
         assert len(interrupted) == 1, interrupted
         text = interrupted[0]
-        assert "state may be partially applied — re-plan to see" in text
+        # what the run's log says, what could (not) be checked, whose lock it is, what to do
+        assert "According to its log, 1 of 2 resource changes completed" in text
+        assert "created: `terraform_data.deploy`" in text
+        assert "Still in progress when it stopped: `terraform_data.config`" in text
+        assert "The state object could not be read" in text  # no state bucket in this test
+        assert f"is held (lock ID `{TF_LOCK_ID}`" in text and "not provably this run's" in text
+        assert "the bot will not touch it" in text  # a lock it cannot prove is its own
+        assert f"terraform force-unlock {TF_LOCK_ID}" in text and "*Next:* *Re-plan*" in text
         assert "has been released" in text and deployment.request.state_bucket in text
-        assert f"terraform force-unlock {TF_LOCK_ID}" in text
+        assert "after the job started (last heartbeat " in text
         assert job.id in text
+        # the progress message says it was interrupted, with the count from the log
+        updates = [c.params.get("text", "") for c in slack_api.calls_to("chat.update")]
+        assert any("Apply interrupted — 1/2 resources done (from its log)" in u for u in updates), updates
         root = slack_api.messages[thread]
         assert "Interrupted" in json.dumps(root["blocks"])
 
@@ -430,7 +443,10 @@ def test_worker_restarted_after_a_kill_reports_a_plan_it_finds_dead(
         )
         text = next(t for t in slack_api.thread_texts(thread) if "Interrupted: terraform plan" in t)
         assert "Re-plan" in text and "has been released" in text
-        assert "terraform force-unlock <LOCK_ID>" in text  # no lock item found: the general advice
+        assert "A plan changes nothing in AWS" in text
+        assert "no record of this run's Terraform command" in text  # it never ran here
+        # the lock table does not exist in this test: said so, with where to look next
+        assert "could not be checked" in text and f"`/ecs-deploy unlock {deployment.id}`" in text
         assert lock.holder() is None
         assert Job.fetch(job.id, connection=redis_conn, serializer=JOB_SERIALIZER).get_status() == "failed"
         assert redis_conn.llen(f"rq:queue:{settings.queue_name}") == 0
@@ -464,7 +480,258 @@ def test_a_cancelled_deployment_stays_cancelled_and_a_foreign_lock_stays(
     holder = lock.holder()
     assert holder is not None and holder.deployment_id == other.id
     text = "\n".join(slack_api.thread_texts(store.get(deployment.id).thread_ts or ""))
-    assert "already cancelled; it stays cancelled" in text and "partially applied" in text
+    assert "already cancelled; it stays cancelled" in text and "*Next:* *Re-plan*" in text
+
+
+# -- a real, slow apply: the horse killed alone, then the whole worker (a container kill) ----------
+
+SLOW_TF = """
+resource "terraform_data" "slow" {
+  input = "slow"
+
+  provisioner "local-exec" {
+    command = "echo slow-started; sleep 417"
+  }
+}
+"""
+
+
+@pytest.fixture
+def slow_env(bot_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The test Terraform repository plus one resource whose creation takes minutes (`sleep 417`)."""
+    repo, _ = make_git_repo(tmp_path)
+    commit_file(repo, "slow.tf", SLOW_TF, "a slow resource")
+    return {
+        **bot_env,
+        **FAST,
+        "ECS_DEPLOY_REPO_URL": str(repo),
+        "ECS_DEPLOY_APPROVERS": LEAD,
+        "ECS_DEPLOY_DATA_DIR": str(tmp_path / "data"),
+        "ECS_DEPLOY_VERIFY_TIMEOUT": "0",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+def slow_sleeps() -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == b"sleep\x00417\x00" and alive(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def planned(
+    slack: SlackClientSim, api: SlackApiStandIn, store: DeploymentStore, env: dict[str, str]
+) -> Deployment:
+    """A new deployment driven through Slack to a real plan waiting for approval."""
+    deployment_id = submit(slack, store, f"V-{time.monotonic_ns()}", account_situation="new")
+    drive_to_plan_stage(slack, api, store, env, deployment_id)
+    worker_log = run_worker_burst(env)
+    deployment = store.get(deployment_id)
+    assert deployment.status is DeploymentStatus.AWAITING_APPROVAL, (deployment.status_detail, worker_log[-3000:])
+    return deployment
+
+
+def approve_and_start_applying(
+    slack: SlackClientSim, api: SlackApiStandIn, redis_conn: redis.Redis, deployment: Deployment
+) -> TerraformRun:
+    """The lead approves; once the apply runs the slow provisioner, its run record (with the lock ID
+    the bot read back from DynamoDB)."""
+    click(slack, api, deployment.thread_ts or "", "plan_approve", LEAD)
+    wait_until(lambda: bool(slow_sleeps()), 180, "the apply to reach the slow resource")
+    runs = TerraformRuns(redis_conn)
+    state = state_id(deployment.request.state_bucket, deployment.request.state_key)
+    wait_until(lambda: (r := runs.get(state)) is not None and r.lock is not None, 20, "the lock ID recorded")
+    run = runs.get(state)
+    assert run is not None and run.step == "apply" and run.pid is not None and run.lock is not None
+    return run
+
+
+def lock_items(deployment: Deployment) -> dict[str, str]:
+    dynamodb = boto3.Session(profile_name="deployer", region_name="us-east-1").client("dynamodb")
+    items = dynamodb.scan(TableName=deployment.request.lock_table)["Items"]
+    return {item["LockID"]["S"]: item.get("Info", {}).get("S", "") for item in items}
+
+
+def state_object(deployment: Deployment) -> dict[str, Any] | None:
+    s3 = boto3.Session(profile_name="deployer", region_name="us-east-1").client("s3")
+    request = deployment.request
+    try:
+        body = s3.get_object(Bucket=request.state_bucket, Key=request.state_key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        return None
+    document: dict[str, Any] = json.loads(body)
+    return document
+
+
+def interrupted_text(api: SlackApiStandIn, thread: str) -> str:
+    found = [t for t in api.thread_texts(thread) if "Interrupted: terraform apply" in t]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_work_horse_killed_during_a_real_apply(
+    slow_env: dict[str, str],
+    redis_conn: redis.Redis,
+    slack_api: SlackApiStandIn,
+    aws: object,
+    tmp_path: Path,
+) -> None:
+    """SIGKILL of the work horse alone (the OOM killer's choice) while `terraform apply` waits on a slow
+    provisioner: Terraform gets one SIGINT, writes its state and releases its lock; nothing of the run
+    is left; the thread says what happened from what it checked; `/ecs-deploy plan` plans again."""
+    web = WebProcess(slow_env).start()
+    worker = None
+    try:
+        slack, store = SlackClientSim(web.events_url), DeploymentStore(redis_conn)
+        deployment = planned(slack, slack_api, store, slow_env)
+        thread = deployment.thread_ts or ""
+        worker = WorkerProcess(slow_env, tmp_path / "worker-a.log", "worker-a")
+        run = approve_and_start_applying(slack, slack_api, redis_conn, deployment)
+        assert run.job_id
+        horse = int(redis_conn.get(f"ecs-deploy:alive:job:{run.job_id}") or 0)
+        assert horse in descendants(worker.process.pid) and run.pid in descendants(horse)
+
+        os.kill(horse, signal.SIGKILL)
+
+        wait_until(lambda: store.get(deployment.id).status is DeploymentStatus.INTERRUPTED, 60, "interrupted")
+        wait_until(
+            lambda: not group_members(run.pid or 0) and not slow_sleeps(), 60, "no process of the run left"
+        )
+        assert worker.process.poll() is None, "only the horse was killed; the worker lives on"
+        wait_until(
+            lambda: any("Interrupted: terraform apply" in t for t in slack_api.thread_texts(thread)),
+            30,
+            "the interrupted message",
+        )
+        text = interrupted_text(slack_api, thread)
+        log_text = Path(run.log_path or "").read_text()
+        assert "Interrupt received" in log_text and "Two interrupts received" not in log_text
+        assert "Terraform got the interrupt when its worker died and stopped on its own" in text
+        # what the thread says is what AWS holds now
+        state = state_object(deployment)
+        assert state is not None, "Terraform wrote its state when interrupted"
+        assert f"*Terraform wrote the state* (there was none before; serial {state['serial']} now)" in text
+        assert all(key.endswith("-md5") for key in lock_items(deployment)), "Terraform released its lock"
+        assert ":white_check_mark: Terraform's own lock on" in text and "is free" in text
+        assert "According to its log," in text and "resource changes completed" in text
+        assert "Still in progress when it stopped: `terraform_data.slow`" in text
+        assert "its process was killed (signal 9)" in text
+        updates = [c.params.get("text", "") for c in slack_api.calls_to("chat.update")]
+        assert any("Apply interrupted —" in u and "(from its log)" in u for u in updates), updates
+
+        # a new plan, without anyone unlocking anything
+        slack.slash_command(f"plan {deployment.id}", user=REQUESTER)
+        wait_until(
+            lambda: (
+                store.get(deployment.id).status is DeploymentStatus.AWAITING_APPROVAL
+                and (store.get(deployment.id).plan or PlanRecord.model_construct(attempt=0)).attempt == 2
+            ),
+            180,
+            "the new plan",
+        )
+    finally:
+        if worker is not None:
+            worker.stop()
+        web.stop()
+
+
+def test_a_cancelled_deployment_replans_and_a_killed_runs_own_lock_is_released_by_the_replan(
+    slow_env: dict[str, str],
+    redis_conn: redis.Redis,
+    slack_api: SlackApiStandIn,
+    aws: object,
+    tmp_path: Path,
+) -> None:
+    """1. Cancel, then re-plan at once: the new plan is not interrupted by the old cancel (it used to be,
+    for the cancel flag's 24 hours). 2. The approved apply's whole worker is killed with Terraform (a
+    container kill): Terraform's lock stays in DynamoDB; the thread says it is provably the dead run's
+    (the bot recorded its ID), and whether the state changed. 3. `/ecs-deploy plan` releases that lock
+    (audited) and plans, without a `terraform force-unlock`."""
+    web = WebProcess(slow_env).start()
+    workers: list[WorkerProcess] = []
+    try:
+        slack, store = SlackClientSim(web.events_url), DeploymentStore(redis_conn)
+        deployment = planned(slack, slack_api, store, slow_env)
+        thread = deployment.thread_ts or ""
+
+        # 1. cancelled, then re-planned: plans
+        slack.slash_command(f"cancel {deployment.id}", user=REQUESTER)
+        wait_until(lambda: store.get(deployment.id).status is DeploymentStatus.CANCELLED, 15, "cancelled")
+        assert redis_conn.exists(f"ecs-deploy:cancel:{deployment.id}")
+        slack.slash_command(f"plan {deployment.id}", user=REQUESTER)
+        wait_until(lambda: store.get(deployment.id).status is DeploymentStatus.PLANNING, 15, "re-planning")
+        assert not redis_conn.exists(f"ecs-deploy:cancel:{deployment.id}")
+        run_worker_burst(slow_env)
+        deployment = store.get(deployment.id)
+        assert deployment.status is DeploymentStatus.AWAITING_APPROVAL, deployment.status_detail
+        assert deployment.plan is not None and deployment.plan.attempt == 2
+
+        # 2. the approved apply's worker is killed with everything under it
+        doomed = WorkerProcess(slow_env, tmp_path / "worker-a.log", "worker-a")
+        workers.append(doomed)
+        run = approve_and_start_applying(slack, slack_api, redis_conn, deployment)
+        assert run.lock is not None
+        workers.append(WorkerProcess(slow_env, tmp_path / "worker-b.log", "worker-b"))
+        wait_until(lambda: redis_conn.exists("ecs-deploy:alive:worker:worker-b"), 20, "worker-b")
+        killed = doomed.kill_everything()
+        wait_until(lambda: not any(alive(pid) for pid in killed), 10, "the killed processes to be gone")
+        assert not slow_sleeps()
+
+        wait_until(lambda: store.get(deployment.id).status is DeploymentStatus.INTERRUPTED, 60, "interrupted")
+        wait_until(
+            lambda: any("Interrupted: terraform apply" in t for t in slack_api.thread_texts(thread)),
+            30,
+            "the interrupted message",
+        )
+        text = interrupted_text(slack_api, thread)
+        state = state_object(deployment)
+        locks = lock_items(deployment)
+        left = locks.get(state_id(deployment.request.state_bucket, deployment.request.state_key))
+        assert left is not None and json.loads(left)["ID"] == run.lock.id, "SIGKILLed: the lock stays"
+        assert f"is *still held by this run* (lock ID `{run.lock.id}`) — provably its own" in text
+        assert f"the bot recorded lock ID `{run.lock.id}` when the run took it" in text
+        assert "The re-plan first releases Terraform's lock left by this run" in text
+        if state is None:  # the state was never written: what the log says was created is not in it
+            assert "*No state was written* (there was none before the run and there is none now)" in text
+            assert "*Created but not in the state:*" in text
+        else:
+            assert (
+                f"*Terraform wrote the state* (there was none before; serial {state['serial']} now)" in text
+            )
+
+        # 3. a re-plan releases the dead run's lock itself, and plans
+        slack.slash_command(f"plan {deployment.id}", user=REQUESTER)
+        wait_until(
+            lambda: (
+                store.get(deployment.id).status is DeploymentStatus.AWAITING_APPROVAL
+                and (store.get(deployment.id).plan or PlanRecord.model_construct(attempt=0)).attempt == 3
+            ),
+            180,
+            "the new plan",
+        )
+        replies = "\n".join(slack_api.thread_texts(thread))
+        assert f"(lock ID `{run.lock.id}`) was left by the interrupted run of `{deployment.id}`" in replies
+        assert "No `terraform force-unlock` is needed" in replies
+        assert all(key.endswith("-md5") for key in lock_items(deployment))
+        released = [
+            e
+            for e in AuditTrail(redis_conn).for_deployment(deployment.id)
+            if e.event == "terraform_lock_released"
+        ]
+        assert len(released) == 1 and released[0].actor == "worker"
+        assert (
+            released[0].detail["lock_id"] == run.lock.id and released[0].detail["proof"] == "recorded lock id"
+        )
+    finally:
+        for worker in workers:
+            if worker.process.poll() is None:
+                worker.stop()
+        web.stop()
 
 
 # -- the web process restarts while a plan awaits approval ---------------------------------------

@@ -5,22 +5,41 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
 import shutil
+import stat
+import subprocess
 import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import redis
 
+from bot.notifier import Notifier
+from bot.slack import make_web_client
 from core.apply_progress import ApplyProgress, advance, replay, total_from_plan_json
+from core.audit import AuditTrail
+from core.locks import state_id
+from core.models import AccountSituation, Deployment, DeploymentRequest, DeploymentStatus
+from core.policy import AccessPolicy
+from core.settings import Settings
+from core.sizes import SetupSize
+from core.store import DeploymentStore
 from tests.harness.aws import MotoServer
+from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from workers.aws.backend import bootstrap_backend
+from workers.runtime import Runtime
+from workers.steps.tfrun import TerraformRunContext, is_lock_error, terraform_who
 from workers.terraform.binary import (
     TerraformBinary,
     TerraformNotFound,
@@ -29,7 +48,9 @@ from workers.terraform.binary import (
     terraform_binary,
 )
 from workers.terraform.runner import (
+    PlanIntegrityError,
     RunOptions,
+    SealedPlan,
     StalePlanError,
     apply,
     error_excerpt,
@@ -37,6 +58,8 @@ from workers.terraform.runner import (
     init,
     output_json,
     plan,
+    private_directory,
+    read_plan_file,
     redact_argv,
     run_terraform,
     show_json,
@@ -455,3 +478,269 @@ def test_terraform_does_not_inherit_the_bots_secrets(tmp_path: Path, monkeypatch
     assert "AWS_PROFILE" in names and "PATH" in names
     for secret in ("SLACK_BOT_TOKEN", "REDIS_URL", "AWS_SECRET_ACCESS_KEY"):
         assert secret not in names
+
+
+# ------------------------------------------------------------------- the supervising process dies
+
+SUPERVISOR = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from workers.terraform.binary import TerraformBinary
+    from workers.terraform.runner import RunOptions, apply
+
+    workspace, plan_file, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    binary = TerraformBinary.model_validate_json(sys.argv[4])
+
+    def started(run):
+        out.write_text(json.dumps({"pid": run.pid, "log": str(run.log_path)}))
+
+    options = RunOptions(binary=binary, env={"AWS_PROFILE": "deployer"}, grace_seconds=20, on_start=started)
+    apply(workspace, plan_file, options=options)
+    """
+)
+
+
+def _children(parent: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat_line = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat_line[stat_line.rfind(")") + 2 :].split()[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
+def _wait_for(predicate: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_terraform_stops_gracefully_when_its_supervisor_is_killed(
+    workspace: Workspace, binary: TerraformBinary, tmp_path: Path
+) -> None:
+    """The work horse dies mid-apply (SIGKILL): Terraform's output is a file, not a pipe, so nothing
+    kills it with SIGPIPE; its launcher gives it exactly one SIGINT, so it stops gracefully, writes its
+    state and releases its lock; then the launcher kills the provisioner's `sleep` left behind."""
+    workspace.set_vars('name = "blue"\nhang_seconds = 600\n')
+    plan_file = workspace.root / "hang.tfplan"
+    planned = plan(workspace.root, workspace.var_file, plan_file, options=workspace.options)
+    assert planned.has_changes, planned.log_path.read_text()[-3000:]
+    out = tmp_path / "started.json"
+    root = Path(__file__).resolve().parents[1]
+    supervisor = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            SUPERVISOR,
+            str(workspace.root),
+            str(plan_file),
+            str(out),
+            binary.model_dump_json(),
+        ],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        start_new_session=True,
+    )
+    try:
+        _wait_for(out.exists, 60, "terraform apply to start")
+        run = json.loads(out.read_text())
+        pid, log_path = int(run["pid"]), Path(run["log"])
+        _wait_for(lambda: "(local-exec): hanging" in log_path.read_text(), 60, "the provisioner to run")
+        # pid leads the run's group: the launcher, whose one child is Terraform. Both write straight
+        # into the log file: no pipe to a reader that could die.
+        assert "launcher.py" in Path(f"/proc/{pid}/cmdline").read_text()
+        [terraform] = _children(pid)
+        for process in (pid, terraform):
+            assert os.readlink(f"/proc/{process}/fd/1") == str(log_path)
+            assert os.readlink(f"/proc/{process}/fd/2") == str(log_path)
+        provisioner = [p for p in group_members(pid) if p not in (pid, terraform)]
+        assert provisioner, "the provisioner's shell and sleep run in the run's process group"
+
+        supervisor.kill()  # SIGKILL, as the OOM killer or `kill -9` of the work horse
+        supervisor.wait(timeout=10)
+
+        _wait_for(lambda: group_members(pid) == [], 60, "every process of the run to be gone")
+        log_text = log_path.read_text()
+        assert "the worker supervising this run died; Terraform was interrupted (one SIGINT)" in log_text
+        assert "Interrupt received" in log_text, log_text[-2000:]
+        assert "Two interrupts received" not in log_text  # exactly one: Terraform stopped gracefully
+        assert "Error: execution halted" in log_text  # Terraform kept writing after its supervisor died
+        assert "what is left of the run is killed" in log_text  # the provisioner's sleep, by the launcher
+        assert all(item.endswith("-md5") for item in workspace.lock_items())  # its lock released
+        state = json.loads(workspace.session.client("s3").get_object(Bucket=BUCKET, Key=KEY)["Body"].read())
+        assert {r["name"] for r in state["resources"]} >= {"first", "second", "third"}  # its state written
+    finally:
+        if supervisor.poll() is None:
+            supervisor.kill()
+            supervisor.wait(timeout=10)
+
+
+# ---------------------------------------------------------- the plan bytes hashed are the bytes read
+
+
+def _shown_name(document: bytes) -> str:
+    return str(json.loads(document)["variables"]["name"]["value"])
+
+
+def test_a_plan_swapped_between_the_hash_and_the_command_is_never_read(workspace: Workspace) -> None:
+    """Issue 10.6: with a path, a file swapped in the window between the hash and the command is what
+    Terraform reads (the attack, shown first). A SealedPlan holds the hashed bytes themselves: the swap
+    changes nothing Terraform reads, the sealed bytes cannot be written, and the hash is checked again
+    immediately before the command."""
+    ws = workspace.root
+    private = private_directory(ws)
+    assert stat.S_IMODE(private.stat().st_mode) == 0o700 and private.stat().st_uid == os.geteuid()
+    approved, evil = private / "approved.tfplan", private / "evil.tfplan"
+    assert plan(ws, workspace.var_file, approved, options=workspace.options).has_changes
+    workspace.set_vars('name = "evil"\n')
+    assert plan(ws, workspace.var_file, evil, options=workspace.options).has_changes
+    approved_bytes, evil_bytes = read_plan_file(approved), read_plan_file(evil)
+    approved_sha = hashlib.sha256(approved_bytes).hexdigest()
+
+    def swap() -> None:  # runs after the last check, immediately before Terraform starts
+        approved.write_bytes(evil_bytes)
+
+    swapping = workspace.options_with(before_start=swap)
+    assert _shown_name(show_json(ws, approved, options=swapping)) == "evil"  # the window, on a path
+    approved.write_bytes(approved_bytes)
+
+    with SealedPlan(read_plan_file(approved), workspace=ws) as sealed:
+        assert sealed.sha256 == approved_sha and sealed.argument.startswith("/dev/fd/")
+        with pytest.raises(PermissionError):
+            os.pwrite(sealed.fd, evil_bytes[:64], 0)  # sealed: not even this process can change it
+        assert _shown_name(show_json(ws, sealed, options=swapping)) == "blue"  # summarised: the hashed bytes
+        assert approved.read_bytes() == evil_bytes  # the file on disk was swapped, to no effect
+
+        logs_before = len(list((ws / ".ecs-deploy" / "logs").iterdir()))
+        with pytest.raises(PlanIntegrityError, match="nothing was run"):
+            apply(
+                ws, sealed, options=workspace.options, expected_sha256=hashlib.sha256(evil_bytes).hexdigest()
+            )
+        assert len(list((ws / ".ecs-deploy" / "logs").iterdir())) == logs_before  # Terraform never started
+
+        applied = apply(ws, sealed, options=swapping, expected_sha256=approved_sha)
+        assert applied.ok, applied.error_excerpt
+    assert output_json(ws, options=workspace.options)["name"]["value"] == "blue"  # the approved plan, applied
+
+
+def test_plan_files_are_read_from_regular_files_only(tmp_path: Path) -> None:
+    target = tmp_path / "real.tfplan"
+    target.write_bytes(b"plan")
+    link = tmp_path / "link.tfplan"
+    link.symlink_to(target)
+    assert read_plan_file(target) == b"plan"
+    with pytest.raises(OSError):
+        read_plan_file(link)  # O_NOFOLLOW: a symlink planted in place of the plan is refused
+
+
+# ------------------------------------------------------------- a plan blocked by its own state lock
+
+
+def _runtime(redis_conn: redis.Redis, api: SlackApiStandIn) -> Runtime:
+    settings = Settings(
+        REDIS_URL="redis://unused",
+        SLACK_API_URL=api.base_url,
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        ECS_DEPLOY_TF_LOCK_TIMEOUT=2,
+    )
+    store = DeploymentStore(redis_conn)
+    return Runtime(
+        settings=settings,
+        redis=redis_conn,
+        store=store,
+        notifier=Notifier(make_web_client(settings), store),
+        policy=AccessPolicy.open(frozenset()),
+        audit=AuditTrail(redis_conn),
+    )
+
+
+def _demo_deployment(rt: Runtime) -> Deployment:
+    """A deployment whose state is the workspace fixture's (bucket, key and lock table)."""
+    deployment = Deployment(
+        request=DeploymentRequest(
+            profile="deployer",
+            account_situation=AccountSituation.EXISTING,
+            size=SetupSize.SMALL,
+            account_id="123456789012",
+            region="us-east-1",
+            application="demo",
+            environment="dev",
+        ),
+        requester_id="U0REQUEST1",
+        channel_id="C_DEPLOYS",
+        status=DeploymentStatus.PLANNING,
+    )
+    assert state_id(deployment.request.state_bucket, deployment.request.state_key) == f"{BUCKET}/{KEY}"
+    rt.store.create(deployment)
+    return deployment
+
+
+def _plant_lock(workspace: Workspace, who: str) -> str:
+    """A lock item as Terraform's own PutItem leaves it when the AWS SDK retried it after success."""
+    lock_id = str(uuid.uuid4())
+    info = {
+        "ID": lock_id,
+        "Operation": "OperationTypePlan",
+        "Info": "",
+        "Who": who,
+        "Version": "1.11.4",
+        "Created": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "Path": f"{BUCKET}/{KEY}",
+    }
+    workspace.session.client("dynamodb").put_item(
+        TableName=TABLE, Item={"LockID": {"S": f"{BUCKET}/{KEY}"}, "Info": {"S": json.dumps(info)}}
+    )
+    return lock_id
+
+
+@pytest.mark.parametrize("whose", ["own", "someone else's"])
+def test_a_plan_blocked_by_its_own_lock_releases_it_by_id_and_runs_once_more(
+    workspace: Workspace, redis_conn: redis.Redis, slack_api: SlackApiStandIn, whose: str
+) -> None:
+    """Issue 11.1 under load: the lock Terraform's first PutItem took is in the way of its retried
+    PutItem, so the plan fails on "Error acquiring the state lock … ConditionalCheckFailedException"
+    after -lock-timeout. The run's own lock (same Who and Operation, taken after the command started)
+    is released by its ID, audited, and the plan runs once more; anyone else's lock is left alone."""
+    rt = _runtime(redis_conn, slack_api)
+    deployment = _demo_deployment(rt)
+    run = TerraformRunContext.begin(rt, deployment, "plan")
+    planted: list[str] = []
+    who = terraform_who() if whose == "own" else "alice@laptop"
+
+    def plant_once() -> None:  # after the command's start is recorded, before Terraform locks
+        if not planted:
+            planted.append(_plant_lock(workspace, who))
+
+    options = workspace.options_with(lock_timeout_seconds=2, before_start=plant_once)
+    plan_file = workspace.root / "own.tfplan"
+    result = run.command(
+        "plan", lambda opts: plan(workspace.root, workspace.var_file, plan_file, options=opts), options
+    )
+    run.finish()
+
+    events = [
+        e
+        for e in AuditTrail(redis_conn).for_deployment(deployment.id)
+        if e.event == "terraform_lock_released"
+    ]
+    thread = "\n".join(slack_api.thread_texts(rt.store.get(deployment.id).thread_ts or ""))
+    if whose == "own":
+        assert result.ok and result.has_changes, result.error_excerpt
+        [event] = events
+        assert event.detail["lock_id"] == planted[0] and event.detail["retried"] is True
+        assert event.actor == "worker"
+        assert (
+            f"stopped on a state lock it had taken itself a moment earlier (lock ID `{planted[0]}`" in thread
+        )
+        assert all(item.endswith("-md5") for item in workspace.lock_items())
+    else:
+        assert not result.ok and is_lock_error(result)
+        assert "ConditionalCheckFailedException" in result.error_excerpt
+        assert events == [] and "taken itself" not in thread
+        assert f"{BUCKET}/{KEY}" in workspace.lock_items()  # never touched

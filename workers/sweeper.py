@@ -25,19 +25,29 @@ DEAD_AFTER at several heartbeat intervals, so one slow Redis round trip does not
 Jobs that RQ itself failed as abandoned (`AbandonedJobError`), or whose work horse alone was killed
 ("Work-horse terminated unexpectedly"), are reported the same way (claimed by the same key), so the
 thread hears about them whichever process noticed first.
+
+A killed Terraform run (plan or apply) is reported from what can be checked, not guessed: the run's
+record (workers/steps/tfrun.py) and, when the run was on this host, its log; the state object's
+serial before the run and now; whether Terraform's own lock is still held and whether it is provably
+the dead run's (core.locks.own_lock); what the log says was created, and what of that is missing from
+the state. When the run was on this host, the report first waits (up to REPORT_WAIT_SECONDS) for
+Terraform to stop: it got SIGINT when its work horse died and writes its state and releases its lock
+before it exits. The apply's progress message is marked interrupted with the real count. "Stopped
+after" is measured from the job's start to its last heartbeat (`ecs-deploy:lastbeat:…`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
+import socket
 import threading
+import time
 from dataclasses import dataclass, field
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import boto3
 import redis
-from botocore.config import Config
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.job_lifecycle import record_job_failure
@@ -46,12 +56,24 @@ from rq.utils import parse_composite_key
 
 from bot.notifier import Notifier
 from bot.views.messages import text_message
-from core.locks import StateLock, state_id
+from bot.views.pipeline import status_line
+from core.apply_progress import ApplyProgress, replay
+from core.locks import (
+    OwnLock,
+    StateLock,
+    TerraformRun,
+    TerraformRuns,
+    interrupted_key,
+    job_heartbeat_key,
+    own_lock,
+    state_id,
+)
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, DeploymentStopped, utcnow
 from core.queue import DESCRIPTIONS, JOB_SERIALIZER, Step, queue
 from core.settings import Settings
 from core.store import PREFIX, DeploymentStore
+from workers.terraform.state_backend import LockRead, StateObject
 
 log = get_logger(__name__)
 
@@ -68,7 +90,11 @@ AWAITING = frozenset(
     }
 )
 TERRAFORM_STEPS = frozenset({Step.PLAN, Step.APPLY})
-AWS_LOOKUP = Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1})
+LAST_BEAT_TTL_SECONDS = 7 * 24 * 3600
+# How long a report waits for a killed run's Terraform (on this host) to stop: the runner's grace
+# period (after which the run's launcher kills it) and a margin.
+REPORT_WAIT_SECONDS = 40.0
+NAMES_SHOWN = 15
 
 
 @dataclass(frozen=True)
@@ -96,11 +122,29 @@ def worker_beat_key(worker_name: str) -> str:
 
 
 def job_beat_key(job_id: str) -> str:
-    return f"{PREFIX}alive:job:{job_id}"
+    return job_heartbeat_key(job_id)
 
 
 def claim_key(job_id: str) -> str:
-    return f"{PREFIX}interrupted:{job_id}"
+    return interrupted_key(job_id)
+
+
+def last_beat_key(key: str) -> str:
+    """When the heartbeat `key` last beat (ISO time; kept a week, after the beat itself expired)."""
+    return key.replace(f"{PREFIX}alive:", f"{PREFIX}lastbeat:", 1)
+
+
+def last_beat(connection: redis.Redis, key: str) -> datetime | None:
+    try:
+        raw = connection.get(last_beat_key(key))
+    except redis.RedisError:
+        return None
+    if not raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else str(raw))
+    except ValueError:
+        return None
 
 
 class Heartbeat:
@@ -116,7 +160,10 @@ class Heartbeat:
 
     def beat(self) -> None:
         try:
-            self.redis.set(self.key, self.value, px=int(self.bounds.dead_after * 1000))
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(self.key, self.value, px=int(self.bounds.dead_after * 1000))
+                pipe.set(last_beat_key(self.key), utcnow().isoformat(), ex=LAST_BEAT_TTL_SECONDS)
+                pipe.execute()
         except redis.RedisError as exc:
             log.warning("heartbeat_failed", key=self.key, error=type(exc).__name__)
 
@@ -275,7 +322,8 @@ class Sweeper:
 
     def report(self, job: Job, *, reason: str) -> Interruption:
         """Mark the job's deployment INTERRUPTED, release its state lock, say so in the thread.
-        The caller has claimed the job (claim_key) so this runs once per job."""
+        The caller has claimed the job (claim_key) so this runs once per job. For a Terraform step
+        the message says what Terraform did, from what can be checked (see the module docstring)."""
         deployment_id, step_name = _meta(job, "deployment_id"), _meta(job, "step")
         interruption = Interruption(job.id, deployment_id, step_name)
         if deployment_id is None:
@@ -292,6 +340,10 @@ class Sweeper:
             interruption.notes.append(f"deployment moved on to {deployment.status.value}")
             return interruption
         what = DESCRIPTIONS.get(step, "a step") if step else "a step"
+        died_at = self._death_time(job)
+        run = self._terraform_run(deployment, job) if step in TERRAFORM_STEPS else None
+        if run is not None:
+            self._wait_for_terraform(run)
         stopped: str | None = None
         if deployment.status is DeploymentStatus.CANCELLED:
             stopped = deployment.status.value
@@ -305,11 +357,15 @@ class Sweeper:
                 stopped = str(exc)
                 deployment = self.store.get(deployment_id)
         lock_line = self._release_state_lock(deployment, interruption)
-        lines = [_headline(what, job, reason, stopped), _what_next(step, deployment, stopped)]
+        lines = [_headline(what, job, reason, stopped, died_at)]
+        if step in TERRAFORM_STEPS and step is not None:
+            aftermath = self._aftermath(deployment, step, run, died_at)
+            lines.extend(aftermath_lines(aftermath, deployment, self.settings.terraform_lock_timeout_seconds))
+            self._mark_progress(deployment, aftermath, job, died_at)
+        else:
+            lines.append(_what_next(step, deployment, stopped))
         if lock_line:
             lines.append(lock_line)
-        if step in TERRAFORM_STEPS:
-            lines.append(self._terraform_lock_line(deployment))
         self.notifier.post(deployment, text_message("\n".join(lines)))
         log.warning(
             "job_interrupted",
@@ -341,20 +397,266 @@ class Sweeper:
             f" release it with `/ecs-deploy unlock {deployment.id}`."
         )
 
-    def _terraform_lock_line(self, deployment: Deployment) -> str:
+    # -- a killed Terraform run -----------------------------------------------------------------
+
+    def _death_time(self, job: Job) -> datetime:
+        """The job's last sign of life: its last heartbeat (or its worker's), else now."""
+        beats = [last_beat(self.redis, job_beat_key(job.id))]
+        if job.worker_name:
+            beats.append(last_beat(self.redis, worker_beat_key(job.worker_name)))
+        known = [beat for beat in beats if beat is not None]
+        if job.started_at is not None:
+            started = job.started_at if job.started_at.tzinfo else job.started_at.replace(tzinfo=UTC)
+            known = [beat for beat in known if beat >= started]
+        return min(known) if known else utcnow()
+
+    def _terraform_run(self, deployment: Deployment, job: Job) -> TerraformRun | None:
         request = deployment.request
-        lock_id, who = _dynamodb_lock(deployment, self.settings)
-        if lock_id:
-            return (
-                f":lock: Terraform's own state lock in DynamoDB table `{request.lock_table}` is still held by"
-                f" the killed run (lock ID `{lock_id}`{', ' + who if who else ''}). When no other run is using"
-                f" this state, release it from the deployment's workspace with `terraform force-unlock {lock_id}`."
+        try:
+            run = TerraformRuns(self.redis).get(state_id(request.state_bucket, request.state_key))
+        except (redis.RedisError, ValueError):
+            return None
+        return run if run is not None and run.job_id == job.id else None
+
+    def _wait_for_terraform(self, run: TerraformRun) -> None:
+        """On the run's own host: wait until its Terraform (interrupted by its parent's death) and
+        anything left in its process group are gone, at most REPORT_WAIT_SECONDS."""
+        if run.pid is None or run.host != socket.gethostname():
+            return
+        from workers.terraform.runner import group_members, process_running
+
+        deadline = time.monotonic() + REPORT_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            if not process_running(run.pid, run.pid_start) and not group_members(run.pid):
+                return
+            time.sleep(0.2)
+        log.warning("terraform_still_running_after_report_wait", pid=run.pid)
+
+    def _aftermath(
+        self, deployment: Deployment, step: Step, run: TerraformRun | None, died_at: datetime
+    ) -> Aftermath:
+        from workers.terraform.state_backend import lock_client, read_lock, read_state
+
+        request = deployment.request
+        state = state_id(request.state_bucket, request.state_key)
+        aftermath = Aftermath(step=step, state=state, run=run)
+        if run is not None:
+            updated = TerraformRuns(self.redis).update(
+                state,
+                run.run_id,
+                lambda r: r.model_copy(update={"outcome": "interrupted", "ended_at": died_at}),
             )
-        return (
-            f":lock: If the next plan stops with _Error acquiring the state lock_, the killed run left"
-            f" Terraform's lock in DynamoDB table `{request.lock_table}`: release it with"
-            " `terraform force-unlock <LOCK_ID>` (the lock ID is in that error message)."
+            run = aftermath.run = updated or run
+            if run.pid is not None and run.host == socket.gethostname():
+                from workers.terraform.runner import group_members, process_running
+
+                aftermath.terraform_running = process_running(run.pid, run.pid_start) or bool(
+                    group_members(run.pid)
+                )
+            aftermath.progress, aftermath.progress_source, aftermath.interrupt_seen = _progress_of(run)
+        try:
+            session = _session(deployment, self.settings)
+        except Exception as exc:  # any AWS or configuration fault: said as such
+            log.info("terraform_aftermath_no_session", deployment_id=deployment.id, error=type(exc).__name__)
+            aftermath.aws_problem = f"the deployment's AWS profile could not be used ({type(exc).__name__})"
+            return aftermath
+        aftermath.state_after = read_state(session, request.state_bucket, request.state_key)
+        aftermath.lock = read_lock(lock_client(session), request.lock_table, state)
+        if aftermath.lock.lock is not None and run is not None:
+            aftermath.verdict = own_lock(aftermath.lock.lock, run, run_alive=False, now=utcnow())
+        return aftermath
+
+    def _mark_progress(
+        self, deployment: Deployment, aftermath: Aftermath, job: Job, died_at: datetime
+    ) -> None:
+        """The apply's progress message ("Applying… 3/11") says it was interrupted, with the count."""
+        run = aftermath.run
+        if aftermath.step is not Step.APPLY or run is None or not run.progress_ts:
+            return
+        progress = aftermath.progress or ApplyProgress(total=run.total)
+        counted = f"{progress.done}/{progress.total}" if progress.total else str(progress.done)
+        text = (
+            f":warning: Apply interrupted — {counted} resources done (from {aftermath.progress_source or 'its record'})"
+            f" · its worker stopped {_duration(job, died_at)} after the job started"
         )
+        try:
+            self.notifier.update(deployment, run.progress_ts, status_line(text))
+        except Exception:
+            log.exception("progress_mark_failed", deployment_id=deployment.id)
+
+
+@dataclass
+class Aftermath:
+    """What a killed Terraform run left, as far as it could be checked."""
+
+    step: Step
+    state: str
+    run: TerraformRun | None = None
+    progress: ApplyProgress | None = None
+    progress_source: str = ""  # "its log" or "the progress it recorded"
+    interrupt_seen: bool = False  # the log shows Terraform received the interrupt
+    terraform_running: bool = False  # still running on this host after the wait
+    state_after: StateObject | None = None
+    lock: LockRead | None = None
+    verdict: OwnLock | None = None
+    aws_problem: str | None = None
+
+
+def _progress_of(run: TerraformRun) -> tuple[ApplyProgress | None, str, bool]:
+    """The apply's progress from the run's log when this host has it, else the mirrored record."""
+    if run.command != "apply":
+        return None, "", False
+    if run.log_path and run.host == socket.gethostname():
+        try:
+            lines = Path(run.log_path).read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            lines = []
+        if lines:
+            interrupted = any(line.startswith("Interrupt received") for line in lines)
+            return replay(lines, total=run.total), "its log", interrupted
+    mirrored = ApplyProgress(total=run.total, done=len(run.completed), completed=run.completed)
+    return mirrored, "the progress it recorded", False
+
+
+def _names(addresses: list[str] | tuple[str, ...]) -> str:
+    shown = ", ".join(f"`{a}`" for a in addresses[:NAMES_SHOWN])
+    more = len(addresses) - NAMES_SHOWN
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def aftermath_lines(aftermath: Aftermath, deployment: Deployment, lock_timeout: int) -> list[str]:
+    """What happened and the exact next step, for the thread (pure)."""
+    run, step = aftermath.run, aftermath.step
+    lines: list[str] = []
+    if run is None:
+        lines.append("The bot has no record of this run's Terraform command, so it cannot say what it did.")
+    elif run.command is None or run.pid is None:
+        lines.append("Terraform had not started yet: nothing ran against the state.")
+    elif aftermath.terraform_running:
+        lines.append(
+            f":warning: Terraform (pid {run.pid}) was still running on {run.host} when this was written."
+        )
+    elif aftermath.interrupt_seen:
+        lines.append("Terraform got the interrupt when its worker died and stopped on its own (see its log).")
+    missing: list[str] = []
+    if step is Step.APPLY and aftermath.progress is not None:
+        progress = aftermath.progress
+        counted = f"{progress.done} of {progress.total}" if progress.total else str(progress.done)
+        if progress.done:
+            lines.append(
+                f"*According to {aftermath.progress_source}, {counted} resource changes completed* before"
+                f" it stopped" + (f"; created: {_names(progress.created)}" if progress.created else "") + "."
+            )
+        else:
+            lines.append(f"According to {aftermath.progress_source}, no resource change had completed.")
+        if progress.in_progress:
+            lines.append(f"Still in progress when it stopped: {_names(progress.in_progress)}.")
+        after = aftermath.state_after
+        if after is not None and after.known:
+            missing = [a for a in progress.created if a not in after.addresses]
+    elif step is Step.PLAN:
+        lines.append("A plan changes nothing in AWS.")
+    lines.append(_state_text(aftermath))
+    if missing:
+        lines.append(
+            f":warning: *Created but not in the state:* {_names(missing)}. They exist, but Terraform does"
+            " not know them: a plan would try to create them again."
+        )
+    lines.append(_lock_text(aftermath))
+    lines.append(_next_text(aftermath, deployment, missing, lock_timeout))
+    return lines
+
+
+def _state_text(aftermath: Aftermath) -> str:
+    run, after = aftermath.run, aftermath.state_after
+    if aftermath.aws_problem:
+        return f"The state object could not be checked: {aftermath.aws_problem}."
+    if after is None or not after.known:
+        return f"The state object could not be read ({after.problem if after else 'no answer'})."
+    before_known = run is not None and run.state_existed_before is not None
+    if not before_known:
+        now = f"serial {after.serial}" if after.exists else "no state object"
+        return f"The state object now has {now}; what it was before the run is not known."
+    assert run is not None
+    if not run.state_existed_before:
+        if after.exists:
+            return f"*Terraform wrote the state* (there was none before; serial {after.serial} now)."
+        return "*No state was written* (there was none before the run and there is none now)."
+    if not after.exists:
+        return f"*The state object is gone* (it had serial {run.state_serial_before} before the run)."
+    if after.serial == run.state_serial_before:
+        return f"*The state object did not change* (serial {after.serial} before and after): Terraform did not write the state."
+    return f"*The state object changed* (serial {run.state_serial_before} → {after.serial}): Terraform wrote the state."
+
+
+def _lock_text(aftermath: Aftermath) -> str:
+    where = f"Terraform's own lock on `{aftermath.state}`"
+    found = aftermath.lock
+    if aftermath.aws_problem or found is None:
+        return f":grey_question: {where} could not be checked."
+    if found.problem:
+        return f":grey_question: {where} could not be checked ({found.problem})."
+    if not found.held:
+        return f":white_check_mark: {where} is free."
+    if found.lock is None:
+        return f":lock: {where} is held, but its details cannot be read: the bot will not touch it."
+    verdict = aftermath.verdict
+    if verdict is not None and verdict.own:
+        return (
+            f":lock: {where} is *still held by this run* (lock ID `{found.lock.id}`) — provably its own:"
+            f" {verdict.reason}."
+        )
+    why = f" ({verdict.reason})" if verdict is not None else ""
+    return (
+        f":lock: {where} is held (lock ID `{found.lock.id}`, {found.lock.facts}) and is not provably this"
+        f" run's{why}: the bot will not touch it."
+    )
+
+
+def _next_text(aftermath: Aftermath, deployment: Deployment, missing: list[str], lock_timeout: int) -> str:
+    replan = f"*Re-plan* (the button, or `/ecs-deploy plan {deployment.id}`)"
+    if aftermath.step is Step.APPLY:
+        if missing:
+            text = (
+                "*Next:* an operator imports the resources above into the state (`terraform import`) or"
+                f" deletes them; then {replan} and have the new plan approved."
+            )
+        else:
+            text = (
+                f"*Next:* {replan}: the new plan shows what is in place and what is left, and needs a new"
+                " approval. Nothing is applied again automatically."
+            )
+    else:
+        text = f"*Next:* {replan} to plan again."
+    found, verdict = aftermath.lock, aftermath.verdict
+    if found is not None and found.held and found.lock is not None:
+        if verdict is not None and verdict.own:
+            text += (
+                " The re-plan first releases Terraform's lock left by this run — no `terraform force-unlock`"
+                f" needed; a lead can also release it now with `/ecs-deploy unlock {deployment.id}`."
+            )
+        else:
+            text += (
+                f" A re-plan waits up to {lock_timeout} s for Terraform's lock and stops if it is still held."
+                f" If no run is using this state, a lead checks with `/ecs-deploy unlock {deployment.id}` and"
+                f" releases it from the deployment's workspace with `terraform force-unlock {found.lock.id}`."
+            )
+    elif found is None or found.problem or aftermath.aws_problem:
+        text += (
+            " If the re-plan stops with _Error acquiring the state lock_, a lead sees who holds it with"
+            f" `/ecs-deploy unlock {deployment.id}`."
+        )
+    return text
+
+
+def _duration(job: Job, died_at: datetime) -> str:
+    started = job.started_at
+    if started is None:
+        return "?"
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    seconds = max(0, int((died_at - started).total_seconds()))
+    return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def _failure_text(job: Job) -> str:
@@ -374,17 +676,13 @@ def _meta(job: Job, name: str) -> str | None:
     return str(value) if value else None
 
 
-def _headline(what: str, job: Job, reason: str, stopped: str | None) -> str:
-    started = job.started_at
+def _headline(what: str, job: Job, reason: str, stopped: str | None, died_at: datetime) -> str:
     ran = ""
-    if started is not None:
-        if started.tzinfo is None:
-            started = started.replace(tzinfo=UTC)
-        seconds = int((utcnow() - started).total_seconds())
-        ran = f" after {seconds // 60}m{seconds % 60:02d}s"
+    if job.started_at is not None:
+        ran = f" {_duration(job, died_at)} after the job started (last heartbeat {died_at:%H:%M:%S} UTC)"
     text = (
-        f":warning: *Interrupted: {what}.* The worker running it stopped unexpectedly{ran} ({reason} —"
-        f" a container stop, a deploy or running out of memory can do this). Job `{job.id}`."
+        f":warning: *Interrupted: {what}.* The worker running it stopped unexpectedly{ran}: {reason}"
+        f" (a container stop, a deploy or running out of memory can do this). Job `{job.id}`."
     )
     if stopped:
         text += f" The deployment was already {stopped}; it stays {stopped}."
@@ -392,44 +690,17 @@ def _headline(what: str, job: Job, reason: str, stopped: str | None) -> str:
 
 
 def _what_next(step: Step | None, deployment: Deployment, stopped: str | None) -> str:
-    if step is Step.APPLY:
-        return (
-            "*The state may be partially applied — re-plan to see* what is already in place and what is"
-            " left. Nothing is applied again automatically: use *Re-plan* (or a new request) and have the"
-            " new plan approved."
-        )
-    if step is Step.PLAN:
-        return "A plan changes nothing in AWS. Use *Re-plan* to plan again."
+    """For steps other than Terraform's (those get `aftermath_lines`)."""
     if stopped:
         return "Nothing more runs for this deployment."
     return "Nothing more runs for this deployment on its own: start a new request with `/ecs-deploy`."
 
 
-def _dynamodb_lock(deployment: Deployment, current: Settings) -> tuple[str | None, str]:
-    """Terraform's lock item (LockID `{bucket}/{key}`) for the deployment's state: (lock ID, who)."""
-    request = deployment.request
-    try:
-        from core.policy import policy_from_settings
-        from workers.aws.identity import session_for
+def _session(deployment: Deployment, current: Settings) -> boto3.Session:
+    """The deployment's AWS session (its profile, and the access policy's role when it names one)."""
+    from core.policy import policy_from_settings
+    from workers.aws.identity import session_for
 
-        role = policy_from_settings(current.policy_file, current.approver_ids).role_for(request.profile)
-        session: boto3.Session = session_for(request.profile, request.region, role)
-        item = session.client("dynamodb", config=AWS_LOOKUP).get_item(
-            TableName=request.lock_table,
-            Key={"LockID": {"S": f"{request.state_bucket}/{request.state_key}"}},
-            ConsistentRead=True,
-        )
-    except Exception as exc:  # any AWS or configuration fault: fall back to the general advice
-        log.info("terraform_lock_lookup_failed", deployment_id=deployment.id, error=type(exc).__name__)
-        return None, ""
-    raw = ((item.get("Item") or {}).get("Info") or {}).get("S")
-    if not raw:
-        return None, ""
-    try:
-        info = json.loads(raw)
-    except json.JSONDecodeError:
-        return None, ""
-    who = " ".join(
-        part for part in (info.get("Who", ""), info.get("Operation", ""), info.get("Created", "")) if part
-    )
-    return (str(info["ID"]) if info.get("ID") else None), who
+    request = deployment.request
+    role = policy_from_settings(current.policy_file, current.approver_ids).role_for(request.profile)
+    return session_for(request.profile, request.region, role)

@@ -1,7 +1,17 @@
-"""Steps: `terraform plan` (summarised for review) and `terraform apply` of exactly the approved plan."""
+"""Steps: `terraform plan` (summarised for review) and `terraform apply` of exactly the approved plan.
+
+The plan's bytes are read once from the private directory Terraform wrote them to, sealed
+(runner.SealedPlan), hashed, summarised (`show -json` of the sealed bytes), stored and bound to the
+approval: what people review is what was hashed is what is stored. The apply seals the approved
+bytes from the store, checks them against the approval, and Terraform reads exactly those bytes —
+hashed once more immediately before it starts. Each run is recorded (workers/steps/tfrun.py) so that
+an interrupted run can be reported truthfully and its Terraform lock released without a manual
+`terraform force-unlock`.
+"""
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -10,7 +20,7 @@ from bot.views.pipeline import apply_failed_message, apply_result_message, statu
 from bot.views.plan import plan_blocks, plan_text
 from core.apply_progress import ApplyProgress, advance
 from core.approval import PlanBinding, is_applyable, new_plan
-from core.artifacts import ArtifactError, ArtifactStore, sha256
+from core.artifacts import ArtifactError, ArtifactStore
 from core.models import Deployment, DeploymentStatus, PlanRecord, utcnow
 from core.plan_summary import PlanParseError, summarise_plan
 from core.queue import Step
@@ -25,20 +35,23 @@ from workers.steps.common import (
     then,
     workspace_file,
 )
+from workers.steps.tfrun import TerraformRunContext, is_lock_error
 from workers.terraform import runner
-from workers.terraform.runner import RunOptions, RunResult, StalePlanError, TerraformError
+from workers.terraform.runner import (
+    PlanIntegrityError,
+    RunOptions,
+    RunResult,
+    SealedPlan,
+    StalePlanError,
+    TerraformError,
+)
 
 PROGRESS_EVERY_SECONDS = 3.0
+PROGRESS_RECORD_EVERY_SECONDS = 1.0
 
 
 def plan_artifact(attempt: int) -> str:
     return f"plan-{attempt}"
-
-
-def _plan_file(workspace: Path, attempt: int) -> Path:
-    path = workspace / ".ecs-deploy" / "plans" / f"{plan_artifact(attempt)}.tfplan"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _init(rt: Runtime, deployment: Deployment, workspace: Path, options: RunOptions, what: str) -> None:
@@ -53,9 +66,17 @@ def _init(rt: Runtime, deployment: Deployment, workspace: Path, options: RunOpti
 def _report_failure(rt: Runtime, deployment: Deployment, result: RunResult, what: str) -> None:
     _attach_log(rt, deployment, result)
     excerpt = (result.error_excerpt or result.output_tail)[-1500:].replace("```", "'''").strip()
+    what_next = "The full log is attached in the thread."
+    if is_lock_error(result):
+        what_next = (
+            "Terraform's own state lock is held by someone else (its lock ID, who and since when are"
+            " above). If no Terraform run is using this state, a lead can look at it and get the exact"
+            f" way to clear it with `/ecs-deploy unlock {deployment.id}`; then use Re-plan. The bot itself"
+            " releases only locks it can prove were left by its own dead runs. " + what_next
+        )
     raise StepFailure(
         f"{what}: {result.summary}." + (f"\n```{excerpt}```" if excerpt else ""),
-        "The full log is attached in the thread.",
+        what_next,
     )
 
 
@@ -104,24 +125,28 @@ def _plan(rt: Runtime, deployment: Deployment) -> Outcome:
     assert deployment.workspace is not None
     workspace = ensure_workspace(rt, deployment)
     options = run_options(rt, terraform_env(rt, deployment, workspace), deployment.id)
-    _init(rt, deployment, workspace, options, "planning")
     attempt = (deployment.plan.attempt + 1) if deployment.plan else 1
-    plan_file = _plan_file(workspace, attempt)
     tfvars_file = workspace_file(workspace, deployment.workspace.tfvars_path)
-    result = runner.plan(workspace, tfvars_file, plan_file, options=options)
-    if not result.ok:
-        _report_failure(rt, deployment, result, "terraform plan failed")
+    run = TerraformRunContext.begin(rt, deployment, "plan")
     try:
-        summary = summarise_plan(
-            runner.show_json(workspace, plan_file, options=options),
-            monthly_cost=size_profile(deployment.request.size).monthly_cost,
+        _init(rt, deployment, workspace, options, "planning")
+        sealed = _planned(rt, deployment, run, workspace, tfvars_file, attempt, options)
+    finally:
+        run.finish()
+    with sealed:
+        try:
+            summary = summarise_plan(
+                runner.show_json(workspace, sealed, options=options),
+                monthly_cost=size_profile(deployment.request.size).monthly_cost,
+            )
+            human = runner.show_text(workspace, sealed, options=options)
+        except (TerraformError, PlanParseError) as exc:
+            raise StepFailure(f"The plan could not be read: {exc}") from exc
+        digest = ArtifactStore.for_settings(rt.redis, rt.settings).put(
+            deployment.id, plan_artifact(attempt), sealed.read()
         )
-        human = runner.show_text(workspace, plan_file, options=options)
-    except (TerraformError, PlanParseError) as exc:
-        raise StepFailure(f"The plan could not be read: {exc}") from exc
-    digest = ArtifactStore.for_settings(rt.redis, rt.settings).put(
-        deployment.id, plan_artifact(attempt), plan_file.read_bytes()
-    )
+    if digest != sealed.sha256:
+        raise StepFailure("The plan changed while it was being stored; nothing was kept.", "Use Re-plan.")
     binding = PlanBinding(
         plan_sha256=digest,
         repo_commit=deployment.workspace.commit,
@@ -182,6 +207,36 @@ def _plan(rt: Runtime, deployment: Deployment) -> Outcome:
     return DeploymentStatus.DEPLOYED, "no changes: the infrastructure matches", None
 
 
+def _planned(
+    rt: Runtime,
+    deployment: Deployment,
+    run: TerraformRunContext,
+    workspace: Path,
+    tfvars_file: Path,
+    attempt: int,
+    options: RunOptions,
+) -> SealedPlan:
+    """`terraform plan -out` into a directory only this worker can use; the plan's bytes, read once
+    and sealed: everything after this (hash, summary, storage) works on exactly these bytes."""
+    try:
+        private = runner.private_directory(workspace)
+    except (OSError, PlanIntegrityError) as exc:
+        raise StepFailure(f"No private directory for the plan: {exc}") from exc
+    try:
+        plan_file = private / f"{plan_artifact(attempt)}.tfplan"
+        result = run.command(
+            "plan", lambda opts: runner.plan(workspace, tfvars_file, plan_file, options=opts), options
+        )
+        if not result.ok:
+            _report_failure(rt, deployment, result, "terraform plan failed")
+        try:
+            return SealedPlan(runner.read_plan_file(plan_file), workspace=workspace)
+        except (OSError, PlanIntegrityError) as exc:
+            raise StepFailure(f"The plan Terraform wrote could not be read: {exc}") from exc
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
 def _superseded(previous: PlanRecord, attempt: int) -> str:
     return f":arrows_counterclockwise: Plan #{previous.attempt} was superseded by plan #{attempt}; its approvals no longer count."
 
@@ -207,43 +262,63 @@ def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
     if deployment.plan is None or binding is None:
         raise StepFailure("There is no approved plan to apply.")
     workspace = ensure_workspace(rt, deployment)
-    plan_file = _plan_file(workspace, binding.attempt)
     try:
         data = ArtifactStore.for_settings(rt.redis, rt.settings).get(
             deployment.id, plan_artifact(binding.attempt), binding.plan_sha256
         )
     except ArtifactError as exc:
         raise StepFailure(str(exc), "Use Re-plan and have the new plan approved.") from exc
-    plan_file.write_bytes(data)
-    on_disk = binding.model_copy(update={"plan_sha256": sha256(plan_file.read_bytes())})
-    decision = is_applyable(deployment.approval, on_disk, utcnow(), approval_ttl(rt))
-    if not decision.allowed:
-        raise StepFailure(f"Not applied: {decision.reason}", "Use Re-plan to make a fresh plan for approval.")
-    options = run_options(rt, terraform_env(rt, deployment, workspace), deployment.id)
-    _init(rt, deployment, workspace, options, "applying")
-    rt.audit.record(
-        "apply_started",
-        deployment.id,
-        "worker",
-        plan_sha256=binding.plan_sha256,
-        approved_by=",".join(deployment.approval.approver_ids),
-    )
-    progress_ts = rt.notifier.post(deployment, status_line(f":gear: Applying plan #{binding.attempt}…"))
-    tracker = _ProgressTracker(rt, deployment, progress_ts, deployment.plan.resource_changes)
-    try:
-        result = runner.apply(workspace, plan_file, tracker.on_line, options=options)
-    except StalePlanError as exc:
-        if exc.result is not None:
-            _attach_log(rt, deployment, exc.result)
-        raise StepFailure(
-            "The state changed since this plan; re-plan.",
-            "Nothing was applied. Use Re-plan and have the new plan approved.",
-        ) from exc
+    with SealedPlan(data, workspace=workspace) as sealed:
+        # the approval is checked against the sealed bytes: the ones Terraform will read
+        sealed_binding = binding.model_copy(update={"plan_sha256": sealed.sha256})
+        decision = is_applyable(deployment.approval, sealed_binding, utcnow(), approval_ttl(rt))
+        if not decision.allowed:
+            raise StepFailure(
+                f"Not applied: {decision.reason}", "Use Re-plan to make a fresh plan for approval."
+            )
+        options = run_options(rt, terraform_env(rt, deployment, workspace), deployment.id)
+        run = TerraformRunContext.begin(rt, deployment, "apply")
+        try:
+            _init(rt, deployment, workspace, options, "applying")
+            rt.audit.record(
+                "apply_started",
+                deployment.id,
+                "worker",
+                plan_sha256=binding.plan_sha256,
+                approved_by=",".join(deployment.approval.approver_ids),
+            )
+            progress_ts = rt.notifier.post(
+                deployment, status_line(f":gear: Applying plan #{binding.attempt}…")
+            )
+            tracker = _ProgressTracker(rt, deployment, progress_ts, deployment.plan.resource_changes, run)
+            run.progress(ts=progress_ts, total=deployment.plan.resource_changes or None)
+            result = run.command(
+                "apply",
+                lambda opts: runner.apply(
+                    workspace, sealed, tracker.on_line, options=opts, expected_sha256=binding.plan_sha256
+                ),
+                options,
+            )
+        except StalePlanError as exc:
+            if exc.result is not None:
+                _attach_log(rt, deployment, exc.result)
+            raise StepFailure(
+                "The state changed since this plan; re-plan.",
+                "Nothing was applied. Use Re-plan and have the new plan approved.",
+            ) from exc
+        except PlanIntegrityError as exc:
+            raise StepFailure(
+                f"Not applied: {exc}", "Use Re-plan to make a fresh plan for approval."
+            ) from exc
+        finally:
+            run.finish()
     tracker.flush(final=True)
     if not result.ok:
         _attach_log(rt, deployment, result)
         reason = result.stop_detail or f"terraform apply exited with {result.exit_code}"
-        rt.notifier.post(deployment, apply_failed_message(reason, result.error_excerpt, tracker.completed))
+        rt.notifier.post(
+            deployment, apply_failed_message(reason, result.error_excerpt, list(tracker.progress.completed))
+        )
         rt.audit.record(
             "apply_failed", deployment.id, "worker", plan_sha256=binding.plan_sha256, reason=reason
         )
@@ -272,23 +347,33 @@ def _outputs(workspace: Path, options: RunOptions) -> dict[str, dict[str, object
 class _ProgressTracker:
     """Turns Terraform's apply output into one thread message updated at most every few seconds."""
 
-    def __init__(self, rt: Runtime, deployment: Deployment, ts: str | None, total: int) -> None:
-        self.rt, self.deployment, self.ts = rt, deployment, ts
+    def __init__(
+        self, rt: Runtime, deployment: Deployment, ts: str | None, total: int, run: TerraformRunContext
+    ) -> None:
+        self.rt, self.deployment, self.ts, self.run = rt, deployment, ts, run
         self.progress = ApplyProgress(total=total or None)
         self.started = time.monotonic()
         self.last_sent = 0.0
-        self.completed: list[str] = []
+        self.last_recorded = 0.0
+        self.recorded_done = 0
 
     def on_line(self, line: str) -> None:
-        before = self.progress.done
         self.progress = advance(self.progress, line)
-        if self.progress.done > before and ":" in line:
-            self.completed.append(line.split(":", 1)[0].strip())
-        if time.monotonic() - self.last_sent >= PROGRESS_EVERY_SECONDS:
+        now = time.monotonic()
+        if (
+            self.progress.done > self.recorded_done
+            and now - self.last_recorded >= PROGRESS_RECORD_EVERY_SECONDS
+        ):
+            # mirrored in the run's record, for whoever reports this run if its worker dies
+            self.last_recorded, self.recorded_done = now, self.progress.done
+            self.run.progress(completed=self.progress.completed)
+        if now - self.last_sent >= PROGRESS_EVERY_SECONDS:
             self.flush()
 
     def flush(self, final: bool = False) -> None:
         self.last_sent = time.monotonic()
         elapsed = int(time.monotonic() - self.started)
         text = f":gear: {'Applied' if final else 'Applying'}… {self.progress.text} · {elapsed // 60}m{elapsed % 60:02d}s"
-        self.ts = self.rt.notifier.update(self.deployment, self.ts, status_line(text))
+        before, self.ts = self.ts, self.rt.notifier.update(self.deployment, self.ts, status_line(text))
+        if final or self.ts != before:
+            self.run.progress(ts=self.ts, completed=self.progress.completed)
