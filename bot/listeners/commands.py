@@ -8,6 +8,7 @@ looked up) run after ack(). The rules live in bot/control.py, the wording in bot
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis
@@ -80,11 +81,28 @@ def register(app: App, services: Services) -> None:
         unlock_clicked(services, BlockActions.model_validate(body))
 
 
+# The form is opened after ack() on threads of its own: Bolt runs listeners on 5 threads, and a
+# listener that kept its thread for the Slack calls below made the next commands' acks wait for one
+# (bench/ack_latency.py). Two threads, a few ms of work per form: far inside a trigger id's 3 s.
+_FORM_OPENER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="request-form")
+
+
 def open_request_modal(ack: Ack, slash: SlashCommand, client: WebClient, services: Services) -> None:
     if not services.redis_ok():
         ack(STORE_DOWN)
         return
     ack()
+    _FORM_OPENER.submit(_send_request_modal, slash, client, services)
+
+
+def _send_request_modal(slash: SlashCommand, client: WebClient, services: Services) -> None:
+    try:
+        _open_request_form(slash, client, services)
+    except Exception:  # no listener error handler runs here: say it, or a lost form leaves no trace
+        log.exception("request_form_failed", user=slash.user_id)
+
+
+def _open_request_form(slash: SlashCommand, client: WebClient, services: Services) -> None:
     profiles = services.profiles_for(slash.user_id)
     if not profiles:
         services.notifier.ephemeral(
