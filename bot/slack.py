@@ -1,12 +1,19 @@
-"""The Slack Web API client, configured once: base URL from settings, transient faults retried.
+"""The Slack Web API clients, configured once: base URL from settings, transient faults retried where
+that is safe.
 
-Retries happen inside `slack_sdk` (its retry handlers), before a call returns or raises:
+`make_web_client` (reads, modals, ephemeral messages, …) retries inside `slack_sdk` (its retry
+handlers), before a call returns or raises:
 - `ratelimited` (HTTP 429): waited out for as long as `Retry-After` says, up to RATE_LIMIT_RETRIES times;
 - transient server faults (any HTTP 5xx, or HTTP 200 with `fatal_error`, `internal_error`,
   `service_unavailable`, `request_timeout`): retried with exponential backoff (0.5 s, 1 s, …);
 - connection errors (reset, refused, DNS): retried the same way.
-What still fails after that is the caller's to handle: the notifier keeps thread messages in its
-outbox and delivers them when Slack answers again.
+A method that creates something (`chat.postMessage`, `files.completeUploadExternal`, …) is never
+retried after a server fault or a broken connection: Slack may have done it already (an *ambiguous*
+failure), and a blind retry would post it twice.
+
+`outbox_client` is the client of the notifier's outbox (bot/outbox.py): no retries at all inside the
+client. The outbox decides: it waits out `Retry-After` without blocking anybody, backs off after
+faults, and looks a post up (by the metadata the bot attaches) before it posts it again.
 """
 
 from __future__ import annotations
@@ -21,15 +28,23 @@ from slack_sdk.http_retry.state import RetryState
 from core.settings import Settings
 
 TRANSIENT_ERRORS = frozenset({"fatal_error", "internal_error", "service_unavailable", "request_timeout"})
+# Methods whose effect must not happen twice: after a 5xx or a broken connection they may have run.
+NOT_IDEMPOTENT = frozenset(
+    {"chat.postMessage", "chat.postEphemeral", "chat.scheduleMessage", "files.completeUploadExternal"}
+)
 RATE_LIMIT_RETRIES = 5
 TRANSIENT_RETRIES = 2
 CONNECTION_RETRIES = 2
 TIMEOUT_SECONDS = 15
 
 
+def _method(request: HttpRequest) -> str:
+    return request.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
 class TransientErrorRetryHandler(RetryHandler):
     """Retries Slack's transient server faults: any 5xx status, and the error codes Slack documents as
-    "try again" even when they come with HTTP 200."""
+    "try again" even when they come with HTTP 200 — except for methods that are not idempotent."""
 
     def _can_retry(
         self,
@@ -39,7 +54,7 @@ class TransientErrorRetryHandler(RetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> bool:
-        if response is None:
+        if response is None or _method(request) in NOT_IDEMPOTENT:
             return False
         if response.status_code >= 500:
             return True
@@ -47,6 +62,23 @@ class TransientErrorRetryHandler(RetryHandler):
         return (
             response.status_code == 200 and body.get("ok") is False and body.get("error") in TRANSIENT_ERRORS
         )
+
+
+class IdempotentConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
+    """slack_sdk's connection-error retries, except for methods that are not idempotent (a connection
+    reset after the request was sent leaves open whether Slack acted on it)."""
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if _method(request) in NOT_IDEMPOTENT:
+            return False
+        return super()._can_retry(state=state, request=request, response=response, error=error)
 
 
 def is_transient(status_code: int | None, error: str | None) -> bool:
@@ -57,9 +89,17 @@ def is_transient(status_code: int | None, error: str | None) -> bool:
     )
 
 
+def is_ambiguous(status_code: int | None, error: str | None) -> bool:
+    """Whether Slack may have done what a failed call asked for: a server fault (5xx, `fatal_error`,
+    `internal_error`, …). A rate limit (429) or a refusal means it did not."""
+    if status_code == 429 or error == "ratelimited":
+        return False
+    return (status_code is not None and status_code >= 500) or error in TRANSIENT_ERRORS
+
+
 def retry_handlers() -> list[RetryHandler]:
     return [
-        ConnectionErrorRetryHandler(max_retry_count=CONNECTION_RETRIES),
+        IdempotentConnectionErrorRetryHandler(max_retry_count=CONNECTION_RETRIES),
         RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
         TransientErrorRetryHandler(max_retry_count=TRANSIENT_RETRIES),
     ]
@@ -70,3 +110,8 @@ def make_web_client(settings: Settings) -> WebClient:
     client = WebClient(token=token, base_url=settings.slack_api_url, timeout=TIMEOUT_SECONDS)
     client.retry_handlers = retry_handlers()
     return client
+
+
+def outbox_client(client: WebClient) -> WebClient:
+    """The same token and base URL, without any retry inside the client (see the module docstring)."""
+    return WebClient(token=client.token, base_url=client.base_url, timeout=client.timeout, retry_handlers=[])

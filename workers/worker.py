@@ -4,10 +4,13 @@ On top of `rq.Worker` it
 - keeps a worker heartbeat (main process) and a job heartbeat (work horse) in Redis, so a worker
   killed together with its horse is recognised within seconds instead of RQ's minutes;
 - sweeps for such dead jobs and delivers the Slack outbox from a background thread (every
-  SWEEP_INTERVAL and HEARTBEAT_INTERVAL respectively, see workers/sweeper.py), and once before it
-  takes its first job, before RQ's own registry cleanup could fail those jobs silently;
+  SWEEP_INTERVAL and HEARTBEAT_INTERVAL respectively, see workers/sweeper.py; the outbox also as soon
+  as an entry falls due), and once before it takes its first job, before RQ's own registry cleanup
+  could fail those jobs silently;
+- in the work horse, lets jobs queue their Slack messages without waiting (a deliverer thread sends
+  them, bot/outbox.py), and delivers what is left when the job is done (DRAIN_SECONDS at most);
 - reports a work horse killed on its own (OOM) at once, in the job's thread;
-- tries the outbox one last time when it stops (also after `--burst`);
+- tries the outbox one last time when it stops (also after `--burst`; STOP_DELIVERY_SECONDS at most);
 - reads jobs with the JSON serializer only (core.queue.JOB_SERIALIZER: never pickle from Redis), and
   runs with umask 077 in a private data directory, so checkouts, tfvars, plan files and Terraform
   logs (which hold secrets) are 0700/0600 — the work horse, git and Terraform inherit the umask;
@@ -36,7 +39,8 @@ from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
 
-from bot.notifier import Notifier
+from bot.notifier import DRAIN_SECONDS, Notifier
+from bot.outbox import drain as drain_outbox
 from bot.slack import make_web_client
 from bot.store_watch import StoreWatch
 from core.logs import get_logger, redact_event
@@ -49,6 +53,10 @@ from workers.workspace import PRIVATE_UMASK, private_data_dir
 
 log = get_logger(__name__)
 _current_job: dict[str, str] = {}  # in the work horse: the ids of the job it runs
+
+
+STOP_DELIVERY_SECONDS = 20.0  # a stopping worker tries the outbox for at most this long
+MIN_ROUND_SECONDS = 0.5
 
 
 def _connect(settings: Settings) -> redis.Redis:
@@ -85,7 +93,7 @@ class Maintenance:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
-        self.deliver(force=True)
+        self.deliver(force=True, budget=STOP_DELIVERY_SECONDS)
         self.heartbeat.stop()
         with contextlib.suppress(redis.RedisError):
             self.redis.close()
@@ -100,20 +108,29 @@ class Maintenance:
         except Exception:  # the thread must outlive any fault; the next round tries again
             log.exception("sweep_failed")
 
-    def deliver(self, *, force: bool = False) -> None:
+    def deliver(self, *, force: bool = False, budget: float | None = None) -> None:
+        """Deliver the Slack outbox entries that are due, any deployment's (bot/outbox.py)."""
         try:
-            self.notifier.deliver_outbox(force=force)
+            self.notifier.deliver_outbox(force=force, budget=budget)
         except Exception:
             log.exception("outbox_delivery_failed")
 
     def _run(self) -> None:
         last_sweep = time.monotonic()
         tick = min(self.bounds.heartbeat_interval, self.bounds.sweep_interval)
-        while not self._stop.wait(tick):
+        while not self._stop.wait(self._until_next_round(tick)):
             if time.monotonic() - last_sweep >= self.bounds.sweep_interval:
                 self.sweep()
                 last_sweep = time.monotonic()
             self.deliver()
+
+    def _until_next_round(self, tick: float) -> float:
+        """The next round comes after `tick`, or sooner when an outbox entry falls due (a Slack
+        Retry-After, a backoff) before that."""
+        due = self.notifier.next_due()
+        if due is None:
+            return tick
+        return max(MIN_ROUND_SECONDS, min(tick, due - time.time()))
 
 
 class DeployWorker(Worker):
@@ -169,6 +186,9 @@ class DeployWorker(Worker):
         try:
             return bool(super().perform_job(job, queue, execution))
         finally:
+            # the job is done and gave its state back: deliver what it queued for Slack (bounded;
+            # the rest stays in the outbox for the maintenance rounds)
+            drain_outbox(DRAIN_SECONDS)
             beat.stop()
             _current_job.clear()
             with contextlib.suppress(redis.RedisError):

@@ -16,8 +16,9 @@ from slack_sdk.models.views import View
 
 from bot import control
 from bot.ids import Action
-from bot.listeners.decided import replace_actions
+from bot.listeners.decided import decision_entries, replace_actions
 from bot.listeners.thread_modals import EDITABLE_STATUSES
+from bot.outbox import OutboxEntry
 from bot.payloads import BlockActions
 from bot.services import Services
 from bot.views.decisions import ThreadContext, edit_values_modal, missing_values_modal, reject_modal
@@ -81,29 +82,44 @@ class Clicked:
     ) -> Deployment:
         """Change status only from an expected one and enqueue `then`, in one transaction (a second
         click finds it moved and is refused; a status never waits for a job that was not queued),
-        then replace the clicked buttons by `decided`."""
+        with the root refresh and the clicked buttons replaced by `decided` queued in the outbox in
+        that same transaction (so they reach Slack before anything the job posts)."""
+        notifier = self.services.notifier
+        enqueue = self.services.enqueue_in(then, options) if then else None
 
         def change(d: Deployment) -> Deployment | None:
             return d.with_status(to, detail).model_copy(update=updates) if d.status in expected else None
 
-        moved, changed = self.services.store.transition(
-            self.deployment.id, change, also=self.services.enqueue_in(then, options) if then else None
-        )
+        def also(pipe: Any, deployment: Deployment) -> None:
+            notifier.queue_in(pipe, notifier.root_entry(deployment.id), *self.decision(deployment, decided))
+            if enqueue is not None:
+                enqueue(pipe, deployment)
+
+        moved, changed = self.services.store.transition(self.deployment.id, change, also=also)
         if not changed:
             raise Refusal(
                 f"Nothing to do: the deployment is now {moved.status.label.split(' ', 1)[-1].lower()}."
             )
-        self.services.notifier.refresh_root(moved)
-        self.decided(decided)
+        notifier.flush(moved.id)
         return moved
+
+    def decision(self, deployment: Deployment, text: str) -> list[OutboxEntry]:
+        """The outbox entry replacing the clicked message's buttons by `text` (see decided.py)."""
+        container = self.click.container
+        ts = container.message_ts if container else None
+        return decision_entries(self.services.notifier, deployment, ts, self.body.get("message") or {}, text)
 
     def decided(self, text: str) -> None:
         """Replace the clicked message's buttons by what was decided, so nothing stale can be clicked.
         Slack sends the clicked message's blocks with the click; those are what we keep."""
-        container, channel = self.click.container, self.click.channel
-        if container and container.message_ts and channel:
+        container = self.click.container
+        if container and container.message_ts:
             replace_actions(
-                self.services.client, channel.id, container.message_ts, self.body.get("message") or {}, text
+                self.services.notifier,
+                self.deployment,
+                container.message_ts,
+                self.body.get("message") or {},
+                text,
             )
 
     def open(self, view: View) -> None:
@@ -320,9 +336,20 @@ def approve_clicked(c: Clicked) -> None:
         return d.model_copy(update=update)
 
     queue_apply = services.enqueue_in(Step.APPLY)
+    notifier = services.notifier
 
     def apply_if_ready(pipe: Any, deployment: Deployment) -> None:
         if outcome[0].apply_now:  # exactly one click's transition is APPROVED_READY
+            # the decision and the notice enter the outbox with the apply job: ahead of its messages
+            text = decision_text(outcome[0].state, environment=deployment.request.environment)
+            notifier.queue_in(
+                pipe,
+                *c.decision(deployment, f":white_check_mark: {text}"),
+                notifier.root_entry(deployment.id),
+                notifier.post_entry(
+                    deployment, text_message(f":white_check_mark: {text}. Applying exactly this plan.")
+                ),
+            )
             queue_apply(pipe, deployment)
 
     updated, _ = services.store.transition(c.deployment.id, change, also=apply_if_ready)
@@ -339,15 +366,11 @@ def approve_clicked(c: Clicked) -> None:
     )
     if not result.allowed:
         raise Refusal(result.message)
-    text = decision_text(result.state, environment=updated.request.environment)
     if result.apply_now:
-        c.decided(f":white_check_mark: {text}")
-        services.notifier.refresh_root(updated)
-        services.notifier.post(
-            updated, text_message(f":white_check_mark: {text}. Applying exactly this plan.")
-        )
+        notifier.flush(updated.id)  # queued with the apply job (above)
     else:
-        services.notifier.post(updated, text_message(f":ballot_box_with_check: {text}"))
+        text = decision_text(result.state, environment=updated.request.environment)
+        notifier.post(updated, text_message(f":ballot_box_with_check: {text}"))
 
 
 def reject_clicked(c: Clicked) -> None:
