@@ -17,7 +17,7 @@ place, decisions (buttons replaced), file uploads — is queued in the deploymen
 
 Slack faults, per entry (no retries inside the Slack client, see bot/slack.py):
 - a rate limit (429) is waited out for as long as `Retry-After` says, by trying the entry again then
-  (without blocking anybody);
+  (without blocking anybody; it does not count as a failed attempt, OUTBOX_MAX_RATE_LIMITS at most);
 - a server fault, a timeout or a broken connection is retried with backoff (OUTBOX_BACKOFF_FIRST,
   doubling up to OUTBOX_BACKOFF_MAX), at most OUTBOX_MAX_ATTEMPTS times in all;
 - a post or upload whose outcome is unknown (a 5xx or a dropped connection after Slack may have
@@ -72,6 +72,7 @@ GONE_MESSAGE_ERRORS = {"message_not_found", "cant_update_message", "edit_window_
 OUTBOX_MAX_ATTEMPTS = 30
 OUTBOX_BACKOFF_FIRST = 2.0  # seconds before the first re-delivery; doubles up to OUTBOX_BACKOFF_MAX
 OUTBOX_BACKOFF_MAX = 120.0  # so 30 attempts span about 50 minutes of outage
+OUTBOX_MAX_RATE_LIMITS = 300  # 429s of one entry before it is given up (each waits its Retry-After)
 ROUND_SECONDS = 30.0  # a deliverer moves on to other deployments after this long on one
 LOOKUP_PAGES = 10  # conversations.replies / .history pages read to find a post (200 messages each)
 LOOKUP_SKEW_SECONDS = 600  # look back this far before an entry was queued (clocks differ)
@@ -475,15 +476,19 @@ class Notifier:
         return delivered, results
 
     def _retry_later(self, delivery: _Delivery, result: _Result) -> bool:
-        """Keep the entry for a later attempt; False if it has had its attempts (then it is dropped)."""
+        """Keep the entry for a later attempt; False if it has had its attempts (then it is dropped).
+        A rate limit is not a failed attempt (Slack said when to come back), but has its own bound."""
         entry = delivery.entry
-        attempts = entry.attempts + 1
-        if attempts >= OUTBOX_MAX_ATTEMPTS:
+        limited = result.retry_after is not None
+        attempts = entry.attempts + (0 if limited else 1)
+        rate_limits = entry.rate_limits + (1 if limited else 0)
+        if attempts >= OUTBOX_MAX_ATTEMPTS or rate_limits >= OUTBOX_MAX_RATE_LIMITS:
             log.error(
                 "outbox_gave_up",
                 deployment_id=entry.deployment_id,
                 kind=entry.kind,
                 attempts=attempts,
+                rate_limits=rate_limits,
                 error=result.error,
             )
             self.outbox.pop(entry.deployment_id, delivery.raw, entry.id)
@@ -496,7 +501,7 @@ class Notifier:
         self.outbox.replace(
             entry.deployment_id,
             delivery.raw,
-            entry.model_copy(update={"attempts": attempts}),
+            entry.model_copy(update={"attempts": attempts, "rate_limits": rate_limits}),
             time.time() + delay,  # counted from Slack's answer
         )
         log.info(

@@ -89,7 +89,8 @@ class OutboxEntry(BaseModel):
     thread_ts: str | None = None
     created_at: float = Field(default_factory=time.time)
     # delivery state, kept in the entry while it is the head of its list
-    attempts: int = 0
+    attempts: int = 0  # failed attempts (not counting rate limits)
+    rate_limits: int = 0  # 429s answered
     in_flight: bool = False  # a non-idempotent call was made and its outcome is unknown
     file_id: str | None = None  # an upload whose file Slack already has
 

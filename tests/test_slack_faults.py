@@ -238,6 +238,21 @@ def test_gives_up_after_bounded_attempts(
     assert len(slack_api.calls_to("conversations.replies")) == 2  # each retry looked first
 
 
+def test_rate_limits_do_not_use_up_the_attempts(
+    notifier: Notifier, slack_api: SlackApiStandIn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.notifier as module
+
+    monkeypatch.setattr(module, "OUTBOX_MAX_ATTEMPTS", 2)
+    deployment = notifier.ensure_thread(new_deployment(notifier))
+    slack_api.fail("chat.postMessage", "ratelimited", status=429, retry_after=1, times=4)
+    notifier.post(deployment, text_message("patient"))
+    for _ in range(4):
+        notifier.deliver_outbox(force=True)
+    assert thread_posts(slack_api, deployment.thread_ts or "") == ["patient"]
+    assert len(slack_api.calls_to("chat.postMessage")) == 1 + 5  # root, four 429s, then it went
+
+
 # -- ambiguous failures: Slack did it, but answered with a fault ------------------------------------
 
 
