@@ -23,7 +23,9 @@ from bot.services import Services
 from bot.views import status as views
 from bot.views.messages import Message
 from bot.views.request_modal import ModalContext, request_modal_dict
+from bot.views.text import inline_code
 from core.logs import get_logger
+from core.visibility import may_see
 
 log = get_logger(__name__)
 
@@ -129,25 +131,39 @@ def _one_id(args: list[str], flags: set[str], usage: str, allowed: frozenset[str
     return args[0]
 
 
+def unknown_deployment(deployment_id: str) -> str:
+    """For an id the bot does not know — and, word for word, for one the asker may not see."""
+    return f"No deployment {inline_code(deployment_id.strip()[:64])} is known to the bot."
+
+
 def status_sub(
     services: Services, slash: SlashCommand, args: list[str], flags: set[str]
 ) -> tuple[Reply, FollowUp | None]:
+    """A deployment for its requester and its profile's approvers (core.visibility); anyone else gets
+    the answer an unknown id gets, word for word."""
     if args:
-        deployment = control.find(services, _one_id(args, flags, "/ecs-deploy status [id]"))
-    else:
-        found = control.latest_of(services, slash.user_id)
-        if found is None:
-            return "You have no deployments yet. Type `/ecs-deploy` to request one.", None
+        deployment_id = _one_id(args, flags, "/ecs-deploy status [id]")
+        user = services.identity(slash.user_id)
+        found = services.store.find(deployment_id.strip()[:64])
+        if found is None or not may_see(services.policy, user, found):
+            return unknown_deployment(deployment_id), None
         deployment = found
+    else:
+        latest = control.latest_of(services, slash.user_id)
+        if latest is None:
+            return "You have no deployments yet. Type `/ecs-deploy` to request one.", None
+        deployment = latest
     return views.status_text(deployment), None
 
 
 def list_sub(
     services: Services, slash: SlashCommand, args: list[str], flags: set[str]
 ) -> tuple[Reply, FollowUp | None]:
+    """The caller's own; for a lead also those of the profiles they approve (core.visibility)."""
     user = services.identity(slash.user_id)
-    deployments, everyone = control.visible(services, user, limit=views.MAX_LIST + 1)
-    return views.list_text(deployments, everyone=everyone), None
+    recent, lead = control.visible(services, user, limit=control.PENDING_SCAN)
+    shown = [d for d in recent if may_see(services.policy, user, d)][: views.MAX_LIST + 1]
+    return views.list_text(shown, everyone=lead), None
 
 
 def cancel_sub(
