@@ -43,10 +43,10 @@ class Services:
             redis=connection,
             client=client,
             store=store,
-            notifier=Notifier(client, store),
+            notifier=Notifier(client, store, background=True),  # listeners never wait on Slack
             policy=policy,
             directory=GroupDirectory(client, referenced_usergroups(policy)),
-            audit=AuditTrail(connection),
+            audit=AuditTrail(connection, retention_days=settings.audit_retention_days),
         )
 
     def enqueue_in(

@@ -44,9 +44,9 @@ def runtime() -> Runtime:
         settings=current,
         redis=connection,
         store=store,
-        notifier=Notifier(make_web_client(current), store),
+        notifier=Notifier(make_web_client(current), store, background=True),  # jobs never wait on Slack
         policy=policy_from_settings(current.policy_file, current.approver_ids),
-        audit=AuditTrail(connection),
+        audit=AuditTrail(connection, retention_days=current.audit_retention_days),
     )
 
 
