@@ -9,9 +9,10 @@ spread (5 VPCs, 200 buckets, 30 ECS clusters, 20 RDS clusters, 40 load balancers
 same endpoint:
 
 * cold: the first scan in a fresh worker process (`--fresh-worker`), after the preload a worker does
-  when it starts (`preload_service_models`, timed on its own: paid once per worker start, before any
-  job), and for comparison without it;
-* warm: later scans in a long-running process, each with a new boto3 Session.
+  when it starts (`preload_service_models(freeze=True)`, timed on its own: paid once per worker
+  start, before any job), and for comparison without it. A worker's job processes are forked from
+  it after the preload, so in production every scan is such a first scan;
+* warm: the scans after the first in the same process, each with a new boto3 Session.
 
 The CLI is `aws` when it is on PATH, else `python -m awscli`, else an emulation that spawns one fresh
 Python process per command (process start + boto3 client creation + the call: what the CLI costs).
@@ -187,26 +188,40 @@ def warm_moto(session: Any) -> None:
     session.client("ec2").describe_nat_gateways()
 
 
-def fresh_worker(preload: bool) -> dict[str, float]:
-    """Child mode: a fresh worker process. It imports the scan, preloads as a worker does when it starts
-    (`--fresh-worker preload`) or not (`none`), then runs its first scan. Timed separately."""
+def fresh_worker(preload: bool) -> dict[str, Any]:
+    """Child mode: a fresh worker process. It imports the scan and preloads as a worker does when it
+    starts (`--fresh-worker preload`: the models, then gc.freeze) or not (`none`), then runs its first
+    scan (cold) and SCAN_RUNS more (warm), each with a new boto3 Session. Each part timed on its own."""
     import boto3
 
-    started = time.perf_counter()
     from workers.aws.scan import preload_service_models, scan_account
 
-    imported = time.perf_counter()
-    preload_s = preload_service_models() if preload else 0.0
-    before_scan = time.perf_counter()
-    found = scan_account(boto3.Session(region_name=REGION), REGION)
-    scan_s = time.perf_counter() - before_scan
+    preload_s = preload_service_models(freeze=True) if preload else 0.0
+    times: list[float] = []
+    for _ in range(1 + SCAN_RUNS):
+        started = time.perf_counter()
+        found = scan_account(boto3.Session(region_name=REGION), REGION)
+        times.append(time.perf_counter() - started)
     failed = [section.summary for section in found.sections.values() if not section.scanned]
     if failed:
         raise RuntimeError(f"scan sections failed: {failed}")
-    return {"import_s": imported - started, "preload_s": preload_s, "scan_s": scan_s}
+    slowest = max(found.sections.values(), key=lambda section: section.elapsed_s)
+    return {
+        "preload_s": preload_s,
+        "cold_s": times[0],
+        "warm_s": statistics.median(times[1:]),
+        "slowest": f"{slowest.name} {slowest.elapsed_s:.2f}s",
+        "found": {
+            "buckets": len(found.s3_buckets),
+            "ecs": len(found.ecs_clusters),
+            "albs": len(found.load_balancers),
+            "rds": len(found.rds_clusters),
+            "vpcs": len(found.vpcs),
+        },
+    }
 
 
-def run_fresh_worker(preload: bool, env: dict[str, str]) -> dict[str, float]:
+def run_fresh_worker(preload: bool, env: dict[str, str]) -> dict[str, Any]:
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--fresh-worker", "preload" if preload else "none"],
         env=env,
@@ -217,7 +232,7 @@ def run_fresh_worker(preload: bool, env: dict[str, str]) -> dict[str, float]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"fresh worker failed: {done.stderr.strip()[-2000:]}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -277,13 +292,10 @@ def main() -> int:
     os.environ.clear()
     os.environ.update(env)
 
-    from workers.aws.scan import preload_service_models, scan_account
-
     cli, how = find_cli()
     print(f"moto server: {endpoint} (its own process)")
     print(f"CLI baseline: {how}")
     print(f"load average at start: {load_average()}", flush=True)
-    preload_service_models()  # this process stands for a worker that has been running for a while
     rows = []
     try:
         for scale in SCALES:
@@ -293,29 +305,20 @@ def main() -> int:
             warm_moto(session)
             preloaded = [run_fresh_worker(True, env) for _ in range(FRESH_RUNS)]
             unprepared = [run_fresh_worker(False, env) for _ in range(FRESH_RUNS)]
-            scan_account(boto3.Session(region_name=REGION), REGION)
-            timings = []
-            for _ in range(SCAN_RUNS):
-                started = time.perf_counter()
-                found = scan_account(boto3.Session(region_name=REGION), REGION)  # a fresh session each time
-                timings.append(time.perf_counter() - started)
-            bad = [s.summary for s in found.sections.values() if not s.scanned]
-            if bad:
-                raise RuntimeError(f"scan sections failed: {bad}")
-            assert len(found.s3_buckets) == seeded["buckets"] and len(found.ecs_clusters) == seeded["ecs"]
-            assert len(found.load_balancers) == seeded["albs"] and len(found.rds_clusters) == seeded["rds"]
-            cli_seconds = run_cli_sequence(cli, env, endpoint)
-            slowest = max(found.sections.values(), key=lambda s: s.elapsed_s)
+            for result in preloaded + unprepared:
+                found = result["found"]
+                if any(found[key] != seeded[key] for key in ("buckets", "ecs", "albs", "rds")):
+                    raise RuntimeError(f"the scan found {found}, seeded {seeded}")
             rows.append(
                 Row(
                     scale=scale,
                     seeded=seeded,
                     preload=statistics.median(r["preload_s"] for r in preloaded),
-                    cold=statistics.median(r["scan_s"] for r in preloaded),
-                    cold_unprepared=statistics.median(r["scan_s"] for r in unprepared),
-                    warm=statistics.median(timings),
-                    cli=cli_seconds,
-                    slowest=f"{slowest.name} {slowest.elapsed_s:.2f}s",
+                    cold=statistics.median(r["cold_s"] for r in preloaded),
+                    cold_unprepared=statistics.median(r["cold_s"] for r in unprepared),
+                    warm=statistics.median(r["warm_s"] for r in preloaded),
+                    cli=run_cli_sequence(cli, env, endpoint),
+                    slowest=preloaded[-1]["slowest"],
                 )
             )
     finally:
@@ -348,7 +351,8 @@ def print_report(rows: list[Row]) -> None:
     )
     print("cold, no preload = the same without it (every scan paid this before workers preloaded);")
     print(
-        f"warm = median of {SCAN_RUNS} later scans in a long-running process, each with a new boto3 Session;"
+        f"warm = median of the {SCAN_RUNS} scans after the first in the same processes, each with a new"
+        " boto3 Session;"
     )
     print(f"CLI sequence = the runbook's {len(CLI_COMMANDS)} commands run one after another, once.")
     print()
@@ -356,7 +360,7 @@ def print_report(rows: list[Row]) -> None:
         f"{'size':<5}{'resources':<50}{'preload':>8}{'cold':>7}{'no prel.':>9}{'warm':>7}{'CLI seq.':>9}"
         f"{'× cold':>8}{'× warm':>8}"
     )
-    print(header + "  slowest section (warm)")
+    print(header + "  slowest section (last scan)")
     for row in rows:
         spread = ", ".join(f"{v} {k}" for k, v in row.seeded.items())
         print(

@@ -6,6 +6,9 @@ The shared loader is a real botocore Loader whose file loader records the files 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,6 +20,7 @@ from workers.aws import scan as scan_module
 from workers.aws.scan import SECTION_SERVICE, preload_service_models, scan_account
 
 REGION = "us-east-1"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class RecordingFileLoader(JSONFileLoader):
@@ -76,3 +80,22 @@ def test_a_failed_preload_does_not_stop_the_worker_and_the_scan_still_runs(
     assert preload_service_models() >= 0
     monkeypatch.setattr(scan_module, "_SHARED_LOADER", None)
     assert scan_account(deployer_session, REGION).sections["vpcs"].scanned
+
+
+FROZEN_CHECK = """
+import gc, sys
+from workers.aws import scan
+scan.preload_service_models(freeze=sys.argv[1] == "freeze")
+model = scan._SHARED_LOADER.load_service_model("ec2", "service-2")
+print(any(o is model for o in gc.get_objects()))
+"""
+
+
+@pytest.mark.parametrize(("mode", "collected"), [("freeze", False), ("no-freeze", True)])
+def test_the_worker_preload_puts_the_models_out_of_the_collectors_reach(mode: str, collected: bool) -> None:
+    """In a process of its own (freezing this one would keep the test session's garbage for good)."""
+    done = subprocess.run(
+        [sys.executable, "-c", FROZEN_CHECK, mode], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == str(collected)

@@ -159,7 +159,7 @@ class DeployWorker(Worker):
             sweep_seconds=self.bounds.sweep_interval,
         )
         try:
-            preload_service_models()  # the job processes forked from here inherit botocore's models
+            preload_service_models(freeze=True)  # job processes forked from here inherit botocore's models
             return bool(super().work(burst, *args, **kwargs))
         finally:
             maintenance.stop()
