@@ -2,7 +2,12 @@
 
 It answers the methods the bot calls the way Slack does (HTTP 200 with `ok: false` and an error
 code for API errors; HTTP 429 with Retry-After for rate limits), records every call for assertions,
-and can be told to fail the next N calls of a method.
+and can be told to fail the next N calls of a method, or every call for a while (`fail_for`) — also
+*after* doing what was asked (`processed=True`: Slack posted the message but answered 500) — or to
+hold calls unanswered until released (`stall`). Messages keep their channel and metadata, and
+conversations.replies / conversations.history return them (metadata only with include_all_metadata,
+as Slack does); shared files appear in their thread as messages with `files`. Message ts are real
+times (microseconds, strictly increasing), so `oldest` means what it means in Slack.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 BOT_TOKEN = "xoxb-test-0000-ecs-deploy-bot"
 APP_TOKEN = "xapp-1-A111-0000-ecs-deploy-bot"  # app-level token: Socket Mode's apps.connections.open
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
-JSON_PARAMS = ("blocks", "attachments", "view", "files")
+TEAM_ID = "T111"  # the workspace the bot is installed in (auth.test)
+JSON_PARAMS = ("blocks", "attachments", "view", "files", "metadata")
 
 
 class SocketModeLinks(Protocol):
@@ -44,6 +50,8 @@ class Failure:
     status: int = 200
     retry_after: int | None = None
     times: int = 1
+    processed: bool = False  # do what the call asks, then answer with the error (an ambiguous failure)
+    until: float | None = None  # a window: every call fails until then (time.time()), `times` unused
 
 
 class SlackApiStandIn:
@@ -55,9 +63,20 @@ class SlackApiStandIn:
         self.uploads: dict[str, bytes] = {}
         self.messages: dict[str, dict[str, Any]] = {}
         self.usergroups: dict[str, list[str]] = {}
+        # users.info: fields that differ from a full member of TEAM_ID, per user id (e.g.
+        # {"is_restricted": True} for a guest, {"team_id": "T0OTHER"} for a Slack Connect user).
+        self.users: dict[str, dict[str, Any]] = {}
         self.failures: dict[str, list[Failure]] = {}
+        self.channels: dict[str, str] = {}  # message ts -> its channel
+        self.metadata: dict[str, dict[str, Any]] = {}  # message ts -> the metadata it was posted with
+        self.shares: dict[str, dict[str, Any]] = {}  # file shares (files.completeUploadExternal), by ts
+        self.held = 0  # calls being held unanswered now (stall)
+        self._stalled: set[str] = set()
+        self._open = threading.Event()
+        self._open.set()
         self._lock = threading.Lock()
-        self._ts = itertools.count(1)
+        self._ts_lock = threading.Lock()
+        self._last_ts = 0
         self._ids = itertools.count(1)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -74,6 +93,7 @@ class SlackApiStandIn:
         return self
 
     def stop(self) -> None:
+        self.release()
         self._server.shutdown()
         self._server.server_close()
 
@@ -84,6 +104,11 @@ class SlackApiStandIn:
             self.messages.clear()
             self.failures.clear()
             self.usergroups.clear()
+            self.users.clear()
+            self.channels.clear()
+            self.metadata.clear()
+            self.shares.clear()
+        self.release()
 
     # -- test controls ------------------------------------------------------------------------
 
@@ -93,6 +118,47 @@ class SlackApiStandIn:
         """The next `times` calls of `method` answer with `error` (e.g. ratelimited, invalid_auth)."""
         with self._lock:
             self.failures.setdefault(method, []).append(Failure(error, status, retry_after, times))
+
+    def fail_processed(self, method: str, error: str, *, status: int = 500, times: int = 1) -> None:
+        """The next `times` calls of `method` are carried out (a message is posted) and then answered
+        with `error`, as when Slack acted but its answer was a server fault."""
+        with self._lock:
+            failure = Failure(error, status, None, times, processed=True)
+            self.failures.setdefault(method, []).append(failure)
+
+    def fail_for(
+        self,
+        seconds: float,
+        methods: tuple[str, ...],
+        error: str,
+        *,
+        status: int = 200,
+        retry_after: int | None = None,
+    ) -> float:
+        """Every call of `methods` answers `error` for the next `seconds` (queued after failures already
+        set). Returns when the window ends (time.time())."""
+        until = time.time() + seconds
+        with self._lock:
+            for method in methods:
+                self.failures.setdefault(method, []).append(Failure(error, status, retry_after, until=until))
+        return until
+
+    def stall(self, *methods: str) -> None:
+        """Hold every call of `methods` unanswered (Slack hangs) until `release()`."""
+        with self._lock:
+            self._stalled.update(methods)
+            self._open.clear()
+
+    def release(self) -> None:
+        with self._lock:
+            self._stalled.clear()
+            self._open.set()
+
+    def thread(self, thread_ts: str) -> list[dict[str, Any]]:
+        """What the thread shows now, oldest first: its messages and shared files (not the root)."""
+        with self._lock:
+            items = [*self.messages.values(), *self.shares.values()]
+        return sorted((m for m in items if m.get("thread_ts") == thread_ts), key=lambda m: m["ts"])
 
     def delete_message(self, ts: str) -> None:
         with self._lock:
@@ -147,23 +213,46 @@ class SlackApiStandIn:
     ) -> tuple[int, dict[str, str], dict[str, Any]]:
         with self._lock:
             self.calls.append(Call(method, params, authorized))
-            queued = self.failures.get(method)
-            if queued:
-                failure = queued[0]
-                failure.times -= 1
-                if failure.times <= 0:
-                    queued.pop(0)
-                headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
-                return failure.status, headers, {"ok": False, "error": failure.error}
+            failure = self._next_failure(method)
+            stalled = method in self._stalled
+            if stalled:
+                self.held += 1
+        if stalled:
+            self._open.wait()
+            with self._lock:
+                self.held -= 1
+        if failure is not None and not failure.processed:
+            return _failed(failure)
         if not authorized:
             return 200, {}, {"ok": False, "error": "invalid_auth"}
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return 200, {}, {"ok": False, "error": "unknown_method"}
-        return 200, {}, handler(params)
+        result = handler(params)
+        if failure is not None:  # done, but the answer is a fault
+            return _failed(failure)
+        return 200, {}, result
+
+    def _next_failure(self, method: str) -> Failure | None:
+        queued = self.failures.get(method)
+        while queued:
+            failure = queued[0]
+            if failure.until is not None:
+                if time.time() < failure.until:
+                    return failure
+                queued.pop(0)
+                continue
+            failure.times -= 1
+            if failure.times <= 0:
+                queued.pop(0)
+            return failure
+        return None
 
     def _new_ts(self) -> str:
-        return f"1700000000.{next(self._ts):06d}"
+        with self._ts_lock:
+            micros = max(int(time.time() * 1_000_000), self._last_ts + 1)
+            self._last_ts = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -187,6 +276,9 @@ class SlackApiStandIn:
             message["thread_ts"] = params["thread_ts"]
         with self._lock:
             self.messages[ts] = message
+            self.channels[ts] = str(params["channel"])
+            if isinstance(params.get("metadata"), dict):
+                self.metadata[ts] = params["metadata"]
         return {"ok": True, "channel": params["channel"], "ts": ts, "message": message}
 
     def _chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -242,13 +334,42 @@ class SlackApiStandIn:
         files = params.get("files") or []
         if not files or any(f.get("id") not in self.uploads for f in files):
             return {"ok": False, "error": "file_not_found"}
-        return {"ok": True, "files": [{"id": f["id"], "title": f.get("title", "")} for f in files]}
+        shared = [{"id": f["id"], "title": f.get("title", "")} for f in files]
+        channel = str(params.get("channel_id") or "")
+        if channel:  # shared: a message with the files, in the thread if one was given
+            share: dict[str, Any] = {
+                "ts": self._new_ts(),
+                "text": params.get("initial_comment", ""),
+                "files": shared,
+            }
+            if params.get("thread_ts"):
+                share["thread_ts"] = str(params["thread_ts"])
+            with self._lock:
+                self.shares[share["ts"]] = share
+                self.channels[share["ts"]] = channel
+        return {"ok": True, "files": shared}
 
     def _users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Like Slack: every user is a full member of TEAM_ID unless `users` says otherwise."""
         user = str(params.get("user", ""))
+        if not user:
+            return {"ok": False, "error": "user_not_found"}
+        with self._lock:
+            overrides = dict(self.users.get(user, {}))
         return {
             "ok": True,
-            "user": {"id": user, "name": user.lower(), "real_name": f"User {user}", "tz": "UTC"},
+            "user": {
+                "id": user,
+                "team_id": TEAM_ID,
+                "name": user.lower(),
+                "real_name": f"User {user}",
+                "tz": "UTC",
+                "deleted": False,
+                "is_bot": False,
+                "is_restricted": False,
+                "is_ultra_restricted": False,
+                **overrides,
+            },
         }
 
     def _usergroups_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -259,6 +380,59 @@ class SlackApiStandIn:
 
     def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "channel": {"id": "D" + str(params.get("users", "U"))[:10]}}
+
+    def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The thread's parent, then its replies (messages and file shares), oldest first."""
+        channel, ts = str(params.get("channel", "")), str(params.get("ts", ""))
+        with self._lock:
+            parent = self.messages.get(ts)
+            if parent is None or self.channels.get(ts) != channel:
+                return {"ok": False, "error": "thread_not_found"}
+            replies = [
+                m for m in [*self.messages.values(), *self.shares.values()] if m.get("thread_ts") == ts
+            ]
+        return self._page([parent, *sorted(replies, key=lambda m: m["ts"])], params)
+
+    def _conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The channel's top-level messages, newest first."""
+        channel = str(params.get("channel", ""))
+        with self._lock:
+            top = [
+                m
+                for ts, m in self.messages.items()
+                if self.channels.get(ts) == channel and m.get("thread_ts") in (None, ts)
+            ]
+        return self._page(sorted(top, key=lambda m: m["ts"], reverse=True), params)
+
+    def _page(self, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        """Slack's reading conventions: `oldest` (exclusive), `limit`, `cursor`, and metadata only
+        with `include_all_metadata`."""
+        oldest = float(params.get("oldest") or 0)
+        with_metadata = str(params.get("include_all_metadata", "")).lower() in ("1", "true")
+        chosen = [m for m in messages if float(m["ts"]) > oldest]
+        start = int(params.get("cursor") or 0)
+        limit = int(params.get("limit") or 100)
+        page = chosen[start : start + limit]
+        more = start + limit < len(chosen)
+        with self._lock:
+            shown = [
+                {
+                    "type": "message",
+                    **m,
+                    **(
+                        {"metadata": self.metadata[m["ts"]]}
+                        if with_metadata and m["ts"] in self.metadata
+                        else {}
+                    ),
+                }
+                for m in page
+            ]
+        return {
+            "ok": True,
+            "messages": shown,
+            "has_more": more,
+            "response_metadata": {"next_cursor": str(start + limit) if more else ""},
+        }
 
     def _apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
         """A fresh single-use WebSocket URL, like Slack's `wss://…/link/?ticket=…&app_id=…`."""
@@ -274,6 +448,19 @@ class SlackApiStandIn:
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def do_GET(self) -> None:  # slack_sdk reads conversations.* with GET and query parameters
+                url = urlsplit(self.path)
+                if not url.path.startswith("/api/"):
+                    self._send(404, {}, b"not found", "text/plain")
+                    return
+                params: dict[str, Any] = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                auth = self.headers.get("Authorization", "")
+                token = auth.removeprefix("Bearer ") if auth else str(params.pop("token", ""))
+                status, headers, payload = stand_in.answer(
+                    url.path[len("/api/") :], params, token == stand_in.token
+                )
+                self._send(status, headers, json.dumps(payload).encode(), "application/json; charset=utf-8")
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -307,6 +494,11 @@ class SlackApiStandIn:
                 self.wfile.write(body)
 
         return Handler
+
+
+def _failed(failure: Failure) -> tuple[int, dict[str, str], dict[str, Any]]:
+    headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after is not None else {}
+    return failure.status, headers, {"ok": False, "error": failure.error}
 
 
 def _parse(body: bytes, content_type: str) -> dict[str, Any]:
