@@ -1,4 +1,4 @@
-"""Wiring only: build the Bolt app and register the listeners."""
+"""Wiring only: build the Bolt app and register the listeners (then freeze the start-up objects, see build_app)."""
 
 from __future__ import annotations
 
