@@ -223,7 +223,7 @@ def main() -> None:
         )
         print(
             f"target: bot ack p99 ≤ {TARGET_RATIO}× the bare app's in the same round: median round "
-            f"{median:.2f}× ({', '.join(f'{r:.2f}×' for r in ratios)}) {'met' if median <= TARGET_RATIO else 'NOT met'}"
+            f"{median:.3f}× ({', '.join(f'{r:.2f}×' for r in ratios)}) {'met' if median <= TARGET_RATIO else 'NOT met'}"
         )
         print(f"load average at the end: {load_average()}")
     finally:
