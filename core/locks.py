@@ -1,9 +1,11 @@
-"""One Terraform run at a time per state (bucket + key), held in Redis with who holds it.
+"""One Terraform run at a time per state (bucket + key), held in Redis with who holds it; and the
+record of the latest Terraform run on each state, with the rule that says when a Terraform lock left
+in DynamoDB is provably that run's own (`own_lock`, pure).
 
 Storage model: `ecs-deploy:statelock:{bucket}/{key}` holds JSON {token, deployment_id, user_id,
 step, since}; it expires after `ttl` so a crashed worker cannot hold a state forever. Release and
 refresh compare the token inside a WATCH/MULTI transaction, so a lock is only ever released by the
-run that took it.
+run that took it. `ecs-deploy:tfrun:{bucket}/{key}` holds the latest TerraformRun (see below).
 """
 
 from __future__ import annotations

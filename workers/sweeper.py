@@ -359,7 +359,13 @@ class Sweeper:
         lock_line = self._release_state_lock(deployment, interruption)
         lines = [_headline(what, job, reason, stopped, died_at)]
         if step in TERRAFORM_STEPS and step is not None:
-            aftermath = self._aftermath(deployment, step, run, died_at)
+            try:
+                aftermath = self._aftermath(deployment, step, run, died_at)
+            except Exception:  # the thread must hear about the interruption whatever could not be read
+                log.exception("terraform_aftermath_failed", deployment_id=deployment_id)
+                aftermath = Aftermath(
+                    step=step, state=state_id(deployment.request.state_bucket, deployment.request.state_key)
+                )
             lines.extend(aftermath_lines(aftermath, deployment, self.settings.terraform_lock_timeout_seconds))
             self._mark_progress(deployment, aftermath, job, died_at)
         else:
