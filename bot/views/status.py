@@ -16,6 +16,7 @@ from slack_sdk.models.blocks import (
 
 from bot.control import Cancelled, LockView, TerraformLock
 from bot.views.messages import Message
+from bot.views.text import escape_mrkdwn
 from core.locks import LockHolder
 from core.models import Deployment, DeploymentStatus
 
@@ -31,7 +32,7 @@ HELP = "\n".join(
         "• `/ecs-deploy new` — the same",
         "• `/ecs-deploy status [id]` — a deployment's current step, who requested and approved it,"
         " and its thread (default: your latest)",
-        "• `/ecs-deploy list` — your recent deployments (leads: everyone's)",
+        "• `/ecs-deploy list` — your recent deployments (leads: also those of the profiles they approve)",
         "• `/ecs-deploy cancel <id>` — stop a queued or running step (requester or lead);"
         " a running apply needs `cancel <id> --force`",
         "• `/ecs-deploy plan <id>` — re-plan with the deployment's current values (requester or lead)",
@@ -61,7 +62,7 @@ def when(at: datetime) -> str:
 
 
 def status_line(deployment: Deployment) -> str:
-    detail = f" — {deployment.status_detail}" if deployment.status_detail else ""
+    detail = f" — {escape_mrkdwn(deployment.status_detail)}" if deployment.status_detail else ""
     return f"{deployment.status.label}{detail}"
 
 
@@ -77,7 +78,7 @@ def approval_text(deployment: Deployment) -> str:
     if approval.rejection is not None:
         rejection = approval.rejection
         verb = "withdrawn by the requester" if rejection.by_requester else f"rejected by <@{rejection.by}>"
-        reason = f": “{rejection.reason[:300]}”" if rejection.reason else ""
+        reason = f": “{escape_mrkdwn(rejection.reason[:300])}”" if rejection.reason else ""
         parts.append(f"{verb} ({when(rejection.at)}){reason}")
     missing = approval.missing_approvals if approval.binding is not None else 0
     if deployment.status is DeploymentStatus.AWAITING_APPROVAL and missing and approval.rejection is None:
@@ -101,7 +102,11 @@ def status_text(deployment: Deployment) -> str:
 def list_text(deployments: list[Deployment], *, everyone: bool) -> str:
     if not deployments:
         return "There are no deployments yet." if everyone else "You have no deployments yet."
-    title = "*Recent deployments (everyone's — you are a lead)*" if everyone else "*Your recent deployments*"
+    title = (
+        "*Recent deployments — yours and everyone's on the profiles you approve*"
+        if everyone
+        else "*Your recent deployments*"
+    )
     lines = [title]
     for d in deployments[:MAX_LIST]:
         who = f" · <@{d.requester_id}>" if everyone else ""
@@ -226,6 +231,12 @@ def terraform_lock_text(lock: TerraformLock) -> str:
             f":grey_question: Terraform's own lock on `{lock.state}` could not be checked: {lock.problem}."
             f" Look for the item `{lock.state}` in DynamoDB table `{lock.table}`."
         )
+    if lock.released_by:
+        return (
+            f":unlock: Terraform's own lock on `{lock.state}` (lock ID `{lock.lock_id}`) was left by the bot's"
+            f" dead run {lock.released_run}: provably its own ({lock.own_reason}). Released for <@{lock.released_by}>"
+            " (audited) — no `terraform force-unlock` needed."
+        )[:MAX_TEXT]
     if not lock.held:
         return f":white_check_mark: Terraform's own lock on `{lock.state}` (table `{lock.table}`) is free."
     lock_id = lock.lock_id or "<LOCK_ID>"
@@ -241,7 +252,8 @@ def terraform_lock_text(lock: TerraformLock) -> str:
     return (
         f":lock: Terraform's own lock on `{lock.state}` is still held in DynamoDB table `{lock.table}`"
         f" — lock ID `{lock_id}`{' (' + facts + ')' if facts else ''}.\n"
-        "If no Terraform run is still using this state, clear it from a checkout of the deployment's"
+        + (f"The bot does not release it itself: {lock.own_reason}.\n" if lock.own_reason else "")
+        + "If no Terraform run is still using this state, clear it from a checkout of the deployment's"
         f" Terraform configuration, initialised with its backend (`terraform init -backend-config={lock.backend_config}`):\n"
         f"```terraform force-unlock {lock_id}```\n"
         "Never force-unlock while a run is active: two writers would corrupt the state."
