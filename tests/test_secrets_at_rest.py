@@ -29,7 +29,6 @@ import pytest
 import redis
 from cryptography.fernet import Fernet, InvalidToken
 
-from core import tfvars
 from core.artifacts import ArtifactError, generate_key
 from core.models import (
     AccountSituation,
@@ -42,6 +41,7 @@ from core.queue import Step, enqueue_step, fetch_job
 from core.settings import ConfigurationError, Settings, load_settings
 from core.sizes import SetupSize
 from core.store import DeploymentStore
+from core.tfvars.type_constraints import parse_variables
 from tests.harness.flow import REQUESTER, drive_to_plan_stage, submit
 from tests.harness.processes import run_worker_burst
 from tests.harness.secrets import ARTIFACT_KEY, artifact_cipher, artifact_store
@@ -51,7 +51,7 @@ from tests.harness.tfrepo import TFREPO, git
 from tests.test_cli import clean_env, cli
 from workers.workspace import WorkspaceError, inside
 
-SECRET = str(tfvars.parse_variables((TFREPO / "variables.tf").read_text())["rds_master_password"].default)
+SECRET = str(parse_variables((TFREPO / "variables.tf").read_text())["rds_master_password"].default)
 
 
 # -- what a Redis value can hide --------------------------------------------------------------------

@@ -14,9 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from core import tfvars
 from core.models import DeploymentRequest
 from core.sizes import SetupSize, size_profile
+from core.tfvars.edit import apply_values
+from core.tfvars.poc_idp import BOT_OWNED_VARIABLES
+from core.tfvars.reading import read_tfvars
+from core.tfvars.type_constraints import TfType, parse_variables
+from core.tfvars.validate import validate_tfvars
 from tests.harness.tfrepo import TFREPO, commit_file, git, make_git_repo  # noqa: F401
 from workers.workspace import GeneratedFiles, WorkspaceManager, generate_files
 
@@ -165,21 +169,19 @@ def test_gitignore_hides_generated_files(tmp_path: Path) -> None:
 
 
 def test_variables_tf_declares_what_the_bot_sets() -> None:
-    specs = tfvars.parse_variables((TFREPO / "variables.tf").read_text())
-    for name in tfvars.BOT_OWNED_VARIABLES:
+    specs = parse_variables((TFREPO / "variables.tf").read_text())
+    for name in BOT_OWNED_VARIABLES:
         assert name in specs, name
     assert specs["account_id"].required
     assert str(specs["additional_tags"].type) == "map(string)"
     services = specs["ecs_services"].type
     assert services.kind == "map" and services.element is not None
     attributes = services.element.attributes
-    assert attributes["is_alb_target"] == (tfvars.TfType("bool"), False)
-    assert attributes["desired_count"] == (tfvars.TfType("number"), True)
+    assert attributes["is_alb_target"] == (TfType("bool"), False)
+    assert attributes["desired_count"] == (TfType("number"), True)
     containers = attributes["container_definitions"][0]
     assert containers.kind == "list" and containers.element is not None
-    assert containers.element.attributes["open_ports"][0] == tfvars.TfType(
-        "list", element=tfvars.TfType("number")
-    )
+    assert containers.element.attributes["open_ports"][0] == TfType("list", element=TfType("number"))
 
 
 def test_samples_have_sections_and_change_me_markers() -> None:
@@ -189,7 +191,7 @@ def test_samples_have_sections_and_change_me_markers() -> None:
         for name in ("account_id", "region", "application", "environment"):
             line = next(line for line in text.splitlines() if line.startswith(f"{name} "))
             assert line.rstrip().endswith("# CHANGE_ME_PLEASE"), line
-        result = tfvars.validate_tfvars(text, (TFREPO / "variables.tf").read_text(), size)
+        result = validate_tfvars(text, (TFREPO / "variables.tf").read_text(), size)
         assert result.ok, result.errors
         assert {m.variable for m in result.missing_user_values} == {
             "sns_monitoring_recepients_email_list",
@@ -251,7 +253,7 @@ def planned(tmp_path_factory: pytest.TempPathFactory, tf_home: Path) -> Iterator
 @pytest.mark.parametrize("size", list(SetupSize))
 def test_plan_counts_follow_the_size(planned: Planned, size: SetupSize) -> None:
     counts, files = planned[size]
-    values = tfvars.read_tfvars(files.tfvars_path.read_text())
+    values = read_tfvars(files.tfvars_path.read_text())
     assert counts["nat_gateway"] == size_profile(size).nat_gateways
     assert counts["public_subnet"] == counts["private_subnet"] == counts["database_subnet"] == 3
     assert counts["vpc"] == counts["ecs_cluster"] == counts["alb"] == counts["setup"] == 1
@@ -274,13 +276,13 @@ def test_plan_rejects_an_invalid_fargate_pair(system_or_shim: Terraform, tmp_pat
     """The Terraform-side validation agrees with core.tfvars on a bad pair."""
     repo, _ = make_git_repo(tmp_path)
     sample = (repo / "tfvars-sample" / "example-small-setup.tfvars").read_text()
-    services = tfvars.read_tfvars(sample)["ecs_services"]
+    services = read_tfvars(sample)["ecs_services"]
     services["test-nginx"]["container_definitions"][0]["memory"] = 4096
-    text = tfvars.apply_values(sample, {"ecs_services": services, **USER_VALUES})
+    text = apply_values(sample, {"ecs_services": services, **USER_VALUES})
     (repo / "bad.tfvars").write_text(text)
     assert any(
         "not a valid Fargate pair" in e
-        for e in tfvars.validate_tfvars(text, (repo / "variables.tf").read_text(), "small").errors
+        for e in validate_tfvars(text, (repo / "variables.tf").read_text(), "small").errors
     )
     system_or_shim.init_local(repo)
     result = system_or_shim.run(
@@ -306,7 +308,7 @@ def test_escaped_tag_values_reach_terraform_unchanged(system_or_shim: Terraform,
         'k"${x}': "key with a quote and an interpolation",
     }
     sample = (repo / "tfvars-sample" / "example-small-setup.tfvars").read_text()
-    text = tfvars.apply_values(sample, {"additional_tags": tags, **USER_VALUES})
+    text = apply_values(sample, {"additional_tags": tags, **USER_VALUES})
     (repo / "tags.tfvars").write_text(text)
     system_or_shim.init_local(repo)
     (repo / "tags_output.tf").write_text(

@@ -11,8 +11,15 @@ import hcl2
 import jinja2
 import pytest
 
-from core import tfvars
 from core.sizes import SetupSize
+from core.tfvars.diff import diff_values
+from core.tfvars.edit import BOT_MARKER_COMMENT, apply_values
+from core.tfvars.literals import hcl_literal
+from core.tfvars.poc_idp import PLACEHOLDER, values_for_request
+from core.tfvars.reading import TfvarsError, read_tfvars
+from core.tfvars.templates import render_fallback_tfvars, render_template, render_tfbackend, templates_dir
+from core.tfvars.type_constraints import ANY, TfType, parse_type, parse_variables
+from core.tfvars.validate import validate_tfvars
 from tests.test_tfrepo import TFREPO, USER_VALUES, make_request
 
 VARIABLES_TF = (TFREPO / "variables.tf").read_text()
@@ -24,7 +31,7 @@ def sample(size: str = "small") -> str:
 
 def generated(size: str = "small", **extra: object) -> str:
     request = make_request(SetupSize(size))
-    return tfvars.apply_values(sample(size), tfvars.values_for_request(request, {**USER_VALUES, **extra}))
+    return apply_values(sample(size), values_for_request(request, {**USER_VALUES, **extra}))
 
 
 def comments(text: str) -> list[str]:
@@ -78,13 +85,13 @@ STRIP = hcl2.SerializationOptions(strip_string_quotes=True, with_comments=False)
     ],
 )
 def test_hcl_literal(value: object, expected: str) -> None:
-    assert tfvars.hcl_literal(value) == expected
+    assert hcl_literal(value) == expected
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), object(), {1: "x"}, {"a": {2: 3}}])
 def test_hcl_literal_refuses_what_hcl_cannot_hold(value: object) -> None:
     with pytest.raises((TypeError, ValueError)):
-        tfvars.hcl_literal(value)
+        hcl_literal(value)
 
 
 NASTY = [
@@ -113,12 +120,12 @@ NASTY = [
 @pytest.mark.parametrize("value", NASTY)
 def test_tag_values_cannot_break_out_of_the_file(value: str) -> None:
     tags = {"safe": "x", "nasty": value, value or "empty": "as a key"}
-    text = tfvars.apply_values(sample(), {"additional_tags": tags, "application": "shop"})
+    text = apply_values(sample(), {"additional_tags": tags, "application": "shop"})
     raw = hcl2.loads(text, serialization_options=STRIP)
-    assert set(raw) == set(tfvars.read_tfvars(sample()))  # no attribute added or lost
+    assert set(raw) == set(read_tfvars(sample()))  # no attribute added or lost
     assert terraform_value(raw["additional_tags"]) == tags
     assert raw["application"] == "shop"
-    assert tfvars.read_tfvars(text)["additional_tags"] == tags
+    assert read_tfvars(text)["additional_tags"] == tags
 
 
 def test_random_strings_round_trip() -> None:
@@ -126,7 +133,7 @@ def test_random_strings_round_trip() -> None:
     alphabet = '"\\$%{}\n\r\t#=/ab u0'
     for _ in range(400):
         value = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
-        text = f"x = {tfvars.hcl_literal({'k': value, value: 1})}\ny = 2\n"
+        text = f"x = {hcl_literal({'k': value, value: 1})}\ny = 2\n"
         raw = hcl2.loads(text, serialization_options=STRIP)
         assert set(raw) == {"x", "y"}, repr(value)
         assert terraform_value(raw["x"]) == {"k": value, value: 1}, repr(value)
@@ -138,10 +145,10 @@ def test_random_strings_round_trip() -> None:
 @pytest.mark.parametrize("size", [s.value for s in SetupSize])
 def test_apply_values_keeps_comments_and_layout(size: str) -> None:
     template = sample(size)
-    values = tfvars.values_for_request(make_request(SetupSize(size)), USER_VALUES)
-    text = tfvars.apply_values(template, values)
+    values = values_for_request(make_request(SetupSize(size)), USER_VALUES)
+    text = apply_values(template, values)
     assert comments(text) == comments(template)
-    read = tfvars.read_tfvars(text)
+    read = read_tfvars(text)
     for name, value in values.items():
         assert read[name] == value
     # Lines of attributes not set are byte-identical, in the same order.
@@ -157,15 +164,15 @@ def test_apply_values_keeps_comments_and_layout(size: str) -> None:
 
 def test_apply_values_appends_missing_attributes_once() -> None:
     template = sample()
-    text = tfvars.apply_values(template, {"region": "eu-west-1", "ecr_image_mutability": "MUTABLE"})
+    text = apply_values(template, {"region": "eu-west-1", "ecr_image_mutability": "MUTABLE"})
     assert text.startswith(template.split("region")[0])
-    tail = text.split(tfvars.BOT_MARKER_COMMENT, 1)[1]
+    tail = text.split(BOT_MARKER_COMMENT, 1)[1]
     assert 'ecr_image_mutability = "MUTABLE"' in tail
-    again = tfvars.apply_values(text, {"ecr_image_mutability": "IMMUTABLE", "ecr_allow_forced_delete": True})
-    assert again.count(tfvars.BOT_MARKER_COMMENT) == 1
-    read = tfvars.read_tfvars(again)
+    again = apply_values(text, {"ecr_image_mutability": "IMMUTABLE", "ecr_allow_forced_delete": True})
+    assert again.count(BOT_MARKER_COMMENT) == 1
+    read = read_tfvars(again)
     assert read["ecr_image_mutability"] == "IMMUTABLE" and read["ecr_allow_forced_delete"] is True
-    assert comments(again) == [*comments(template), tfvars.BOT_MARKER_COMMENT]
+    assert comments(again) == [*comments(template), BOT_MARKER_COMMENT]
 
 
 def test_apply_values_multiline_value_replaces_a_one_liner() -> None:
@@ -179,8 +186,8 @@ def test_apply_values_multiline_value_replaces_a_one_liner() -> None:
             ],
         }
     }
-    text = tfvars.apply_values(sample(), {"ecs_services": services, "vpc_endpoint_services": ["sts", "ecs"]})
-    read = tfvars.read_tfvars(text)
+    text = apply_values(sample(), {"ecs_services": services, "vpc_endpoint_services": ["sts", "ecs"]})
+    read = read_tfvars(text)
     assert read["ecs_services"] == services
     assert read["vpc_endpoint_services"] == ["sts", "ecs"]
     assert comments(text) == comments(sample())
@@ -189,17 +196,17 @@ def test_apply_values_multiline_value_replaces_a_one_liner() -> None:
 @pytest.mark.parametrize("name", ["1abc", "a b", "x=1", ""])
 def test_apply_values_rejects_bad_names(name: str) -> None:
     with pytest.raises(ValueError, match="not a valid Terraform variable name"):
-        tfvars.apply_values(sample(), {name: 1})
+        apply_values(sample(), {name: 1})
 
 
 def test_apply_values_rejects_a_broken_template() -> None:
-    with pytest.raises(tfvars.TfvarsError, match="not valid HCL"):
-        tfvars.apply_values('region = "us-east-1\n', {"region": "eu-west-1"})
+    with pytest.raises(TfvarsError, match="not valid HCL"):
+        apply_values('region = "us-east-1\n', {"region": "eu-west-1"})
 
 
 def test_values_for_request_and_extras() -> None:
     request = make_request(SetupSize.MEDIUM, vpc_cidr_block="10.2.0.0/16")
-    values = tfvars.values_for_request(request, {"vpc_cidr_block": "172.16.0.0/16", "docdb_create": False})
+    values = values_for_request(request, {"vpc_cidr_block": "172.16.0.0/16", "docdb_create": False})
     assert values == {
         "account_id": "123456789012",
         "region": "eu-west-1",
@@ -216,15 +223,15 @@ def test_values_for_request_and_extras() -> None:
 
 @pytest.mark.parametrize("size", [s.value for s in SetupSize])
 def test_generated_files_validate(size: str) -> None:
-    result = tfvars.validate_tfvars(generated(size), VARIABLES_TF, size)
+    result = validate_tfvars(generated(size), VARIABLES_TF, size)
     assert result.errors == ()
     assert result.ready
     assert result.service_count == 1
 
 
 def test_placeholders_split_between_bot_and_user() -> None:
-    text = tfvars.apply_values(sample(), {"application": tfvars.PLACEHOLDER})
-    result = tfvars.validate_tfvars(text, VARIABLES_TF, "small")
+    text = apply_values(sample(), {"application": PLACEHOLDER})
+    result = validate_tfvars(text, VARIABLES_TF, "small")
     assert not result.ok
     assert any(e.startswith("application still holds the CHANGE_ME_PLEASE") for e in result.errors)
     missing = {m.variable: m for m in result.missing_user_values}
@@ -238,31 +245,31 @@ def test_placeholders_split_between_bot_and_user() -> None:
 
 def test_tag_placeholder_is_the_bots_problem() -> None:
     text = generated(additional_tags={"Owner": "CHANGE_ME_PLEASE"})
-    result = tfvars.validate_tfvars(text, VARIABLES_TF, "small")
+    result = validate_tfvars(text, VARIABLES_TF, "small")
     assert any(e.startswith("additional_tags still holds") for e in result.errors)
 
 
 def test_empty_email_list_is_asked_for() -> None:
     text = generated(sns_monitoring_recepients_email_list=[])
-    result = tfvars.validate_tfvars(text, VARIABLES_TF, "small")
+    result = validate_tfvars(text, VARIABLES_TF, "small")
     assert result.ok and not result.ready
     assert [m.variable for m in result.missing_user_values] == ["sns_monitoring_recepients_email_list"]
 
 
 def test_user_values_filled_in_clear_the_question() -> None:
-    result = tfvars.validate_tfvars(generated(), VARIABLES_TF, "small")
+    result = validate_tfvars(generated(), VARIABLES_TF, "small")
     assert result.missing_user_values == ()
 
 
 def test_undeclared_variable_is_named() -> None:
     text = generated(rds_instance_cout=2)
-    result = tfvars.validate_tfvars(text, VARIABLES_TF, "small")
+    result = validate_tfvars(text, VARIABLES_TF, "small")
     assert any("rds_instance_cout is set" in e and "'rds_instance_count'" in e for e in result.errors)
 
 
 def test_required_variable_missing() -> None:
     text = "\n".join(line for line in generated().splitlines() if not line.startswith("account_id"))
-    result = tfvars.validate_tfvars(text, VARIABLES_TF, "small")
+    result = validate_tfvars(text, VARIABLES_TF, "small")
     assert "account_id has no default in variables.tf and must be set." in result.errors
 
 
@@ -279,7 +286,7 @@ WRONG_TYPES = [
 
 @pytest.mark.parametrize(("extra", "message"), WRONG_TYPES)
 def test_wrong_types_are_reported(extra: dict[str, object], message: str) -> None:
-    result = tfvars.validate_tfvars(generated("small", **extra), VARIABLES_TF, "small")
+    result = validate_tfvars(generated("small", **extra), VARIABLES_TF, "small")
     assert any(e.startswith(message) for e in result.errors), result.errors
 
 
@@ -300,7 +307,7 @@ def test_wrong_types_inside_ecs_services() -> None:
     broken["container_definitions"][0]["open_ports"] = 80
     del broken["is_alb_target"]
     broken["desired_cuont"] = 2
-    result = tfvars.validate_tfvars(generated(ecs_services={"api": broken}), VARIABLES_TF, "small")
+    result = validate_tfvars(generated(ecs_services={"api": broken}), VARIABLES_TF, "small")
     errors = "\n".join(result.errors)
     assert "ecs_services[\"api\"]: the attribute 'is_alb_target' is required." in errors
     assert 'ecs_services["api"].container_definitions[0].cpu: number required, got a string' in errors
@@ -318,19 +325,19 @@ def test_terraform_conversions_are_accepted() -> None:
         region="eu-west-1",
         ecs_services={"api": service("256", "1024")},
     )
-    result = tfvars.validate_tfvars(text, VARIABLES_TF, "small")
+    result = validate_tfvars(text, VARIABLES_TF, "small")
     assert result.errors == ()
 
 
 def test_expressions_are_not_literals() -> None:
     text = generated().replace('region      = "eu-west-1"', "region      = var.other")
     assert "var.other" in text
-    result = tfvars.validate_tfvars(text, VARIABLES_TF, "small")
+    result = validate_tfvars(text, VARIABLES_TF, "small")
     assert any(e.startswith("region: `var.other` is an expression") for e in result.errors)
 
 
 def test_unreadable_tfvars() -> None:
-    result = tfvars.validate_tfvars('region = "eu-west-1', VARIABLES_TF, "small")
+    result = validate_tfvars('region = "eu-west-1', VARIABLES_TF, "small")
     assert not result.ok and result.errors[0].startswith("The tfvars file cannot be read")
 
 
@@ -338,9 +345,7 @@ def test_unreadable_tfvars() -> None:
     ("cpu", "memory"), [(256, 4096), (512, 512), (1024, 1024), (2048, 9216), (4096, 31744), (4096, 8000)]
 )
 def test_invalid_fargate_pairs(cpu: int, memory: int) -> None:
-    result = tfvars.validate_tfvars(
-        generated(ecs_services={"api": service(cpu, memory)}), VARIABLES_TF, "small"
-    )
+    result = validate_tfvars(generated(ecs_services={"api": service(cpu, memory)}), VARIABLES_TF, "small")
     assert any(
         e.startswith(
             f'ecs_services["api"] container "app": cpu {cpu} with memory {memory} is not a valid Fargate pair'
@@ -350,7 +355,7 @@ def test_invalid_fargate_pairs(cpu: int, memory: int) -> None:
 
 
 def test_unknown_fargate_cpu() -> None:
-    result = tfvars.validate_tfvars(generated(ecs_services={"api": service(300, 600)}), VARIABLES_TF, "small")
+    result = validate_tfvars(generated(ecs_services={"api": service(300, 600)}), VARIABLES_TF, "small")
     assert any("cpu 300 is not a Fargate cpu value" in e for e in result.errors)
 
 
@@ -358,9 +363,7 @@ def test_unknown_fargate_cpu() -> None:
     ("cpu", "memory"), [(256, 512), (256, 1024), (512, 2048), (1024, 3072), (2048, 8192), (4096, 30720)]
 )
 def test_valid_fargate_pairs(cpu: int, memory: int) -> None:
-    result = tfvars.validate_tfvars(
-        generated(ecs_services={"api": service(cpu, memory)}), VARIABLES_TF, "small"
-    )
+    result = validate_tfvars(generated(ecs_services={"api": service(cpu, memory)}), VARIABLES_TF, "small")
     assert result.errors == ()
 
 
@@ -381,14 +384,14 @@ def sidecars(*pairs: tuple[int, int]) -> dict[str, Any]:
     ],
 )
 def test_summed_task_size_must_be_a_fargate_size(pairs: tuple[tuple[int, int], ...], total: str) -> None:
-    result = tfvars.validate_tfvars(generated(ecs_services={"api": sidecars(*pairs)}), VARIABLES_TF, "small")
+    result = validate_tfvars(generated(ecs_services={"api": sidecars(*pairs)}), VARIABLES_TF, "small")
     assert any(e.startswith('ecs_services["api"]: the task size') and total in e for e in result.errors), (
         result.errors
     )
 
 
 def test_summed_task_size_that_fits() -> None:
-    result = tfvars.validate_tfvars(
+    result = validate_tfvars(
         generated(ecs_services={"api": sidecars((256, 512), (256, 512))}), VARIABLES_TF, "small"
     )
     assert result.errors == ()
@@ -407,7 +410,7 @@ def test_summed_task_size_that_fits() -> None:
 )
 def test_service_count_fits_the_size(size: str, count: int, ok: bool) -> None:
     services = {f"svc-{i}": service(alb_path=f"/s{i}") for i in range(count)}
-    result = tfvars.validate_tfvars(generated(size, ecs_services=services), VARIABLES_TF, size)
+    result = validate_tfvars(generated(size, ecs_services=services), VARIABLES_TF, size)
     too_many = [e for e in result.errors if e.startswith(f"ecs_services defines {count} services")]
     assert bool(too_many) is not ok, result.errors
     assert result.service_count == count
@@ -415,7 +418,7 @@ def test_service_count_fits_the_size(size: str, count: int, ok: bool) -> None:
 
 def test_duplicate_alb_path() -> None:
     services = {"a": service(alb_path="/x"), "b": service(alb_path="/x")}
-    result = tfvars.validate_tfvars(generated(ecs_services=services), VARIABLES_TF, "small")
+    result = validate_tfvars(generated(ecs_services=services), VARIABLES_TF, "small")
     assert 'ecs_services["b"]: alb_path \'/x\' is already used by "a".' in result.errors
 
 
@@ -423,12 +426,10 @@ def test_duplicate_alb_path() -> None:
 
 
 def test_variables_keep_types_and_string_defaults_apart() -> None:
-    specs = tfvars.parse_variables(
-        'variable "a" {\n  type = string\n  default = "string"\n}\nvariable "b" {}\n'
-    )
-    assert specs["a"].type == tfvars.TfType("string") and specs["a"].default == "string"
+    specs = parse_variables('variable "a" {\n  type = string\n  default = "string"\n}\nvariable "b" {}\n')
+    assert specs["a"].type == TfType("string") and specs["a"].default == "string"
     assert not specs["a"].required
-    assert specs["b"].type == tfvars.ANY and specs["b"].required
+    assert specs["b"].type == ANY and specs["b"].required
 
 
 @pytest.mark.parametrize(
@@ -445,20 +446,20 @@ def test_variables_keep_types_and_string_defaults_apart() -> None:
     ],
 )
 def test_parse_type(text: str, shown: str) -> None:
-    assert str(tfvars.parse_type(text)) == shown
+    assert str(parse_type(text)) == shown
 
 
 def test_parse_type_rejects_garbage() -> None:
-    with pytest.raises(tfvars.TfvarsError):
-        tfvars.parse_type("${strung}")
+    with pytest.raises(TfvarsError):
+        parse_type("${strung}")
 
 
 # -- diff -----------------------------------------------------------------------------------------------
 
 
 def test_diff_values() -> None:
-    text = tfvars.apply_values(generated(), {"ecr_image_mutability": "MUTABLE"})
-    changes = {c.variable: c for c in tfvars.diff_values(sample(), text)}
+    text = apply_values(generated(), {"ecr_image_mutability": "MUTABLE"})
+    changes = {c.variable: c for c in diff_values(sample(), text)}
     assert set(changes) == {
         "account_id",
         "region",
@@ -475,9 +476,9 @@ def test_diff_values() -> None:
     assert changes["additional_tags"].describe() == (
         'additional_tags: {} → {Owner = "Platform team", cost-center = "42"}'
     )
-    removed = tfvars.diff_values(sample(), sample().replace("backup_services", "# backup_services"))
+    removed = diff_values(sample(), sample().replace("backup_services", "# backup_services"))
     assert [(c.variable, c.kind) for c in removed] == [("backup_services", "removed")]
-    assert tfvars.diff_values(sample(), sample()) == []
+    assert diff_values(sample(), sample()) == []
 
 
 # -- templates --------------------------------------------------------------------------------------
@@ -485,7 +486,7 @@ def test_diff_values() -> None:
 
 def test_render_tfbackend() -> None:
     request = make_request(SetupSize.SMALL, state_bucket="my-state-bucket", lock_table="locks")
-    text = tfvars.render_tfbackend(request)
+    text = render_tfbackend(request)
     parsed = hcl2.loads(text, serialization_options=STRIP)
     assert parsed == {
         "bucket": "my-state-bucket",
@@ -501,35 +502,35 @@ def test_render_tfbackend() -> None:
 
 def test_templates_use_strict_undefined() -> None:
     with pytest.raises(jinja2.UndefinedError):
-        tfvars.render_template("backend.tfbackend.j2", {"bucket": "b", "key": "k", "region": "r"})
+        render_template("backend.tfbackend.j2", {"bucket": "b", "key": "k", "region": "r"})
 
 
 @pytest.mark.parametrize("size", [s.value for s in SetupSize])
 def test_fallback_templates_match_the_per_size_values(size: str) -> None:
-    template = tfvars.render_fallback_tfvars(size)
-    placeholders = tfvars.validate_tfvars(template, VARIABLES_TF, size)
+    template = render_fallback_tfvars(size)
+    placeholders = validate_tfvars(template, VARIABLES_TF, size)
     assert {e.split()[0] for e in placeholders.errors} == {
         "account_id",
         "region",
         "application",
         "environment",
     }
-    values = tfvars.values_for_request(make_request(SetupSize(size)), USER_VALUES)
-    text = tfvars.apply_values(template, values)
-    assert tfvars.validate_tfvars(text, VARIABLES_TF, size).ready
+    values = values_for_request(make_request(SetupSize(size)), USER_VALUES)
+    text = apply_values(template, values)
+    assert validate_tfvars(text, VARIABLES_TF, size).ready
     assert comments(text) == comments(template)
     # Same per-size settings as the repository's sample (both follow poc-idp-inputs §3).
-    ours, theirs = tfvars.read_tfvars(text), tfvars.read_tfvars(tfvars.apply_values(sample(size), values))
+    ours, theirs = read_tfvars(text), read_tfvars(apply_values(sample(size), values))
     assert ours == theirs
 
 
 def test_fallback_rendered_with_values() -> None:
-    values = tfvars.values_for_request(make_request(SetupSize.SMALL))
-    text = tfvars.render_fallback_tfvars("small", values)
-    read = tfvars.read_tfvars(text)
+    values = values_for_request(make_request(SetupSize.SMALL))
+    text = render_fallback_tfvars("small", values)
+    read = read_tfvars(text)
     assert read["account_id"] == "123456789012" and read["additional_tags"] == values["additional_tags"]
 
 
 def test_templates_dir_is_the_repository_templates() -> None:
-    assert tfvars.templates_dir() == Path(__file__).resolve().parents[1] / "templates"
-    assert (tfvars.templates_dir() / "backend.tfbackend.j2").is_file()
+    assert templates_dir() == Path(__file__).resolve().parents[1] / "templates"
+    assert (templates_dir() / "backend.tfbackend.j2").is_file()

@@ -9,8 +9,8 @@ from pathlib import Path
 import hcl2
 import pytest
 
-from core import tfvars
 from core.sizes import SetupSize
+from core.tfvars.reading import read_tfvars
 from tests.test_tfrepo import USER_VALUES, commit_file, git, make_git_repo, make_request
 from workers.workspace import (
     Workspace,
@@ -222,7 +222,7 @@ def test_generate_files(workspace: Workspace, size: SetupSize) -> None:
     template = (workspace.path / files.source).read_text()
     assert comment_lines(text) == comment_lines(template)
     assert files.validation.ready, files.validation
-    read = tfvars.read_tfvars(text)
+    read = read_tfvars(text)
     assert read["account_id"] == "123456789012" and read["additional_tags"]["cost-center"] == "42"
     assert {c.variable for c in files.changes} >= {"account_id", "region", "application", "environment"}
     parsed = hcl2.loads(backend, serialization_options=hcl2.SerializationOptions(strip_string_quotes=True))
@@ -263,7 +263,7 @@ def test_generate_files_falls_back_to_bundled_templates(tmp_path: Path, source: 
     assert files.used_fallback
     assert files.source == "templates/tfvars/example-medium-setup.tfvars.j2 (bundled)"
     assert files.validation.ready, files.validation
-    assert tfvars.read_tfvars(files.tfvars_path.read_text())["rds_instance_count"] == 2
+    assert read_tfvars(files.tfvars_path.read_text())["rds_instance_count"] == 2
 
 
 def test_generate_files_needs_variables_tf(workspace: Workspace) -> None:

@@ -36,8 +36,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict
 
-from core import tfvars
 from core.models import DeploymentRequest
+from core.tfvars.diff import ValueChange, diff_values
+from core.tfvars.edit import apply_values
+from core.tfvars.poc_idp import values_for_request
+from core.tfvars.reading import TfvarsError
+from core.tfvars.templates import fallback_template_name, render_fallback_tfvars, render_tfbackend
+from core.tfvars.validate import TfvarsValidation, validate_tfvars
 from workers.child_env import inherited_environment
 
 GIT_TIMEOUT = 300.0
@@ -70,8 +75,8 @@ class GeneratedFiles(BaseModel):
     tfbackend_sha256: str
     source: str  # "tfvars-sample/example-small-setup.tfvars" or "templates/tfvars/....j2 (bundled)"
     used_fallback: bool
-    validation: tfvars.TfvarsValidation
-    changes: tuple[tfvars.ValueChange, ...]
+    validation: TfvarsValidation
+    changes: tuple[ValueChange, ...]
 
     @property
     def tfvars_relpath(self) -> str:
@@ -415,13 +420,13 @@ def generate_files(
     root = workspace.path
     size = request.size.value
     sample = root / SAMPLE_DIR / f"example-{size}-setup.tfvars"
-    values = tfvars.values_for_request(request, extra_values)
+    values = values_for_request(request, extra_values)
     if sample.is_file():
         template_text = sample.read_text(encoding="utf-8")
         source, used_fallback = f"{SAMPLE_DIR}/{sample.name}", False
     else:
-        template_text = tfvars.render_fallback_tfvars(size)
-        source, used_fallback = f"templates/{tfvars.fallback_template_name(size)} (bundled)", True
+        template_text = render_fallback_tfvars(size)
+        source, used_fallback = f"templates/{fallback_template_name(size)} (bundled)", True
     variables_file = root / "variables.tf"
     if not variables_file.is_file():
         raise WorkspaceError(
@@ -429,12 +434,12 @@ def generate_files(
             " poc-idp Terraform repository?"
         )
     try:
-        text = tfvars.apply_values(template_text, values)
-        backend = tfvars.render_tfbackend(request)
-    except tfvars.TfvarsError as error:
+        text = apply_values(template_text, values)
+        backend = render_tfbackend(request)
+    except TfvarsError as error:
         raise WorkspaceError(f"Could not fill in {source}: {error}.") from error
-    result = tfvars.validate_tfvars(text, variables_file.read_text(encoding="utf-8"), request.size)
-    changes = tuple(tfvars.diff_values(template_text, text))
+    result = validate_tfvars(text, variables_file.read_text(encoding="utf-8"), request.size)
+    changes = tuple(diff_values(template_text, text))
     tfvars_path = root / "tfvars" / f"{request.file_stem}.tfvars"
     tfbackend_path = root / "tfbackends" / f"{request.file_stem}.tfbackend"
     return GeneratedFiles(

@@ -32,7 +32,7 @@ from core.policy import Decision, SlackIdentity
 from core.queue import Step
 from core.steering import may_override, may_steer
 from core.store import DeploymentNotFound
-from core.tfvars import USER_VALUE_LABELS
+from core.tfvars.poc_idp import USER_VALUE_LABELS
 
 log = get_logger(__name__)
 STORE_DOWN = "The bot cannot reach its store right now; nothing changed. Try again in a minute."
