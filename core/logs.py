@@ -37,28 +37,78 @@ def redact_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMap
     return event
 
 
-def _stderr_logger(*_: Any) -> structlog.PrintLogger:
-    """Resolve sys.stderr when a line is written, not when logging was configured (it may be replaced)."""
-    return structlog.PrintLogger(file=sys.stderr)
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is when a line is written, not when logging was configured (the
+    test runner replaces it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
+_process_context: dict[str, str] = {}
+
+
+def bind_process_context(**values: str) -> None:
+    """Stamp every line this process writes from now on — structlog's and the standard library's
+    (RQ, the Terraform runner), from any thread — with these values (the work horse's job ids)."""
+    _process_context.update(values)
+
+
+def clear_process_context() -> None:
+    _process_context.clear()
+
+
+def _add_process_context(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key, value in _process_context.items():
+        event.setdefault(key, value)
+    return event
 
 
 def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
+    """Logging for every process, configured once: structlog renders its own lines and, through the
+    root handler's ProcessorFormatter, the standard library's (RQ, waitress, botocore) the same way —
+    JSON lines when not on a terminal, readable lines on one — each with the same redaction."""
     as_json = (not sys.stderr.isatty()) if json is None else json
     renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        _add_process_context,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_event,
-            renderer,
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=_stderr_logger,
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+    handler = _StderrHandler()
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact_event,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
     for noisy in ("botocore", "urllib3", "waitress.queue"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -16,24 +16,19 @@ On top of `rq.Worker` it
   logs (which hold secrets) are 0700/0600 — the work horse, git and Terraform inherit the umask;
 - says at start whether Redis keeps its data and, every sweep, checks that Redis has not lost it
   (bot/store_watch.py: `redis_data_lost` in the log and a notice in the threads it knew);
-- renders the standard-library log records (RQ's own, the Terraform runner's) as JSON lines like the
-  bot's structlog lines when not on a terminal, and in the work horse stamps every line with the
-  deployment_id, job_id and step of the job it runs (job_frame binds the same for structlog lines).
+- in the work horse, stamps every log line (structlog's and the standard library's: RQ's, the
+  Terraform runner's) with the deployment_id, job_id and step of the job it runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import sys
 import threading
 import time
-from collections.abc import MutableMapping
 from typing import Any
 
 import redis
-import structlog
 from rq import Worker
 from rq.executions import Execution
 from rq.job import Job
@@ -43,7 +38,7 @@ from bot.notifier import DRAIN_SECONDS, Notifier
 from bot.outbox import drain as drain_outbox
 from bot.slack import make_web_client
 from bot.store_watch import StoreWatch
-from core.logs import get_logger, redact_event
+from core.logs import bind_process_context, clear_process_context, get_logger
 from core.queue import JOB_SERIALIZER
 from core.settings import Settings
 from core.store import DeploymentStore
@@ -52,7 +47,6 @@ from workers.sweeper import Bounds, Heartbeat, Sweeper, claim_key, job_beat_key,
 from workers.workspace import PRIVATE_UMASK, private_data_dir
 
 log = get_logger(__name__)
-_current_job: dict[str, str] = {}  # in the work horse: the ids of the job it runs
 
 
 STOP_DELIVERY_SECONDS = 20.0  # a stopping worker tries the outbox for at most this long
@@ -145,8 +139,6 @@ class DeployWorker(Worker):
         super().__init__(queues, *args, **kwargs)
         self.settings = settings
         self.bounds = bounds or Bounds.from_settings(settings)
-        _guard_log_lock_across_fork()
-        _structured_stdlib_logs()
 
     def work(self, burst: bool = False, *args: Any, **kwargs: Any) -> bool:
         maintenance = Maintenance(self.settings, self.name, self.bounds).start()
@@ -172,16 +164,11 @@ class DeployWorker(Worker):
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
         """Runs in the work horse: keep the job's heartbeat for as long as the job runs."""
         meta = job.meta or {}
-        _current_job.update(
-            {
-                "deployment_id": str(meta.get("deployment_id", "")),
-                "job_id": job.id,
-                "step": str(meta.get("step", "")),
-            }
+        bind_process_context(
+            deployment_id=str(meta.get("deployment_id", "")), job_id=job.id, step=str(meta.get("step", ""))
         )
         connection = _connect(self.settings)
         beat = Heartbeat(connection, job_beat_key(job.id), self.bounds, value=f"{os.getpid()}").start()
-        structlog.contextvars.bind_contextvars(**_current_job)
         log.info("job_started", pid=os.getpid(), worker=self.name)
         try:
             return bool(super().perform_job(job, queue, execution))
@@ -190,7 +177,7 @@ class DeployWorker(Worker):
             # the rest stays in the outbox for the maintenance rounds)
             drain_outbox(DRAIN_SECONDS)
             beat.stop()
-            _current_job.clear()
+            clear_process_context()
             with contextlib.suppress(redis.RedisError):
                 connection.close()
 
@@ -208,50 +195,3 @@ class DeployWorker(Worker):
 
     def _sweeper(self) -> Sweeper:
         return Sweeper(self.connection, self.settings, _notifier(self.settings, self.connection), self.bounds)
-
-
-_fork_guard_installed = False
-
-
-def _guard_log_lock_across_fork() -> None:
-    """The background threads log through structlog, which writes under a per-file lock. A fork while
-    a thread holds it would leave the work horse with a lock nobody releases; take it around fork."""
-    global _fork_guard_installed
-    if _fork_guard_installed:
-        return
-    try:
-        from structlog._output import _get_lock_for_file
-    except ImportError:  # pragma: no cover - a structlog without it
-        return
-    lock = _get_lock_for_file(sys.stderr)
-    os.register_at_fork(before=lock.acquire, after_in_parent=lock.release, after_in_child=lock.release)
-    _fork_guard_installed = True
-
-
-def _add_job_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key, value in _current_job.items():
-        event.setdefault(key, value)
-    return event
-
-
-def _structured_stdlib_logs() -> None:
-    """Standard-library records as JSON lines (not on a terminal), with the running job's ids."""
-    if sys.stderr.isatty():
-        return
-    formatter = structlog.stdlib.ProcessorFormatter(
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.JSONRenderer(),
-        ],
-        foreign_pre_chain=[
-            structlog.contextvars.merge_contextvars,
-            _add_job_ids,
-            structlog.stdlib.add_logger_name,
-            structlog.stdlib.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact_event,
-        ],
-    )
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(formatter)
