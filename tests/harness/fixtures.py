@@ -28,7 +28,9 @@ def fixture_files(kind: str, pattern: str = "*.json") -> list[Path]:
     """Every fixture of `kind` matching `pattern`, sorted; raises when there are none."""
     found = sorted((FIXTURES_DIR / kind).glob(pattern))
     if not found:
-        raise MissingFixtures(f"no {pattern} fixtures in {FIXTURES_DIR / kind}: the parametrized tests would test nothing")
+        raise MissingFixtures(
+            f"no {pattern} fixtures in {FIXTURES_DIR / kind}: the parametrized tests would test nothing"
+        )
     return found
 
 
