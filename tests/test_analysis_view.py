@@ -1,5 +1,5 @@
 """The analysis summary renderer (bot.views.analysis): content, buttons, Slack's limits on large accounts,
-the full-text report, and the brand-new-account messages. Reports come from core.conflicts.analyse_account
+the full-text report, and the brand-new-account messages. Reports come from core.analysis.analyse.analyse_account
 over constructed scans, so the views render what the rules really produce."""
 
 from __future__ import annotations
@@ -18,17 +18,9 @@ from bot.views.analysis import (
     block_text_length,
     fresh_account_blocks,
 )
-from core.conflicts import (
-    AccountScan,
-    AnalysisReport,
-    ExistingResource,
-    ResourceKind,
-    SectionResult,
-    SectionStatus,
-    Verdict,
-    Vpc,
-    analyse_account,
-)
+from core.analysis.analyse import analyse_account
+from core.analysis.report import AnalysisReport, Verdict
+from core.analysis.scan import AccountScan, ExistingResource, ResourceKind, SectionResult, SectionStatus, Vpc
 from core.models import AccountSituation
 from core.permissions import PermissionCheck
 from core.sizes import SetupSize

@@ -1,4 +1,4 @@
-"""Pure account-analysis rules (core.conflicts): CIDR overlap and the runbook's fallback order, poc-idp name
+"""Pure account-analysis rules (core.analysis): CIDR overlap and the runbook's fallback order, poc-idp name
 prefixes and alternative names, quotas, region AZs, the brand-new-account check, permissions, the verdict,
 and applying recommendations. Includes the AWS-authored describe-vpcs fixtures."""
 
@@ -13,31 +13,33 @@ import pytest
 from pydantic import ValidationError
 
 from core import validation
-from core.conflicts import (
+from core.analysis.analyse import analyse_account
+from core.analysis.recommendations import (
+    apply_recommendations,
+    cidr_candidates,
+    first_free_cidr,
+    propose_names,
+)
+from core.analysis.report import ConflictKind, Severity, Verdict
+from core.analysis.rules import (
+    cidr_conflicts,
+    name_conflicts,
+    non_default_resources,
+    overlapping_blocks,
+    poc_idp_prefix,
+    quota_conflicts,
+    region_conflicts,
+)
+from core.analysis.scan import (
     AccountScan,
-    ConflictKind,
     ExistingResource,
     NatGateway,
     Quota,
     ResourceKind,
     SectionResult,
     SectionStatus,
-    Severity,
     Subnet,
-    Verdict,
     Vpc,
-    analyse_account,
-    apply_recommendations,
-    cidr_candidates,
-    cidr_conflicts,
-    first_free_cidr,
-    name_conflicts,
-    non_default_resources,
-    overlapping_blocks,
-    poc_idp_prefix,
-    propose_names,
-    quota_conflicts,
-    region_conflicts,
 )
 from core.models import AccountSituation, DeploymentRequest
 from core.permissions import PermissionCheck

@@ -20,17 +20,11 @@ import requests
 from botocore.config import Config
 from botocore.stub import Stubber
 
-from core.conflicts import (
-    FRESH_ACCOUNT_SECTIONS,
-    SECTIONS,
-    ConflictKind,
-    ResourceKind,
-    SectionStatus,
-    Verdict,
-    analyse_account,
-    apply_recommendations,
-    non_default_resources,
-)
+from core.analysis.analyse import analyse_account
+from core.analysis.recommendations import apply_recommendations
+from core.analysis.report import ConflictKind, Verdict
+from core.analysis.rules import non_default_resources
+from core.analysis.scan import FRESH_ACCOUNT_SECTIONS, SECTIONS, ResourceKind, SectionStatus
 from core.models import AccountSituation, DeploymentRequest
 from core.sizes import SetupSize
 from tests.harness.aws import MotoServer

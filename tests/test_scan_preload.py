@@ -15,7 +15,7 @@ import boto3
 import pytest
 from botocore.loaders import JSONFileLoader, Loader
 
-from core.conflicts import SECTIONS
+from core.analysis.scan import SECTIONS
 from workers.aws import scan as scan_module
 from workers.aws.scan import SECTION_SERVICE, preload_service_models, scan_account
 

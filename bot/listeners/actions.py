@@ -23,9 +23,9 @@ from bot.payloads import BlockActions
 from bot.services import Services
 from bot.views.decisions import ThreadContext, edit_values_modal, missing_values_modal, reject_modal
 from bot.views.messages import text_message
+from core.analysis.recommendations import apply_recommendations
 from core.approval import ApprovalOutcome, ApprovalResult, decision_text, record_approval
 from core.backend_confirm import may_confirm_fix
-from core.conflicts import apply_recommendations
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, utcnow
 from core.policy import Decision, SlackIdentity

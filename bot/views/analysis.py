@@ -23,15 +23,8 @@ from slack_sdk.models.blocks import (
 
 from bot.ids import Action
 from bot.views.text import escape_mrkdwn
-from core.conflicts import (
-    AnalysisReport,
-    Conflict,
-    ConflictKind,
-    ExistingResource,
-    ResourceKind,
-    Severity,
-    Verdict,
-)
+from core.analysis.report import AnalysisReport, Conflict, ConflictKind, Severity, Verdict
+from core.analysis.scan import ExistingResource, ResourceKind
 from core.permissions import service_label
 from core.validation import DEFAULT_VPC_CIDR
 

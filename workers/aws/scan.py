@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.loaders import Loader, create_loader
 
-from core.conflicts import SECTIONS, SECTIONS_BY_NAME, AccountScan, Quota, SectionResult, SectionStatus
+from core.analysis.scan import SECTIONS, SECTIONS_BY_NAME, AccountScan, Quota, SectionResult, SectionStatus
 from core.logs import get_logger
 from workers.aws.scan_sections import (
     QUOTA_FUNCTIONS,
@@ -153,7 +153,7 @@ def scan_account(
     config: Config | None = None,
     max_workers: int | None = None,
 ) -> AccountScan:
-    """Scan `region` of the session's account: every section of `core.conflicts.SECTIONS` (or the named
+    """Scan `region` of the session's account: every section of `core.analysis.scan.SECTIONS` (or the named
     subset, e.g. `FRESH_ACCOUNT_SECTIONS`), concurrently."""
     started = time.perf_counter()
     names = [spec.name for spec in SECTIONS] if sections is None else list(dict.fromkeys(sections))

@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from core.conflicts import (
+from core.analysis.scan import (
     EIP_QUOTA_CODE,
     EIP_QUOTA_DEFAULT,
     NAT_QUOTA_CODE,

@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from bot.views.analysis import analysis_blocks, analysis_report_text, fresh_account_blocks
 from bot.views.messages import Message, verified_message
-from core.conflicts import (
-    FRESH_ACCOUNT_SECTIONS,
-    AnalysisReport,
-    ExistingResource,
-    analyse_account,
-    non_default_resources,
-)
+from core.analysis.analyse import analyse_account
+from core.analysis.report import AnalysisReport
+from core.analysis.rules import non_default_resources
+from core.analysis.scan import FRESH_ACCOUNT_SECTIONS, ExistingResource
 from core.models import AccountSituation, Deployment, DeploymentStatus
 from core.queue import Step
 from workers.aws.identity import verify_access
@@ -18,8 +15,6 @@ from workers.aws.permission_check import check_permissions
 from workers.aws.scan import scan_account
 from workers.runtime import Runtime, StepFailure
 from workers.steps.common import aws_session, then
-
-LONG_REPORT_LINES = 40
 
 
 def run_verify(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
