@@ -42,7 +42,7 @@ def _redis_url(current: Settings) -> str:
 def _services(current: Settings) -> Services:
     from bot.services import redis_connection
     from bot.slack import make_web_client
-    from core.policy import PolicyError
+    from core.policy.errors import PolicyError
 
     try:
         services = Services.build(current, redis_connection(_redis_url(current)), make_web_client(current))

@@ -34,7 +34,8 @@ from bot.views.text import inline_code
 from core.locks import LockHolder, StateLock, TerraformLockInfo, TerraformRuns, own_lock, state_id
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, utcnow
-from core.policy import AccessPolicy, SlackIdentity
+from core.policy.access import AccessPolicy
+from core.policy.principals import SlackIdentity
 from core.queue import Step
 from core.steering import may_override, may_steer
 from core.store import PREFIX

@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from core.logs import get_logger
-from core.policy import SlackIdentity, SlackMember
+from core.policy.principals import SlackIdentity, SlackMember
 
 log = get_logger(__name__)
 

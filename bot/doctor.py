@@ -135,7 +135,9 @@ def check_policy(settings: Settings) -> Check:
             level="warn",
             detail="ECS_DEPLOY_POLICY_FILE is not set: every profile is usable by everyone (dev default).",
         )
-    from core.policy import PolicyError, load_policy, policy_warnings
+    from core.policy.access import policy_warnings
+    from core.policy.errors import PolicyError
+    from core.policy.loading import load_policy
 
     try:
         policy = load_policy(settings.policy_file)

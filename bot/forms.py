@@ -11,7 +11,7 @@ from bot.ids import INPUT_ACTION, Block
 from bot.payloads import input_value
 from core import validation
 from core.models import DeploymentRequest
-from core.policy import Decision
+from core.policy.access import Decision
 
 # (profile, environment) -> may a request name this environment with this profile?
 EnvironmentCheck = Callable[[str, str], Decision]

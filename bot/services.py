@@ -16,7 +16,9 @@ from bot.directory import GroupDirectory
 from bot.notifier import Notifier
 from core.audit import AuditTrail
 from core.models import Deployment
-from core.policy import AccessPolicy, SlackIdentity, policy_from_settings, referenced_usergroups
+from core.policy.access import AccessPolicy, referenced_usergroups
+from core.policy.loading import policy_from_settings
+from core.policy.principals import SlackIdentity
 from core.queue import Step, enqueue_step
 from core.settings import Settings
 from core.store import DeploymentStore
@@ -35,7 +37,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings, connection: Redis, client: WebClient) -> Services:
-        """Raises core.policy.PolicyError for a bad policy file: the process must not start with it."""
+        """Raises core.policy.errors.PolicyError for a bad policy file: the process must not start with it."""
         store = DeploymentStore(connection)
         policy = policy_from_settings(settings.policy_file, settings.approver_ids)
         return cls(

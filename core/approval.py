@@ -36,7 +36,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from core.policy import AccessPolicy, ApprovalRule, Decision, SlackIdentity, mention
+from core.policy.access import AccessPolicy, ApprovalRule, Decision
+from core.policy.principals import SlackIdentity, mention
 
 DEFAULT_APPROVAL_TTL = timedelta(hours=24)
 MAX_CLICKS = 500

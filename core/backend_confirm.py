@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from core.backend_fix import BackendFixPlan
 from core.models import Deployment
-from core.policy import AccessPolicy, Decision, SlackIdentity
+from core.policy.access import AccessPolicy, Decision
+from core.policy.principals import SlackIdentity
 from core.steering import may_steer
 
 

@@ -3,9 +3,11 @@ record of the latest Terraform run on each state, with the rule that says when a
 in DynamoDB is provably that run's own (`own_lock`, pure).
 
 Storage model: `ecs-deploy:statelock:{bucket}/{key}` holds JSON {token, deployment_id, user_id,
-step, since}; it expires after `ttl` so a crashed worker cannot hold a state forever. Release and
-refresh compare the token inside a WATCH/MULTI transaction, so a lock is only ever released by the
-run that took it. `ecs-deploy:tfrun:{bucket}/{key}` holds the latest TerraformRun (see below).
+step, since}; it expires after `ttl` so a crashed worker cannot hold a state forever. The key is a
+redis-py `Lock` whose token is that JSON (one random `token` per run): redis-py takes it with SET NX
+PX and extends and releases it with its Lua scripts, which compare the whole value, so a lock is
+only ever extended or released by the run that took it — and whoever waits can read who holds it.
+`ecs-deploy:tfrun:{bucket}/{key}` holds the latest TerraformRun (see below).
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field
+
+from redis.exceptions import LockError
+from redis.lock import Lock
 
 from core.models import utcnow
 from core.store import PREFIX
@@ -52,13 +57,26 @@ class StateLock:
         self.key = f"{PREFIX}statelock:{state}"
         self.ttl = ttl_seconds
 
+    def _lock(self) -> Lock:
+        # not thread-local: the run's keeper thread extends the hold its job thread took
+        return Lock(self.redis, self.key, timeout=self.ttl, thread_local=False)
+
+    def _owned_by(self, token: str) -> Lock | None:
+        """A redis-py Lock on the current hold when that hold is the run with `token`'s, else None.
+        Its token is the stored value as read: if the hold changes hands after this read, redis-py's
+        compare-and-set scripts refuse to touch the new one."""
+        raw = self.redis.get(self.key)
+        if not raw or LockHolder.model_validate_json(raw).token != token:
+            return None
+        lock = self._lock()
+        lock.local.token = raw  # the token storage redis-py's own acquire() fills
+        return lock
+
     def holder(self) -> LockHolder | None:
         raw = self.redis.get(self.key)
         return LockHolder.model_validate_json(raw) if raw else None
 
-    def try_acquire(self, deployment_id: str, user_id: str, step: str) -> LockHolder | None:
-        """Take the lock; None while anyone holds it — the same deployment's other job included (each
-        run has its own token, so one run's release can never free another run's state)."""
+    def _acquire(self, deployment_id: str, user_id: str, step: str) -> tuple[LockHolder, Lock] | None:
         mine = LockHolder(
             token=secrets.token_hex(8),
             deployment_id=deployment_id,
@@ -66,38 +84,30 @@ class StateLock:
             step=step,
             since=utcnow(),
         )
-        if self.redis.set(self.key, mine.model_dump_json(), nx=True, ex=self.ttl):
-            return mine
+        lock = self._lock()
+        if lock.acquire(blocking=False, token=mine.model_dump_json()):
+            return mine, lock
         return None
+
+    def try_acquire(self, deployment_id: str, user_id: str, step: str) -> LockHolder | None:
+        """Take the lock; None while anyone holds it — the same deployment's other job included (each
+        run has its own token, so one run's release can never free another run's state)."""
+        taken = self._acquire(deployment_id, user_id, step)
+        return taken[0] if taken else None
 
     def refresh(self, token: str) -> bool:
         """Extend the lock's life while its run goes on; False when the lock is no longer ours."""
-        with self.redis.pipeline() as pipe:
-            try:
-                pipe.watch(self.key)
-                raw = pipe.get(self.key)
-                if not raw or LockHolder.model_validate_json(raw).token != token:
-                    return False
-                pipe.multi()
-                pipe.expire(self.key, self.ttl)
-                pipe.execute()
-                return True
-            except redis.WatchError:
-                return False
+        lock = self._owned_by(token)
+        if lock is None:
+            return False
+        try:
+            return lock.extend(self.ttl, replace_ttl=True)
+        except LockError:
+            return False
 
     def release(self, token: str) -> bool:
-        with self.redis.pipeline() as pipe:
-            try:
-                pipe.watch(self.key)
-                raw = pipe.get(self.key)
-                if not raw or LockHolder.model_validate_json(raw).token != token:
-                    return False
-                pipe.multi()
-                pipe.delete(self.key)
-                pipe.execute()
-                return True
-            except redis.WatchError:
-                return False
+        lock = self._owned_by(token)
+        return lock is not None and _release(lock)
 
     def force_release(self) -> LockHolder | None:
         holder = self.holder()
@@ -120,8 +130,8 @@ class StateLock:
         deadline = time.monotonic() + wait_seconds
         told: str | None = None
         while True:
-            mine = self.try_acquire(deployment_id, user_id, step)
-            if mine is not None:
+            taken = self._acquire(deployment_id, user_id, step)
+            if taken is not None:
                 break
             ahead = self.holder()
             if ahead is not None and ahead.token != told and on_wait is not None:
@@ -130,10 +140,20 @@ class StateLock:
             if time.monotonic() > deadline:
                 raise StateLockTimeout(ahead)
             time.sleep(poll_seconds)
+        mine, lock = taken
         try:
             yield mine
         finally:
-            self.release(mine.token)
+            _release(lock)
+
+
+def _release(lock: Lock) -> bool:
+    """Release a hold through redis-py; False when it had expired or changed hands."""
+    try:
+        lock.release()
+    except LockError:
+        return False
+    return True
 
 
 # -- Terraform's own lock and the run that may have left it ---------------------------------------
@@ -354,25 +374,20 @@ class TerraformRuns:
     ) -> TerraformRun | None:
         """Apply `change` to the run's record; None when the record is no longer that run's."""
         key = self.key(state)
-        with self.redis.pipeline() as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if not raw:
-                        pipe.unwatch()
-                        return None
-                    current = TerraformRun.model_validate_json(raw)
-                    if current.run_id != run_id:
-                        pipe.unwatch()
-                        return None
-                    changed = change(current)
-                    pipe.multi()
-                    pipe.set(key, changed.model_dump_json(), ex=RUN_RECORD_TTL_SECONDS)
-                    pipe.execute()
-                    return changed
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: redis.client.Pipeline) -> TerraformRun | None:
+            # runs again, from the read, when another writer changed the record before EXEC
+            raw = pipe.get(key)
+            current = TerraformRun.model_validate_json(raw) if raw else None
+            if current is None or current.run_id != run_id:
+                pipe.unwatch()
+                return None
+            changed = change(current)
+            pipe.multi()
+            pipe.set(key, changed.model_dump_json(), ex=RUN_RECORD_TTL_SECONDS)
+            return changed
+
+        return cast(TerraformRun | None, self.redis.transaction(attempt, key, value_from_callable=True))
 
     def alive(self, run: TerraformRun) -> bool:
         """Could the run still be using the state? Not once it ended or was reported dead; otherwise

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from core.models import Deployment
-from core.policy import AccessPolicy, Decision, SlackIdentity, mention
+from core.policy.access import AccessPolicy, Decision
+from core.policy.principals import SlackIdentity, mention
 
 
 def may_steer(policy: AccessPolicy, user: SlackIdentity, deployment: Deployment) -> Decision:

@@ -9,7 +9,8 @@ deployment's own environment. Everyone else is answered as if the deployment did
 from __future__ import annotations
 
 from core.models import Deployment
-from core.policy import AccessPolicy, SlackIdentity
+from core.policy.access import AccessPolicy
+from core.policy.principals import SlackIdentity
 
 
 def may_see(policy: AccessPolicy, user: SlackIdentity, deployment: Deployment) -> bool:

@@ -25,7 +25,9 @@ from core.approval import (
     record_approval,
     record_rejection,
 )
-from core.policy import AccessPolicy, SlackIdentity, SlackMember, parse_policy
+from core.policy.access import AccessPolicy
+from core.policy.loading import parse_policy
+from core.policy.principals import SlackIdentity, SlackMember
 
 Out = ApprovalOutcome
 PLANNED_AT = datetime(2025, 3, 4, 13, 50, tzinfo=UTC)

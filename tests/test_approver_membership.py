@@ -30,7 +30,9 @@ from core.models import (
     WorkspaceRecord,
     utcnow,
 )
-from core.policy import PolicyError, SlackMember, load_policy
+from core.policy.errors import PolicyError
+from core.policy.loading import load_policy
+from core.policy.principals import SlackMember
 from core.settings import Settings
 from core.sizes import SetupSize
 from core.store import DeploymentStore

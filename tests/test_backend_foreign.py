@@ -22,7 +22,9 @@ from bot.views.pipeline import CheckLine, backend_message
 from core.backend_confirm import may_confirm_fix, who_may_confirm
 from core.backend_fix import BackendFixPlan, BucketFacts, Setting, bucket_changes, plan_fix
 from core.models import AccountSituation, Deployment, DeploymentRequest, DeploymentStatus
-from core.policy import AccessPolicy, SlackIdentity, parse_policy
+from core.policy.access import AccessPolicy
+from core.policy.loading import parse_policy
+from core.policy.principals import SlackIdentity
 from core.sizes import SetupSize
 from core.store import DeploymentStore
 from tests.harness.flow import BYSTANDER, LEAD, REQUESTER, click, ephemeral_to, eventually, submit

@@ -8,18 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from core.policy import (
-    AccessPolicy,
-    ApprovalRule,
-    AssumeRole,
-    PolicyError,
-    SlackIdentity,
-    load_policy,
-    parse_policy,
-    policy_from_settings,
-    policy_warnings,
-    referenced_usergroups,
-)
+from core.policy.access import AccessPolicy, ApprovalRule, AssumeRole, policy_warnings, referenced_usergroups
+from core.policy.errors import PolicyError
+from core.policy.loading import load_policy, parse_policy, policy_from_settings
+from core.policy.principals import SlackIdentity
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -22,7 +22,7 @@ from slack_sdk import WebClient
 from bot.notifier import Notifier
 from core.audit import STREAM, AuditEvent, AuditTrail
 from core.models import AccountSituation, Deployment, DeploymentRequest, utcnow
-from core.policy import parse_policy
+from core.policy.loading import parse_policy
 from core.settings import Settings
 from core.sizes import SetupSize
 from core.store import DeploymentStore

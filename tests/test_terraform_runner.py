@@ -31,7 +31,7 @@ from core.apply_progress import ApplyProgress, advance, replay, total_from_plan_
 from core.audit import AuditTrail
 from core.locks import state_id
 from core.models import AccountSituation, Deployment, DeploymentRequest, DeploymentStatus
-from core.policy import AccessPolicy
+from core.policy.access import AccessPolicy
 from core.settings import Settings
 from core.sizes import SetupSize
 from core.store import DeploymentStore

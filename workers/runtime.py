@@ -17,7 +17,8 @@ from bot.views.messages import failure_message
 from core.audit import AuditTrail
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, DeploymentStopped
-from core.policy import AccessPolicy, policy_from_settings
+from core.policy.access import AccessPolicy
+from core.policy.loading import policy_from_settings
 from core.settings import Settings, settings
 from core.store import DeploymentStore
 

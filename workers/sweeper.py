@@ -704,7 +704,7 @@ def _what_next(step: Step | None, deployment: Deployment, stopped: str | None) -
 
 def _session(deployment: Deployment, current: Settings) -> boto3.Session:
     """The deployment's AWS session (its profile, and the access policy's role when it names one)."""
-    from core.policy import policy_from_settings
+    from core.policy.loading import policy_from_settings
     from workers.aws.identity import session_for
 
     request = deployment.request

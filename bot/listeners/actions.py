@@ -28,7 +28,8 @@ from core.approval import ApprovalOutcome, ApprovalResult, decision_text, record
 from core.backend_confirm import may_confirm_fix
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, utcnow
-from core.policy import Decision, SlackIdentity
+from core.policy.access import Decision
+from core.policy.principals import SlackIdentity
 from core.queue import Step
 from core.steering import may_override, may_steer
 from core.store import DeploymentNotFound

@@ -15,7 +15,7 @@ from slack_sdk.models.views import View
 
 from bot.ids import Action
 from bot.views.status import status_line, thread_link, when
-from bot.views.text import escape_mrkdwn
+from bot.views.blocks import clip, escape_mrkdwn
 from core.models import Deployment
 
 MAX_BLOCKS = 100
@@ -65,7 +65,7 @@ def home_view(*, mine: list[Deployment], pending: list[Deployment] | None, store
                 )
             )
         )
-    blocks += [_entry(d, f"{status_line(d)[:500]} · updated {when(d.updated_at)}") for d in mine[:MAX_MINE]]
+    blocks += [_entry(d, f"{clip(status_line(d), 500)} · updated {when(d.updated_at)}") for d in mine[:MAX_MINE]]
     if len(mine) > MAX_MINE:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Older ones: `/ecs-deploy list`")]))
     return View(type="home", blocks=blocks[:MAX_BLOCKS])
@@ -73,7 +73,7 @@ def home_view(*, mine: list[Deployment], pending: list[Deployment] | None, store
 
 def _pending_detail(deployment: Deployment) -> str:
     approval = deployment.approval
-    plan = f" · {escape_mrkdwn(deployment.plan.sentence[:300])}" if deployment.plan else ""
+    plan = f" · {escape_mrkdwn(clip(deployment.plan.sentence, 300))}" if deployment.plan else ""
     have = len(approval.current_approvals)
     return (
         f"requested by <@{deployment.requester_id}> with profile `{deployment.request.profile}`{plan}"
@@ -89,7 +89,7 @@ def _entry(deployment: Deployment, detail: str) -> SectionBlock:
         if link
         else None
     )
-    return SectionBlock(text=MarkdownTextObject(text=text[:2900]), accessory=button)
+    return SectionBlock(text=MarkdownTextObject(text=clip(text)), accessory=button)
 
 
 def _more(count: int) -> list[Block]:

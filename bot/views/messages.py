@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pydantic import BaseModel
-from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import Block
 
-from bot.views.text import escape_mrkdwn
+from bot.views.blocks import MESSAGE_TEXT_LIMIT, clip, context, escape_mrkdwn, section
 from core.models import CallerIdentity, Deployment
 
 
@@ -29,25 +29,25 @@ def root_message(deployment: Deployment) -> Message:
     return Message(
         text=f"{headline} · {deployment.status.value}",
         blocks=[
-            SectionBlock(text=MarkdownTextObject(text=f"*{headline}*")),
-            SectionBlock(text=MarkdownTextObject(text=f"*Status:* {status[:2500]}")),
-            ContextBlock(
-                elements=[
-                    MarkdownTextObject(
-                        text=f"`{deployment.id}` · profile `{request.profile}` · {request.account_situation.value}"
-                        f" account · updates in the thread"
-                    )
-                ]
+            section(f"*{headline}*"),
+            section(f"*Status:* {clip(status, 2500)}"),
+            context(
+                f"`{deployment.id}` · profile `{request.profile}` · {request.account_situation.value}"
+                " account · updates in the thread"
             ),
         ],
     )
 
 
 def text_message(text: str, *, context: str | None = None) -> Message:
-    blocks: list[Block] = [SectionBlock(text=MarkdownTextObject(text=text[:2900]))]
-    if context:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=context[:2900])]))
-    return Message(text=text[:3000], blocks=blocks)
+    return _message(text, context)
+
+
+def _message(text: str, note: str | None) -> Message:
+    blocks: list[Block] = [section(text)]
+    if note:
+        blocks.append(context(note))
+    return Message(text=clip(text, MESSAGE_TEXT_LIMIT), blocks=blocks)
 
 
 def verified_message(identity: CallerIdentity, profile: str) -> Message:

@@ -5,45 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel
-from slack_sdk.models.blocks import (
-    ActionsBlock,
-    Block,
-    ButtonElement,
-    ContextBlock,
-    MarkdownTextObject,
-    PlainTextObject,
-    SectionBlock,
-)
+from slack_sdk.models.blocks import ActionsBlock, Block
 
 from bot.ids import Action
+from bot.views.blocks import MESSAGE_TEXT_LIMIT, buttons, clip, context, section
 from bot.views.messages import Message
 from core.backend_fix import BackendFixPlan
 
-SECTION_LIMIT = 2900
+_md = section
+_context = context
 
 
-def _md(text: str) -> SectionBlock:
-    """A section within Slack's length limit; a cut never leaves a code block open."""
-    if len(text) > SECTION_LIMIT:
-        text = text[: SECTION_LIMIT - 5] + "…"
-        if text.count("```") % 2:
-            text += "\n```"
-    return SectionBlock(text=MarkdownTextObject(text=text))
-
-
-def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=text[:SECTION_LIMIT])])
-
-
-def _buttons(deployment_id: str, *buttons: tuple[str, Action, str | None]) -> ActionsBlock:
-    return ActionsBlock(
-        elements=[
-            ButtonElement(
-                text=PlainTextObject(text=label), action_id=action.value, value=deployment_id, style=style
-            )
-            for label, action, style in buttons
-        ]
-    )
+def _buttons(deployment_id: str, *items: tuple[str, Action, str | None]) -> ActionsBlock:
+    return buttons(deployment_id, [(label, action.value, style) for label, action, style in items])
 
 
 LINE_LIMIT = 180
@@ -53,7 +27,7 @@ def _lines(items: Iterable[str], limit: int = 15) -> str:
     """At most `limit` lines of at most LINE_LIMIT characters, then how many more: a list of any
     length stays a few thousand characters (Slack refuses messages of about 12k)."""
     items = list(items)
-    shown = [item if len(item) <= LINE_LIMIT else item[: LINE_LIMIT - 1] + "…" for item in items[:limit]]
+    shown = [clip(item, LINE_LIMIT) for item in items[:limit]]
     more = f"\n…and {len(items) - limit} more" if len(items) > limit else ""
     return "\n".join(shown) + more
 
@@ -88,7 +62,7 @@ def backend_message(
     if changes:
         blocks.append(_md("*Changed:*\n" + _lines(f"• {change}" for change in changes)))
     if failure:
-        shown = failure if len(failure) <= 1500 else failure[:1499] + "…"
+        shown = clip(failure, 1500)
         blocks.append(_md(f":x: {shown}" + (f"\nSuggestion: `{suggestion}`" if suggestion else "")))
     if needs_confirmation:
         blocks.extend(_fix_blocks(bucket, checks, fix_plan, who_may_confirm))
@@ -165,7 +139,7 @@ def workspace_message(
     if errors:
         blocks.append(_md(":x: *The generated tfvars has problems:*\n" + _lines(f"• {e}" for e in errors)))
     if warnings:
-        blocks.append(_context("Warnings: " + "; ".join(warnings)[:2000]))
+        blocks.append(_context("Warnings: " + clip("; ".join(warnings), 2000)))
     return Message(text=f"Workspace ready at {commit[:12]}: {tfvars_path}", blocks=blocks)
 
 
@@ -186,14 +160,14 @@ def status_line(text: str, *, context: str | None = None) -> Message:
     blocks: list[Block] = [_md(text)]
     if context:
         blocks.append(_context(context))
-    return Message(text=text[:3000], blocks=blocks)
+    return Message(text=clip(text, MESSAGE_TEXT_LIMIT), blocks=blocks)
 
 
 def outputs_text(outputs: dict[str, dict[str, object]]) -> str:
     lines = []
     for name, output in sorted(outputs.items()):
         value = "(sensitive)" if output.get("sensitive") else str(output.get("value"))
-        lines.append(f"{name} = {value[:200]}")
+        lines.append(f"{name} = {clip(value, 200)}")
     return _lines(lines, 25)
 
 
@@ -207,7 +181,7 @@ def apply_result_message(summary: str, outputs: dict[str, dict[str, object]]) ->
 def apply_failed_message(reason: str, excerpt: str, created: Sequence[str]) -> Message:
     blocks: list[Block] = [_md(f":x: *Apply failed.* {reason}")]
     if excerpt:
-        blocks.append(_md("```" + excerpt[:2700].replace("```", "'''") + "```"))
+        blocks.append(_md("```" + clip(excerpt, 2700).replace("```", "'''") + "```"))
     if created:
         blocks.append(_md("*Created or changed before the failure:*\n" + _lines(f"• `{a}`" for a in created)))
     blocks.append(

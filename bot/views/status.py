@@ -16,7 +16,7 @@ from slack_sdk.models.blocks import (
 
 from bot.control import Cancelled, LockView, TerraformLock
 from bot.views.messages import Message
-from bot.views.text import escape_mrkdwn
+from bot.views.blocks import MESSAGE_TEXT_LIMIT, clip, escape_mrkdwn
 from core.locks import LockHolder
 from core.models import Deployment, DeploymentStatus
 
@@ -24,7 +24,7 @@ from core.models import Deployment, DeploymentStatus
 # bot/listeners/commands.py. Kept here, next to the button, rather than in bot/ids.py.
 UNLOCK_CONFIRM = "control_unlock_confirm"
 MAX_LIST = 15
-MAX_TEXT = 3000
+MAX_TEXT = MESSAGE_TEXT_LIMIT
 
 HELP = "\n".join(
     [
@@ -78,7 +78,7 @@ def approval_text(deployment: Deployment) -> str:
     if approval.rejection is not None:
         rejection = approval.rejection
         verb = "withdrawn by the requester" if rejection.by_requester else f"rejected by <@{rejection.by}>"
-        reason = f": “{escape_mrkdwn(rejection.reason[:300])}”" if rejection.reason else ""
+        reason = f": “{escape_mrkdwn(clip(rejection.reason, 300))}”" if rejection.reason else ""
         parts.append(f"{verb} ({when(rejection.at)}){reason}")
     missing = approval.missing_approvals if approval.binding is not None else 0
     if deployment.status is DeploymentStatus.AWAITING_APPROVAL and missing and approval.rejection is None:
@@ -90,13 +90,13 @@ def status_text(deployment: Deployment) -> str:
     request = deployment.request
     lines = [
         f"*`{deployment.id}`* {request.headline}",
-        f"*Step:* {status_line(deployment)[:1000]}",
+        f"*Step:* {clip(status_line(deployment), 1000)}",
         f"*Requested by* <@{deployment.requester_id}> ({when(deployment.created_at)}) with profile"
         f" `{request.profile}`",
         f"*Approval:* {approval_text(deployment)}",
         f"*Thread:* {thread_ref(deployment)}",
     ]
-    return "\n".join(lines)[:MAX_TEXT]
+    return clip("\n".join(lines), MAX_TEXT)
 
 
 def list_text(deployments: list[Deployment], *, everyone: bool) -> str:
@@ -113,7 +113,7 @@ def list_text(deployments: list[Deployment], *, everyone: bool) -> str:
         lines.append(f"• `{d.id}` {d.request.headline} — {d.status.label}{who} · {thread_ref(d)}")
     if len(deployments) > MAX_LIST:
         lines.append(f"… and {len(deployments) - MAX_LIST} more")
-    return "\n".join(lines)[:MAX_TEXT]
+    return clip("\n".join(lines), MAX_TEXT)
 
 
 # -- cancel ----------------------------------------------------------------------------------------
@@ -193,9 +193,9 @@ def unlock_prompt(view: LockView, holder: LockHolder) -> Message:
         ),
     )
     return Message(
-        text=text[:MAX_TEXT],
+        text=clip(text, MESSAGE_TEXT_LIMIT),
         blocks=[
-            SectionBlock(text=MarkdownTextObject(text=text[:2900])),
+            SectionBlock(text=MarkdownTextObject(text=clip(text))),
             ActionsBlock(elements=[button]),
             ContextBlock(
                 elements=[

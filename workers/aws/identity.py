@@ -14,7 +14,7 @@ from botocore.exceptions import (
 from pydantic import BaseModel
 
 from core.models import CallerIdentity
-from core.policy import AssumeRole
+from core.policy.access import AssumeRole
 
 AWS_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 INVALID_CREDENTIALS = {"InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException"}

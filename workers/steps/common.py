@@ -16,7 +16,7 @@ from core.artifacts import ArtifactStore
 from core.locks import LockHolder, StateLock, state_id
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus
-from core.policy import AssumeRole
+from core.policy.access import AssumeRole
 from core.queue import Step, enqueue_step
 from core.store import PREFIX
 from workers.aws.identity import session_for

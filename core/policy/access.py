@@ -1,0 +1,314 @@
+"""The resolved access policy and its queries: may this person request with a profile, deploy an
+environment, approve a plan; which role the bot assumes for a profile.
+
+Environments are declared per profile: by name (a rule of its own, possibly empty = the profile's
+settings) or by pattern (`"feature-*"`: declares the names it matches and takes no settings). An
+environment matching no declaration is refused in the request form; one matched only by a pattern has
+no rule of its own and gets the STRICTEST rule of the profile — never the profile's weaker default —
+so typing `prd` instead of `prod` gains nothing. An environment without its own `approvers` uses the
+profile's approvers; without its own `required_approvals` it uses the profile's (default 1).
+
+Without a policy file, `AccessPolicy.open` is the development default: every profile is usable by
+everyone, every environment name is accepted, and approvers come from ECS_DEPLOY_APPROVERS. `is_open`
+lets `doctor` warn about it. Even where everyone may approve, only full members of the installed
+workspace count (core.approval.member_may_approve).
+"""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.policy.errors import PolicyError
+from core.policy.principals import USER_ID, USERGROUP_ID, Principals, SlackIdentity
+
+MAX_LISTED_ENVIRONMENTS = 30
+
+
+class Decision(BaseModel):
+    """An answer to "may this person do this?", with a reason written for that person."""
+
+    model_config = ConfigDict(frozen=True)
+
+    allowed: bool
+    reason: str
+
+    @classmethod
+    def allow(cls, reason: str) -> Decision:
+        return cls(allowed=True, reason=reason)
+
+    @classmethod
+    def deny(cls, reason: str) -> Decision:
+        return cls(allowed=False, reason=reason)
+
+
+class AssumeRole(BaseModel):
+    """The IAM role the bot assumes (from the profile's credentials) before acting for the profile."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role_arn: str
+    external_id: str | None = None
+    session_name: str | None = None
+
+
+class ApprovalRule(BaseModel):
+    """What approving a plan for one profile and environment takes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    profile: str
+    environment: str
+    approvers: Principals
+    required_approvals: int = Field(default=1, ge=1)
+    allow_self_approval: bool = False
+    environment_specific_approvers: bool = False
+    # The environment has no rule of its own (only a pattern declares it): the profile's strictest
+    # rule applies — the one of `strictest_from` (an environment), or the profile's own settings (None).
+    strictest: bool = False
+    strictest_from: str | None = None
+
+    @property
+    def scope(self) -> str:
+        """ "profile prod-admin" or "profile prod-admin in environment prod" (when approvers differ);
+        for an environment without a rule of its own, which rule applies to it."""
+        if self.strictest:
+            like = (
+                f"ruled like {self.strictest_from}"
+                if self.strictest_from
+                else "ruled by the profile's settings"
+            )
+            return (
+                f"profile {self.profile} in environment {self.environment}"
+                f" ({like}: the strictest rule of the profile)"
+            )
+        if self.environment_specific_approvers:
+            return f"profile {self.profile} in environment {self.environment}"
+        return f"profile {self.profile}"
+
+    @property
+    def strictness(self) -> tuple[bool, int, bool, bool]:
+        """Orders rules from weakest to strictest: self-approval forbidden, more approvals, named
+        approvers rather than everyone, environment-specific approvers rather than the profile's."""
+        return (
+            not self.allow_self_approval,
+            self.required_approvals,
+            not self.approvers.everyone,
+            self.environment_specific_approvers,
+        )
+
+
+class EnvironmentPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    required_approvals: int = Field(default=1, ge=1)
+    approvers: Principals | None = None  # None: the profile's approvers
+    allow_self_approval: bool | None = None  # None: the profile's setting
+
+
+class ProfilePolicy(BaseModel):
+    """One profile's effective rules, after `defaults` were merged in."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    requesters: Principals
+    approvers: Principals
+    allow_self_approval: bool = False
+    required_approvals: int = Field(default=1, ge=1)
+    environments: dict[str, EnvironmentPolicy] = Field(default_factory=dict)  # named rules
+    # Declared environments (names and patterns, in file order); None: any name (the open default).
+    allowed_environments: tuple[str, ...] | None = None
+    assume_role: AssumeRole | None = None
+
+    def declares(self, environment: str) -> bool:
+        """Whether a request for this environment may be made with the profile."""
+        if self.allowed_environments is None:
+            return True
+        return any(fnmatchcase(environment, declared) for declared in self.allowed_environments)
+
+    def rule_for(self, environment: str) -> ApprovalRule:
+        """The environment's own rule; without one (declared by a pattern only, or not declared at
+        all), the strictest rule of the profile. Only the open default uses the profile's settings
+        for every name."""
+        env = self.environments.get(environment)
+        if env is not None:
+            return self._own_rule(environment, env)
+        if self.allowed_environments is None:
+            return self._default_rule(environment)
+        return self.strictest_rule(environment)
+
+    def strictest_rule(self, environment: str) -> ApprovalRule:
+        """The strictest of the profile's rules (its named environments' and its own settings),
+        applied to `environment`. Ties go to the first in name order, the profile's settings last."""
+        candidates = [self._own_rule(name, env) for name, env in sorted(self.environments.items())]
+        candidates.append(self._default_rule(environment))
+        best = max(candidates, key=lambda rule: rule.strictness)
+        named = best.environment if best.environment in self.environments else None
+        return best.model_copy(
+            update={"environment": environment, "strictest": True, "strictest_from": named}
+        )
+
+    def _default_rule(self, environment: str) -> ApprovalRule:
+        return ApprovalRule(
+            profile=self.name,
+            environment=environment,
+            approvers=self.approvers,
+            required_approvals=self.required_approvals,
+            allow_self_approval=self.allow_self_approval,
+        )
+
+    def _own_rule(self, environment: str, env: EnvironmentPolicy) -> ApprovalRule:
+        return ApprovalRule(
+            profile=self.name,
+            environment=environment,
+            approvers=env.approvers if env.approvers is not None else self.approvers,
+            required_approvals=env.required_approvals,
+            allow_self_approval=(
+                env.allow_self_approval if env.allow_self_approval is not None else self.allow_self_approval
+            ),
+            environment_specific_approvers=env.approvers is not None,
+        )
+
+    def rules(self) -> list[ApprovalRule]:
+        """The profile's own settings and every named environment's rule."""
+        own = self._default_rule("(any)")
+        return [own] + [self._own_rule(name, env) for name, env in sorted(self.environments.items())]
+
+
+class AccessPolicy(BaseModel):
+    """The whole policy. With `is_open`, `open_profile` applies to every profile name."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str | None = None
+    is_open: bool = False
+    profiles: dict[str, ProfilePolicy] = Field(default_factory=dict)
+    open_profile: ProfilePolicy | None = None
+
+    @classmethod
+    def open(cls, approver_ids: frozenset[str]) -> AccessPolicy:
+        """Development default (no policy file): every profile usable by everyone; approvers are the
+        users and user groups of ECS_DEPLOY_APPROVERS; self-approval is not allowed."""
+        bad = sorted(i for i in approver_ids if not (USER_ID.fullmatch(i) or USERGROUP_ID.fullmatch(i)))
+        if bad:
+            raise PolicyError(
+                f"ECS_DEPLOY_APPROVERS: {', '.join(repr(b) for b in bad)} is not a Slack user id (U…/W…)"
+                " or user group id (S…).",
+                key="ECS_DEPLOY_APPROVERS",
+            )
+        entry = ProfilePolicy(
+            name="*",
+            requesters=Principals(everyone=True),
+            approvers=Principals.from_ids(approver_ids),
+        )
+        return cls(is_open=True, open_profile=entry)
+
+    def entry_for(self, profile: str) -> ProfilePolicy | None:
+        if self.is_open and self.open_profile is not None:
+            return self.open_profile.model_copy(update={"name": profile})
+        return self.profiles.get(profile)
+
+    def profiles_for(self, user: SlackIdentity, available_profiles: list[str]) -> list[str]:
+        """The available profiles this user may request with, in the given order, without repeats.
+        With a policy file, a profile the file does not name is never offered."""
+        seen: set[str] = set()
+        offered = []
+        for profile in available_profiles:
+            if profile not in seen and self.can_request(user, profile).allowed:
+                offered.append(profile)
+            seen.add(profile)
+        return offered
+
+    def can_request(self, user: SlackIdentity, profile: str) -> Decision:
+        entry = self.entry_for(profile)
+        if entry is None:
+            return Decision.deny(
+                f"Profile {profile} is not in the access policy, so nobody may use it."
+                " Ask an operator to add it."
+            )
+        if entry.requesters.includes(user):
+            if self.is_open:
+                return Decision.allow(
+                    f"No access policy is configured: profile {profile} is open to everyone."
+                )
+            return Decision.allow(f"You may request deployments with profile {profile}.")
+        return Decision.deny(
+            f"You may not request deployments with profile {profile}."
+            f" Requesters: {entry.requesters.describe()}."
+        )
+
+    def check_environment(self, profile: str, environment: str) -> Decision:
+        """Whether the profile declares this environment; the refusal lists what it declares."""
+        entry = self.entry_for(profile)
+        if entry is None:
+            return Decision.deny(f"Profile {profile} is not in the access policy, so nobody may use it.")
+        if entry.declares(environment):
+            return Decision.allow(f"Profile {profile} may deploy environment {environment}.")
+        declared = list(entry.allowed_environments or ())
+        listed = ", ".join(declared[:MAX_LISTED_ENVIRONMENTS]) + (
+            ", …" if len(declared) > MAX_LISTED_ENVIRONMENTS else ""
+        )
+        return Decision.deny(
+            f"Environment {environment} is not declared for profile {profile}. Allowed: {listed}."
+            " An operator can declare more in the access policy."
+        )
+
+    def approval_rule(self, profile: str, environment: str) -> ApprovalRule | None:
+        entry = self.entry_for(profile)
+        return entry.rule_for(environment) if entry is not None else None
+
+    def can_approve(self, user: SlackIdentity, profile: str, environment: str) -> Decision:
+        """Whether the user is an approver for this profile and environment. Self-approval is judged
+        by core.approval, which knows the requester."""
+        rule = self.approval_rule(profile, environment)
+        if rule is None:
+            return Decision.deny(
+                f"Profile {profile} is not in the access policy, so nobody may approve plans for it."
+            )
+        if rule.approvers.is_empty:
+            setting = "ECS_DEPLOY_APPROVERS" if self.is_open else "the access policy"
+            return Decision.deny(
+                f"Nobody is configured to approve plans for {rule.scope}; an operator must set {setting}."
+            )
+        if rule.approvers.includes(user):
+            return Decision.allow(f"You are an approver for {rule.scope}.")
+        return Decision.deny(
+            f"You are not an approver for {rule.scope}. Approvers: {rule.approvers.describe()}."
+        )
+
+    def role_for(self, profile: str) -> AssumeRole | None:
+        entry = self.entry_for(profile)
+        return entry.assume_role if entry is not None else None
+
+
+def policy_warnings(policy: AccessPolicy) -> list[str]:
+    """What an operator should know about a policy that loaded: where everyone may approve."""
+    warnings = []
+    for name, entry in sorted(policy.profiles.items()):
+        where = [
+            "its own settings" if rule.environment == "(any)" else f"environment {rule.environment}"
+            for rule in entry.rules()
+            if rule.approvers.everyone
+        ]
+        if where:
+            warnings.append(
+                f"profile {name}: everyone may approve ({', '.join(where)}; allow_everyone: true) — only"
+                " full members of this workspace count, never guests or Slack Connect users"
+            )
+    return warnings
+
+
+def referenced_usergroups(policy: AccessPolicy) -> set[str]:
+    """Every user group id the policy names, so the Slack side knows whose members to resolve."""
+    entries = list(policy.profiles.values())
+    if policy.open_profile is not None:
+        entries.append(policy.open_profile)
+    groups: set[str] = set()
+    for entry in entries:
+        groups |= entry.requesters.groups | entry.approvers.groups
+        for env in entry.environments.values():
+            if env.approvers is not None:
+                groups |= env.approvers.groups
+    return groups

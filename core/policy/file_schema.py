@@ -1,0 +1,111 @@
+"""The policy file as the operator writes it: every field optional (None means "inherit" from
+`defaults`), unknown keys refused, and each Slack id, role ARN, session name, external id, profile and
+environment name checked where it is written.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from core import validation
+from core.policy.principals import EVERYONE, USER_ID, USERGROUP_ID
+
+# Partitions: aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc.
+ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}")
+SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
+EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
+ENVIRONMENT_PATTERN = re.compile(r"[a-z0-9*?-]{1,64}")
+MAX_REQUIRED_APPROVALS = 10
+
+
+def _check_principal(value: str) -> str:
+    if value == EVERYONE or USER_ID.fullmatch(value) or USERGROUP_ID.fullmatch(value):
+        return value
+    raise ValueError(
+        f"'{value}' is not a Slack id: use a member id like U012AB3CD (or W… on Enterprise Grid), a user"
+        ' group id like S012AB3CD, or "*" for everyone (quoted).'
+    )
+
+
+def _check_role_arn(value: str) -> str:
+    if not ROLE_ARN.fullmatch(value):
+        raise ValueError(f"'{value}' is not an IAM role ARN (expected arn:aws:iam::123456789012:role/NAME).")
+    return value
+
+
+def _check_session_name(value: str) -> str:
+    if not SESSION_NAME.fullmatch(value):
+        raise ValueError("a role session name is 2-64 characters of letters, digits and _+=,.@-")
+    return value
+
+
+def _check_external_id(value: str) -> str:
+    if not EXTERNAL_ID.fullmatch(value):
+        raise ValueError("an external id is 2-1224 characters of letters, digits and _+=,.@:/-")
+    return value
+
+
+def _check_profile(value: str) -> str:
+    if not validation.PROFILE.fullmatch(value):
+        raise ValueError(f"'{value}' is not an AWS profile name (letters, digits and _.+@-, at most 64).")
+    return value
+
+
+def is_pattern(key: str) -> bool:
+    return "*" in key or "?" in key
+
+
+def _check_env(value: str) -> str:
+    if is_pattern(value):
+        if not ENVIRONMENT_PATTERN.fullmatch(value):
+            raise ValueError(
+                f"'{value}' is not a valid environment pattern: use a-z, 0-9, '-' and the wildcards * and ?"
+                ' (quoted, e.g. "feature-*").'
+            )
+        return value
+    try:
+        return validation.check_environment(value)
+    except ValueError as exc:
+        raise ValueError(f"'{value}' is not a valid environment name: {exc}") from None
+
+
+SlackPrincipal = Annotated[str, AfterValidator(_check_principal)]
+ProfileName = Annotated[str, AfterValidator(_check_profile)]
+EnvironmentName = Annotated[str, AfterValidator(_check_env)]
+Approvals = Annotated[int, Field(ge=1, le=MAX_REQUIRED_APPROVALS)]
+
+
+class _FileModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class EnvironmentFile(_FileModel):
+    required_approvals: Approvals | None = None
+    approvers: list[SlackPrincipal] | None = None
+    allow_self_approval: bool | None = None
+
+
+class ProfileFile(_FileModel):
+    requesters: list[SlackPrincipal] | None = None
+    approvers: list[SlackPrincipal] | None = None
+    allow_everyone: bool | None = None
+    allow_self_approval: bool | None = None
+    required_approvals: Approvals | None = None
+    environments: dict[EnvironmentName, EnvironmentFile | None] | None = None
+    assume_role_arn: Annotated[str, AfterValidator(_check_role_arn)] | None = None
+    external_id: Annotated[str, AfterValidator(_check_external_id)] | None = None
+    session_name: Annotated[str, AfterValidator(_check_session_name)] | None = None
+
+
+class PolicyFile(_FileModel):
+    version: Literal[1] = 1
+    defaults: ProfileFile | None = None
+    profiles: dict[ProfileName, ProfileFile | None]
+
+
+ALLOWED_KEYS: dict[type[BaseModel], str] = {
+    model: ", ".join(model.model_fields) for model in (EnvironmentFile, ProfileFile, PolicyFile)
+}

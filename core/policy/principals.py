@@ -1,0 +1,85 @@
+"""People as the policy names them: everyone (`"*"`), Slack users (U…/W…) and user groups (S…).
+
+Group membership is the caller's business: it resolves the user groups named by
+`access.referenced_usergroups` (Slack usergroups.users.list) and passes them in a `SlackIdentity`,
+together with what Slack says about the user (`SlackMember`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+EVERYONE = "*"
+USER_ID = re.compile(r"[UW][A-Z0-9]+")
+USERGROUP_ID = re.compile(r"S[A-Z0-9]+")
+
+
+class SlackMember(BaseModel):
+    """What Slack's users.info says about a user (the facts an approval depends on)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    team_id: str | None = None  # the user's own workspace (another one for Slack Connect users)
+    is_restricted: bool = False  # multi-channel guest
+    is_ultra_restricted: bool = False  # single-channel guest
+    is_bot: bool = False
+    deleted: bool = False
+
+
+class SlackIdentity(BaseModel):
+    """A Slack user as resolved by the caller: the user groups (S…) they belong to, what Slack says
+    about them (`member`, None when not looked up or the lookup failed) and the workspace the bot is
+    installed in (`workspace_team_id`, from auth.test; None when unknown)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: str = Field(min_length=1)
+    group_ids: frozenset[str] = frozenset()
+    member: SlackMember | None = None
+    workspace_team_id: str | None = None
+
+
+def mention(slack_id: str) -> str:
+    """Slack markup for a user (<@U…>), a user group (<!subteam^S…>) or everyone."""
+    if slack_id == EVERYONE:
+        return "everyone"
+    if USERGROUP_ID.fullmatch(slack_id):
+        return f"<!subteam^{slack_id}>"
+    return f"<@{slack_id}>"
+
+
+class Principals(BaseModel):
+    """A set of people: everyone, and/or named users, and/or members of named user groups."""
+
+    model_config = ConfigDict(frozen=True)
+
+    everyone: bool = False
+    users: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_ids(cls, ids: Iterable[str]) -> Principals:
+        """Split already-validated ids ("*", U…/W…, S…) into the three kinds."""
+        ids = list(ids)
+        return cls(
+            everyone=EVERYONE in ids,
+            users=frozenset(i for i in ids if USER_ID.fullmatch(i)),
+            groups=frozenset(i for i in ids if USERGROUP_ID.fullmatch(i)),
+        )
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.everyone or self.users or self.groups)
+
+    def includes(self, user: SlackIdentity) -> bool:
+        return self.everyone or user.user_id in self.users or bool(self.groups & user.group_ids)
+
+    def describe(self) -> str:
+        """ "everyone", or the mentions in a stable order (users, then groups), or "nobody"."""
+        if self.everyone:
+            return "everyone"
+        parts = [mention(u) for u in sorted(self.users)] + [mention(g) for g in sorted(self.groups)]
+        return ", ".join(parts) if parts else "nobody"
