@@ -14,8 +14,8 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.ids import Action
-from bot.views.status import status_line, thread_link, when
 from bot.views.blocks import clip, escape_mrkdwn
+from bot.views.status import status_line, thread_link, when
 from core.models import Deployment
 
 MAX_BLOCKS = 100
@@ -65,7 +65,9 @@ def home_view(*, mine: list[Deployment], pending: list[Deployment] | None, store
                 )
             )
         )
-    blocks += [_entry(d, f"{clip(status_line(d), 500)} · updated {when(d.updated_at)}") for d in mine[:MAX_MINE]]
+    blocks += [
+        _entry(d, f"{clip(status_line(d), 500)} · updated {when(d.updated_at)}") for d in mine[:MAX_MINE]
+    ]
     if len(mine) > MAX_MINE:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Older ones: `/ecs-deploy list`")]))
     return View(type="home", blocks=blocks[:MAX_BLOCKS])

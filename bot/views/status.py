@@ -15,8 +15,8 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.control import Cancelled, LockView, TerraformLock
+from bot.views.blocks import MESSAGE_TEXT_LIMIT, clip, clip_code, escape_mrkdwn
 from bot.views.messages import Message
-from bot.views.blocks import MESSAGE_TEXT_LIMIT, clip, escape_mrkdwn
 from core.locks import LockHolder
 from core.models import Deployment, DeploymentStatus
 
@@ -232,11 +232,12 @@ def terraform_lock_text(lock: TerraformLock) -> str:
             f" Look for the item `{lock.state}` in DynamoDB table `{lock.table}`."
         )
     if lock.released_by:
-        return (
+        return clip(
             f":unlock: Terraform's own lock on `{lock.state}` (lock ID `{lock.lock_id}`) was left by the bot's"
             f" dead run {lock.released_run}: provably its own ({lock.own_reason}). Released for <@{lock.released_by}>"
-            " (audited) — no `terraform force-unlock` needed."
-        )[:MAX_TEXT]
+            " (audited) — no `terraform force-unlock` needed.",
+            MAX_TEXT,
+        )
     if not lock.held:
         return f":white_check_mark: Terraform's own lock on `{lock.state}` (table `{lock.table}`) is free."
     lock_id = lock.lock_id or "<LOCK_ID>"
@@ -249,15 +250,16 @@ def terraform_lock_text(lock: TerraformLock) -> str:
         )
         if part
     )
-    return (
+    return clip_code(
         f":lock: Terraform's own lock on `{lock.state}` is still held in DynamoDB table `{lock.table}`"
         f" — lock ID `{lock_id}`{' (' + facts + ')' if facts else ''}.\n"
         + (f"The bot does not release it itself: {lock.own_reason}.\n" if lock.own_reason else "")
         + "If no Terraform run is still using this state, clear it from a checkout of the deployment's"
         f" Terraform configuration, initialised with its backend (`terraform init -backend-config={lock.backend_config}`):\n"
         f"```terraform force-unlock {lock_id}```\n"
-        "Never force-unlock while a run is active: two writers would corrupt the state."
-    )[:MAX_TEXT]
+        "Never force-unlock while a run is active: two writers would corrupt the state.",
+        MAX_TEXT,
+    )
 
 
 def _lower(label: str) -> str:
