@@ -56,11 +56,11 @@ from redis.exceptions import LockError
 from redis.lock import Lock
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject
+from slack_sdk.models.blocks import Block
 
 from bot.outbox import PLACEHOLDER_PREFIX, Deliverer, Outbox, OutboxEntry
 from bot.slack import TIMEOUT_SECONDS, is_ambiguous, is_transient, outbox_client
-from bot.views.messages import Message, root_message
+from bot.views.messages import Message, decided_blocks, root_message
 from core.logs import get_logger
 from core.models import STOPPED_STATUSES, Deployment, DeploymentStatus, DeploymentStopped
 from core.store import PREFIX, DeploymentNotFound, DeploymentStore
@@ -94,13 +94,6 @@ def _moved_key(deployment_id: str, ts: str) -> str:
 
 def _root_attempt_key(deployment_id: str) -> str:
     return f"{PREFIX}outbox:root:{deployment_id}"
-
-
-def decided_blocks(blocks: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
-    """The message without its buttons, and what was decided in their place."""
-    kept = [block for block in blocks if block.get("type") != "actions"]
-    decision = ContextBlock(block_id="decision", elements=[MarkdownTextObject(text=text[:2900])]).to_dict()
-    return [*kept[:49], decision]
 
 
 def _metadata(deployment_id: str, kind: str, entry_id: str = "") -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 from slack_sdk.models.blocks import Block
 
@@ -60,3 +62,9 @@ def verified_message(identity: CallerIdentity, profile: str) -> Message:
 def failure_message(step: str, reason: str, *, what_next: str | None = None) -> Message:
     text = f":x: *{step} failed.* {reason}"
     return text_message(text, context=what_next)
+
+
+def decided_blocks(blocks: list[dict[str, Any]], text: str) -> list[dict[str, Any]]:
+    """A clicked message without its buttons, and what was decided (`text`, mrkdwn) in their place."""
+    kept = [block for block in blocks if block.get("type") != "actions"]
+    return [*kept[:49], context(text, block_id="decision").to_dict()]
