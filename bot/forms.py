@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bot.ids import INPUT_ACTION, Block
+from bot.ids import INPUT_ACTION, BlockId
 from bot.payloads import input_value
 from core import validation
 from core.models import DeploymentRequest
@@ -16,18 +16,18 @@ from core.policy.access import Decision
 # (profile, environment) -> may a request name this environment with this profile?
 EnvironmentCheck = Callable[[str, str], Decision]
 
-FIELD_BLOCKS: dict[str, Block] = {
-    "profile": Block.PROFILE,
-    "account_situation": Block.ACCOUNT_SITUATION,
-    "size": Block.SIZE,
-    "account_id": Block.ACCOUNT_ID,
-    "region": Block.REGION,
-    "application": Block.APPLICATION,
-    "environment": Block.ENVIRONMENT,
-    "additional_tags": Block.TAGS,
-    "vpc_cidr_block": Block.VPC_CIDR,
-    "state_bucket": Block.STATE_BUCKET,
-    "lock_table": Block.LOCK_TABLE,
+FIELD_BLOCKS: dict[str, BlockId] = {
+    "profile": BlockId.PROFILE,
+    "account_situation": BlockId.ACCOUNT_SITUATION,
+    "size": BlockId.SIZE,
+    "account_id": BlockId.ACCOUNT_ID,
+    "region": BlockId.REGION,
+    "application": BlockId.APPLICATION,
+    "environment": BlockId.ENVIRONMENT,
+    "additional_tags": BlockId.TAGS,
+    "vpc_cidr_block": BlockId.VPC_CIDR,
+    "state_bucket": BlockId.STATE_BUCKET,
+    "lock_table": BlockId.LOCK_TABLE,
 }
 MAX_FIELD_LENGTH = 3000
 REQUIRED_MESSAGE = {
@@ -51,7 +51,7 @@ def errors_from_validation(exc: ValidationError) -> dict[str, str]:
     errors: dict[str, str] = {}
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "application"
-        block = FIELD_BLOCKS.get(field, Block.APPLICATION)
+        block = FIELD_BLOCKS.get(field, BlockId.APPLICATION)
         message = "This field is required." if error.get("type") == "missing" else _message(error)
         if message.startswith("application: "):
             message = message.removeprefix("application: ")
@@ -81,14 +81,14 @@ def parse_request(
             errors[FIELD_BLOCKS[field].value] = message
     profile = raw.get("profile")
     if profile and profile not in allowed_profiles:
-        errors[Block.PROFILE.value] = (
+        errors[BlockId.PROFILE.value] = (
             "You may not deploy with that AWS profile; choose one of the offered profiles."
         )
     tags: dict[str, str] = {}
     try:
         tags = validation.parse_tag_lines(raw.get("additional_tags") or "")
     except ValueError as exc:
-        errors[Block.TAGS.value] = str(exc)
+        errors[BlockId.TAGS.value] = str(exc)
     fields = {k: v for k, v in raw.items() if v not in (None, "") and k != "additional_tags"}
     request: DeploymentRequest | None = None
     try:
@@ -107,7 +107,7 @@ def _check_environment(
     value: str | None, profile: str, check: EnvironmentCheck, errors: dict[str, str]
 ) -> None:
     """A well-formed environment name the profile does not declare is refused on its field."""
-    if not value or Block.ENVIRONMENT.value in errors:
+    if not value or BlockId.ENVIRONMENT.value in errors:
         return
     try:
         environment = validation.check_environment(value)
@@ -115,4 +115,4 @@ def _check_environment(
         return  # the field's own error is reported already
     decision = check(profile, environment)
     if not decision.allowed:
-        errors[Block.ENVIRONMENT.value] = decision.reason[:2000]
+        errors[BlockId.ENVIRONMENT.value] = decision.reason[:2000]

@@ -30,7 +30,9 @@ class Action(StrEnum):
     OPEN_THREAD = "home_open_thread"
 
 
-class Block(StrEnum):
+class BlockId(StrEnum):
+    """Block ids of input blocks (and the plan's actions block); not slack_sdk's `Block`."""
+
     PROFILE = "profile"
     ACCOUNT_SITUATION = "account_situation"
     SIZE = "size"

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 from slack_bolt import Ack, App
 
 from bot.forms import parse_request
-from bot.ids import Block, Callback
+from bot.ids import BlockId, Callback
 from bot.payloads import ViewSubmission
 from bot.services import Services
 from bot.views.request_modal import ModalContext
@@ -29,7 +29,7 @@ def register(app: App, services: Services) -> None:
         except ValidationError:
             ack(
                 response_action="errors",
-                errors={Block.PROFILE.value: "This form is out of date; open a new one."},
+                errors={BlockId.PROFILE.value: "This form is out of date; open a new one."},
             )
             return
         parsed = parse_request(
@@ -59,7 +59,7 @@ def register(app: App, services: Services) -> None:
             ack(
                 response_action="errors",
                 errors={
-                    Block.PROFILE.value: "The bot cannot reach its store right now; nothing was saved. "
+                    BlockId.PROFILE.value: "The bot cannot reach its store right now; nothing was saved. "
                     "Your values are still here — submit again in a minute."
                 },
             )

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from slack_bolt import Ack, App
 
 from bot.forms import errors_from_validation
-from bot.ids import INPUT_ACTION, Block, Callback
+from bot.ids import INPUT_ACTION, BlockId, Callback
 from bot.payloads import ViewSubmission, input_value
 from bot.services import Services
 from bot.views.decisions import EDITABLE_KNOBS, ThreadContext
@@ -50,7 +50,7 @@ def register(app: App, services: Services) -> None:
 
 def _guarded(ack: Ack, body: dict[str, Any], services: Services, handler: Any) -> None:
     submission = ViewSubmission.model_validate(body)
-    first_block = next(iter(submission.view.state.values), Block.REASON.value)
+    first_block = next(iter(submission.view.state.values), BlockId.REASON.value)
     try:
         context = ThreadContext.model_validate_json(submission.view.private_metadata)
         deployment = services.store.get(context.deployment_id)
@@ -74,7 +74,7 @@ def _values(submission: ViewSubmission) -> dict[str, str]:
 def reject(
     ack: Ack, submission: ViewSubmission, context: ThreadContext, deployment: Deployment, services: Services
 ) -> None:
-    reason = _values(submission).get(Block.REASON.value, "")
+    reason = _values(submission).get(BlockId.REASON.value, "")
     user = services.identity(submission.user.id)
     outcome: list[ApprovalResult] = []
 
@@ -109,7 +109,7 @@ def reject(
         reason=reason[:500],
     )
     if not result.allowed:
-        ack(response_action="errors", errors={Block.REASON.value: result.message[:2000]})
+        ack(response_action="errors", errors={BlockId.REASON.value: result.message[:2000]})
         return
     ack()
     text = decision_text(result.state, environment=deployment.request.environment)
@@ -214,13 +214,13 @@ def edit_values(
     if not may_steer(services.policy, services.identity(submission.user.id), deployment).allowed:
         ack(
             response_action="errors",
-            errors={Block.SIZE.value: "Only the requester or an approver can edit values."},
+            errors={BlockId.SIZE.value: "Only the requester or an approver can edit values."},
         )
         return
     try:
-        tags = validation.parse_tag_lines(values.get(Block.TAGS.value, ""))
+        tags = validation.parse_tag_lines(values.get(BlockId.TAGS.value, ""))
     except ValueError as exc:
-        errors[Block.TAGS.value], tags = str(exc), {}
+        errors[BlockId.TAGS.value], tags = str(exc), {}
     knobs: dict[str, object] = {}
     for name in EDITABLE_KNOBS:
         raw = values.get(f"var:{name}", "")
@@ -234,15 +234,15 @@ def edit_values(
         request = DeploymentRequest.model_validate(
             {
                 **deployment.request.model_dump(),
-                "size": values.get(Block.SIZE.value) or deployment.request.size,
-                "vpc_cidr_block": values.get(Block.VPC_CIDR.value, ""),
+                "size": values.get(BlockId.SIZE.value) or deployment.request.size,
+                "vpc_cidr_block": values.get(BlockId.VPC_CIDR.value, ""),
                 "additional_tags": tags,
             }
         )
     except ValidationError as exc:
         errors.update({k: v for k, v in errors_from_validation(exc).items() if k in values})
     if errors or request is None:
-        ack(response_action="errors", errors=errors or {Block.SIZE.value: "Invalid values."})
+        ack(response_action="errors", errors=errors or {BlockId.SIZE.value: "Invalid values."})
         return
     extra = {k: v for k, v in deployment.extra_values.items() if k not in EDITABLE_KNOBS} | knobs
     before = {**deployment.request.model_dump(mode="json"), **deployment.extra_values}
@@ -270,7 +270,7 @@ def edit_values(
     if not changed:
         ack(
             response_action="errors",
-            errors={Block.SIZE.value: "The deployment moved on; values can no longer be edited."},
+            errors={BlockId.SIZE.value: "The deployment moved on; values can no longer be edited."},
         )
         return
     ack()

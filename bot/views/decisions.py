@@ -14,8 +14,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.ids import INPUT_ACTION, Callback
-from bot.ids import Block as B
+from bot.ids import INPUT_ACTION, BlockId, Callback
 from bot.views.request_modal import size_option_description, text_input
 from core.models import Deployment
 from core.sizes import SIZE_PROFILES, SetupSize
@@ -49,7 +48,9 @@ def reject_modal(context: ThreadContext) -> View:
         close=PlainTextObject(text="Back"),
         private_metadata=context.model_dump_json(),
         blocks=[
-            text_input(B.REASON.value, "Why? (the requester sees this)", multiline=True, max_length=1000)
+            text_input(
+                BlockId.REASON.value, "Why? (the requester sees this)", multiline=True, max_length=1000
+            )
         ],
     )
 
@@ -93,7 +94,7 @@ def edit_values_modal(context: ThreadContext, deployment: Deployment) -> View:
             )
         ),
         InputBlock(
-            block_id=B.SIZE.value,
+            block_id=BlockId.SIZE.value,
             label=PlainTextObject(text="Setup size"),
             element=RadioButtonsElement(
                 action_id=INPUT_ACTION,
@@ -101,9 +102,9 @@ def edit_values_modal(context: ThreadContext, deployment: Deployment) -> View:
                 initial_option=next(o for o in size_options if o.value == request.size.value),
             ),
         ),
-        text_input(B.VPC_CIDR.value, "VPC CIDR", initial=request.vpc_cidr_block, max_length=18),
+        text_input(BlockId.VPC_CIDR.value, "VPC CIDR", initial=request.vpc_cidr_block, max_length=18),
         text_input(
-            B.TAGS.value,
+            BlockId.TAGS.value,
             "Additional tags",
             initial=tags or None,
             optional=True,

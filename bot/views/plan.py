@@ -27,8 +27,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.ids import Action
-from bot.ids import Block as BlockId
+from bot.ids import Action, BlockId
 from bot.views.text import escape_mrkdwn
 from core.plan_summary import (
     ChangeGroup,

@@ -22,8 +22,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.ids import INPUT_ACTION, Callback
-from bot.ids import Block as B
+from bot.ids import INPUT_ACTION, BlockId, Callback
 from core import validation
 from core.models import AccountSituation
 from core.sizes import SIZE_PROFILES, SetupSize
@@ -108,7 +107,7 @@ def request_modal(context: ModalContext, profiles: list[str]) -> View:
             )
         ),
         InputBlock(
-            block_id=B.PROFILE.value,
+            block_id=BlockId.PROFILE.value,
             label=PlainTextObject(text="AWS profile"),
             element=StaticSelectElement(
                 action_id=INPUT_ACTION,
@@ -118,7 +117,7 @@ def request_modal(context: ModalContext, profiles: list[str]) -> View:
             ),
         ),
         InputBlock(
-            block_id=B.ACCOUNT_SITUATION.value,
+            block_id=BlockId.ACCOUNT_SITUATION.value,
             label=PlainTextObject(text="Account"),
             element=RadioButtonsElement(
                 action_id=INPUT_ACTION,
@@ -131,7 +130,7 @@ def request_modal(context: ModalContext, profiles: list[str]) -> View:
         DividerBlock(),
         SectionBlock(text=MarkdownTextObject(text=size_matrix_markdown())),
         InputBlock(
-            block_id=B.SIZE.value,
+            block_id=BlockId.SIZE.value,
             label=PlainTextObject(text="Setup size"),
             element=RadioButtonsElement(
                 action_id=INPUT_ACTION,
@@ -147,10 +146,10 @@ def request_modal(context: ModalContext, profiles: list[str]) -> View:
         ),
         DividerBlock(),
         text_input(
-            B.ACCOUNT_ID, "AWS account id", placeholder="123456789012", hint="12 digits", max_length=12
+            BlockId.ACCOUNT_ID, "AWS account id", placeholder="123456789012", hint="12 digits", max_length=12
         ),
         InputBlock(
-            block_id=B.REGION.value,
+            block_id=BlockId.REGION.value,
             label=PlainTextObject(text="Region"),
             element=StaticSelectElement(
                 action_id=INPUT_ACTION,
@@ -159,21 +158,21 @@ def request_modal(context: ModalContext, profiles: list[str]) -> View:
             ),
         ),
         text_input(
-            B.APPLICATION,
+            BlockId.APPLICATION,
             "Application",
             placeholder="web",
             hint="Lowercase letters, digits and '-'; at most 13 characters with a 4-letter environment.",
             max_length=21,
         ),
         text_input(
-            B.ENVIRONMENT,
+            BlockId.ENVIRONMENT,
             "Environment",
             initial=DEFAULT_ENVIRONMENT,
             hint="e.g. dev, stag, prod",
             max_length=validation.MAX_ENVIRONMENT,
         ),
         text_input(
-            B.TAGS,
+            BlockId.TAGS,
             "Additional tags",
             optional=True,
             multiline=True,
@@ -184,14 +183,14 @@ def request_modal(context: ModalContext, profiles: list[str]) -> View:
         DividerBlock(),
         ContextBlock(elements=[MarkdownTextObject(text="*Advanced* — defaults follow the runbook.")]),
         text_input(
-            B.VPC_CIDR,
+            BlockId.VPC_CIDR,
             "VPC CIDR",
             initial=validation.DEFAULT_VPC_CIDR,
             hint="Private IPv4, /16 to /24. The account scan proposes a free one if this overlaps.",
             max_length=18,
         ),
         text_input(
-            B.STATE_BUCKET,
+            BlockId.STATE_BUCKET,
             "Terraform state bucket",
             optional=True,
             placeholder="tfstate-<account id>-<region>",
@@ -199,7 +198,10 @@ def request_modal(context: ModalContext, profiles: list[str]) -> View:
             max_length=63,
         ),
         text_input(
-            B.LOCK_TABLE, "State lock table (DynamoDB)", initial=validation.DEFAULT_LOCK_TABLE, max_length=255
+            BlockId.LOCK_TABLE,
+            "State lock table (DynamoDB)",
+            initial=validation.DEFAULT_LOCK_TABLE,
+            max_length=255,
         ),
     ]
     return View(
