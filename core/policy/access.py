@@ -21,6 +21,7 @@ from fnmatch import fnmatchcase
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.policy.errors import PolicyError
+from core.policy.mcp_clients import McpClient
 from core.policy.principals import USER_ID, USERGROUP_ID, Principals, SlackIdentity
 
 MAX_LISTED_ENVIRONMENTS = 30
@@ -186,6 +187,7 @@ class AccessPolicy(BaseModel):
     is_open: bool = False
     profiles: dict[str, ProfilePolicy] = Field(default_factory=dict)
     open_profile: ProfilePolicy | None = None
+    mcp_clients: tuple[McpClient, ...] = ()  # who MCP clients over HTTP are (core.policy.mcp_clients)
 
     @classmethod
     def open(cls, approver_ids: frozenset[str]) -> AccessPolicy:

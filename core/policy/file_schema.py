@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from core import validation
+from core.policy.mcp_clients import McpClientList
 from core.policy.principals import EVERYONE, USER_ID, USERGROUP_ID
 
 # Partitions: aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc.
@@ -104,6 +105,7 @@ class PolicyFile(_FileModel):
     version: Literal[1] = 1
     defaults: ProfileFile | None = None
     profiles: dict[ProfileName, ProfileFile | None]
+    mcp_clients: McpClientList | None = None  # core.policy.mcp_clients
 
 
 ALLOWED_KEYS: dict[type[BaseModel], str] = {

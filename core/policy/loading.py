@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from core.policy.access import AccessPolicy
 from core.policy.errors import PolicyError
 from core.policy.file_schema import ALLOWED_KEYS, EnvironmentFile, PolicyFile, ProfileFile
+from core.policy.mcp_clients import MCP_CLIENT_KEYS, resolve_mcp_clients
 from core.policy.resolve import Loc, check_patterns, resolve_profile
 
 MAX_NESTING = 12
@@ -117,7 +118,8 @@ def _problem(error: Mapping[str, Any]) -> tuple[Loc, str]:
     loc: Loc = tuple(p for p in error["loc"] if p != "[key]")
     kind = error["type"]
     if kind == "extra_forbidden":
-        allowed = ALLOWED_KEYS[_model_at(loc[:-1])]
+        mcp_entry = len(loc) == 3 and loc[0] == "mcp_clients"
+        allowed = MCP_CLIENT_KEYS if mcp_entry else ALLOWED_KEYS[_model_at(loc[:-1])]
         return loc, f"unknown key (allowed here: {allowed})"
     if kind == "missing":
         return loc, "required key is missing"
@@ -179,7 +181,7 @@ def parse_policy(text: str, source: str = "<policy>") -> AccessPolicy:
         name: resolve_profile(name, own or ProfileFile(), defaults, fail)
         for name, own in parsed.profiles.items()
     }
-    return AccessPolicy(source=source, profiles=profiles)
+    return AccessPolicy(source=source, profiles=profiles, mcp_clients=resolve_mcp_clients(parsed.mcp_clients))
 
 
 def load_policy(path: str | Path) -> AccessPolicy:
