@@ -24,7 +24,6 @@ from typing import Literal, cast
 
 import redis
 from pydantic import BaseModel, ConfigDict, Field
-
 from redis.exceptions import LockError
 from redis.lock import Lock
 
@@ -387,7 +386,9 @@ class TerraformRuns:
             pipe.set(key, changed.model_dump_json(), ex=RUN_RECORD_TTL_SECONDS)
             return changed
 
-        return cast(TerraformRun | None, self.redis.transaction(attempt, key, value_from_callable=True))
+        # redis-py annotates `func` as returning None, though value_from_callable returns its value
+        found = self.redis.transaction(attempt, key, value_from_callable=True)  # type: ignore[arg-type]
+        return cast(TerraformRun | None, found)
 
     def alive(self, run: TerraformRun) -> bool:
         """Could the run still be using the state? Not once it ended or was reported dead; otherwise

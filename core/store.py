@@ -5,13 +5,15 @@ Storage model:
 - `ecs-deploy:deployments`       sorted set of ids by creation time (newest last)
 - `ecs-deploy:user:{user}`       sorted set of the ids a user requested
 - `ecs-deploy:submission:{key}`  the deployment id a Slack submission created (deduplication)
-Updates go through `update()`, a WATCH/MULTI transaction, so two processes never overwrite each
-other's changes.
+Updates go through `update()` / `transition()`, an optimistic transaction (redis-py's
+`Redis.transaction`: WATCH, read, MULTI/EXEC, again from the read when another writer won), so two
+processes never overwrite each other's changes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import cast
 
 import redis
 
@@ -103,27 +105,27 @@ class DeploymentStore:
         `also` adds commands (typically enqueueing the next step) to the same MULTI as the new record,
         so a status that promises a job never exists without that job."""
         key = _key(deployment_id)
-        with self.redis.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    pipe.watch(key)
-                    raw = pipe.get(key)
-                    if raw is None:
-                        raise DeploymentNotFound(deployment_id)
-                    current = Deployment.model_validate_json(raw)
-                    proposed = change(current)
-                    if proposed is None:
-                        pipe.unwatch()
-                        return current, False
-                    changed = proposed.model_copy(update={"updated_at": utcnow()})
-                    pipe.multi()
-                    pipe.set(key, changed.model_dump_json())
-                    if also is not None:
-                        also(pipe, changed)
-                    pipe.execute()
-                    return changed, True
-                except redis.WatchError:
-                    continue
+
+        def attempt(pipe: redis.client.Pipeline) -> tuple[Deployment, bool]:
+            # redis-py runs this again, from the read, when another writer changed the record
+            raw = pipe.get(key)
+            if raw is None:
+                raise DeploymentNotFound(deployment_id)
+            current = Deployment.model_validate_json(raw)
+            proposed = change(current)
+            if proposed is None:
+                pipe.unwatch()  # nothing to write: EXEC is skipped
+                return current, False
+            changed = proposed.model_copy(update={"updated_at": utcnow()})
+            pipe.multi()
+            pipe.set(key, changed.model_dump_json())
+            if also is not None:
+                also(pipe, changed)
+            return changed, True
+
+        # redis-py annotates `func` as returning None, though value_from_callable returns its value
+        found = self.redis.transaction(attempt, key, value_from_callable=True)  # type: ignore[arg-type]
+        return cast(tuple[Deployment, bool], found)
 
     def recent(self, *, user_id: str | None = None, limit: int = 10) -> list[Deployment]:
         index = f"{PREFIX}user:{user_id}" if user_id else f"{PREFIX}deployments"
