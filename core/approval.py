@@ -25,19 +25,21 @@ Invariants (prior-art.md §3, §7):
   a stale button is refused (the reviewer saw a different plan); an expired plan may still be
   rejected. Nothing can be rejected once it is ready to apply.
 
-All transitions are pure: they return a new state and never mutate their input.
+All transitions are pure: they return a new state and never mutate their input. They return
+outcomes and the facts behind them as data (`ClickFacts`, `Membership`, `Applyability`); the words a
+person reads are bot/views/approval.py's.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from core.policy.access import AccessPolicy, ApprovalRule, Decision
-from core.policy.principals import SlackIdentity, mention
+from core.policy.access import AccessPolicy
+from core.policy.principals import SlackIdentity
 
 DEFAULT_APPROVAL_TTL = timedelta(hours=24)
 MAX_CLICKS = 500
@@ -87,6 +89,20 @@ class ApprovalOutcome(StrEnum):
         )
 
 
+class Membership(StrEnum):
+    """What Slack says about a person, as far as approving goes (`member_may_approve`)."""
+
+    FULL_MEMBER = "full_member"
+    UNCONFIRMED = "unconfirmed"  # Slack could not vouch for them (users.info or auth.test failed)
+    INACTIVE = "inactive"  # a bot or a deactivated account
+    GUEST = "guest"  # restricted or ultra-restricted
+    OTHER_ORGANISATION = "other_organisation"  # Slack Connect: another team
+
+    @property
+    def may_approve(self) -> bool:
+        return self is Membership.FULL_MEMBER
+
+
 class PlanBinding(BaseModel):
     """Exactly which plan an approval is for. Two bindings are the same plan only if all fields match."""
 
@@ -130,6 +146,28 @@ class Rejection(BaseModel):
     by_requester: bool = False  # the requester withdrew their own request
 
 
+class ClickFacts(BaseModel):
+    """Why a click had its outcome, as data (bot/views/approval.py words it). Only the fields the
+    outcome concerns are set."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    plan: PlanBinding | None = None  # the current plan
+    seen: PlanBinding | None = None  # the plan the button was rendered for
+    policy_reason: str = ""  # the access policy's own answer (core.policy Decision.reason)
+    membership: Membership | None = None
+    scope: str = ""  # the approval rule's profile/environment
+    approvers: str = ""  # who may approve under that rule
+    environment: str = ""
+    required: int = 0
+    missing: int = 0  # approvals still needed after this click
+    earlier_at: AwareDatetime | None = None  # this person's earlier approval of the same plan
+    expires_at: AwareDatetime | None = None
+    ttl: timedelta | None = None
+    value_author: bool = False  # refused because they set values of the deployment
+    by_requester: bool = False  # a rejection by the requester (a withdrawal)
+
+
 class Click(BaseModel):
     """One button press, recorded whether or not it was allowed."""
 
@@ -139,9 +177,10 @@ class Click(BaseModel):
     at: AwareDatetime
     action: ClickAction
     allowed: bool
-    reason: str
+    reason: str = ""  # the message shown, on clicks recorded before outcomes became data (`facts`)
     outcome: ApprovalOutcome
     binding_seen: PlanBinding | None = None
+    facts: ClickFacts | None = None
 
 
 class ApprovalState(BaseModel):
@@ -198,13 +237,15 @@ class ApprovalState(BaseModel):
 
 
 class ApprovalResult(BaseModel):
-    """A transition's outcome: the new state to store, and a message for the person who clicked."""
+    """A transition's outcome: the new state to store, and why (bot/views/approval.py tells the
+    person who clicked)."""
 
     model_config = ConfigDict(frozen=True)
 
     state: ApprovalState
+    action: ClickAction
     outcome: ApprovalOutcome
-    message: str
+    facts: ClickFacts
 
     @property
     def allowed(self) -> bool:
@@ -219,28 +260,19 @@ class ApprovalResult(BaseModel):
 # Who counts
 
 
-def member_may_approve(user: SlackIdentity) -> Decision:
+def member_may_approve(user: SlackIdentity) -> Membership:
     """Whether an approval by this user may count at all, from what Slack says about them: only an
     active, human, full member of the workspace the bot is installed in. Unknown facts refuse."""
     member, workspace = user.member, user.workspace_team_id
     if member is None or workspace is None:
-        return Decision.deny(
-            "The bot could not confirm with Slack that you are a full member of this workspace, so your"
-            " approval cannot count. Try again in a minute."
-        )
+        return Membership.UNCONFIRMED
     if member.deleted or member.is_bot:
-        return Decision.deny("Only active people can approve plans, not bots or deactivated accounts.")
+        return Membership.INACTIVE
     if member.is_restricted or member.is_ultra_restricted:
-        return Decision.deny(
-            "Guests of this workspace cannot approve plans, even when the access policy names them."
-            " Ask an approver who is a full member."
-        )
+        return Membership.GUEST
     if member.team_id != workspace:
-        return Decision.deny(
-            "You belong to another organisation's Slack workspace (a Slack Connect channel); only full"
-            " members of this workspace can approve plans."
-        )
-    return Decision.allow("You are a full member of this workspace.")
+        return Membership.OTHER_ORGANISATION
+    return Membership.FULL_MEMBER
 
 
 # ---------------------------------------------------------------------------------------------
@@ -283,51 +315,46 @@ def record_approval(
     _check_clock(now, ttl)
     action = ClickAction.APPROVE
 
-    def refuse(outcome: ApprovalOutcome, message: str) -> ApprovalResult:
-        return _result(state, user.user_id, now, action, binding_seen, outcome, message)
+    def refuse(outcome: ApprovalOutcome, facts: ClickFacts) -> ApprovalResult:
+        return _result(state, user.user_id, now, action, binding_seen, outcome, facts)
 
     if state.is_decided:
-        return refuse(ApprovalOutcome.REFUSED_ALREADY_DECIDED, _decided_message(state))
+        return refuse(ApprovalOutcome.REFUSED_ALREADY_DECIDED, ClickFacts(plan=state.binding))
     rule = policy.approval_rule(profile, environment)
     decision = policy.can_approve(user, profile, environment)
     if rule is None or not decision.allowed:
-        return refuse(ApprovalOutcome.REFUSED_NOT_APPROVER, decision.reason)
+        return refuse(ApprovalOutcome.REFUSED_NOT_APPROVER, ClickFacts(policy_reason=decision.reason))
     declared = policy.check_environment(profile, environment)
     if not declared.allowed:
         return refuse(
-            ApprovalOutcome.REFUSED_UNDECLARED_ENVIRONMENT,
-            f"{declared.reason} A plan for it cannot be approved; make a new request.",
+            ApprovalOutcome.REFUSED_UNDECLARED_ENVIRONMENT, ClickFacts(policy_reason=declared.reason)
         )
-    member = member_may_approve(user)
-    if not member.allowed:
-        return refuse(ApprovalOutcome.REFUSED_NOT_FULL_MEMBER, member.reason)
-    if user.user_id == requester_id and not rule.allow_self_approval:
-        return refuse(
-            ApprovalOutcome.REFUSED_SELF_APPROVAL,
-            f"You requested this deployment, so you cannot approve it yourself ({rule.scope} does not"
-            f" allow self-approval). Ask another approver: {rule.approvers.describe()}.",
-        )
-    if user.user_id in value_authors and not rule.allow_self_approval:
+    membership = member_may_approve(user)
+    if not membership.may_approve:
+        return refuse(ApprovalOutcome.REFUSED_NOT_FULL_MEMBER, ClickFacts(membership=membership))
+    is_author = user.user_id in value_authors
+    if (user.user_id == requester_id or is_author) and not rule.allow_self_approval:
         # Whoever chose values that went into the plan reviews their own work when approving it.
-        return refuse(
-            ApprovalOutcome.REFUSED_SELF_APPROVAL,
-            f"You set values of this deployment, so you cannot approve its plan yourself ({rule.scope} does"
-            f" not allow self-approval). Ask another approver: {rule.approvers.describe()}.",
+        facts = ClickFacts(
+            scope=rule.scope,
+            approvers=rule.approvers.describe(),
+            value_author=user.user_id != requester_id,
         )
-    stale = _stale_message(state, binding_seen)
-    if stale:
-        return refuse(ApprovalOutcome.REFUSED_STALE_PLAN, stale)
+        return refuse(ApprovalOutcome.REFUSED_SELF_APPROVAL, facts)
+    if _is_stale(state, binding_seen):
+        return refuse(ApprovalOutcome.REFUSED_STALE_PLAN, ClickFacts(plan=state.binding, seen=binding_seen))
     current = state.binding
-    assert current is not None  # _stale_message refuses when there is no current plan
+    assert current is not None  # _is_stale refuses when there is no current plan
     if now >= current.expires_at(ttl):
-        return refuse(ApprovalOutcome.REFUSED_EXPIRED, _expired_message(current, ttl))
+        return refuse(
+            ApprovalOutcome.REFUSED_EXPIRED,
+            ClickFacts(plan=current, expires_at=current.expires_at(ttl), ttl=ttl),
+        )
+    rule_facts = ClickFacts(plan=current, environment=rule.environment, required=rule.required_approvals)
     earlier = next((a for a in state.current_approvals if a.approver_id == user.user_id), None)
     if earlier is not None:
-        return refuse(
-            ApprovalOutcome.REFUSED_ALREADY_APPROVED,
-            f"You already approved plan {current.short} at {_clock(earlier.at)}; one person counts once."
-            f" {_missing_text(state.missing_approvals, rule)}",
-        )
+        facts = rule_facts.model_copy(update={"earlier_at": earlier.at, "missing": state.missing_approvals})
+        return refuse(ApprovalOutcome.REFUSED_ALREADY_APPROVED, facts)
 
     approved = state.model_copy(
         update={
@@ -335,13 +362,9 @@ def record_approval(
             "required_approvals": rule.required_approvals,
         }
     )
-    if approved.is_ready:
-        outcome = ApprovalOutcome.APPROVED_READY
-        message = f"You approved plan {current.short}; it has all required approvals and will be applied now."
-    else:
-        outcome = ApprovalOutcome.APPROVED_WAITING
-        message = f"You approved plan {current.short}. {_missing_text(approved.missing_approvals, rule)}"
-    return _result(approved, user.user_id, now, action, binding_seen, outcome, message)
+    outcome = ApprovalOutcome.APPROVED_READY if approved.is_ready else ApprovalOutcome.APPROVED_WAITING
+    facts = rule_facts.model_copy(update={"missing": approved.missing_approvals})
+    return _result(approved, user.user_id, now, action, binding_seen, outcome, facts)
 
 
 def record_rejection(
@@ -362,35 +385,49 @@ def record_rejection(
     action = ClickAction.REJECT
     reason = reason.strip()[:MAX_REASON]
 
-    def refuse(outcome: ApprovalOutcome, message: str) -> ApprovalResult:
-        return _result(state, user.user_id, now, action, binding_seen, outcome, message)
+    def refuse(outcome: ApprovalOutcome, facts: ClickFacts) -> ApprovalResult:
+        return _result(state, user.user_id, now, action, binding_seen, outcome, facts)
 
     if state.is_decided:
-        return refuse(ApprovalOutcome.REFUSED_ALREADY_DECIDED, _decided_message(state))
+        return refuse(ApprovalOutcome.REFUSED_ALREADY_DECIDED, ClickFacts(plan=state.binding))
     is_requester = user.user_id == requester_id
     decision = policy.can_approve(user, profile, environment)
     if not (is_requester or decision.allowed):
-        return refuse(
-            ApprovalOutcome.REFUSED_NOT_APPROVER,
-            f"Only the requester or an approver can reject this plan. {decision.reason}",
-        )
-    stale = _stale_message(state, binding_seen)
-    if stale:
-        return refuse(ApprovalOutcome.REFUSED_STALE_PLAN, stale)
+        return refuse(ApprovalOutcome.REFUSED_NOT_APPROVER, ClickFacts(policy_reason=decision.reason))
+    if _is_stale(state, binding_seen):
+        return refuse(ApprovalOutcome.REFUSED_STALE_PLAN, ClickFacts(plan=state.binding, seen=binding_seen))
     current = state.binding
     assert current is not None
     rejection = Rejection(by=user.user_id, at=now, reason=reason, binding=current, by_requester=is_requester)
     rejected = state.model_copy(update={"rejection": rejection})
-    verb = "withdrew your request for" if is_requester else "rejected"
-    return _result(
-        rejected,
-        user.user_id,
-        now,
-        action,
-        binding_seen,
-        ApprovalOutcome.REJECTED,
-        f"You {verb} plan {current.short}; it will not be applied.",
-    )
+    facts = ClickFacts(plan=current, by_requester=is_requester)
+    return _result(rejected, user.user_id, now, action, binding_seen, ApprovalOutcome.REJECTED, facts)
+
+
+class ApplyBlocker(StrEnum):
+    """Why an approved plan may not be applied (`is_applyable`)."""
+
+    NO_PLAN = "no_plan"
+    REJECTED = "rejected"
+    PLAN_MISSING = "plan_missing"  # no plan file for the current plan
+    PLAN_DIFFERS = "plan_differs"  # the plan on disk is not the approved one (`differing` fields)
+    EXPIRED = "expired"
+    APPROVALS_MISSING = "approvals_missing"
+
+
+class Applyability(BaseModel):
+    """The answer of `is_applyable`: allowed, or the blocker (with the state and facts to explain it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: ApprovalState
+    blocker: ApplyBlocker | None = None
+    differing: tuple[str, ...] = ()
+    ttl: timedelta = DEFAULT_APPROVAL_TTL
+
+    @property
+    def allowed(self) -> bool:
+        return self.blocker is None
 
 
 def is_applyable(
@@ -398,113 +435,37 @@ def is_applyable(
     binding_on_disk: PlanBinding | None,
     now: datetime,
     ttl: timedelta = DEFAULT_APPROVAL_TTL,
-) -> Decision:
+) -> Applyability:
     """The last check before `terraform apply`: the plan on disk is the approved one, it has not
     expired, it has enough distinct approvals, and it was not rejected."""
     _check_clock(now, ttl)
+
+    def blocked(blocker: ApplyBlocker, differing: tuple[str, ...] = ()) -> Applyability:
+        return Applyability(state=state, blocker=blocker, differing=differing, ttl=ttl)
+
     current = state.binding
     if current is None:
-        return Decision.deny("There is no plan to apply.")
+        return blocked(ApplyBlocker.NO_PLAN)
     if state.rejection is not None:
-        return Decision.deny(_rejected_text(state.rejection) + ".")
+        return blocked(ApplyBlocker.REJECTED)
     if binding_on_disk is None:
-        return Decision.deny(f"The plan file for plan {current.short} is missing; make a new plan.")
+        return blocked(ApplyBlocker.PLAN_MISSING)
     if binding_on_disk != current:
-        fields = ", ".join(current.differences(binding_on_disk))
-        return Decision.deny(
-            f"The plan on disk is not the plan that was approved ({fields} differ); make a new plan."
-        )
+        return blocked(ApplyBlocker.PLAN_DIFFERS, tuple(current.differences(binding_on_disk)))
     if now >= current.expires_at(ttl):
-        return Decision.deny(_expired_message(current, ttl))
+        return blocked(ApplyBlocker.EXPIRED)
     if not state.is_ready:
-        count = state.missing_approvals
-        return Decision.deny(
-            f"{count} more approval{'s' if count != 1 else ''} needed"
-            f" ({state.required_approvals} required) before plan {current.short} can be applied."
-        )
-    return Decision.allow(_approved_text(state) + ".")
+        return blocked(ApplyBlocker.APPROVALS_MISSING)
+    return Applyability(state=state, ttl=ttl)
 
 
 # ---------------------------------------------------------------------------------------------
-# Text
+# Helpers
 
 
-def decision_text(state: ApprovalState, *, environment: str | None = None) -> str:
-    """The line that replaces the buttons, e.g. "Approved by <@U1> at 14:02 UTC (plan 3f2a9c1b…)",
-    "Rejected by <@U2>: <reason>", "Approved by <@U1> — 1 more approval needed (prod requires 2)"."""
-    if state.binding is None:
-        return "No plan yet."
-    if state.rejection is not None:
-        return _rejected_text(state.rejection)
-    if state.is_ready:
-        return _approved_text(state)
-    requires = (
-        f"{environment} requires {state.required_approvals}"
-        if environment
-        else f"{state.required_approvals} required"
-    )
-    count = state.missing_approvals
-    needed = f"{count} more approval{'s' if count != 1 else ''} needed ({requires})"
-    if not state.current_approvals:
-        return f"Waiting for approval — {needed} (plan {state.binding.short})"
-    who = _join([mention(a.approver_id) for a in state.current_approvals])
-    return f"Approved by {who} — {needed}"
-
-
-def _approved_text(state: ApprovalState) -> str:
-    assert state.binding is not None
-    who = _join([f"{mention(a.approver_id)} at {_clock(a.at)}" for a in state.current_approvals])
-    return f"Approved by {who} (plan {state.binding.short})"
-
-
-def _rejected_text(rejection: Rejection) -> str:
-    verb = "Withdrawn by the requester" if rejection.by_requester else "Rejected by"
-    text = f"{verb} {mention(rejection.by)}"
-    return f"{text}: {_escaped(rejection.reason)}" if rejection.reason else text
-
-
-def _escaped(text: str) -> str:
-    """Free text shown in Slack: `<!channel>`, `<@U…>` and `<url|label>` must stay plain text."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _decided_message(state: ApprovalState) -> str:
-    if state.rejection is not None:
-        return f"This plan was already decided: {_rejected_text(state.rejection)}."
-    return f"This plan was already decided: {_approved_text(state)}; it is being applied."
-
-
-def _stale_message(state: ApprovalState, binding_seen: PlanBinding | None) -> str:
-    current = state.binding
-    if current is None:
-        return "There is no plan waiting for approval on this deployment."
-    if binding_seen is None or binding_seen != current:
-        seen = (
-            f"plan {binding_seen.short} (attempt {binding_seen.attempt})"
-            if binding_seen
-            else "an unknown plan"
-        )
-        return (
-            f"This button was for {seen}, but the current plan is {current.short} (attempt"
-            f" {current.attempt}). Review the latest plan and use its buttons."
-        )
-    return ""
-
-
-def _expired_message(binding: PlanBinding, ttl: timedelta) -> str:
-    return (
-        f"Plan {binding.short} expired at {binding.expires_at(ttl).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
-        f" (plans can be approved and applied for {_duration(ttl)} after planning). Make a new plan."
-    )
-
-
-def _missing_text(missing: int, rule: ApprovalRule) -> str:
-    if missing <= 0:
-        return "No more approvals are needed."
-    return (
-        f"{missing} more approval{'s' if missing != 1 else ''} needed"
-        f" ({rule.environment} requires {rule.required_approvals})."
-    )
+def _is_stale(state: ApprovalState, binding_seen: PlanBinding | None) -> bool:
+    """The button was not rendered for the current plan (or there is none)."""
+    return state.binding is None or binding_seen is None or binding_seen != state.binding
 
 
 def _result(
@@ -514,19 +475,21 @@ def _result(
     action: ClickAction,
     binding_seen: PlanBinding | None,
     outcome: ApprovalOutcome,
-    message: str,
+    facts: ClickFacts,
 ) -> ApprovalResult:
     click = Click(
         user_id=user_id,
         at=now,
         action=action,
         allowed=outcome.accepted,
-        reason=message,
         outcome=outcome,
         binding_seen=binding_seen,
+        facts=facts,
     )
     clicks = (*state.clicks, click)[-MAX_CLICKS:]
-    return ApprovalResult(state=state.model_copy(update={"clicks": clicks}), outcome=outcome, message=message)
+    return ApprovalResult(
+        state=state.model_copy(update={"clicks": clicks}), action=action, outcome=outcome, facts=facts
+    )
 
 
 def _check_clock(now: datetime, ttl: timedelta) -> None:
@@ -534,20 +497,3 @@ def _check_clock(now: datetime, ttl: timedelta) -> None:
         raise ValueError("now must be a timezone-aware datetime")
     if ttl <= timedelta(0):
         raise ValueError("ttl must be positive")
-
-
-def _clock(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%H:%M UTC")
-
-
-def _duration(ttl: timedelta) -> str:
-    minutes = int(ttl.total_seconds() // 60)
-    if minutes % 60 == 0:
-        return f"{minutes // 60} h"
-    return f"{minutes} min"
-
-
-def _join(parts: list[str]) -> str:
-    if len(parts) <= 1:
-        return "".join(parts)
-    return ", ".join(parts[:-1]) + " and " + parts[-1]

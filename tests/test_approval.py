@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
+from bot.views.approval import MEMBERSHIP_TEXT, applyability_text, click_text, decision_text
 from core.approval import (
     DEFAULT_APPROVAL_TTL,
     MAX_CLICKS,
@@ -18,7 +19,6 @@ from core.approval import (
     ApprovalState,
     ClickAction,
     PlanBinding,
-    decision_text,
     is_applyable,
     member_may_approve,
     new_plan,
@@ -384,10 +384,10 @@ def test_click_sequences(environment: str, steps: list[Step], counted: list[str]
         else:
             result = reject(state, user_id, **options)  # type: ignore[arg-type]
         assert state.model_dump() == before, "a transition must not mutate its input"
-        assert result.outcome is expected, f"step {number}: {result.message}"
+        assert result.outcome is expected, f"step {number}: {click_text(result)}"
         assert result.allowed is (expected in (Out.APPROVED_READY, Out.APPROVED_WAITING, Out.REJECTED))
         assert result.apply_now is (expected is Out.APPROVED_READY)
-        assert result.message
+        assert click_text(result)
         click = result.state.clicks[-1]
         assert (click.user_id, click.action, click.allowed, click.outcome) == (
             user_id,
@@ -416,19 +416,20 @@ def test_refused_click_leaves_everything_but_the_audit_trail_unchanged() -> None
     state = approve(planned(), "U1").state
     result = approve(state, "U7")
     assert result.state.model_dump(exclude={"clicks"}) == state.model_dump(exclude={"clicks"})
-    assert result.state.clicks[-1].reason == result.message
-    assert "<@U1>" in result.message and "<!subteam^S9>" in result.message  # who can approve
+    assert result.state.clicks[-1].facts == result.facts  # the audit trail keeps why
+    message = click_text(result)
+    assert "<@U1>" in message and "<!subteam^S9>" in message  # who can approve
 
 
 def test_self_approval_message_explains() -> None:
     result = approve(planned(), "U1", requester="U1", environment="dev")
-    assert "cannot approve it yourself" in result.message
+    assert "cannot approve it yourself" in click_text(result)
 
 
 def test_an_approver_who_set_values_cannot_approve_the_plan_alone() -> None:
     """A lead who edited the size or gave the DNS name would otherwise review their own change."""
     refused = approve(planned(), "U1", environment="dev", authors=frozenset({"U1"}))
-    assert refused.outcome is Out.REFUSED_SELF_APPROVAL and "You set values" in refused.message
+    assert refused.outcome is Out.REFUSED_SELF_APPROVAL and "You set values" in click_text(refused)
     other = approve(planned(), "U2", environment="dev", authors=frozenset({"U1"}))
     assert other.outcome is Out.APPROVED_READY
     allowed = approve(planned(), "U1", profile="self-ok", environment="dev", authors=frozenset({"U1"}))
@@ -493,10 +494,10 @@ def test_member_may_approve(
     facts: SlackMember | None, workspace: str | None, allowed: bool, words: list[str]
 ) -> None:
     user = SlackIdentity(user_id="U1", member=facts, workspace_team_id=workspace)
-    decision = member_may_approve(user)
-    assert decision.allowed is allowed
+    membership = member_may_approve(user)
+    assert membership.may_approve is allowed
     for word in words:
-        assert word in decision.reason
+        assert word in MEMBERSHIP_TEXT[membership]
 
 
 def test_two_guests_cannot_make_a_two_approver_plan_ready() -> None:
@@ -532,7 +533,7 @@ def test_the_membership_rule_holds_for_a_policy_that_lets_everyone_approve() -> 
 def test_an_undeclared_environment_cannot_be_approved_even_by_an_approver() -> None:
     result = approve(planned(), "U1", environment="production")
     assert result.outcome is Out.REFUSED_UNDECLARED_ENVIRONMENT
-    assert "Environment production is not declared for profile dev-admin" in result.message
+    assert "Environment production is not declared for profile dev-admin" in click_text(result)
     assert result.state.approver_ids == []
 
 
@@ -555,7 +556,7 @@ def test_old_button_cannot_approve_new_plan_even_with_same_hash() -> None:
     state = new_plan(approve(planned(), "U1").state, binding(attempt=2))  # identical plan, new attempt
     result = approve(state, "U2", seen=binding(attempt=1))
     assert result.outcome is Out.REFUSED_STALE_PLAN
-    assert "attempt 2" in result.message
+    assert "attempt 2" in click_text(result)
 
 
 def test_new_plan_attempt_must_increase() -> None:
@@ -621,9 +622,9 @@ def test_is_applyable(
 ) -> None:
     state = state_factory()
     decision = is_applyable(state, on_disk, at(minutes))
-    assert decision.allowed is allowed, decision.reason
+    assert decision.allowed is allowed, applyability_text(decision)
     for word in words:
-        assert word in decision.reason
+        assert word in applyability_text(decision)
 
 
 def test_is_applyable_ignores_approvals_for_another_binding() -> None:

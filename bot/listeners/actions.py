@@ -21,10 +21,11 @@ from bot.listeners.thread_modals import EDITABLE_STATUSES
 from bot.outbox import OutboxEntry
 from bot.payloads import BlockActions
 from bot.services import Services
+from bot.views import approval as approval_views
 from bot.views.decisions import ThreadContext, edit_values_modal, missing_values_modal, reject_modal
 from bot.views.messages import text_message
 from core.analysis.recommendations import apply_recommendations
-from core.approval import ApprovalOutcome, ApprovalResult, decision_text, record_approval
+from core.approval import ApprovalOutcome, ApprovalResult, record_approval
 from core.backend_confirm import may_confirm_fix
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, utcnow
@@ -342,14 +343,12 @@ def approve_clicked(c: Clicked) -> None:
     def apply_if_ready(pipe: Any, deployment: Deployment) -> None:
         if outcome[0].apply_now:  # exactly one click's transition is APPROVED_READY
             # the decision and the notice enter the outbox with the apply job: ahead of its messages
-            text = decision_text(outcome[0].state, environment=deployment.request.environment)
+            state, environment = outcome[0].state, deployment.request.environment
             notifier.queue_in(
                 pipe,
-                *c.decision(deployment, f":white_check_mark: {text}"),
+                *c.decision(deployment, approval_views.ready_decision(state, environment)),
                 notifier.root_entry(deployment.id),
-                notifier.post_entry(
-                    deployment, text_message(f":white_check_mark: {text}. Applying exactly this plan.")
-                ),
+                notifier.post_entry(deployment, approval_views.ready_message(state, environment)),
             )
             queue_apply(pipe, deployment)
 
@@ -363,15 +362,14 @@ def approve_clicked(c: Clicked) -> None:
         user.user_id,
         plan_sha256=binding.plan_sha256 if binding else None,
         outcome=result.outcome.value,
-        reason=result.message,
+        reason=approval_views.click_text(result),
     )
     if not result.allowed:
-        raise Refusal(result.message)
+        raise Refusal(approval_views.click_text(result))
     if result.apply_now:
         notifier.flush(updated.id)  # queued with the apply job (above)
     else:
-        text = decision_text(result.state, environment=updated.request.environment)
-        notifier.post(updated, text_message(f":ballot_box_with_check: {text}"))
+        notifier.post(updated, approval_views.waiting_message(result.state, updated.request.environment))
 
 
 def reject_clicked(c: Clicked) -> None:

@@ -13,11 +13,12 @@ from bot.forms import errors_from_validation
 from bot.ids import INPUT_ACTION, BlockId, Callback
 from bot.payloads import ViewSubmission, input_value
 from bot.services import Services
+from bot.views.approval import click_text, rejected_decision, rejected_message
+from bot.views.blocks import HINT_LIMIT, clip, escape_mrkdwn
 from bot.views.decisions import EDITABLE_KNOBS, ThreadContext
 from bot.views.messages import text_message
-from bot.views.text import escape_mrkdwn
 from core import validation
-from core.approval import ApprovalResult, decision_text, record_rejection
+from core.approval import ApprovalResult, record_rejection
 from core.models import Deployment, DeploymentRequest, DeploymentStatus, utcnow
 from core.queue import Step
 from core.steering import may_steer
@@ -109,13 +110,13 @@ def reject(
         reason=reason[:500],
     )
     if not result.allowed:
-        ack(response_action="errors", errors={BlockId.REASON.value: result.message[:2000]})
+        ack(response_action="errors", errors={BlockId.REASON.value: clip(click_text(result), HINT_LIMIT)})
         return
     ack()
-    text = decision_text(result.state, environment=deployment.request.environment)
-    services.notifier.decide(updated, context.message_ts, f":no_entry: {text}")
+    environment = deployment.request.environment
+    services.notifier.decide(updated, context.message_ts, rejected_decision(result.state, environment))
     services.notifier.refresh_root(updated)
-    services.notifier.post(updated, text_message(f":no_entry: {text}"))
+    services.notifier.post(updated, rejected_message(result.state, environment))
 
 
 def _with_author(deployment: Deployment, user_id: str) -> list[str]:

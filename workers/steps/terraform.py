@@ -15,6 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
+from bot.views.approval import applyability_text
 from bot.views.messages import Message
 from bot.views.pipeline import apply_failed_message, apply_result_message, status_line
 from bot.views.plan import plan_blocks, plan_text
@@ -274,7 +275,7 @@ def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
         decision = is_applyable(deployment.approval, sealed_binding, utcnow(), approval_ttl(rt))
         if not decision.allowed:
             raise StepFailure(
-                f"Not applied: {decision.reason}", "Use Re-plan to make a fresh plan for approval."
+                f"Not applied: {applyability_text(decision)}", "Use Re-plan to make a fresh plan for approval."
             )
         options = run_options(rt, terraform_env(rt, deployment, workspace), deployment.id)
         run = TerraformRunContext.begin(rt, deployment, "apply")
