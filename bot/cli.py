@@ -276,6 +276,18 @@ def audit_export(since: str | None, deployment_id: str | None) -> None:
 
 
 @main.command()
+@click.option("--http", "use_http", is_flag=True, help="Streamable HTTP with bearer tokens (default: stdio).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="With --http: the address to bind.")
+@click.option("--port", type=int, default=8765, show_default=True, help="With --http: the port.")
+def mcp(use_http: bool, host: str, port: int) -> None:
+    """MCP server for AI assistants: read and request tools, as a Slack user, under the access policy."""
+    from bot.mcp.command import run_mcp
+
+    current = _settings()
+    run_mcp(_services(current), use_http=use_http, host=host, port=port)
+
+
+@main.command()
 def doctor() -> None:
     """Check configuration and reachability; exit non-zero on problems."""
     from bot.doctor import run_checks

@@ -187,6 +187,7 @@ class Deployment(BaseModel):
     requester_id: str
     team_id: str | None = None
     channel_id: str
+    requested_via: str | None = None  # the MCP client that made the request for the requester
     thread_ts: str | None = None
     status: DeploymentStatus = DeploymentStatus.REQUESTED
     status_detail: str = ""

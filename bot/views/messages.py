@@ -26,6 +26,8 @@ class Message(BaseModel):
 def root_message(deployment: Deployment) -> Message:
     request = deployment.request
     headline = f"ECS deployment requested: {request.headline} — by <@{deployment.requester_id}>"
+    if deployment.requested_via:
+        headline += f" via {escape_mrkdwn(deployment.requested_via)}"
     detail = deployment.status_detail
     status = deployment.status.label + (f" — {escape_mrkdwn(detail)}" if detail else "")
     return Message(
