@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
@@ -311,7 +312,7 @@ class _StubbedSession:
             {"Account": DEFAULT_ACCOUNT, "Arn": f"arn:aws:iam::{DEFAULT_ACCOUNT}:user/d", "UserId": "AIDA"},
         )
 
-    def client(self, service_name: str, region_name: str | None = None) -> Any:
+    def client(self, service_name: str, region_name: str | None = None, config: Config | None = None) -> Any:
         return self.clients[service_name]
 
     def __enter__(self) -> _StubbedSession:

@@ -21,9 +21,12 @@ from __future__ import annotations
 import secrets
 from typing import Any, Protocol
 
+from botocore.config import Config
 from botocore.exceptions import ClientError, WaiterError
 from pydantic import BaseModel, Field
 
+from aws_edge import configs
+from aws_edge.terraform_lock import LOCK_KEY
 from core.backend_fix import (
     MANAGED_TAG_KEY,
     MANAGED_TAG_VALUE,
@@ -60,13 +63,14 @@ ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AllAccessDisabled", "403"}
 )
 MANAGED_TAG = f"{MANAGED_TAG_KEY}={MANAGED_TAG_VALUE}"
-LOCK_KEY = "LockID"
 
 
 class ClientFactory(Protocol):
     """What the engine needs from a boto3.Session (tests may pass a factory of stubbed clients)."""
 
-    def client(self, service_name: str, region_name: str | None = None) -> Any: ...
+    def client(
+        self, service_name: str, region_name: str | None = None, config: Config | None = None
+    ) -> Any: ...
 
 
 class BackendError(Exception):
@@ -180,9 +184,9 @@ def _call(client: Any, method: str, **kwargs: Any) -> Any:
 
 class _Clients:
     def __init__(self, session: ClientFactory, region: str) -> None:
-        self.s3 = session.client("s3", region_name=region)
-        self.dynamodb = session.client("dynamodb", region_name=region)
-        self.sts = session.client("sts", region_name=region)
+        self.s3 = session.client("s3", region_name=region, config=configs.DEFAULT)
+        self.dynamodb = session.client("dynamodb", region_name=region, config=configs.DEFAULT)
+        self.sts = session.client("sts", region_name=region, config=configs.DEFAULT)
 
 
 # ---------------------------------------------------------------------------------------------- inspect

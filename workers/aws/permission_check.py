@@ -11,10 +11,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from aws_edge import configs
 from core.permissions import (
     PermissionCheck,
     group_by_service,
@@ -28,8 +28,6 @@ from workers.aws.scan import is_permission_error
 
 ACTION_CHUNK = 50
 ALLOWED = "allowed"
-# A failing simulation is reported, not retried for long: moto answers it with an HTML 500.
-CONFIG = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
@@ -79,7 +77,8 @@ def check_permissions(
         )
     if ":federated-user/" in caller_arn:
         return unchecked(caller_arn, size, "a federated-user session cannot be simulated.")
-    iam = iam_client or session.client("iam", config=CONFIG)
+    # A failing simulation is reported, not retried for long: moto answers it with an HTML 500.
+    iam = iam_client or session.client("iam", config=configs.IAM_SIMULATION)
     principal = principal_arn_for(iam, caller_arn)
     wanted = list(actions) if actions is not None else required_actions(size)
     denied: list[str] = []
