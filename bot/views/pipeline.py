@@ -216,3 +216,35 @@ def verification_message(lines: Sequence[VerificationLine], next_steps: Sequence
     if next_steps:
         blocks.append(_md("*Next steps*\n" + _lines(f"• {step}" for step in next_steps)))
     return Message(text=headline.replace("*", ""), blocks=blocks)
+
+
+def terraform_failure_text(
+    command: str, *, exit_code: int | None, stopped: str = "", excerpt: str = "", before: str | None = None
+) -> str:
+    """Why a Terraform run failed, said once (the message's title already names the step): "Terraform
+    exited with code 1." or the runner's line for a run that was stopped ("terraform plan timed out
+    after 600 s; interrupted with SIGINT"); `before` for the `init` ahead of the step; then the end
+    of Terraform's own error output as a code block."""
+    if stopped:
+        said = f"{stopped}."
+    elif before:
+        said = f"`terraform {command}` exited with code {exit_code}."
+    else:
+        said = f"Terraform exited with code {exit_code}."
+    if before:
+        said = f"Before {before}, {said}"
+    shown = excerpt[-1500:].replace("```", "'''").strip()
+    return said + (f"\n```{shown}```" if shown else "")
+
+
+def terraform_failure_next(deployment_id: str, *, lock_error: bool) -> str:
+    """What to do after a failed Terraform run (the log is attached)."""
+    attached = "The full log is attached in the thread."
+    if not lock_error:
+        return attached
+    return (
+        "Terraform's own state lock is held by someone else (its lock ID, who and since when are"
+        " above). If no Terraform run is using this state, a lead can look at it and get the exact"
+        f" way to clear it with `/ecs-deploy unlock {deployment_id}`; then use Re-plan. The bot itself"
+        " releases only locks it can prove were left by its own dead runs. " + attached
+    )

@@ -17,7 +17,13 @@ from pathlib import Path
 
 from bot.views.approval import applyability_text
 from bot.views.messages import Message
-from bot.views.pipeline import apply_failed_message, apply_result_message, status_line
+from bot.views.pipeline import (
+    apply_failed_message,
+    apply_result_message,
+    status_line,
+    terraform_failure_next,
+    terraform_failure_text,
+)
 from bot.views.plan import plan_blocks, plan_text
 from core.apply_progress import ApplyProgress, advance
 from core.approval import PlanBinding, is_applyable, new_plan
@@ -61,23 +67,22 @@ def _init(rt: Runtime, deployment: Deployment, workspace: Path, options: RunOpti
         workspace, workspace_file(workspace, deployment.workspace.tfbackend_path), options=options
     )
     if not result.ok:
-        _report_failure(rt, deployment, result, f"terraform init failed before {what}")
+        _report_failure(rt, deployment, result, before=what)
 
 
-def _report_failure(rt: Runtime, deployment: Deployment, result: RunResult, what: str) -> None:
+def _report_failure(
+    rt: Runtime, deployment: Deployment, result: RunResult, *, before: str | None = None
+) -> None:
     _attach_log(rt, deployment, result)
-    excerpt = (result.error_excerpt or result.output_tail)[-1500:].replace("```", "'''").strip()
-    what_next = "The full log is attached in the thread."
-    if is_lock_error(result):
-        what_next = (
-            "Terraform's own state lock is held by someone else (its lock ID, who and since when are"
-            " above). If no Terraform run is using this state, a lead can look at it and get the exact"
-            f" way to clear it with `/ecs-deploy unlock {deployment.id}`; then use Re-plan. The bot itself"
-            " releases only locks it can prove were left by its own dead runs. " + what_next
-        )
     raise StepFailure(
-        f"{what}: {result.summary}." + (f"\n```{excerpt}```" if excerpt else ""),
-        what_next,
+        terraform_failure_text(
+            result.command,
+            exit_code=result.exit_code,
+            stopped=result.summary if result.stop_detail or result.stale_plan else "",
+            excerpt=result.error_excerpt or result.output_tail,
+            before=before,
+        ),
+        terraform_failure_next(deployment.id, lock_error=is_lock_error(result)),
     )
 
 
@@ -229,7 +234,7 @@ def _planned(
             "plan", lambda opts: runner.plan(workspace, tfvars_file, plan_file, options=opts), options
         )
         if not result.ok:
-            _report_failure(rt, deployment, result, "terraform plan failed")
+            _report_failure(rt, deployment, result)
         try:
             return SealedPlan(runner.read_plan_file(plan_file), workspace=workspace)
         except (OSError, PlanIntegrityError) as exc:
@@ -275,7 +280,8 @@ def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
         decision = is_applyable(deployment.approval, sealed_binding, utcnow(), approval_ttl(rt))
         if not decision.allowed:
             raise StepFailure(
-                f"Not applied: {applyability_text(decision)}", "Use Re-plan to make a fresh plan for approval."
+                f"Not applied: {applyability_text(decision)}",
+                "Use Re-plan to make a fresh plan for approval.",
             )
         options = run_options(rt, terraform_env(rt, deployment, workspace), deployment.id)
         run = TerraformRunContext.begin(rt, deployment, "apply")
