@@ -25,6 +25,7 @@ from typing import Annotated, Any
 import redis
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import ToolAnnotations
 from pydantic import Field
 
 from bot.forms import parse_request
@@ -56,6 +57,10 @@ INSTRUCTIONS = (
     " the pipeline (AWS checks, state backend, terraform plan) then runs on the bot's workers and"
     " people approve the plan in the Slack thread. No tool can approve, apply, cancel or unlock."
 )
+# Hints for the assistant: reading tools change nothing; the request tools add a record and a job,
+# and destroy or overwrite nothing.
+READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, open_world_hint=False)
+REQUEST = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False)
 MAX_WAIT_SECONDS = 60
 POLL_SECONDS = 0.5
 ANALYSIS_JOB_TIMEOUT = 900
@@ -149,8 +154,10 @@ def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSetti
 
     @server.tool(
         title="List my AWS profiles",
+        annotations=READ,
         description="The AWS profiles you may request deployments with, and for each the environments it"
-        " declares and who approves them (how many approvals, whether self-approval is allowed). Read-only.",
+        " declares. Per environment, who approves its plans in Slack, how many approvals it needs and whether"
+        " the requester may approve their own in Slack. Read-only.",
     )
     def list_profiles(ctx: Context) -> ProfileList:
         caller = audited(ctx, "list_profiles")
@@ -163,9 +170,10 @@ def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSetti
 
     @server.tool(
         title="Get a deployment",
+        annotations=READ,
         description="A deployment's status, timeline (audit trail), plan summary (counts only, no values),"
-        " approvals and Slack thread link. Only its requester and its profile's approvers can see it."
-        " Read-only.",
+        " the approvals given in Slack and the Slack thread link. Visible to its requester and to the leads"
+        " of its profile only. Read-only.",
     )
     def get_deployment(
         deployment_id: Annotated[str, Field(description="The deployment id, e.g. d-1a2b3c4d")], ctx: Context
@@ -185,6 +193,7 @@ def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSetti
 
     @server.tool(
         title="Request a deployment",
+        annotations=REQUEST,
         description="Request an ECS deployment, validated exactly like the Slack request form (errors come"
         " back per field and nothing is stored). A valid request is posted to the deployment channel in"
         " Slack as requested by you via this client; the bot's workers then verify access, analyse the"
@@ -278,6 +287,7 @@ def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSetti
 
     @server.tool(
         title="Analyse an AWS account",
+        annotations=REQUEST,
         description="Run the bot's read-only account scan and conflict analysis (overlapping CIDRs, names"
         " poc-idp would generate, quotas, permissions) for the values a request would use, on a worker."
         " Waits up to wait_seconds for the report; if it is not done by then, poll get_analysis with the"
@@ -333,6 +343,7 @@ def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSetti
 
     @server.tool(
         title="Get an account analysis",
+        annotations=READ,
         description="The state and, once done, the report of an analysis started with analyse_account."
         " Read-only.",
     )
