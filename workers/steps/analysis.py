@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.views import failures
 from bot.views.analysis import analysis_blocks, analysis_report_text, fresh_account_blocks
 from bot.views.messages import Message, verified_message
 from core.analysis.analyse import analyse_account
@@ -37,7 +38,7 @@ def run_analyse(rt: Runtime, deployment: Deployment, options: dict[str, str]) ->
     deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.ANALYSING)
     request = deployment.request
     if deployment.identity is None:
-        raise StepFailure("AWS access was not verified before the analysis.")
+        raise StepFailure(*failures.access_not_verified())
     session = aws_session(rt, deployment)
     permissions = check_permissions(session, deployment.identity.arn, request.size)
     overridden = deployment.permission_override_by is not None

@@ -9,7 +9,9 @@ changes — otherwise the thread asks again.
 
 from __future__ import annotations
 
+from bot.views import failures
 from bot.views.pipeline import CheckLine, backend_message
+from bot.views.terraform_runs import confirmed_headline
 from core.backend_confirm import who_may_confirm
 from core.backend_fix import BackendFixPlan
 from core.models import Deployment, DeploymentStatus
@@ -41,10 +43,7 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
             confirmed=confirmed,
         )
     except BackendError as exc:
-        raise StepFailure(
-            f"The state backend could not be prepared: {exc}",
-            "Check the profile's S3 and DynamoDB permissions, then request again.",
-        ) from exc
+        raise StepFailure(*failures.backend_failed(exc)) from exc
     pending = result.fix_plan if result.needs_confirmation else None
     # A confirmation is used once: the plan waiting for the next one (or none) replaces it.
     deployment = rt.store.update(deployment.id, lambda d: d.model_copy(update={"backend_fix": pending}))
@@ -59,9 +58,8 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
             changes="; ".join(result.changes),
         )
     checks = [CheckLine(ok=c.ok, name=c.name, detail=c.detail, fix=c.fix) for c in result.report.checks]
-    headline = result.message
-    if confirmed is not None and confirmed.confirmed_by and result.changes:
-        headline += f" Confirmed by <@{confirmed.confirmed_by}>."
+    confirmer = confirmed.confirmed_by if confirmed is not None and result.changes else None
+    headline = confirmed_headline(result.message, confirmer)
     rt.notifier.post(
         deployment,
         backend_message(

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import boto3
 
+from bot.views import failures
 from bot.views.pipeline import status_line
+from bot.views.terraform_runs import waiting_text
 from core.artifacts import ArtifactStore
 from core.locks import LockHolder, StateLock, state_id
 from core.logs import get_logger
@@ -78,7 +80,7 @@ def ensure_workspace(rt: Runtime, deployment: Deployment) -> Path:
     generated files restored from the shared store and checked against their recorded hashes."""
     record = deployment.workspace
     if record is None:
-        raise StepFailure("The workspace was never prepared for this deployment.")
+        raise StepFailure(*failures.workspace_never_prepared())
     workspaces = manager(rt)
     path = workspaces.workspace_path(deployment.id)
     head = path / ".git"
@@ -104,9 +106,7 @@ def workspace_file(workspace: Path, relpath: str) -> Path:
     try:
         return inside(workspace, relpath)
     except WorkspaceError as exc:
-        raise StepFailure(
-            str(exc), "Start a new deployment; tell the operators (Redis may have been altered)."
-        ) from exc
+        raise StepFailure(*failures.workspace_path_refused(exc)) from exc
 
 
 def _sha(path: Path) -> str:
@@ -148,13 +148,6 @@ def state_lock(rt: Runtime, deployment: Deployment) -> StateLock:
     request = deployment.request
     return StateLock(
         rt.redis, state_id(request.state_bucket, request.state_key), ttl_seconds=STATE_LOCK_TTL_SECONDS
-    )
-
-
-def waiting_text(holder: LockHolder) -> str:
-    return (
-        f":hourglass: Waiting in line: the Terraform state is in use by `{holder.deployment_id}`"
-        f" ({holder.step}, requested by <@{holder.user_id}>, since {holder.since:%H:%M} UTC)."
     )
 
 

@@ -15,7 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
-from bot.views.approval import applyability_text
+from bot.views import failures
 from bot.views.messages import Message
 from bot.views.pipeline import (
     apply_failed_message,
@@ -25,6 +25,7 @@ from bot.views.pipeline import (
     terraform_failure_text,
 )
 from bot.views.plan import plan_blocks, plan_text
+from bot.views.terraform_runs import apply_progress_text, applying_text, superseded_text
 from core.apply_progress import ApplyProgress, advance
 from core.approval import PlanBinding, is_applyable, new_plan
 from core.artifacts import ArtifactError, ArtifactStore
@@ -147,12 +148,12 @@ def _plan(rt: Runtime, deployment: Deployment) -> Outcome:
             )
             human = runner.show_text(workspace, sealed, options=options)
         except (TerraformError, PlanParseError) as exc:
-            raise StepFailure(f"The plan could not be read: {exc}") from exc
+            raise StepFailure(*failures.plan_unreadable(exc)) from exc
         digest = ArtifactStore.for_settings(rt.redis, rt.settings).put(
             deployment.id, plan_artifact(attempt), sealed.read()
         )
     if digest != sealed.sha256:
-        raise StepFailure("The plan changed while it was being stored; nothing was kept.", "Use Re-plan.")
+        raise StepFailure(*failures.plan_changed_while_stored())
     binding = PlanBinding(
         plan_sha256=digest,
         repo_commit=deployment.workspace.commit,
@@ -227,7 +228,7 @@ def _planned(
     try:
         private = runner.private_directory(workspace)
     except (OSError, PlanIntegrityError) as exc:
-        raise StepFailure(f"No private directory for the plan: {exc}") from exc
+        raise StepFailure(*failures.no_private_directory(exc)) from exc
     try:
         plan_file = private / f"{plan_artifact(attempt)}.tfplan"
         result = run.command(
@@ -238,13 +239,13 @@ def _planned(
         try:
             return SealedPlan(runner.read_plan_file(plan_file), workspace=workspace)
         except (OSError, PlanIntegrityError) as exc:
-            raise StepFailure(f"The plan Terraform wrote could not be read: {exc}") from exc
+            raise StepFailure(*failures.plan_file_unreadable(exc)) from exc
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
 
 def _superseded(previous: PlanRecord, attempt: int) -> str:
-    return f":arrows_counterclockwise: Plan #{previous.attempt} was superseded by plan #{attempt}; its approvals no longer count."
+    return superseded_text(previous.attempt, attempt)
 
 
 # -- apply -----------------------------------------------------------------------------------------
@@ -266,23 +267,20 @@ def run_apply(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> N
 def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
     binding = deployment.approval.binding
     if deployment.plan is None or binding is None:
-        raise StepFailure("There is no approved plan to apply.")
+        raise StepFailure(*failures.no_approved_plan())
     workspace = ensure_workspace(rt, deployment)
     try:
         data = ArtifactStore.for_settings(rt.redis, rt.settings).get(
             deployment.id, plan_artifact(binding.attempt), binding.plan_sha256
         )
     except ArtifactError as exc:
-        raise StepFailure(str(exc), "Use Re-plan and have the new plan approved.") from exc
+        raise StepFailure(*failures.approved_plan_unavailable(exc)) from exc
     with SealedPlan(data, workspace=workspace) as sealed:
         # the approval is checked against the sealed bytes: the ones Terraform will read
         sealed_binding = binding.model_copy(update={"plan_sha256": sealed.sha256})
         decision = is_applyable(deployment.approval, sealed_binding, utcnow(), approval_ttl(rt))
         if not decision.allowed:
-            raise StepFailure(
-                f"Not applied: {applyability_text(decision)}",
-                "Use Re-plan to make a fresh plan for approval.",
-            )
+            raise StepFailure(*failures.not_applyable(decision))
         options = run_options(rt, terraform_env(rt, deployment, workspace), deployment.id)
         run = TerraformRunContext.begin(rt, deployment, "apply")
         try:
@@ -294,9 +292,7 @@ def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
                 plan_sha256=binding.plan_sha256,
                 approved_by=",".join(deployment.approval.approver_ids),
             )
-            progress_ts = rt.notifier.post(
-                deployment, status_line(f":gear: Applying plan #{binding.attempt}…")
-            )
+            progress_ts = rt.notifier.post(deployment, status_line(applying_text(binding.attempt)))
             tracker = _ProgressTracker(rt, deployment, progress_ts, deployment.plan.resource_changes, run)
             run.progress(ts=progress_ts, total=deployment.plan.resource_changes or None)
             result = run.command(
@@ -309,14 +305,9 @@ def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
         except StalePlanError as exc:
             if exc.result is not None:
                 _attach_log(rt, deployment, exc.result)
-            raise StepFailure(
-                "The state changed since this plan; re-plan.",
-                "Nothing was applied. Use Re-plan and have the new plan approved.",
-            ) from exc
+            raise StepFailure(*failures.stale_plan()) from exc
         except PlanIntegrityError as exc:
-            raise StepFailure(
-                f"Not applied: {exc}", "Use Re-plan to make a fresh plan for approval."
-            ) from exc
+            raise StepFailure(*failures.plan_not_intact(exc)) from exc
         finally:
             run.finish()
     tracker.flush(final=True)
@@ -380,7 +371,7 @@ class _ProgressTracker:
     def flush(self, final: bool = False) -> None:
         self.last_sent = time.monotonic()
         elapsed = int(time.monotonic() - self.started)
-        text = f":gear: {'Applied' if final else 'Applying'}… {self.progress.text} · {elapsed // 60}m{elapsed % 60:02d}s"
+        text = apply_progress_text(self.progress.text, elapsed, final=final)
         before, self.ts = self.ts, self.rt.notifier.update(self.deployment, self.ts, status_line(text))
         if final or self.ts != before:
             self.run.progress(ts=self.ts, completed=self.progress.completed)

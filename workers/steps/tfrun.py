@@ -32,7 +32,7 @@ from typing import Any, TypeVar
 
 from rq import get_current_job
 
-from bot.views.messages import text_message
+from bot.views.terraform_runs import dead_run_lock_released, lock_left_alone, own_lock_released
 from core.locks import (
     OPERATIONS,
     TerraformLockInfo,
@@ -221,10 +221,12 @@ class TerraformRunContext:
             log.info("terraform_lock_left_alone", lock_id=found.lock.id, reason=verdict.reason)
             self.rt.notifier.post(
                 self.deployment,
-                text_message(
-                    f":lock: Terraform's own lock on `{self.state}` is held (lock ID `{found.lock.id}`,"
-                    f" {found.lock.facts}). The bot leaves it alone: {verdict.reason}. Terraform waits up to"
-                    f" {self.rt.settings.terraform_lock_timeout_seconds} s for it."
+                lock_left_alone(
+                    self.state,
+                    found.lock.id,
+                    found.lock.facts,
+                    verdict.reason,
+                    self.rt.settings.terraform_lock_timeout_seconds,
                 ),
             )
             return
@@ -232,11 +234,13 @@ class TerraformRunContext:
             return
         self.rt.notifier.post(
             self.deployment,
-            text_message(
-                f":unlock: Terraform's lock on `{self.state}` (lock ID `{found.lock.id}`) was left by the"
-                f" interrupted run of `{previous.deployment_id}` ({previous.step}, job `{previous.job_id}`);"
-                f" it was provably that run's own ({verdict.reason}), so the bot released it. No"
-                " `terraform force-unlock` is needed."
+            dead_run_lock_released(
+                self.state,
+                found.lock.id,
+                deployment_id=previous.deployment_id,
+                step=previous.step,
+                job_id=previous.job_id,
+                reason=verdict.reason,
             ),
         )
 
@@ -256,11 +260,7 @@ class TerraformRunContext:
             return False
         self.rt.notifier.post(
             self.deployment,
-            text_message(
-                f":unlock: `terraform {command}` stopped on a state lock it had taken itself a moment earlier"
-                f" (lock ID `{found.lock.id}`; Terraform's request was retried by the AWS SDK after its first"
-                f" attempt had succeeded). The bot released that lock and runs `terraform {command}` once more."
-            ),
+            own_lock_released(command, found.lock.id),
         )
         return True
 

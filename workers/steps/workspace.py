@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.views import failures
 from bot.views.pipeline import missing_values_message, workspace_message
 from core.artifacts import ArtifactStore
 from core.models import Deployment, DeploymentStatus, WorkspaceRecord
@@ -18,9 +19,7 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
         workspace = workspaces.prepare(deployment.id, commit=deployment.repo_commit)
         files = workspaces.generate_files(workspace, deployment.request, deployment.extra_values)
     except WorkspaceError as exc:
-        raise StepFailure(
-            str(exc), "Check ECS_DEPLOY_REPO_URL / ECS_DEPLOY_REPO_REF, then request again."
-        ) from exc
+        raise StepFailure(*failures.workspace_failed(exc)) from exc
     tfvars_text = files.tfvars_path.read_bytes()
     artifacts = ArtifactStore.for_settings(rt.redis, rt.settings)
     artifacts.put(deployment.id, TFVARS, tfvars_text)
@@ -60,10 +59,7 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
         title=f"Generated {files.tfvars_relpath}",
     )
     if validation.errors:
-        raise StepFailure(
-            "The generated tfvars does not pass the repository's rules (listed above).",
-            "Use Edit values on a new request, or ask the Terraform repository's owners.",
-        )
+        raise StepFailure(*failures.tfvars_invalid())
     if validation.missing_user_values:
         labels = [f"{value.label} (`{value.variable}`)" for value in validation.missing_user_values]
         rt.notifier.post(deployment, missing_values_message(deployment.id, labels))
