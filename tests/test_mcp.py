@@ -372,3 +372,41 @@ def test_request_over_http_reaches_the_plan_and_a_lead_approves_in_slack(
     requested = next(e for e in events if e.event == "requested" and e.deployment_id == deployment_id)
     assert requested.actor == REQUESTER and requested.detail["via"] == CLIENT
     assert TOKEN not in "\n".join(e.model_dump_json() for e in events)
+
+
+# -- the policy's mcp_clients -----------------------------------------------------------------------
+
+POLICY_HEAD = (
+    "profiles:\n  deployer:\n    requesters: ['*']\n    approvers: [U0LEAD0001]\n    environments: {dev: }\n"
+)
+
+
+def test_mcp_clients_in_the_policy_map_tokens_to_users_and_refuse_mistakes() -> None:
+    from core.policy.errors import PolicyError
+    from core.policy.loading import parse_policy
+    from core.policy.mcp_clients import authenticate
+
+    policy = parse_policy(
+        POLICY_HEAD + f"mcp_clients:\n  - {{name: a, token_sha256: {token_sha256('ta')}, user: U0AAAA0001}}\n"
+        f"  - {{name: b, token_sha256: {token_sha256('tb')}, user: U0BBBB0001}}\n"
+    )
+    assert [(c.name, c.user_id) for c in policy.mcp_clients] == [("a", "U0AAAA0001"), ("b", "U0BBBB0001")]
+    found = authenticate(policy.mcp_clients, "tb")
+    assert found is not None and found.user_id == "U0BBBB0001"
+    assert authenticate(policy.mcp_clients, "tc") is None and authenticate(policy.mcp_clients, None) is None
+    assert token_sha256("ta") not in repr(policy.mcp_clients)  # hashes stay out of logs and reprs
+
+    mistakes = {
+        "  - {name: a, token_sha256: ta, user: U0AAAA0001}\n": "mcp_clients[0].token_sha256: token_sha256 must be",
+        f"  - {{name: a, token: x, token_sha256: {token_sha256('x')}, user: U0A1}}\n": "mcp_clients[0].token:"
+        " unknown key (allowed here: name, token_sha256, user)",
+        f"  - {{name: a, token_sha256: {token_sha256('x')}, user: S0GROUP01}}\n": "is not a Slack user id",
+        f"  - {{name: a, token_sha256: {token_sha256('x')}, user: U0A1}}\n"
+        f"  - {{name: a, token_sha256: {token_sha256('y')}, user: U0A2}}\n": "two MCP clients have the same name",
+        f"  - {{name: a, token_sha256: {token_sha256('x')}, user: U0A1}}\n"
+        f"  - {{name: b, token_sha256: {token_sha256('x')}, user: U0A2}}\n": "the same token_sha256",
+    }
+    for entries, message in mistakes.items():
+        with pytest.raises(PolicyError) as refused:
+            parse_policy(POLICY_HEAD + "mcp_clients:\n" + entries, "policy.yml")
+        assert message in str(refused.value) and "policy.yml:" in str(refused.value), str(refused.value)
