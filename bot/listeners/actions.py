@@ -22,8 +22,9 @@ from bot.outbox import OutboxEntry
 from bot.payloads import BlockActions
 from bot.services import Services
 from bot.views import approval as approval_views
+from bot.views import clicks
+from bot.views.clicks import STORE_DOWN
 from bot.views.decisions import ThreadContext, edit_values_modal, missing_values_modal, reject_modal
-from bot.views.messages import text_message
 from core.analysis.recommendations import apply_recommendations
 from core.approval import ApprovalOutcome, ApprovalResult, record_approval
 from core.backend_confirm import may_confirm_fix
@@ -37,7 +38,6 @@ from core.store import DeploymentNotFound
 from core.tfvars.poc_idp import USER_VALUE_LABELS
 
 log = get_logger(__name__)
-STORE_DOWN = "The bot cannot reach its store right now; nothing changed. Try again in a minute."
 
 
 class Refusal(Exception):
@@ -57,7 +57,7 @@ class Clicked:
 
     @property
     def who(self) -> str:
-        return f"<@{self.user.user_id}>"
+        return clicks.who(self.user.user_id)
 
     @property
     def attempt(self) -> int | None:
@@ -99,9 +99,7 @@ class Clicked:
 
         moved, changed = self.services.store.transition(self.deployment.id, change, also=also)
         if not changed:
-            raise Refusal(
-                f"Nothing to do: the deployment is now {moved.status.label.split(' ', 1)[-1].lower()}."
-            )
+            raise Refusal(clicks.nothing_to_do(moved))
         notifier.flush(moved.id)
         return moved
 
@@ -126,12 +124,12 @@ class Clicked:
 
     def open(self, view: View) -> None:
         if not self.click.trigger_id:
-            raise Refusal("Slack did not send what is needed to open a form; try again.")
+            raise Refusal(clicks.NO_TRIGGER)
         try:
             self.client.views_open(trigger_id=self.click.trigger_id, view=view)
         except SlackApiError as exc:
             log.warning("views_open_failed", error=exc.response.get("error"))
-            raise Refusal("The form could not be opened; try again.") from exc
+            raise Refusal(clicks.FORM_FAILED) from exc
 
     def thread_context(self) -> ThreadContext:
         container = self.click.container
@@ -181,7 +179,7 @@ def _listener(services: Services, handler: Handler) -> Callable[..., None]:
             services.audit.record("refused", deployment_id, click.user.id, action=action, reason=str(refusal))
             _tell(services, channel, click.user.id, str(refusal))
         except DeploymentNotFound:
-            _tell(services, channel, click.user.id, "That deployment is no longer known to the bot.")
+            _tell(services, channel, click.user.id, clicks.DEPLOYMENT_GONE)
         except redis.RedisError:
             _tell(services, channel, click.user.id, STORE_DOWN)
 
@@ -199,37 +197,31 @@ def _tell(services: Services, channel: str | None, user: str, text: str) -> None
 def apply_recommendations_clicked(c: Clicked) -> None:
     c.may_steer()
     if not c.deployment.recommendations:
-        raise Refusal("There are no recommendations to apply.")
+        raise Refusal(clicks.NO_RECOMMENDATIONS)
     try:
         request, changed = apply_recommendations(c.deployment.request, c.deployment.recommendations)
     except ValueError as exc:
-        raise Refusal(f"The recommendations cannot be applied: {exc}") from exc
+        raise Refusal(clicks.recommendations_unusable(exc)) from exc
     moved = c.advance(
         {DeploymentStatus.AWAITING_DECISION},
         DeploymentStatus.PREPARING_BACKEND,
         "recommendations applied",
-        f":white_check_mark: Recommendations applied by {c.who}.",
+        clicks.recommendations_applied(c.user.user_id),
         then=Step.BACKEND,
         request=request,
     )
-    lines = "\n".join(f"• {line}" for line in changed)
-    c.services.notifier.post(
-        moved,
-        text_message(
-            f"*Values changed by the analysis:*\n{lines}" if changed else "No value needed changing."
-        ),
-    )
+    c.services.notifier.post(moved, clicks.values_changed_message(changed))
 
 
 def keep_values_clicked(c: Clicked) -> None:
     c.may_steer()
     if c.deployment.analysis_blocking:
-        raise Refusal("The analysis found a blocking problem; the values cannot be kept as they are.")
+        raise Refusal(clicks.BLOCKING_ANALYSIS)
     c.advance(
         {DeploymentStatus.AWAITING_DECISION},
         DeploymentStatus.PREPARING_BACKEND,
         "values kept",
-        f":white_check_mark: {c.who} kept the requested values.",
+        clicks.values_kept(c.user.user_id),
         then=Step.BACKEND,
     )
 
@@ -240,7 +232,7 @@ def override_clicked(c: Clicked) -> None:
         {DeploymentStatus.AWAITING_DECISION},
         DeploymentStatus.ANALYSING,
         f"permission check overridden by {c.user.user_id}",
-        f":warning: Permission findings overridden by {c.who}.",
+        clicks.permissions_overridden(c.user.user_id),
         then=Step.ANALYSE,
         options={"full": "1"},
         permission_override_by=c.user.user_id,
@@ -253,7 +245,7 @@ def full_analysis_clicked(c: Clicked) -> None:
         {DeploymentStatus.AWAITING_DECISION},
         DeploymentStatus.ANALYSING,
         "full analysis",
-        f":mag: Full analysis requested by {c.who}.",
+        clicks.full_analysis_requested(c.user.user_id),
         then=Step.ANALYSE,
         options={"full": "1"},
     )
@@ -266,14 +258,13 @@ def fix_backend_clicked(c: Clicked) -> None:
     plan = c.deployment.backend_fix
     if plan is None:
         c.may_steer()
-        raise Refusal("There are no bucket changes waiting for a confirmation.")
+        raise Refusal(clicks.NO_BACKEND_FIX)
     c.require(may_confirm_fix(c.services.policy, c.user, c.deployment, plan))
-    whose = "" if plan.managed else " (an approver: the bot did not create this bucket)"
     c.advance(
         {DeploymentStatus.AWAITING_BACKEND_FIX},
         DeploymentStatus.PREPARING_BACKEND,
         "fixing the state bucket",
-        f":wrench: Changes to `{plan.bucket}` confirmed by {c.who}{whose}.",
+        clicks.backend_fix_confirmed(plan.bucket, c.user.user_id, managed=plan.managed),
         then=Step.BACKEND,
         options={"fix": "1"},
         backend_fix=plan.confirm(c.user.user_id, utcnow()),
@@ -283,7 +274,7 @@ def fix_backend_clicked(c: Clicked) -> None:
 def provide_values_clicked(c: Clicked) -> None:
     c.may_steer()
     if c.deployment.status is not DeploymentStatus.AWAITING_INPUT or not c.deployment.missing_values:
-        raise Refusal("No values are needed right now.")
+        raise Refusal(clicks.NO_VALUES_NEEDED)
     variables = [(name, *USER_VALUE_LABELS.get(name, (name, ""))) for name in c.deployment.missing_values]
     c.open(missing_values_modal(c.thread_context(), variables))
 
@@ -296,7 +287,7 @@ def cancel_clicked(c: Clicked) -> None:
         result = control.cancel(c.services, c.user, c.deployment.id, force=False)
     except control.ControlRefused as refused:
         raise Refusal(str(refused)) from refused
-    text = f":no_entry_sign: Cancelled by {c.who}."
+    text = clicks.cancelled_by(c.user.user_id)
     c.decided(text)
     control.announce(c.services, result, text)
 
@@ -306,7 +297,7 @@ def replan_clicked(c: Clicked) -> None:
         result = control.replan(c.services, c.user, c.deployment.id)
     except control.ControlRefused as refused:
         raise Refusal(str(refused)) from refused
-    text = f":arrows_counterclockwise: Re-plan requested by {c.who}; approvals of this plan no longer count."
+    text = clicks.replan_requested(c.user.user_id)
     c.decided(text)
     control.announce(c.services, result, text)
 
@@ -374,7 +365,7 @@ def approve_clicked(c: Clicked) -> None:
 
 def reject_clicked(c: Clicked) -> None:
     if c.deployment.status is not DeploymentStatus.AWAITING_APPROVAL:
-        raise Refusal("This plan is no longer waiting for a decision.")
+        raise Refusal(clicks.NOT_WAITING_FOR_DECISION)
     c.open(reject_modal(c.thread_context()))
 
 
@@ -384,5 +375,5 @@ def edit_values_clicked(c: Clicked) -> None:
     if status in {DeploymentStatus.APPLYING, DeploymentStatus.APPROVED_QUEUED} or (
         status.is_final and status not in EDITABLE_STATUSES
     ):
-        raise Refusal("Values can only be edited while the plan is waiting for review, or after it failed.")
+        raise Refusal(clicks.NOT_EDITABLE)
     c.open(edit_values_modal(c.thread_context(), c.deployment))

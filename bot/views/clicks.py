@@ -1,0 +1,69 @@
+"""What a thread button click says: the line that replaces the clicked buttons, the thread notices,
+and the (ephemeral) answers when a click changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from bot.views.messages import Message, text_message
+from core.models import Deployment
+
+STORE_DOWN = "The bot cannot reach its store right now; nothing changed. Try again in a minute."
+DEPLOYMENT_GONE = "That deployment is no longer known to the bot."
+NO_TRIGGER = "Slack did not send what is needed to open a form; try again."
+FORM_FAILED = "The form could not be opened; try again."
+NO_RECOMMENDATIONS = "There are no recommendations to apply."
+BLOCKING_ANALYSIS = "The analysis found a blocking problem; the values cannot be kept as they are."
+NO_BACKEND_FIX = "There are no bucket changes waiting for a confirmation."
+NO_VALUES_NEEDED = "No values are needed right now."
+NOT_WAITING_FOR_DECISION = "This plan is no longer waiting for a decision."
+NOT_EDITABLE = "Values can only be edited while the plan is waiting for review, or after it failed."
+
+
+def who(user_id: str) -> str:
+    return f"<@{user_id}>"
+
+
+def nothing_to_do(deployment: Deployment) -> str:
+    """A click that came too late: the deployment moved on."""
+    return f"Nothing to do: the deployment is now {deployment.status.label.split(' ', 1)[-1].lower()}."
+
+
+def recommendations_unusable(error: object) -> str:
+    return f"The recommendations cannot be applied: {error}"
+
+
+def recommendations_applied(user_id: str) -> str:
+    return f":white_check_mark: Recommendations applied by {who(user_id)}."
+
+
+def values_changed_message(changed: Sequence[str]) -> Message:
+    lines = "\n".join(f"• {line}" for line in changed)
+    return text_message(
+        f"*Values changed by the analysis:*\n{lines}" if changed else "No value needed changing."
+    )
+
+
+def values_kept(user_id: str) -> str:
+    return f":white_check_mark: {who(user_id)} kept the requested values."
+
+
+def permissions_overridden(user_id: str) -> str:
+    return f":warning: Permission findings overridden by {who(user_id)}."
+
+
+def full_analysis_requested(user_id: str) -> str:
+    return f":mag: Full analysis requested by {who(user_id)}."
+
+
+def backend_fix_confirmed(bucket: str, user_id: str, *, managed: bool) -> str:
+    whose = "" if managed else " (an approver: the bot did not create this bucket)"
+    return f":wrench: Changes to `{bucket}` confirmed by {who(user_id)}{whose}."
+
+
+def cancelled_by(user_id: str) -> str:
+    return f":no_entry_sign: Cancelled by {who(user_id)}."
+
+
+def replan_requested(user_id: str) -> str:
+    return f":arrows_counterclockwise: Re-plan requested by {who(user_id)}; approvals of this plan no longer count."
