@@ -129,6 +129,7 @@ def main() -> None:
 def web(host: str, port: int, threads: int) -> None:
     """Serve the Bolt app over HTTP at /slack/events (waitress)."""
     from bot.app import build_app
+    from bot.metrics import WebMetrics
     from bot.web import SlackWsgiApp, serve
 
     current = _settings()
@@ -141,7 +142,10 @@ def web(host: str, port: int, threads: int) -> None:
     _check_token(current)
     assert current.slack_signing_secret is not None
     wsgi = SlackWsgiApp(
-        build_app(services), current.slack_signing_secret.get_secret_value(), services.redis_ok
+        build_app(services),
+        current.slack_signing_secret.get_secret_value(),
+        services.redis_ok,
+        metrics=WebMetrics(services.redis),
     )
     log.info("web_listening", host=host, port=port)
     serve(wsgi, host=host, port=port, threads=threads)
@@ -173,16 +177,29 @@ def socket() -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Work until the queue is empty, then exit.")
 @click.option("--name", default=None, help="Worker name (default: host and pid).")
-def worker(burst: bool, name: str | None) -> None:
+@click.option(
+    "--metrics-port", type=int, default=None, help="Serve Prometheus metrics (job histograms) on this port."
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address of the metrics server.")
+def worker(burst: bool, name: str | None, metrics_port: int | None, metrics_host: str) -> None:
     """An RQ worker on the bot's queue, with heartbeats, the dead-job sweep and the Slack outbox."""
+    from workers import metrics as worker_metrics
     from workers.worker import DeployWorker
 
     current = _settings()
     connection = _redis(current, "rq")
     _require_artifact_key(current)
-    DeployWorker([current.queue_name], connection=connection, name=name, settings=current).work(
-        burst=burst, with_scheduler=not burst, logging_level=current.log_level
-    )
+    metrics = None
+    if metrics_port is not None:
+        worker_metrics.enable_multiprocess(current.data_dir)  # before any metric is made
+        metrics = worker_metrics.serve(metrics_host, metrics_port)
+    try:
+        DeployWorker([current.queue_name], connection=connection, name=name, settings=current).work(
+            burst=burst, with_scheduler=not burst, logging_level=current.log_level
+        )
+    finally:
+        if metrics is not None:
+            metrics.stop()
 
 
 @main.command()

@@ -53,6 +53,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from workers.child_env import inherited_environment
+from workers.metrics import observe_terraform
 from workers.terraform.binary import TerraformBinary, base_environment, terraform_binary
 
 log = logging.getLogger(__name__)
@@ -461,6 +462,7 @@ def run_terraform(
         error_excerpt=error_excerpt(lines),
         stale_plan=any(STALE_PLAN_TEXT in line for line in lines),
     )
+    observe_terraform(result)  # ecs_deploy_terraform_run_duration_seconds (workers/metrics.py)
     return result, captured
 
 
