@@ -14,7 +14,6 @@ from pydantic import BaseModel
 from slack_sdk.errors import SlackApiError
 
 from bot.slack import make_web_client
-from core.connection import redis_configured, redis_connection
 from core.persistence import assess_persistence, read_persistence
 from core.settings import Settings
 
@@ -55,13 +54,13 @@ def check_signing(settings: Settings) -> Check:
 
 
 def check_redis(settings: Settings) -> Check:
-    if not redis_configured(settings):
+    if not settings.redis_url:
         return Check(
             name="redis",
             level="warn",
             detail="REDIS_URL is not set: only `ecs-deploy-bot dev` works (embedded Redis).",
         )
-    connection = redis_connection(settings, "cli")
+    connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
     try:
         connection.ping()
         verdict = assess_persistence(read_persistence(connection))
@@ -84,13 +83,13 @@ def check_artifact_key(settings: Settings) -> Check:
             " (only `ecs-deploy-bot dev` makes its own).",
         )
     detail = f"{len(keys)} key(s); the first encrypts"
-    if not redis_configured(settings):
+    if not settings.redis_url:
         return Check(name="artifact key", level="ok", detail=detail)
     from core.artifacts import ArtifactStore
 
     try:
         store = ArtifactStore.for_settings(
-            redis_connection(settings, "cli"), settings
+            redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2), settings
         )
         readable, total = store.readable_count()
     except redis.RedisError as exc:

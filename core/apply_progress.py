@@ -1,29 +1,24 @@
-"""Progress of a `terraform apply`, read from its output one line at a time (pure: no I/O).
+"""Progress of a `terraform apply -json`, read from its UI messages one line at a time (pure: no I/O).
+
+`apply_start` / `apply_progress` / `apply_complete` hooks, the `change_summary` of the apply and
+error `diagnostic`s (core/terraform_ui.py); lines that are not UI messages change nothing.
 
 `total` comes from the plan (add + change + destroy; a replacement counts once in add and once in
-destroy, and Terraform prints both a "Destruction complete" and a "Creation complete" line for it).
+destroy, and Terraform reports both a delete and a create `apply_complete` for it).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-_STARTED = re.compile(r"^(?P<address>\S.*?): (?P<verb>Creating|Modifying|Destroying|Reading)\.\.\.")
-_DONE = re.compile(
-    r"^(?P<address>\S.*?): (?P<kind>Creation|Modifications|Destruction|Read) complete after (?P<after>\S+)"
-)
-_STILL = re.compile(
-    r"^(?P<address>\S.*?): Still (?P<verb>creating|modifying|destroying|reading)\.\.\. \[(?P<rest>.*)\]"
-)
-_SUMMARY = re.compile(
-    r"^Apply complete! Resources: (?:(?P<imported>\d+) imported, )?(?P<added>\d+) added,"
-    r" (?P<changed>\d+) changed, (?P<destroyed>\d+) destroyed\."
-)
-_ERROR = re.compile(r"^(?:│ )?Error: (?P<summary>.+)$")
+from core.terraform_ui import diagnostic, message
+
+_VERBS = {"create": "creating", "update": "modifying", "delete": "destroying", "read": "reading"}
+_KINDS = {"create": "creation", "update": "modifications", "delete": "destruction", "read": "read"}
+_COUNTED = frozenset({"create", "update", "delete"})  # data sources are read, not counted in the plan
 
 
 class ApplyProgress(BaseModel):
@@ -73,49 +68,68 @@ def total_from_plan_json(plan: Mapping[str, Any]) -> int:
     return total
 
 
+def elapsed_text(seconds: object) -> str:
+    """Elapsed seconds the way Terraform writes them: `0s`, `12s`, `1m10s`, `1h2m3s`."""
+    total = int(seconds) if isinstance(seconds, int | float) else 0
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    return f"{minutes}m{secs}s" if minutes else f"{secs}s"
+
+
 def advance(progress: ApplyProgress, line: str) -> ApplyProgress:
     """The progress after one more output line (the same object when the line says nothing new)."""
-    line = line.rstrip("\n")
-    if match := _DONE.match(line):
-        address = match["address"]
+    parsed = message(line)
+    if parsed is None:
+        return progress
+    kind = parsed["type"]
+    raw_hook = parsed.get("hook")
+    hook: Mapping[str, Any] = raw_hook if isinstance(raw_hook, Mapping) else {}
+    address = str((hook.get("resource") or {}).get("addr") or "")
+    action = str(hook.get("action") or "")
+    if kind == "apply_complete" and address:
         remaining = list(progress.in_progress)
         if address in remaining:
             remaining.remove(address)
-        counted = match["kind"] != "Read"  # data sources are read, not counted in the plan's totals
+        counted = action in _COUNTED
         return progress.model_copy(
             update={
                 "done": progress.done + 1 if counted else progress.done,
                 "completed": (*progress.completed, address) if counted else progress.completed,
-                "created": (*progress.created, address) if match["kind"] == "Creation" else progress.created,
+                "created": (*progress.created, address) if action == "create" else progress.created,
                 "in_progress": tuple(remaining),
-                "last_event": f"{address}: {match['kind'].lower()} complete after {match['after']}",
+                "last_event": f"{address}: {_KINDS.get(action, action)} complete after"
+                f" {elapsed_text(hook.get('elapsed_seconds'))}",
             }
         )
-    if match := _STARTED.match(line):
-        address = match["address"]
+    if kind == "apply_start" and address:
         return progress.model_copy(
             update={
                 "in_progress": (*progress.in_progress, address),
-                "last_event": f"{address}: {match['verb'].lower()}…",
+                "last_event": f"{address}: {_VERBS.get(action, action)}…",
             }
         )
-    if match := _STILL.match(line):
-        elapsed = match["rest"].rsplit(", ", 1)[-1]
+    if kind == "apply_progress" and address:
+        elapsed = elapsed_text(hook.get("elapsed_seconds"))
         return progress.model_copy(
-            update={"last_event": f"{match['address']}: still {match['verb']} ({elapsed})"}
+            update={"last_event": f"{address}: still {_VERBS.get(action, action)} ({elapsed} elapsed)"}
         )
-    if match := _SUMMARY.match(line):
+    if kind == "apply_errored" and address:
+        return progress.model_copy(update={"last_event": f"{address}: {_VERBS.get(action, action)} errored"})
+    changes = parsed.get("changes")
+    if kind == "change_summary" and isinstance(changes, Mapping) and changes.get("operation") == "apply":
         return progress.model_copy(
             update={
-                "summary": line.strip(),
-                "added": int(match["added"]),
-                "changed": int(match["changed"]),
-                "destroyed": int(match["destroyed"]),
+                "summary": str(parsed.get("@message", "")).strip(),
+                "added": int(changes.get("add") or 0),
+                "changed": int(changes.get("change") or 0),
+                "destroyed": int(changes.get("remove") or 0),
                 "in_progress": (),
             }
         )
-    if match := _ERROR.match(line):
-        return progress.model_copy(update={"errors": (*progress.errors, match["summary"].strip())})
+    if (found := diagnostic(parsed)) is not None and found.is_error:
+        return progress.model_copy(update={"errors": (*progress.errors, found.summary)})
     return progress
 
 

@@ -66,10 +66,10 @@ HANGING_TERRAFORM = textwrap.dedent(
         pids.write(f"{{command}} {{os.getpid()}}\\n")
     if command == "version":
         print(json.dumps({{"terraform_version": "1.15.5"}}))
-    elif command == "apply":
-        print("terraform_data.deploy: Creating...", flush=True)
-        print("terraform_data.deploy: Creation complete after 0s [id=1]", flush=True)
-        print("terraform_data.config: Creating...", flush=True)
+    elif command == "apply":  # Terraform's -json UI messages
+        for kind, name in (("apply_start", "deploy"), ("apply_complete", "deploy"), ("apply_start", "config")):
+            hook = {{"resource": {{"addr": f"terraform_data.{{name}}"}}, "action": "create"}}
+            print(json.dumps({{"type": kind, "@message": name, "hook": hook}}), flush=True)
         time.sleep(600)
     sys.exit(0)
     """

@@ -105,11 +105,20 @@ HANG_ON_PLAN = """if args[:1] == ["plan"]:
     print("fake terraform: planning forever", flush=True)
     time.sleep(600)"""
 FAIL_ON_APPLY = """if args[:1] == ["apply"]:
-    print("terraform_data.vpc[0]: Creating...", flush=True)
-    print("terraform_data.vpc[0]: Creation complete after 0s [id=abc]", flush=True)
-    print("Error: creating ECS Cluster (web-dev-cluster): AccessDeniedException: not authorized", flush=True)
-    print("", flush=True)
-    print("  with aws_ecs_cluster.this,", flush=True)
+    import json
+    assert "-json" in args, args
+    vpc = {"resource": {"addr": "terraform_data.vpc[0]"}, "action": "create"}
+    for event in (
+        {"type": "apply_start", "@message": "terraform_data.vpc[0]: Creating...", "hook": vpc},
+        {"type": "apply_complete", "@message": "terraform_data.vpc[0]: Creation complete after 0s [id=abc]",
+         "hook": {**vpc, "elapsed_seconds": 0}},
+        {"type": "diagnostic", "@level": "error",
+         "@message": "Error: creating ECS Cluster (web-dev-cluster): AccessDeniedException: not authorized",
+         "diagnostic": {"severity": "error", "address": "aws_ecs_cluster.this",
+                        "summary": "creating ECS Cluster (web-dev-cluster): AccessDeniedException: not authorized",
+                        "detail": ""}},
+    ):
+        print(json.dumps(event), flush=True)
     sys.exit(1)"""
 
 

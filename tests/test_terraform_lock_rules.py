@@ -138,13 +138,16 @@ def test_the_lock_info_of_terraforms_lock_error_is_parsed() -> None:
 
 
 def test_apply_progress_keeps_what_was_created_and_the_state_lists_its_addresses() -> None:
+    def hook(kind: str, address: str, action: str) -> str:  # apply -json's UI messages
+        return json.dumps({"type": kind, "hook": {"resource": {"addr": address}, "action": action}})
+
     progress = replay(
         [
-            "terraform_data.a: Creating...",
-            "terraform_data.a: Creation complete after 0s [id=1]",
-            'module.net.terraform_data.b["x"]: Modifying... [id=2]',
-            'module.net.terraform_data.b["x"]: Modifications complete after 1s [id=2]',
-            "terraform_data.c[0]: Creating...",
+            hook("apply_start", "terraform_data.a", "create"),
+            hook("apply_complete", "terraform_data.a", "create"),
+            hook("apply_start", 'module.net.terraform_data.b["x"]', "update"),
+            hook("apply_complete", 'module.net.terraform_data.b["x"]', "update"),
+            hook("apply_start", "terraform_data.c[0]", "create"),
         ],
         total=3,
     )

@@ -27,9 +27,10 @@ import redis
 
 from bot.notifier import Notifier
 from bot.slack import make_web_client
-from core.apply_progress import ApplyProgress, advance, replay, total_from_plan_json
+from core import terraform_ui
+from core.apply_progress import ApplyProgress, advance, elapsed_text, replay, total_from_plan_json
 from core.audit import AuditTrail
-from core.locks import state_id
+from core.locks import lock_error_info, state_id
 from core.models import AccountSituation, Deployment, DeploymentRequest, DeploymentStatus
 from core.policy.access import AccessPolicy
 from core.settings import Settings
@@ -55,6 +56,7 @@ from workers.terraform.runner import (
     apply,
     error_excerpt,
     group_members,
+    human_log,
     init,
     output_json,
     plan,
@@ -180,6 +182,7 @@ def test_init_plan_show_apply_output_against_moto_backend(workspace: Workspace) 
         "-detailed-exitcode",
         "-input=false",
         "-no-color",
+        "-json",
     ]
     assert plan_file.is_file()
 
@@ -197,6 +200,7 @@ def test_init_plan_show_apply_output_against_moto_backend(workspace: Workspace) 
         "apply",
         "-input=false",
         "-no-color",
+        "-json",
         "-lock-timeout=60s",
         str(plan_file),
     ]
@@ -213,6 +217,11 @@ def test_init_plan_show_apply_output_against_moto_backend(workspace: Workspace) 
         apply(ws, plan_file, options=options)
     assert stale.value.result is not None and stale.value.result.stale_plan
     assert "Error: Saved plan is stale" in stale.value.result.error_excerpt
+    assert [d.summary for d in stale.value.result.diagnostics if d.is_error] == ["Saved plan is stale"]
+    # the raw log holds Terraform's UI messages; the attached (human) log their text
+    stale_log = stale.value.result.log_path.read_text()
+    assert '"type":"diagnostic"' in stale_log
+    assert "Error: Saved plan is stale" in human_log(stale_log) and '"type"' not in human_log(stale_log)
 
     again = plan(ws, workspace.var_file, ws / "again.tfplan", options=options)
     assert again.exit_code == 0 and again.has_changes is False
@@ -229,7 +238,7 @@ def test_init_plan_show_apply_output_against_moto_backend(workspace: Workspace) 
         "008-plan.log",
     ]
     every_log = "".join(path.read_text() for path in (ws / ".ecs-deploy" / "logs").iterdir())
-    assert "terraform_data.third: Creation complete" in every_log
+    assert "terraform_data.third: Creation complete" in human_log(every_log)
     assert "TF_VAR_unused_token" in every_log and SECRET not in every_log
 
 
@@ -276,8 +285,8 @@ def test_cancel_hook_interrupts_and_kills_left_over_children(workspace: Workspac
     seen: list[str] = []
 
     def on_line(line: str) -> None:
-        seen.append(line)
-        if line.endswith("(local-exec): hanging"):  # printed after the trap is in place
+        seen.append(terraform_ui.human_line(line))  # a UI message (-json): its human text
+        if seen[-1].endswith("(local-exec): hanging"):  # printed after the trap is in place
             cancel.set()
 
     result = apply(
@@ -394,17 +403,38 @@ def test_argv_values_are_redacted() -> None:
     ]
 
 
+def hook(kind: str, address: str, action: str, elapsed: int | None = None) -> str:
+    """One hook message of Terraform's machine-readable UI (-json), as Terraform writes it."""
+    body: dict[str, Any] = {"resource": {"addr": address}, "action": action}
+    if elapsed is not None:
+        body["elapsed_seconds"] = elapsed
+    return json.dumps({"@level": "info", "@message": f"{address}: {kind}", "type": kind, "hook": body})
+
+
+def summary_line(add: int, change: int, remove: int, operation: str = "apply") -> str:
+    text = f"Apply complete! Resources: {add} added, {change} changed, {remove} destroyed."
+    changes = {"add": add, "change": change, "import": 0, "remove": remove, "operation": operation}
+    return json.dumps({"@message": text, "type": "change_summary", "changes": changes})
+
+
+def error_line(summary: str, detail: str = "", severity: str = "error") -> str:
+    body = {"severity": severity, "summary": summary, "detail": detail}
+    return json.dumps(
+        {"@level": severity, "@message": f"Error: {summary}", "type": "diagnostic", "diagnostic": body}
+    )
+
+
 def test_apply_progress_counts_completions_and_reads_the_summary() -> None:
     lines = [
-        "aws_vpc.main: Creating...",
-        "aws_vpc.main: Still creating... [10s elapsed]",
-        "aws_vpc.main: Creation complete after 12s [id=vpc-1]",
-        "data.aws_ami.x: Reading...",
-        "data.aws_ami.x: Read complete after 0s [id=ami-1]",
-        "aws_sg.web: Modifying... [id=sg-1]",
-        "aws_sg.web: Modifications complete after 1s [id=sg-1]",
-        "aws_instance.old: Destroying... [id=i-1]",
-        "aws_instance.old: Destruction complete after 30s",
+        hook("apply_start", "aws_vpc.main", "create"),
+        hook("apply_progress", "aws_vpc.main", "create", elapsed=10),
+        hook("apply_complete", "aws_vpc.main", "create", elapsed=12),
+        hook("apply_start", "data.aws_ami.x", "read"),
+        hook("apply_complete", "data.aws_ami.x", "read", elapsed=0),
+        hook("apply_start", "aws_sg.web", "update"),
+        hook("apply_complete", "aws_sg.web", "update", elapsed=1),
+        hook("apply_start", "aws_instance.old", "delete"),
+        hook("apply_complete", "aws_instance.old", "delete", elapsed=30),
     ]
     progress = ApplyProgress(total=4)
     for line in lines[:2]:
@@ -413,12 +443,49 @@ def test_apply_progress_counts_completions_and_reads_the_summary() -> None:
     progress = replay(lines, total=4)
     assert progress.done == 3 and progress.fraction == 0.75 and not progress.finished
     assert progress.in_progress == ()
-    done = advance(progress, "Apply complete! Resources: 1 added, 1 changed, 1 destroyed.")
+    assert progress.last_event == "aws_instance.old: destruction complete after 30s"
+    assert advance(progress, summary_line(1, 1, 1, operation="plan")) is progress  # a plan's summary
+    done = advance(progress, summary_line(1, 1, 1))
     assert done.finished and (done.added, done.changed, done.destroyed) == (1, 1, 1)
     assert done.text == "Apply complete! Resources: 1 added, 1 changed, 1 destroyed."
     assert advance(done, "unrelated line") is done
-    failed = advance(progress, "Error: creating ECS Service: boom")
+    assert advance(done, "aws_vpc.main: Creation complete after 12s [id=vpc-1]") is done  # text: not read
+    assert advance(done, '{"not": "a UI message"}') is done
+    failed = advance(progress, error_line("creating ECS Service: boom"))
     assert failed.errors == ("creating ECS Service: boom",)
+    assert advance(progress, error_line("deprecated", severity="warning")) is progress
+
+
+def test_ui_diagnostics_give_the_excerpt_the_stale_plan_and_the_lock_error() -> None:
+    lock_detail = "Error message: ConditionalCheckFailedException\nLock Info:\n  ID:        1234"
+    lines = [
+        "# binary: Terraform 1.11.4 (PATH)",
+        "There are some problems with the CLI configuration:",
+        error_line("Deprecated Parameter", "something", severity="warning"),
+        error_line("Error acquiring the state lock", lock_detail),
+    ]
+    found = terraform_ui.diagnostics(lines)
+    assert [d.severity for d in found] == ["warning", "error"]
+    excerpt = terraform_ui.error_excerpt(found)
+    assert excerpt == "Error: Error acquiring the state lock\n\n" + lock_detail
+    assert terraform_ui.lock_error(found) and not terraform_ui.stale_plan(found)
+    assert lock_error_info(excerpt) == {"ID": "1234"}
+    stale = terraform_ui.diagnostics(
+        [error_line("Saved plan is stale", "The given plan file can no longer be applied.")]
+    )
+    assert terraform_ui.stale_plan(stale) and not terraform_ui.lock_error(stale)
+    assert not terraform_ui.stale_plan(
+        terraform_ui.diagnostics([error_line("Saved plan is stale", severity="warning")])
+    )
+    assert terraform_ui.diagnostics(["Error: Saved plan is stale", "all good"]) == ()
+    assert terraform_ui.human_lines([*lines[:2], hook("apply_start", "a.b", "create")]) == [
+        lines[0],
+        lines[1],
+        "a.b: apply_start",
+    ]
+    interrupt = json.dumps({"type": "log", "@message": "\nInterrupt received.\nPlease wait…"})
+    assert terraform_ui.interrupt_received(["x", interrupt]) and not terraform_ui.interrupt_received(lines)
+    assert elapsed_text(0) == "0s" and elapsed_text(70) == "1m10s" and elapsed_text(3723) == "1h2m3s"
 
 
 class _JobStopped(BaseException):

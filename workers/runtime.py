@@ -15,7 +15,6 @@ from bot.notifier import Notifier
 from bot.slack import make_web_client
 from bot.views.messages import failure_message
 from core.audit import AuditTrail
-from core.connection import redis_connection
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, DeploymentStopped
 from core.policy.access import AccessPolicy
@@ -40,7 +39,7 @@ class Runtime:
 def runtime() -> Runtime:
     current = settings()
     job = get_current_job()
-    connection = job.connection if job is not None else redis_connection(current, "worker")
+    connection = job.connection if job is not None else redis.Redis.from_url(current.redis_url or "")
     store = DeploymentStore(connection)
     return Runtime(
         settings=current,

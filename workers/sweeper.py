@@ -29,11 +29,12 @@ thread hears about them whichever process noticed first.
 A killed Terraform run (plan or apply) is reported from what can be checked, not guessed: the run's
 record (workers/steps/tfrun.py) and, when the run was on this host, its log; the state object's
 serial before the run and now; whether Terraform's own lock is still held and whether it is provably
-the dead run's (core.locks.own_lock); what the log says was created, and what of that is missing from
-the state. When the run was on this host, the report first waits (up to REPORT_WAIT_SECONDS) for
-Terraform to stop: it got SIGINT when its work horse died and writes its state and releases its lock
-before it exits. The apply's progress message is marked interrupted with the real count. "Stopped
-after" is measured from the job's start to its last heartbeat (`ecs-deploy:lastbeat:…`).
+the dead run's (core.locks.own_lock); what the log says was created (its `apply_complete` messages:
+the apply runs with -json), and what of that is missing from the state. When the run was on this
+host, the report first waits (up to REPORT_WAIT_SECONDS) for Terraform to stop: it got SIGINT when
+its work horse died and writes its state and releases its lock before it exits. The apply's progress
+message is marked interrupted with the real count. "Stopped after" is measured from the job's start
+to its last heartbeat (`ecs-deploy:lastbeat:…`).
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ from core.models import Deployment, DeploymentStatus, DeploymentStopped, utcnow
 from core.queue import DESCRIPTIONS, JOB_SERIALIZER, Step, queue
 from core.settings import Settings
 from core.store import PREFIX, DeploymentStore
+from core.terraform_ui import interrupt_received
 from workers.terraform.state_backend import LockRead, StateObject
 
 log = get_logger(__name__)
@@ -517,9 +519,8 @@ def _progress_of(run: TerraformRun) -> tuple[ApplyProgress | None, str, bool]:
             lines = Path(run.log_path).read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             lines = []
-        if lines:
-            interrupted = any(line.startswith("Interrupt received") for line in lines)
-            return replay(lines, total=run.total), "its log", interrupted
+        if lines:  # Terraform's UI messages (apply -json): apply_complete hooks, its "log" messages
+            return replay(lines, total=run.total), "its log", interrupt_received(lines)
     mirrored = ApplyProgress(total=run.total, done=len(run.completed), completed=run.completed)
     return mirrored, "the progress it recorded", False
 

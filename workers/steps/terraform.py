@@ -92,6 +92,8 @@ def _attach_log(rt: Runtime, deployment: Deployment, result: RunResult) -> None:
         text = Path(result.log_path).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return
+    if result.machine_readable:  # the log holds Terraform's UI messages (-json): attach their text
+        text = runner.human_log(text)
     rt.notifier.upload(
         deployment,
         filename=f"{deployment.id}-{result.command}.log",
@@ -343,7 +345,8 @@ def _outputs(workspace: Path, options: RunOptions) -> dict[str, dict[str, object
 
 
 class _ProgressTracker:
-    """Turns Terraform's apply output into one thread message updated at most every few seconds."""
+    """Turns Terraform's apply UI messages (-json) into one thread message updated at most every few
+    seconds."""
 
     def __init__(
         self, rt: Runtime, deployment: Deployment, ts: str | None, total: int, run: TerraformRunContext

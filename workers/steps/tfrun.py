@@ -14,7 +14,8 @@
   belongs to anyone else is never touched.
 - **Its own lock, once.** Under load, the AWS SDK inside Terraform can retry a PutItem whose first
   attempt succeeded: Terraform then fails on "Error acquiring the state lock … ConditionalCheck
-  FailedException", blocked by the lock it took itself a moment earlier, and leaves it behind. Such a
+  FailedException" (its `diagnostic` message), blocked by the lock it took itself a moment earlier,
+  and leaves it behind. Such a
   lock is recognised (same Who and Operation, taken after the command started), released by its ID,
   audited (`terraform_lock_released`, `retried=true`) and the command is run once more.
 """
@@ -53,7 +54,6 @@ from workers.terraform.state_backend import LockRead, lock_client, read_lock, re
 log = get_logger(__name__)
 
 R = TypeVar("R", bound=RunResult)
-LOCK_ERROR = "Error acquiring the state lock"
 WATCH_INTERVAL = 0.5
 WATCH_SLOW_INTERVAL = 2.0
 WATCH_FAST_SECONDS = 15.0
@@ -69,7 +69,8 @@ def terraform_who() -> str:
 
 
 def is_lock_error(result: RunResult) -> bool:
-    return LOCK_ERROR in result.error_excerpt or LOCK_ERROR in result.output_tail
+    """The command failed acquiring the state lock (its "Error acquiring the state lock" diagnostic)."""
+    return result.lock_error
 
 
 class TerraformRunContext:

@@ -7,6 +7,13 @@ timeout. Terraform writes its output (stdout and stderr together) straight into
 into an optional `on_line` callback. There is no pipe between Terraform and the worker: a worker that
 dies can no longer kill Terraform with SIGPIPE half-way through an apply.
 
+`plan` and `apply` run with `-json` (Terraform's machine-readable UI, core/terraform_ui.py): their
+log holds one UI message per line, and errors, the stale-plan refusal and a state-lock failure are
+read from its `diagnostic` messages, the apply's progress from its hooks (core/apply_progress.py).
+`human_log` renders such a log for people (it is what gets attached). The commands that have no
+machine-readable UI here (`init`; `show -no-color`, the human plan; `output`) write text, and their
+`Error:` blocks are cut from it (`error_excerpt`).
+
 Terraform is started by a small single-threaded launcher (workers/terraform/launcher.py), the leader
 of the run's process group, which relays Terraform's exit status. Stopping, in every case:
 - timeout or cancel: the whole process group gets SIGINT first (Terraform stops gracefully, writes
@@ -52,8 +59,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from core import terraform_ui
+from core.terraform_ui import Diagnostic
 from workers.child_env import inherited_environment
-from workers.metrics import observe_terraform
 from workers.terraform.binary import TerraformBinary, base_environment, terraform_binary
 
 log = logging.getLogger(__name__)
@@ -72,7 +80,6 @@ POLL_INTERVAL = 0.2
 TAIL_LINES = 40
 EXCERPT_MAX_CHARS = 4000
 LOG_DIR = Path(".ecs-deploy") / "logs"
-STALE_PLAN_TEXT = "Saved plan is stale"
 STALE_PLAN_MESSAGE = "the state changed since this plan; re-plan"
 FOLLOW_INTERVAL = 0.1
 LAUNCHER = Path(__file__).resolve().with_name("launcher.py")
@@ -141,6 +148,15 @@ class RunResult(BaseModel):
     output_tail: str = ""
     error_excerpt: str = ""
     stale_plan: bool = False
+    machine_readable: bool = False  # run with -json: the log holds Terraform's UI messages
+    diagnostics: list[Diagnostic] = []  # from the UI messages (-json runs only)
+
+    @property
+    def lock_error(self) -> bool:
+        """Terraform could not take the state lock."""
+        if self.machine_readable:
+            return terraform_ui.lock_error(self.diagnostics)
+        return terraform_ui.LOCK_ERROR_SUMMARY in self.error_excerpt
 
     @property
     def ok(self) -> bool:
@@ -180,7 +196,8 @@ def redact_argv(argv: Sequence[str]) -> list[str]:
 
 
 def error_excerpt(lines: Sequence[str], max_chars: int = EXCERPT_MAX_CHARS) -> str:
-    """The `Error:` diagnostics of Terraform's output: boxed (╷ │ ╵) or plain (-no-color)."""
+    """The `Error:` diagnostics of a text run's output (commands without -json): boxed (╷ │ ╵) or
+    plain (-no-color)."""
     blocks: list[list[str]] = []
     current: list[str] | None = None
     boxed = False
@@ -206,6 +223,11 @@ def error_excerpt(lines: Sequence[str], max_chars: int = EXCERPT_MAX_CHARS) -> s
             current.append(line)
     text = "\n\n".join("\n".join(block).strip() for block in blocks)
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def human_log(text: str) -> str:
+    """A run's log for people: UI messages (-json runs) as their human text, other lines as they are."""
+    return "\n".join(terraform_ui.human_lines(text.splitlines())) + ("\n" if text.endswith("\n") else "")
 
 
 def _ends_plain_block(block: list[str], line: str) -> bool:
@@ -347,6 +369,7 @@ def run_terraform(
     capture_stdout: bool = False,
     sealed: SealedPlan | None = None,
     expected_sha256: str | None = None,
+    machine_readable: bool = False,
 ) -> tuple[RunResult, bytes]:
     """Run `terraform <command> <args>` in `workspace`. With `capture_stdout`, stdout is returned as
     bytes (for `show -json` / `output -json`) and only stderr goes to the log.
@@ -354,6 +377,9 @@ def run_terraform(
     With `sealed`, the command reads that plan (its `argument` is in `args`): its bytes are hashed
     immediately before the command starts and must match `expected_sha256` (default: the hash taken
     when it was sealed), else PlanIntegrityError and nothing runs.
+
+    `machine_readable`: the command runs with -json; errors and the stale-plan refusal are read from
+    its `diagnostic` messages.
 
     It blocks until the run ended: the thread that started the launcher lives as long as the run."""
     options = options or RunOptions()
@@ -446,6 +472,7 @@ def run_terraform(
         stdout_file.close()
 
     lines = sink.lines
+    found = terraform_ui.diagnostics(lines) if machine_readable else ()
     result = RunResult(
         command=command,
         argv=shown,
@@ -459,10 +486,11 @@ def run_terraform(
         leftover_processes_killed=leftovers,
         log_path=log_path,
         output_tail="\n".join(sink.tail),
-        error_excerpt=error_excerpt(lines),
-        stale_plan=any(STALE_PLAN_TEXT in line for line in lines),
+        error_excerpt=terraform_ui.error_excerpt(found) if machine_readable else error_excerpt(lines),
+        stale_plan=terraform_ui.stale_plan(found),
+        machine_readable=machine_readable,
+        diagnostics=list(found),
     )
-    observe_terraform(result)  # ecs_deploy_terraform_run_duration_seconds (workers/metrics.py)
     return result, captured
 
 
@@ -488,7 +516,7 @@ class _LineSink:
 
     def write(self, line: str) -> None:
         self.lines.append(line)
-        self.tail.append(line)
+        self.tail.append(terraform_ui.human_line(line))
         if self._on_line is not None and not self._callback_failed:
             try:
                 self._on_line(line)
@@ -672,7 +700,7 @@ def plan(
     options: RunOptions | None = None,
     on_line: Callable[[str], None] | None = None,
 ) -> PlanResult:
-    """`terraform plan -detailed-exitcode`: exit 0 no changes, 2 changes, anything else an error."""
+    """`terraform plan -json -detailed-exitcode`: exit 0 no changes, 2 changes, anything else an error."""
     result, _ = run_terraform(
         workspace,
         "plan",
@@ -683,9 +711,11 @@ def plan(
             "-detailed-exitcode",
             "-input=false",
             "-no-color",
+            "-json",
         ],
         options=options,
         on_line=on_line,
+        machine_readable=True,
     )
     has_changes: bool | None = None
     if not (result.timed_out or result.cancelled):
@@ -701,11 +731,12 @@ def apply(
     options: RunOptions | None = None,
     expected_sha256: str | None = None,
 ) -> RunResult:
-    """`terraform apply -input=false -no-color <plan file>` (a saved plan needs no -auto-approve).
+    """`terraform apply -input=false -no-color -json <plan file>` (a saved plan needs no -auto-approve).
 
     A SealedPlan is hashed again immediately before Terraform starts and must match
     `expected_sha256` (PlanIntegrityError otherwise: nothing is applied).
-    Raises StalePlanError when Terraform refuses the plan because the state changed since."""
+    Raises StalePlanError when Terraform refuses the plan because the state changed since (its
+    "Saved plan is stale" diagnostic)."""
     argument, sealed = _plan_argument(plan_file)
     result, _ = run_terraform(
         workspace,
@@ -713,6 +744,7 @@ def apply(
         [
             "-input=false",
             "-no-color",
+            "-json",
             f"-lock-timeout={(options or RunOptions()).lock_timeout_seconds}s",
             argument,
         ],
@@ -720,6 +752,7 @@ def apply(
         on_line=on_line,
         sealed=sealed,
         expected_sha256=expected_sha256,
+        machine_readable=True,
     )
     if result.stale_plan and not result.ok:
         raise StalePlanError(STALE_PLAN_MESSAGE, result)
