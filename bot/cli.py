@@ -11,6 +11,7 @@ import click
 import redis
 
 from bot.services import Services
+from core.connection import Role, redis_configured, redis_connection
 from core.logs import configure_logging, get_logger
 from core.settings import ConfigurationError, Settings, load_settings
 
@@ -30,22 +31,22 @@ def _settings() -> Settings:
     return current
 
 
-def _redis_url(current: Settings) -> str:
-    if not current.redis_url:
+def _redis(current: Settings, role: Role = "cli") -> redis.Redis:
+    """The bot's Redis as the settings describe it (core/connection.py: URL, TLS or Sentinel)."""
+    if not redis_configured(current):
         raise click.ClickException(
-            "Missing setting REDIS_URL. Set it to your Redis (redis://host:6379/0), "
+            "Missing setting REDIS_URL. Set it to your Redis (redis://host:6379/0) or give REDIS_SENTINELS, "
             "or run `ecs-deploy-bot dev`, which starts an embedded Redis."
         )
-    return current.redis_url
+    return redis_connection(current, role)
 
 
 def _services(current: Settings) -> Services:
-    from bot.services import redis_connection
     from bot.slack import make_web_client
     from core.policy.errors import PolicyError
 
     try:
-        services = Services.build(current, redis_connection(_redis_url(current)), make_web_client(current))
+        services = Services.build(current, _redis(current, "web"), make_web_client(current))
     except PolicyError as exc:
         raise click.ClickException(f"ECS_DEPLOY_POLICY_FILE: {exc}") from None
     _watch_store(current, services)
@@ -128,6 +129,7 @@ def main() -> None:
 def web(host: str, port: int, threads: int) -> None:
     """Serve the Bolt app over HTTP at /slack/events (waitress)."""
     from bot.app import build_app
+    from bot.metrics import WebMetrics
     from bot.web import SlackWsgiApp, serve
 
     current = _settings()
@@ -140,7 +142,10 @@ def web(host: str, port: int, threads: int) -> None:
     _check_token(current)
     assert current.slack_signing_secret is not None
     wsgi = SlackWsgiApp(
-        build_app(services), current.slack_signing_secret.get_secret_value(), services.redis_ok
+        build_app(services),
+        current.slack_signing_secret.get_secret_value(),
+        services.redis_ok,
+        metrics=WebMetrics(services.redis),
     )
     log.info("web_listening", host=host, port=port)
     serve(wsgi, host=host, port=port, threads=threads)
@@ -172,16 +177,29 @@ def socket() -> None:
 @main.command()
 @click.option("--burst", is_flag=True, help="Work until the queue is empty, then exit.")
 @click.option("--name", default=None, help="Worker name (default: host and pid).")
-def worker(burst: bool, name: str | None) -> None:
+@click.option(
+    "--metrics-port", type=int, default=None, help="Serve Prometheus metrics (job histograms) on this port."
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address of the metrics server.")
+def worker(burst: bool, name: str | None, metrics_port: int | None, metrics_host: str) -> None:
     """An RQ worker on the bot's queue, with heartbeats, the dead-job sweep and the Slack outbox."""
+    from workers import metrics as worker_metrics
     from workers.worker import DeployWorker
 
     current = _settings()
-    connection = redis.Redis.from_url(_redis_url(current))
+    connection = _redis(current, "rq")
     _require_artifact_key(current)
-    DeployWorker([current.queue_name], connection=connection, name=name, settings=current).work(
-        burst=burst, with_scheduler=not burst, logging_level=current.log_level
-    )
+    metrics = None
+    if metrics_port is not None:
+        worker_metrics.enable_multiprocess(current.data_dir)  # before any metric is made
+        metrics = worker_metrics.serve(metrics_host, metrics_port)
+    try:
+        DeployWorker([current.queue_name], connection=connection, name=name, settings=current).work(
+            burst=burst, with_scheduler=not burst, logging_level=current.log_level
+        )
+    finally:
+        if metrics is not None:
+            metrics.stop()
 
 
 @main.command()
@@ -201,7 +219,7 @@ def dev(port: int, worker_count: int) -> None:
     embedded: EmbeddedRedis | None = None
     env = dict(os.environ)
     _dev_private_data(current, env)
-    if not current.redis_url:
+    if not redis_configured(current):
         embedded = _start_embedded_redis(Path(current.data_dir) / "redis")
         env["REDIS_URL"] = embedded.url
         click.echo(f"Embedded Redis on {embedded.url} (data in {embedded.data_dir}, persistence on)")
@@ -266,7 +284,7 @@ def audit_export(since: str | None, deployment_id: str | None) -> None:
         except ValueError:
             raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since") from None
         start = start if start.tzinfo else start.replace(tzinfo=UTC)
-    trail = AuditTrail(redis.Redis.from_url(_redis_url(current)))
+    trail = AuditTrail(_redis(current))
     try:
         for event in trail.export(start):
             if deployment_id is None or event.deployment_id == deployment_id:

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from slack_sdk.errors import SlackApiError
 
 from bot.slack import make_web_client
+from core.connection import redis_configured, redis_connection
 from core.persistence import assess_persistence, read_persistence
 from core.settings import Settings
 
@@ -54,13 +55,13 @@ def check_signing(settings: Settings) -> Check:
 
 
 def check_redis(settings: Settings) -> Check:
-    if not settings.redis_url:
+    if not redis_configured(settings):
         return Check(
             name="redis",
             level="warn",
             detail="REDIS_URL is not set: only `ecs-deploy-bot dev` works (embedded Redis).",
         )
-    connection = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+    connection = redis_connection(settings, "cli")
     try:
         connection.ping()
         verdict = assess_persistence(read_persistence(connection))
@@ -83,13 +84,13 @@ def check_artifact_key(settings: Settings) -> Check:
             " (only `ecs-deploy-bot dev` makes its own).",
         )
     detail = f"{len(keys)} key(s); the first encrypts"
-    if not settings.redis_url:
+    if not redis_configured(settings):
         return Check(name="artifact key", level="ok", detail=detail)
     from core.artifacts import ArtifactStore
 
     try:
         store = ArtifactStore.for_settings(
-            redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2), settings
+            redis_connection(settings, "cli"), settings
         )
         readable, total = store.readable_count()
     except redis.RedisError as exc:

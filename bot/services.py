@@ -86,7 +86,3 @@ def host_profiles() -> list[str]:
         _profiles_cache = (now, sorted(boto3.Session().available_profiles))
     return list(_profiles_cache[1])
 
-
-def redis_connection(url: str) -> Redis:
-    # Short timeouts: a listener must answer Slack within 3 s even when Redis is down.
-    return redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=2, health_check_interval=30)

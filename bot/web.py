@@ -1,5 +1,8 @@
 """The HTTP front: Slack's events, interactivity and slash commands all POST to /slack/events.
 
+`GET /metrics` answers Prometheus (bot/metrics.py: counts read from Redis, no ids or names), without
+authentication like `GET /healthz`.
+
 The body size limit is enforced by waitress itself (`serve`): a request announcing more than
 MAX_BODY gets a 413 from its headers, before its body is read or buffered, and never reaches the
 app. Signatures are checked here, once, before anything is parsed (the Bolt app does not check them
@@ -17,6 +20,7 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 
+from bot.metrics import WebMetrics
 from bot.payloads import MalformedRequest, check_body
 from core.logs import get_logger
 
@@ -35,10 +39,13 @@ def _reply(start_response: StartResponse, status: str, payload: dict[str, Any]) 
 
 
 class SlackWsgiApp:
-    def __init__(self, app: App, signing_secret: str, health: Callable[[], bool]) -> None:
+    def __init__(
+        self, app: App, signing_secret: str, health: Callable[[], bool], metrics: WebMetrics | None = None
+    ) -> None:
         self.handler = SlackRequestHandler(app)
         self.verifier = SignatureVerifier(signing_secret)
         self.health = health
+        self.metrics = metrics
 
     def _signed(self, body: bytes, headers: dict[str, str]) -> bool:
         if not headers["x-slack-request-timestamp"].isdigit() or not headers["x-slack-signature"]:
@@ -50,6 +57,12 @@ class SlackWsgiApp:
         if path == "/healthz" and method == "GET":
             ok = self.health()
             return _reply(start_response, "200 OK" if ok else "503 Service Unavailable", {"ok": ok})
+        if path == "/metrics" and method == "GET" and self.metrics is not None:  # counts only, no auth
+            body = self.metrics.render()
+            start_response(
+                "200 OK", [("Content-Type", self.metrics.content_type), ("Content-Length", str(len(body)))]
+            )
+            return [body]
         if path != "/slack/events":
             return _reply(start_response, "404 Not Found", {"error": "not found"})
         if method != "POST":

@@ -25,6 +25,12 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default=SLACK_API_DEFAULT, alias="SLACK_API_URL")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    # Sentinel ("host:port,host:port") and TLS files: see core/connection.py, which makes every connection
+    redis_sentinels: str = Field(default="", alias="REDIS_SENTINELS")
+    redis_sentinel_master: str = Field(default="", alias="REDIS_SENTINEL_MASTER")
+    redis_tls_ca_file: Path | None = Field(default=None, alias="REDIS_TLS_CA_FILE")
+    redis_tls_cert_file: Path | None = Field(default=None, alias="REDIS_TLS_CERT_FILE")
+    redis_tls_key_file: Path | None = Field(default=None, alias="REDIS_TLS_KEY_FILE")
     data_dir: Path = Field(default=Path(".ecs-deploy-data"), alias="ECS_DEPLOY_DATA_DIR")
     policy_file: Path | None = Field(default=None, alias="ECS_DEPLOY_POLICY_FILE")
     approvers: str = Field(default="", alias="ECS_DEPLOY_APPROVERS")
@@ -77,6 +83,13 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
         return value
+
+    @model_validator(mode="after")
+    def _redis_sentinel(self) -> Settings:
+        from core.connection import check_redis_settings  # core.connection imports this module
+
+        check_redis_settings(self)
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_fits(self) -> Settings:

@@ -15,6 +15,7 @@ from bot.notifier import Notifier
 from bot.slack import make_web_client
 from bot.views.messages import failure_message
 from core.audit import AuditTrail
+from core.connection import redis_connection
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, DeploymentStopped
 from core.policy.access import AccessPolicy
@@ -39,7 +40,7 @@ class Runtime:
 def runtime() -> Runtime:
     current = settings()
     job = get_current_job()
-    connection = job.connection if job is not None else redis.Redis.from_url(current.redis_url or "")
+    connection = job.connection if job is not None else redis_connection(current, "worker")
     store = DeploymentStore(connection)
     return Runtime(
         settings=current,

@@ -38,6 +38,7 @@ from bot.notifier import DRAIN_SECONDS, Notifier
 from bot.outbox import drain as drain_outbox
 from bot.slack import make_web_client
 from bot.store_watch import StoreWatch
+from core.connection import redis_connection
 from core.logs import bind_process_context, clear_process_context, get_logger
 from core.queue import JOB_SERIALIZER
 from core.settings import Settings
@@ -54,7 +55,7 @@ MIN_ROUND_SECONDS = 0.5
 
 
 def _connect(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url or "", socket_timeout=30, socket_connect_timeout=10)
+    return redis_connection(settings, "worker")
 
 
 def _notifier(settings: Settings, connection: redis.Redis) -> Notifier:

@@ -32,6 +32,7 @@ from workers.aws.scan_sections import (
     iam_action,
     is_permission_error,
 )
+from workers.metrics import observe_scan
 
 log = get_logger(__name__)
 
@@ -178,4 +179,5 @@ def scan_account(
         data["sections"][result.name] = result
         data.update(fields)
     data["elapsed_s"] = round(time.perf_counter() - started, 4)
+    observe_scan(data["elapsed_s"])  # ecs_deploy_account_scan_duration_seconds (workers/metrics.py)
     return AccountScan.model_validate(data)

@@ -62,6 +62,7 @@ from pydantic import BaseModel
 from core import terraform_ui
 from core.terraform_ui import Diagnostic
 from workers.child_env import inherited_environment
+from workers.metrics import observe_terraform
 from workers.terraform.binary import TerraformBinary, base_environment, terraform_binary
 
 log = logging.getLogger(__name__)
@@ -491,6 +492,7 @@ def run_terraform(
         machine_readable=machine_readable,
         diagnostics=list(found),
     )
+    observe_terraform(result)  # ecs_deploy_terraform_run_duration_seconds (workers/metrics.py)
     return result, captured
 
 
