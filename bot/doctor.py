@@ -8,11 +8,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
-import boto3
 import redis
 from pydantic import BaseModel
 from slack_sdk.errors import SlackApiError
 
+from aws_edge import configs
+from aws_edge.sessions import known_profiles, profile_session
 from bot.slack import make_web_client
 from core.connection import redis_configured, redis_connection
 from core.persistence import assess_persistence, read_persistence
@@ -109,14 +110,14 @@ def check_artifact_key(settings: Settings) -> Check:
 
 def _verify_profile(profile: str) -> tuple[str, str | None]:
     try:
-        reply = boto3.Session(profile_name=profile).client("sts").get_caller_identity()
+        reply = profile_session(profile).client("sts", config=configs.STANDARD).get_caller_identity()
         return profile, str(reply["Account"])
     except Exception as exc:
         return profile, f"! {type(exc).__name__}"
 
 
 def check_aws_profiles() -> Check:
-    profiles = sorted(boto3.Session().available_profiles)
+    profiles = known_profiles()
     if not profiles:
         return Check(
             name="aws profiles", level="fail", detail="No AWS named profiles are configured on this host."

@@ -6,12 +6,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import boto3
 import redis
 from redis import Redis
 from redis.client import Pipeline
 from slack_sdk import WebClient
 
+from aws_edge.sessions import known_profiles
 from bot.directory import GroupDirectory
 from bot.notifier import Notifier
 from core.audit import AuditTrail
@@ -83,6 +83,6 @@ def host_profiles() -> list[str]:
     global _profiles_cache
     now = time.monotonic()
     if now - _profiles_cache[0] >= _PROFILE_CACHE_SECONDS:
-        _profiles_cache = (now, sorted(boto3.Session().available_profiles))
+        _profiles_cache = (now, known_profiles())
     return list(_profiles_cache[1])
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -13,10 +11,11 @@ from botocore.exceptions import (
 )
 from pydantic import BaseModel
 
+from aws_edge import configs
+from aws_edge.sessions import known_profiles, session_for
 from core.models import CallerIdentity
 from core.policy.access import AssumeRole
 
-AWS_CONFIG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 INVALID_CREDENTIALS = {"InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException"}
 EXPIRED_CREDENTIALS = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
 
@@ -33,31 +32,14 @@ class Verification(BaseModel):
     problem: AccessProblem | None = None
 
 
-def session_for(profile: str, region: str, assume: AssumeRole | None = None) -> boto3.Session:
-    """A boto3 session for a named profile, optionally assuming the role the access policy names."""
-    base = boto3.Session(profile_name=profile, region_name=region)
-    if assume is None:
-        return base
-    params = {"RoleArn": assume.role_arn, "RoleSessionName": assume.session_name or "ecs-deploy-bot"}
-    if assume.external_id:
-        params["ExternalId"] = assume.external_id
-    creds = base.client("sts", config=AWS_CONFIG).assume_role(**params)["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=region,
-    )
-
-
 def verify_access(
     profile: str, region: str, expected_account: str, assume: AssumeRole | None = None
 ) -> Verification:
     try:
         session = session_for(profile, region, assume)
-        reply = session.client("sts", config=AWS_CONFIG).get_caller_identity()
+        reply = session.client("sts", config=configs.STANDARD).get_caller_identity()
     except ProfileNotFound:
-        known = ", ".join(sorted(boto3.Session().available_profiles)) or "none"
+        known = ", ".join(known_profiles()) or "none"
         return _problem(
             f"The AWS profile `{profile}` is not configured on the bot's host.",
             f"Known profiles: {known}. Ask an operator to add it to the AWS config.",

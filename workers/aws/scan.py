@@ -22,6 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.loaders import Loader, create_loader
 
+from aws_edge import configs
 from core.analysis.scan import SECTIONS, SECTIONS_BY_NAME, AccountScan, Quota, SectionResult, SectionStatus
 from core.logs import get_logger
 from workers.aws.scan_sections import (
@@ -36,13 +37,9 @@ from workers.metrics import observe_scan
 
 log = get_logger(__name__)
 
-# Bounded retries: a throttled or flaky call is retried a little, never for minutes.
-DEFAULT_CONFIG = Config(
-    retries={"max_attempts": 3, "mode": "standard"},
-    connect_timeout=5,
-    read_timeout=30,
-    max_pool_connections=25,
-)
+# Bounded retries (a throttled or flaky call is retried a little, never for minutes) and a connection
+# pool for the concurrent sections.
+DEFAULT_CONFIG = configs.SCAN
 
 # The service each section calls (botocore service name).
 SECTION_SERVICE: dict[str, str] = {

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 from rq import get_current_job
 
+from aws_edge.terraform_lock import LockRead, lock_client, read_lock, release_lock
 from bot.views.terraform_runs import dead_run_lock_released, lock_left_alone, own_lock_released
 from core.locks import (
     OPERATIONS,
@@ -49,7 +50,7 @@ from core.models import Deployment, utcnow
 from workers.runtime import Runtime
 from workers.steps.common import aws_session
 from workers.terraform.runner import RunOptions, RunResult, StartedRun
-from workers.terraform.state_backend import LockRead, lock_client, read_lock, read_state, release_lock
+from workers.terraform.state_backend import read_state
 
 log = get_logger(__name__)
 
