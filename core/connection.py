@@ -160,15 +160,3 @@ def _sentinel_master(
     sentinel = Sentinel(nodes, sentinel_kwargs=sentinel_options)
     client: redis.Redis = sentinel.master_for(settings.redis_sentinel_master, **master_options)
     return client
-
-
-def describe(settings: Settings) -> str:
-    """Where the settings point, without credentials (for logs and `doctor`)."""
-    if settings.redis_sentinels:
-        return f"sentinel master {settings.redis_sentinel_master!r} via {settings.redis_sentinels}"
-    if not settings.redis_url:
-        return "unset"
-    url = urlsplit(settings.redis_url)
-    host = url.hostname or ""
-    port = f":{url.port}" if url.port else ""
-    return f"{url.scheme}://{host}{port}{url.path}"
