@@ -29,10 +29,7 @@ from core.visibility import may_see
 
 log = get_logger(__name__)
 
-STORE_DOWN = (
-    ":warning: ECS deploy bot cannot reach its store (Redis) right now, so nothing was started."
-    " Please try again in a minute."
-)
+STORE_DOWN = views.STORE_DOWN
 HELP = views.HELP
 
 Reply = str | Message
@@ -110,7 +107,7 @@ def _open_request_form(slash: SlashCommand, client: WebClient, services: Service
         services.notifier.ephemeral(
             slash.channel_id,
             slash.user_id,
-            "No AWS profile is available to you. Ask the bot's operators for access.",
+            views.NO_PROFILE,
         )
         return
     view = request_modal_dict(ModalContext(channel_id=slash.channel_id, team_id=slash.team_id), profiles)

@@ -13,10 +13,10 @@ from bot.forms import errors_from_validation
 from bot.ids import INPUT_ACTION, BlockId, Callback
 from bot.payloads import ViewSubmission, input_value
 from bot.services import Services
+from bot.views import clicks
 from bot.views.approval import click_text, rejected_decision, rejected_message
-from bot.views.blocks import HINT_LIMIT, clip, escape_mrkdwn
+from bot.views.blocks import HINT_LIMIT, clip
 from bot.views.decisions import EDITABLE_KNOBS, ThreadContext
-from bot.views.messages import text_message
 from core import validation
 from core.approval import ApprovalResult, record_rejection
 from core.models import Deployment, DeploymentRequest, DeploymentStatus, utcnow
@@ -185,9 +185,7 @@ def provide_values(
         services.notifier.refresh_root(updated)
         services.notifier.post(
             updated,
-            text_message(
-                f":pencil: <@{submission.user.id}> gave " + ", ".join(f"`{n}`" for n in given) + "."
-            ),
+            clicks.values_given_message(submission.user.id, given),
         )
 
 
@@ -249,7 +247,7 @@ def edit_values(
     before = {**deployment.request.model_dump(mode="json"), **deployment.extra_values}
     after = {**request.model_dump(mode="json"), **extra}
     diff = [
-        f"• `{key}`: {escape_mrkdwn(f'{before.get(key)!s:.80}')} → {escape_mrkdwn(f'{after.get(key)!s:.80}')}"
+        clicks.value_change_line(key, before.get(key), after.get(key))
         for key in sorted(set(before) | set(after))
         if before.get(key) != after.get(key)
     ]
@@ -271,7 +269,7 @@ def edit_values(
     if not changed:
         ack(
             response_action="errors",
-            errors={BlockId.SIZE.value: "The deployment moved on; values can no longer be edited."},
+            errors={BlockId.SIZE.value: clicks.VALUES_MOVED_ON},
         )
         return
     ack()
@@ -282,13 +280,9 @@ def edit_values(
         services.notifier.decide(
             updated,
             updated.plan.message_ts,
-            f":pencil: Values edited by <@{who}>; this plan is discarded and a new one is coming.",
+            clicks.values_edited_decision(who),
         )
     services.notifier.post(
         updated,
-        text_message(
-            f":pencil: <@{who}> edited the values:\n"
-            + ("\n".join(diff) or "nothing changed")
-            + "\nEarlier approvals are discarded."
-        ),
+        clicks.values_edited_message(who, diff),
     )

@@ -3,8 +3,9 @@ and the (ephemeral) answers when a click changes nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
+from bot.views.blocks import escape_mrkdwn
 from bot.views.messages import Message, text_message
 from core.models import Deployment
 
@@ -67,3 +68,30 @@ def cancelled_by(user_id: str) -> str:
 
 def replan_requested(user_id: str) -> str:
     return f":arrows_counterclockwise: Re-plan requested by {who(user_id)}; approvals of this plan no longer count."
+
+
+# -- values given or edited in the thread's forms
+
+VALUES_MOVED_ON = "The deployment moved on; values can no longer be edited."
+
+
+def values_given_message(user_id: str, names: Iterable[str]) -> Message:
+    return text_message(f":pencil: {who(user_id)} gave " + ", ".join(f"`{n}`" for n in names) + ".")
+
+
+def value_change_line(key: str, before: object, after: object) -> str:
+    """One edited value, before → after (each shortened to 80 characters, escaped)."""
+    return f"• `{key}`: {escape_mrkdwn(f'{before!s:.80}')} → {escape_mrkdwn(f'{after!s:.80}')}"
+
+
+def values_edited_decision(user_id: str) -> str:
+    """Replaces the buttons of the plan the edit discards."""
+    return f":pencil: Values edited by {who(user_id)}; this plan is discarded and a new one is coming."
+
+
+def values_edited_message(user_id: str, changes: Sequence[str]) -> Message:
+    return text_message(
+        f":pencil: {who(user_id)} edited the values:\n"
+        + ("\n".join(changes) or "nothing changed")
+        + "\nEarlier approvals are discarded."
+    )

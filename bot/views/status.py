@@ -23,6 +23,11 @@ from core.models import Deployment, DeploymentStatus
 # The unlock button's action id (value "{deployment_id}:{lock token}"), handled in
 # bot/listeners/commands.py. Kept here, next to the button, rather than in bot/ids.py.
 UNLOCK_CONFIRM = "control_unlock_confirm"
+STORE_DOWN = (
+    ":warning: ECS deploy bot cannot reach its store (Redis) right now, so nothing was started."
+    " Please try again in a minute."
+)
+NO_PROFILE = "No AWS profile is available to you. Ask the bot's operators for access."
 MAX_LIST = 15
 MAX_TEXT = MESSAGE_TEXT_LIMIT
 
