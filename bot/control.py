@@ -29,8 +29,8 @@ from pydantic import BaseModel, ConfigDict
 from redis.client import Pipeline
 
 from bot.services import Services
+from bot.views import refusals
 from bot.views.messages import text_message
-from bot.views.text import inline_code
 from core.locks import LockHolder, StateLock, TerraformLockInfo, TerraformRuns, own_lock, state_id
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, utcnow
@@ -94,7 +94,7 @@ def is_lead(policy: AccessPolicy, user: SlackIdentity) -> bool:
 def find(services: Services, deployment_id: str) -> Deployment:
     deployment = services.store.find(deployment_id.strip()[:64])
     if deployment is None:
-        raise ControlRefused(f"No deployment {inline_code(deployment_id.strip()[:64])} is known to the bot.")
+        raise ControlRefused(refusals.unknown_deployment(deployment_id.strip()[:64]))
     return deployment
 
 
@@ -151,12 +151,7 @@ class ApplyRunning(ControlRefused):
     """Cancelling a running apply needs an explicit --force."""
 
     def __init__(self, deployment_id: str) -> None:
-        super().__init__(
-            f":warning: `{deployment_id}` is applying right now. Cancelling interrupts `terraform apply`"
-            " (SIGINT): resources it already created or changed stay, and the state may be *partially"
-            " applied*. If you mean it, type `/ecs-deploy cancel "
-            f"{deployment_id} --force`."
-        )
+        super().__init__(refusals.apply_running(deployment_id))
         self.deployment_id = deployment_id
 
 
@@ -175,9 +170,7 @@ def cancel(services: Services, user: SlackIdentity, deployment_id: str, *, force
         refusal.clear()
         replaced[:] = [d.status]
         if d.status.is_final:
-            refusal.append(
-                ControlRefused(f"`{d.id}` is already {_label(d.status)}; there is nothing to cancel.")
-            )
+            refusal.append(ControlRefused(refusals.nothing_to_cancel(d.id, _label(d.status))))
             return None
         if d.status is DeploymentStatus.APPLYING and not force:
             refusal.append(ApplyRunning(d.id))
@@ -225,10 +218,7 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
     if not decision.allowed:
         raise ControlRefused(decision.reason)
     if deployment.workspace is None:
-        raise ControlRefused(
-            f"`{deployment.id}` never got as far as a Terraform workspace, so there is nothing to re-plan."
-            " Request a new deployment instead."
-        )
+        raise ControlRefused(refusals.nothing_to_replan(deployment.id))
     replaced: list[DeploymentStatus] = []
 
     def change(d: Deployment) -> Deployment | None:
@@ -246,10 +236,7 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
 
     moved, changed = services.store.transition(deployment.id, change, also=plan_again)
     if not changed:
-        raise ControlRefused(
-            f"`{moved.id}` is {_label(moved.status)}; a re-plan is possible while a plan waits for approval,"
-            " or after a failure, an interruption, a cancellation or a deployment."
-        )
+        raise ControlRefused(refusals.replan_not_possible(moved.id, _label(moved.status)))
     log.info("replan_requested", deployment_id=moved.id, user=user.user_id)
     services.audit.record("replan_requested", moved.id, user.user_id, previous=replaced[0].value)
     return Replanned(deployment=moved, previous=replaced[0], by=user.user_id)
@@ -282,10 +269,7 @@ def lock_view(services: Services, user: SlackIdentity, deployment_id: str) -> Lo
     deployment = find(services, deployment_id)
     if not may_override(services.policy, user, deployment).allowed:
         request = deployment.request
-        raise ControlRefused(
-            f"Only an approver (lead) for profile `{request.profile}` in `{request.environment}` can release"
-            " a state lock."
-        )
+        raise ControlRefused(refusals.unlock_leads_only(request.profile, request.environment))
     state = state_of(deployment)
     holder = _lock(services, state).holder()
     holding = services.store.find(holder.deployment_id) if holder else None
@@ -300,11 +284,12 @@ def release(services: Services, user: SlackIdentity, deployment_id: str, token: 
     """Release the lock the lead was shown (same token), never a lock someone took since."""
     view = lock_view(services, user, deployment_id)
     if view.holder is None:
-        raise ControlRefused(f"The bot holds no lock on `{view.state}` any more; nothing to release.")
+        raise ControlRefused(refusals.no_lock_to_release(view.state))
     if view.holder.token != token or not _lock(services, view.state).release(token):
         raise ControlRefused(
-            f"The lock on `{view.state}` changed hands since you looked (now `{view.holder.deployment_id}`,"
-            f" {view.holder.step}). Run `/ecs-deploy unlock {view.deployment.id}` again."
+            refusals.lock_changed_hands(
+                view.state, view.holder.deployment_id, view.holder.step, view.deployment.id
+            )
         )
     services.audit.record(
         "state_lock_released",

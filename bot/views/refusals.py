@@ -1,0 +1,54 @@
+"""Why a control subcommand or button (cancel, re-plan, unlock) changed nothing: the texts of
+bot/control.py's `ControlRefused`. Kept apart from bot/views/status.py, which renders control's
+results and so imports bot/control.py."""
+
+from __future__ import annotations
+
+from bot.views.blocks import inline_code
+
+
+def unknown_deployment(typed: str) -> str:
+    """The same answer for an id that does not exist and one the asker may not see."""
+    return f"No deployment {inline_code(typed)} is known to the bot."
+
+
+def apply_running(deployment_id: str) -> str:
+    return (
+        f":warning: `{deployment_id}` is applying right now. Cancelling interrupts `terraform apply`"
+        " (SIGINT): resources it already created or changed stay, and the state may be *partially"
+        " applied*. If you mean it, type `/ecs-deploy cancel "
+        f"{deployment_id} --force`."
+    )
+
+
+def nothing_to_cancel(deployment_id: str, status: str) -> str:
+    return f"`{deployment_id}` is already {status}; there is nothing to cancel."
+
+
+def nothing_to_replan(deployment_id: str) -> str:
+    return (
+        f"`{deployment_id}` never got as far as a Terraform workspace, so there is nothing to re-plan."
+        " Request a new deployment instead."
+    )
+
+
+def replan_not_possible(deployment_id: str, status: str) -> str:
+    return (
+        f"`{deployment_id}` is {status}; a re-plan is possible while a plan waits for approval,"
+        " or after a failure, an interruption, a cancellation or a deployment."
+    )
+
+
+def unlock_leads_only(profile: str, environment: str) -> str:
+    return f"Only an approver (lead) for profile `{profile}` in `{environment}` can release a state lock."
+
+
+def no_lock_to_release(state: str) -> str:
+    return f"The bot holds no lock on `{state}` any more; nothing to release."
+
+
+def lock_changed_hands(state: str, holder_deployment_id: str, holder_step: str, deployment_id: str) -> str:
+    return (
+        f"The lock on `{state}` changed hands since you looked (now `{holder_deployment_id}`,"
+        f" {holder_step}). Run `/ecs-deploy unlock {deployment_id}` again."
+    )
