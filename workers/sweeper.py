@@ -56,6 +56,13 @@ from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.utils import parse_composite_key
 
 from bot.notifier import Notifier
+from bot.views.interruptions import (
+    apply_interrupted_progress,
+    interrupted_headline,
+    nothing_more_runs,
+    state_lock_maybe_held,
+    state_lock_released,
+)
 from bot.views.messages import text_message
 from bot.views.pipeline import status_line
 from core.apply_progress import ApplyProgress, replay
@@ -395,15 +402,8 @@ class Sweeper:
             return ""
         if lock.release(holder.token):
             interruption.lock_released = True
-            return (
-                f":unlock: The bot's lock on the Terraform state `{state}` (taken for {holder.step} at"
-                f" {holder.since:%H:%M} UTC) was held by this deployment and has been released, so other"
-                " runs on this state are no longer kept waiting."
-            )
-        return (
-            f":lock: The bot's lock on the Terraform state `{state}` may still be held by this deployment;"
-            f" release it with `/ecs-deploy unlock {deployment.id}`."
-        )
+            return state_lock_released(state, holder.step, holder.since)
+        return state_lock_maybe_held(state, deployment.id)
 
     # -- a killed Terraform run -----------------------------------------------------------------
 
@@ -483,10 +483,7 @@ class Sweeper:
             return
         progress = aftermath.progress or ApplyProgress(total=run.total)
         counted = f"{progress.done}/{progress.total}" if progress.total else str(progress.done)
-        text = (
-            f":warning: Apply interrupted — {counted} resources done (from {aftermath.progress_source or 'its record'})"
-            f" · its worker stopped {_duration(job, died_at)} after the job started"
-        )
+        text = apply_interrupted_progress(counted, aftermath.progress_source, job.started_at, died_at)
         try:
             self.notifier.update(deployment, run.progress_ts, status_line(text))
         except Exception:
@@ -656,16 +653,6 @@ def _next_text(aftermath: Aftermath, deployment: Deployment, missing: list[str],
     return text
 
 
-def _duration(job: Job, died_at: datetime) -> str:
-    started = job.started_at
-    if started is None:
-        return "?"
-    if started.tzinfo is None:
-        started = started.replace(tzinfo=UTC)
-    seconds = max(0, int((died_at - started).total_seconds()))
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
 def _failure_text(job: Job) -> str:
     result = job.latest_result()
     return str(result.exc_string or "") if result is not None else ""
@@ -684,23 +671,14 @@ def _meta(job: Job, name: str) -> str | None:
 
 
 def _headline(what: str, job: Job, reason: str, stopped: str | None, died_at: datetime) -> str:
-    ran = ""
-    if job.started_at is not None:
-        ran = f" {_duration(job, died_at)} after the job started (last heartbeat {died_at:%H:%M:%S} UTC)"
-    text = (
-        f":warning: *Interrupted: {what}.* The worker running it stopped unexpectedly{ran}: {reason}"
-        f" (a container stop, a deploy or running out of memory can do this). Job `{job.id}`."
+    return interrupted_headline(
+        what, job_id=job.id, reason=reason, started=job.started_at, died_at=died_at, stopped=stopped
     )
-    if stopped:
-        text += f" The deployment was already {stopped}; it stays {stopped}."
-    return text
 
 
 def _what_next(step: Step | None, deployment: Deployment, stopped: str | None) -> str:
     """For steps other than Terraform's (those get `aftermath_lines`)."""
-    if stopped:
-        return "Nothing more runs for this deployment."
-    return "Nothing more runs for this deployment on its own: start a new request with `/ecs-deploy`."
+    return nothing_more_runs(stopped=bool(stopped))
 
 
 def _session(deployment: Deployment, current: Settings) -> boto3.Session:
