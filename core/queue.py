@@ -14,7 +14,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 import redis
-from rq import Queue
+from rq import Callback, Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -34,6 +34,10 @@ class Step(StrEnum):
 
 
 JOB_FUNCTIONS: dict[Step, str] = {step: f"workers.jobs.run_{step.value}" for step in Step}
+# RQ calls it when a job fails; the bot acts on one case, RQ's registry cleanup finding the job
+# abandoned (AbandonedJobError; see workers/sweeper.py). Its timeout covers the report, which waits
+# up to 40 s for a killed Terraform to stop and then reads the state and lock in AWS.
+ON_FAILURE = Callback("workers.worker.on_job_failure", timeout=300)
 
 DESCRIPTIONS: dict[Step, str] = {
     Step.VERIFY: "verify AWS access",
@@ -92,5 +96,6 @@ def enqueue_step(
         failure_ttl=30 * 24 * 3600,
         description=f"{deployment_id}: {DESCRIPTIONS[step]}",
         meta={"deployment_id": deployment_id, "step": step.value},
+        on_failure=ON_FAILURE,
         pipeline=pipeline,
     )

@@ -45,3 +45,75 @@ def test_the_check_can_see_an_import(tmp_path: Path) -> None:
     sample = tmp_path / "x.py"
     sample.write_text("from workers.jobs import run_plan\nimport bot.app\n")
     assert imported_packages(sample) == {"workers", "bot"}
+
+
+# -- RQ and structlog through their public interfaces only ----------------------------------------
+
+LIBRARIES = ("rq", "structlog")
+INTERNAL_MODULES = {"rq.job_lifecycle", "rq.utils"}
+
+
+def _internal(dotted: str) -> bool:
+    parts = dotted.split(".")
+    if parts[0] not in LIBRARIES:
+        return False
+    prefixes = {".".join(parts[: n + 1]) for n in range(len(parts))}
+    return any(part.startswith("_") for part in parts) or bool(prefixes & INTERNAL_MODULES)
+
+
+def internal_library_names(path: Path) -> list[str]:
+    """Imports of (and attribute paths into) private or internal names of RQ and structlog: any name
+    starting with `_`, or the modules RQ keeps for itself (rq.job_lifecycle, rq.utils)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Attribute):
+            chain: list[str] = [node.attr]
+            value = node.value
+            while isinstance(value, ast.Attribute):
+                chain.append(value.attr)
+                value = value.value
+            if isinstance(value, ast.Name):
+                names = [".".join([value.id, *reversed(chain)])]
+        found.extend(f"{path.name}:{node.lineno} {name}" for name in names if _internal(name))
+    return sorted(set(found))
+
+
+def test_no_private_or_internal_rq_or_structlog_names() -> None:
+    found = [
+        hit
+        for package in ("core", "bot", "workers")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for hit in internal_library_names(path)
+    ]
+    assert found == []
+
+
+def test_the_internal_names_check_can_see_them(tmp_path: Path) -> None:
+    sample = tmp_path / "x.py"
+    sample.write_text(
+        "import rq.utils\n"
+        "from rq.job_lifecycle import record_job_failure\n"
+        "from rq.utils import parse_composite_key\n"
+        "from structlog._log_levels import NAME_TO_LEVEL\n"
+        "from structlog.stdlib import _FixedFindCallerLogger\n"
+        "import structlog\n"
+        "x = structlog._config.get_config()\n"
+        "from rq import Callback, Queue\n"
+        "from rq.registry import StartedJobRegistry\n"
+        "y = structlog.stdlib.ProcessorFormatter\n"
+    )
+    assert {hit.split(" ", 1)[1] for hit in internal_library_names(sample)} == {
+        "rq.utils",
+        "rq.job_lifecycle.record_job_failure",
+        "rq.utils.parse_composite_key",
+        "structlog._log_levels.NAME_TO_LEVEL",
+        "structlog.stdlib._FixedFindCallerLogger",
+        "structlog._config.get_config",
+        "structlog._config",
+    }

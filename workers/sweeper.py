@@ -22,9 +22,14 @@ about 60 s with the defaults, well inside two minutes. The three bounds can be c
 ECS_DEPLOY_HEARTBEAT_INTERVAL, ECS_DEPLOY_DEAD_AFTER and ECS_DEPLOY_SWEEP_INTERVAL (seconds); keep
 DEAD_AFTER at several heartbeat intervals, so one slow Redis round trip does not look like a death.
 
-Jobs that RQ itself failed as abandoned (`AbandonedJobError`), or whose work horse alone was killed
-("Work-horse terminated unexpectedly"), are reported the same way (claimed by the same key), so the
-thread hears about them whichever process noticed first.
+RQ finds such a job on its own only later: when its StartedJobRegistry entry has expired (the
+worker's job-monitoring interval + 60 s, ≈ 90 s) and a worker's maintenance (every 10 minutes) runs
+its registry cleanup. That is what the heartbeats add: a report within a minute, with the worker
+named. RQ's own findings are reported the same way (claimed by the same key), through RQ's public
+hooks, so the thread hears about a death whichever process noticed first: every job is enqueued
+with an `on_failure` Callback (core/queue.py) that RQ's cleanup calls with `AbandonedJobError`, and
+the worker is built with a `work_horse_killed_handler` for a work horse killed on its own
+(workers/worker.py).
 
 A killed Terraform run (plan or apply) is reported from what can be checked, not guessed: the run's
 record (workers/steps/tfrun.py) and, when the run was on this host, its log; the state object's
@@ -44,16 +49,16 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
 import redis
 from rq.exceptions import NoSuchJobError
+from rq.executions import Execution
 from rq.job import Job, JobStatus
-from rq.job_lifecycle import record_job_failure
 from rq.registry import FailedJobRegistry, StartedJobRegistry
-from rq.utils import parse_composite_key
+from rq.results import Result
 
 from bot.notifier import Notifier
 from bot.views.interruptions import (
@@ -87,9 +92,6 @@ from workers.terraform.state_backend import LockRead, StateObject
 log = get_logger(__name__)
 
 CLAIM_TTL_SECONDS = 7 * 24 * 3600
-FAILED_SCAN = 50  # newest failed jobs checked for RQ's own "abandoned"/"horse killed" failures
-FAILED_SCAN_AGE = timedelta(hours=24)
-RQ_DEATHS = ("AbandonedJobError", "Work-horse terminated unexpectedly")
 AWAITING = frozenset(
     {
         DeploymentStatus.AWAITING_DECISION,
@@ -233,36 +235,46 @@ class Sweeper:
             interruption = self._interrupt_dead(job, executions, live_deployments)
             if interruption is not None:
                 found.append(interruption)
-        for job in self._failed_by_rq():
-            deployment_id = _meta(job, "deployment_id")
-            if deployment_id in live_deployments or not self._claim(job.id):
-                continue
-            reason = (
-                "RQ found its worker gone"
-                if "Abandoned" in (job.exc_info or "")
-                else "its process was killed"
-            )
-            found.append(self.report(job, reason=reason))
         return found
 
-    def _started_jobs(self) -> list[tuple[Job, list[str], bool]]:
-        """STARTED jobs of our queue: (job, its started-registry entries, alive?)."""
+    def rq_found_dead(self, job: Job) -> Interruption | None:
+        """RQ's registry cleanup found `job` abandoned (its `on_failure` callback, AbandonedJobError):
+        report it unless this sweep or another process already did, or a newer job of the same
+        deployment is alive."""
+        deployment_id = _meta(job, "deployment_id")
+        live = {
+            d
+            for other, _, alive in self._started_jobs()
+            if alive and other.id != job.id and (d := _meta(other, "deployment_id"))
+        }
+        if deployment_id in live or not self._claim(job.id):
+            return None
+        return self.report(job, reason="RQ found its worker gone")
+
+    def _started_jobs(self) -> list[tuple[Job, list[Execution], bool]]:
+        """STARTED jobs of our queue: (job, its executions in the started registry, alive?)."""
         registry = StartedJobRegistry(queue=self.queue)
         entries: dict[str, list[str]] = {}
-        for raw in self.redis.zrange(registry.key, 0, -1):  # never get_job_ids(): it runs RQ's cleanup
-            entry = raw.decode() if isinstance(raw, bytes) else str(raw)
-            job_id, _ = parse_composite_key(entry)
-            entries.setdefault(job_id, []).append(entry)
+        # cleanup=False: RQ's cleanup would fail dead jobs on its own (it runs in the worker's
+        # maintenance, where it calls their on_failure callback)
+        for job_id, execution_id in registry.get_job_and_execution_ids(cleanup=False):
+            entries.setdefault(job_id, []).append(execution_id)
         result = []
-        for job_id, keys in entries.items():
+        for job_id, execution_ids in entries.items():
+            executions = [
+                Execution(execution_id, job_id, connection=self.redis) for execution_id in execution_ids
+            ]
             try:
                 job = Job.fetch(job_id, connection=self.redis, serializer=JOB_SERIALIZER)
             except NoSuchJobError:
-                self.redis.zrem(registry.key, *keys)
+                with self.redis.pipeline() as pipe:
+                    for execution in executions:
+                        registry.remove_execution(execution, pipeline=pipe)
+                    pipe.execute()
                 continue
             if job.get_status(refresh=False) != JobStatus.STARTED:
                 continue
-            result.append((job, keys, self._alive(job)))
+            result.append((job, executions, self._alive(job)))
         return result
 
     def _alive(self, job: Job) -> bool:
@@ -278,32 +290,10 @@ class Sweeper:
             started = started.replace(tzinfo=UTC)
         return (utcnow() - started).total_seconds() < self.bounds.dead_after
 
-    def _failed_by_rq(self) -> list[Job]:
-        registry = FailedJobRegistry(queue=self.queue)
-        ids = [
-            raw.decode() if isinstance(raw, bytes) else str(raw)
-            for raw in self.redis.zrange(registry.key, -FAILED_SCAN, -1)
-        ]
-        jobs = []
-        cutoff = utcnow() - FAILED_SCAN_AGE
-        for job in Job.fetch_many(ids, connection=self.redis, serializer=JOB_SERIALIZER):
-            if job is None or not _meta(job, "deployment_id"):
-                continue
-            ended = job.ended_at or job.started_at
-            if ended is not None and ended.tzinfo is None:
-                ended = ended.replace(tzinfo=UTC)
-            if ended is None or ended < cutoff:
-                continue
-            if any(mark in _failure_text(job) for mark in RQ_DEATHS) and not self.redis.exists(
-                claim_key(job.id)
-            ):
-                jobs.append(job)
-        return jobs
-
     def _claim(self, job_id: str) -> bool:
         return bool(self.redis.set(claim_key(job_id), "1", nx=True, ex=CLAIM_TTL_SECONDS))
 
-    def _interrupt_dead(self, job: Job, executions: list[str], live: set[str]) -> Interruption | None:
+    def _interrupt_dead(self, job: Job, executions: list[Execution], live: set[str]) -> Interruption | None:
         if not self._claim(job.id):
             return None
         worker = job.worker_name or "?"
@@ -311,12 +301,16 @@ class Sweeper:
             f"Interrupted: worker {worker} stopped sending heartbeats (no heartbeat for"
             f" {self.bounds.dead_after:g} s); found by the ecs-deploy sweep at {utcnow():%Y-%m-%d %H:%M:%S} UTC"
         )
-        registry = StartedJobRegistry(queue=self.queue)
+        # what RQ's own cleanup does for an abandoned job, through its public interfaces: the
+        # executions out of the started registry, the job FAILED in the FailedJobRegistry with a result
         with self.redis.pipeline() as pipe:
-            pipe.zrem(registry.key, *executions)
-            for entry in executions:
-                pipe.delete(f"rq:execution:{entry}")
-            record_job_failure(job, exc_string, pipe)
+            for execution in executions:
+                execution.delete(job, pipe)
+            job.set_status(JobStatus.FAILED, pipeline=pipe)
+            FailedJobRegistry(queue=self.queue).add(
+                job, ttl=job.failure_ttl, exc_string=exc_string, pipeline=pipe
+            )
+            Result.create_failure(job, job.failure_ttl, exc_string, pipeline=pipe)
             pipe.execute()
         log.warning(
             "job_worker_dead", job_id=job.id, worker=worker, deployment_id=_meta(job, "deployment_id")
@@ -651,11 +645,6 @@ def _next_text(aftermath: Aftermath, deployment: Deployment, missing: list[str],
             f" `/ecs-deploy unlock {deployment.id}`."
         )
     return text
-
-
-def _failure_text(job: Job) -> str:
-    result = job.latest_result()
-    return str(result.exc_string or "") if result is not None else ""
 
 
 def _step(name: str | None) -> Step | None:

@@ -9,7 +9,9 @@ On top of `rq.Worker` it
   could fail those jobs silently;
 - in the work horse, lets jobs queue their Slack messages without waiting (a deliverer thread sends
   them, bot/outbox.py), and delivers what is left when the job is done (DRAIN_SECONDS at most);
-- reports a work horse killed on its own (OOM) at once, in the job's thread;
+- reports a work horse killed on its own (OOM) at once, in the job's thread (RQ's
+  `work_horse_killed_handler`), and a job RQ's registry cleanup found abandoned (the jobs'
+  `on_failure` callback, `on_job_failure`);
 - tries the outbox one last time when it stops (also after `--burst`; STOP_DELIVERY_SECONDS at most);
 - reads jobs with the JSON serializer only (core.queue.JOB_SERIALIZER: never pickle from Redis), and
   runs with umask 077 in a private data directory, so checkouts, tfvars, plan files and Terraform
@@ -30,6 +32,7 @@ from typing import Any
 
 import redis
 from rq import Worker
+from rq.exceptions import AbandonedJobError
 from rq.executions import Execution
 from rq.job import Job
 from rq.queue import Queue
@@ -41,7 +44,7 @@ from bot.store_watch import StoreWatch
 from core.connection import redis_connection
 from core.logs import bind_process_context, clear_process_context, get_logger
 from core.queue import JOB_SERIALIZER
-from core.settings import Settings
+from core.settings import Settings, load_settings
 from core.store import DeploymentStore
 from workers.aws.scan import preload_service_models
 from workers.sweeper import Bounds, Heartbeat, Sweeper, claim_key, job_beat_key, worker_beat_key
@@ -137,6 +140,7 @@ class DeployWorker(Worker):
         os.umask(PRIVATE_UMASK)  # before anything is written; inherited by the horse, git and Terraform
         private_data_dir(settings.data_dir)
         kwargs["serializer"] = JOB_SERIALIZER  # the queues named here are built with it as well
+        kwargs["work_horse_killed_handler"] = self._work_horse_killed
         super().__init__(queues, *args, **kwargs)
         self.settings = settings
         self.bounds = bounds or Bounds.from_settings(settings)
@@ -182,9 +186,9 @@ class DeployWorker(Worker):
             with contextlib.suppress(redis.RedisError):
                 connection.close()
 
-    def handle_work_horse_killed(self, job: Job, retpid: Any, ret_val: Any, rusage: Any) -> None:
-        """Only the horse died (e.g. the OOM killer): report it now, RQ then fails the job."""
-        super().handle_work_horse_killed(job, retpid, ret_val, rusage)
+    def _work_horse_killed(self, job: Job, retpid: int, ret_val: int, rusage: Any) -> None:
+        """RQ's work_horse_killed_handler: only the horse died (e.g. the OOM killer). Report it now;
+        RQ then fails the job."""
         signal_text = (
             f"signal {os.WTERMSIG(ret_val)}" if ret_val and os.WIFSIGNALED(ret_val) else f"exit {ret_val}"
         )
@@ -196,3 +200,19 @@ class DeployWorker(Worker):
 
     def _sweeper(self) -> Sweeper:
         return Sweeper(self.connection, self.settings, _notifier(self.settings, self.connection), self.bounds)
+
+
+def on_job_failure(
+    job: Job, connection: redis.Redis, exc_type: type[BaseException] | None, value: Any, tb: Any
+) -> None:
+    """Every job's `on_failure` callback (core.queue.ON_FAILURE). RQ calls it when a job raised (in
+    the work horse: the step has reported its own failure, nothing to do) and when its registry
+    cleanup finds a job abandoned — AbandonedJobError: its worker died unnoticed by the bot's sweep.
+    Then the deployment's thread hears about it, once (the same claim as the sweep's)."""
+    if exc_type is None or not issubclass(exc_type, AbandonedJobError):
+        return
+    current = load_settings()  # this process's (the one running RQ's cleanup)
+    try:
+        Sweeper(connection, current, _notifier(current, connection)).rq_found_dead(job)
+    except Exception:
+        log.exception("interrupted_report_failed", job_id=job.id)
