@@ -22,12 +22,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict
 from redis.client import Pipeline
 
+from aws_edge import configs
+from aws_edge.errors import aws_problem, error_code
+from aws_edge.sessions import session_for
+from aws_edge.terraform_lock import lock_client, read_lock, release_lock
 from bot.services import Services
 from bot.views import refusals
 from bot.views.messages import text_message
@@ -56,8 +58,6 @@ REPLAN_FROM = frozenset(
     }
 )
 PENDING_SCAN = 200  # how many recent deployments App Home looks through for pending approvals
-# AWS I/O in a listener thread: fail fast rather than keep a Bolt worker thread busy.
-AWS_QUICK = Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 1, "mode": "standard"})
 
 
 class ControlRefused(Exception):
@@ -342,26 +342,22 @@ def terraform_lock(services: Services, deployment: Deployment) -> TerraformLock:
     )
     found = TerraformLock(state=state, table=request.lock_table, backend_config=backend)
     try:
-        client = _session(services.policy, request.profile, request.region).client(
-            "dynamodb", config=AWS_QUICK
-        )
-        reply = client.get_item(
-            TableName=request.lock_table, Key={"LockID": {"S": state}}, ConsistentRead=True
-        )
+        # AWS I/O in a listener thread: fail fast rather than keep a Bolt worker thread busy.
+        role = services.policy.role_for(request.profile)
+        session = session_for(request.profile, request.region, role, sts_config=configs.LISTENER)
+        client = lock_client(session, configs.LISTENER)
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", "error"))
-        if code == "ResourceNotFoundException":
-            return found.model_copy(
-                update={"problem": f"the lock table `{request.lock_table}` does not exist"}
-            )
-        return found.model_copy(update={"problem": f"DynamoDB answered {code}"})
+        return found.model_copy(update={"problem": _lock_table_problem(request.lock_table, exc)})
     except BotoCoreError as exc:
-        return found.model_copy(update={"problem": f"AWS could not be reached ({type(exc).__name__})"})
-    item = reply.get("Item")
-    if not item:
+        return found.model_copy(update={"problem": aws_problem(exc)})
+    read = read_lock(client, request.lock_table, state)
+    if read.error_code is not None:
+        return found.model_copy(update={"problem": _lock_table_problem(request.lock_table, read.error_code)})
+    if read.problem is not None:
+        return found.model_copy(update={"problem": read.problem})
+    if not read.held:
         return found
-    raw = item.get("Info", {}).get("S") or ""
-    info = TerraformLockInfo.from_raw(raw) if raw else None
+    info = read.lock
     if info is None:
         return found.model_copy(update={"held": True})
     held = found.model_copy(
@@ -393,21 +389,14 @@ def _release_if_dead_runs_own(
         return held.model_copy(update={"own_reason": verdict.reason})
     lead_id = lead.decode() if isinstance(lead, bytes) else str(lead)
     try:
-        client.delete_item(
-            TableName=held.table,
-            Key={"LockID": {"S": held.state}},
-            ConditionExpression="Info = :info",
-            ExpressionAttributeValues={":info": {"S": info.raw}},
-        )
+        released = release_lock(client, held.table, held.state, info)
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", "error"))
-        if code == "ConditionalCheckFailedException":
-            return held.model_copy(
-                update={"problem": "the lock changed while it was being released; look again"}
-            )
+        code = error_code(exc) or "error"
         return held.model_copy(update={"problem": f"DynamoDB answered {code} to the release"})
     except BotoCoreError as exc:
-        return held.model_copy(update={"problem": f"AWS could not be reached ({type(exc).__name__})"})
+        return held.model_copy(update={"problem": aws_problem(exc)})
+    if not released:
+        return held.model_copy(update={"problem": "the lock changed while it was being released; look again"})
     holder = f"`{run.deployment_id}` ({run.step}, job `{run.job_id}`)"
     services.audit.record(
         "terraform_lock_released",
@@ -429,23 +418,12 @@ def _release_if_dead_runs_own(
     )
 
 
-def _session(policy: AccessPolicy, profile: str, region: str) -> boto3.Session:
-    """The deployment's AWS session: its named profile, then the policy's role when it names one.
-    (The workers have their own copy in workers/aws/identity.py; the Slack side never imports them.)"""
-    base = boto3.Session(profile_name=profile, region_name=region)
-    role = policy.role_for(profile)
-    if role is None:
-        return base
-    params = {"RoleArn": role.role_arn, "RoleSessionName": role.session_name or "ecs-deploy-bot"}
-    if role.external_id:
-        params["ExternalId"] = role.external_id
-    creds = base.client("sts", config=AWS_QUICK).assume_role(**params)["Credentials"]
-    return boto3.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-        region_name=region,
-    )
+def _lock_table_problem(table: str, answer: ClientError | str) -> str:
+    """What DynamoDB's error answer (or its code) means for the lock table."""
+    code = answer if isinstance(answer, str) else error_code(answer) or "error"
+    if code == "ResourceNotFoundException":
+        return f"the lock table `{table}` does not exist"
+    return f"DynamoDB answered {code}"
 
 
 def announce_release(services: Services, view: LockView, text: str) -> None:

@@ -47,6 +47,64 @@ def test_the_check_can_see_an_import(tmp_path: Path) -> None:
     assert imported_packages(sample) == {"workers", "bot"}
 
 
+# -- the AWS edge: one place for sessions, assumed roles and client configurations ------------------
+
+
+def aws_edge_bypasses(path: Path) -> list[str]:
+    """Calls that belong in aws_edge/: `….assume_role(…)` and building a botocore `Config(…)`."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    config_names = {"Config"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "botocore.config":
+            config_names.update(alias.asname or alias.name for alias in node.names if alias.name == "Config")
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+        if name == "assume_role" or name in config_names:
+            found.append(
+                f"{path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name}:{node.lineno} calls {name}()"
+            )
+    return found
+
+
+def test_core_does_not_import_the_aws_edge() -> None:
+    assert offenders("core", {"aws_edge"}) == []
+
+
+def test_aws_edge_imports_core_only() -> None:
+    assert offenders("aws_edge", {"bot", "workers", "slack_bolt", "slack_sdk", "rq"}) == []
+
+
+def test_only_the_aws_edge_assumes_roles_or_builds_client_configs() -> None:
+    found = [
+        hit
+        for package in ("core", "bot", "workers")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        for hit in aws_edge_bypasses(path)
+    ]
+    assert found == []
+
+
+def test_the_aws_edge_check_can_see_a_bypass(tmp_path: Path) -> None:
+    sample = tmp_path / "x.py"
+    sample.write_text(
+        "import botocore.config\n"
+        "from botocore.config import Config as C\n"
+        "a = C(retries={'mode': 'legacy'})\n"
+        "b = botocore.config.Config()\n"
+        "c = sts.assume_role(RoleArn='arn')\n"
+        "d = dict(Configuration=1)\n"
+    )
+    assert [hit.split(" calls ")[1] for hit in aws_edge_bypasses(sample)] == [
+        "C()",
+        "Config()",
+        "assume_role()",
+    ]
+
+
 # -- RQ and structlog through their public interfaces only ----------------------------------------
 
 LIBRARIES = ("rq", "structlog")

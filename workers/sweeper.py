@@ -60,6 +60,7 @@ from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.results import Result
 
+from aws_edge.terraform_lock import LockRead
 from bot.notifier import Notifier
 from bot.views.interruptions import (
     apply_interrupted_progress,
@@ -87,7 +88,7 @@ from core.queue import DESCRIPTIONS, JOB_SERIALIZER, Step, queue
 from core.settings import Settings
 from core.store import PREFIX, DeploymentStore
 from core.terraform_ui import interrupt_received
-from workers.terraform.state_backend import LockRead, StateObject
+from workers.terraform.state_backend import StateObject
 
 log = get_logger(__name__)
 
@@ -437,7 +438,8 @@ class Sweeper:
     def _aftermath(
         self, deployment: Deployment, step: Step, run: TerraformRun | None, died_at: datetime
     ) -> Aftermath:
-        from workers.terraform.state_backend import lock_client, read_lock, read_state
+        from aws_edge.terraform_lock import lock_client, read_lock
+        from workers.terraform.state_backend import read_state
 
         request = deployment.request
         state = state_id(request.state_bucket, request.state_key)
@@ -672,8 +674,8 @@ def _what_next(step: Step | None, deployment: Deployment, stopped: str | None) -
 
 def _session(deployment: Deployment, current: Settings) -> boto3.Session:
     """The deployment's AWS session (its profile, and the access policy's role when it names one)."""
+    from aws_edge.sessions import session_for
     from core.policy.loading import policy_from_settings
-    from workers.aws.identity import session_for
 
     request = deployment.request
     role = policy_from_settings(current.policy_file, current.approver_ids).role_for(request.profile)

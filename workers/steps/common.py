@@ -11,6 +11,7 @@ from pathlib import Path
 
 import boto3
 
+from aws_edge.sessions import session_for
 from bot.views import failures
 from bot.views.pipeline import status_line
 from bot.views.terraform_runs import waiting_text
@@ -21,7 +22,6 @@ from core.models import Deployment, DeploymentStatus
 from core.policy.access import AssumeRole
 from core.queue import Step, enqueue_step
 from core.store import PREFIX
-from workers.aws.identity import session_for
 from workers.runtime import Runtime, StepFailure
 from workers.terraform.runner import RunOptions
 from workers.workspace import WorkspaceError, WorkspaceManager, inside, write_atomic

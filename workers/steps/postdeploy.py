@@ -13,6 +13,7 @@ from urllib.parse import urljoin, urlsplit
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from aws_edge import configs
 from bot.views.pipeline import VerificationLine, verification_message
 from core.models import Deployment, DeploymentStatus
 from workers.runtime import Runtime
@@ -288,7 +289,8 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
 def verify(
     session: boto3.Session, outputs: dict[str, Any], *, timeout: float, db_tcp: bool, http: bool
 ) -> list[VerificationLine]:
-    ecs, elbv2 = session.client("ecs"), session.client("elbv2")
+    ecs = session.client("ecs", config=configs.DEFAULT)
+    elbv2 = session.client("elbv2", config=configs.DEFAULT)
     cluster = _output(outputs, "ecs_cluster_name")
     services_value = _output(outputs, "ecs_service_names") or {}
     services = list(services_value.values()) if isinstance(services_value, dict) else list(services_value)
