@@ -6,7 +6,7 @@ On top of `rq.Worker` it
 - sweeps for such dead jobs and delivers the Slack outbox from a background thread (every
   SWEEP_INTERVAL and HEARTBEAT_INTERVAL respectively, see workers/sweeper.py; the outbox also as soon
   as an entry falls due), and once before it takes its first job, before RQ's own registry cleanup
-  could fail those jobs silently;
+  (which finds them later, and reports them through the jobs' on_failure callback);
 - in the work horse, lets jobs queue their Slack messages without waiting (a deliverer thread sends
   them, bot/outbox.py), and delivers what is left when the job is done (DRAIN_SECONDS at most);
 - reports a work horse killed on its own (OOM) at once, in the job's thread (RQ's
@@ -162,7 +162,8 @@ class DeployWorker(Worker):
             maintenance.stop()
 
     def clean_registries(self) -> None:
-        """Our sweep first: RQ's cleanup would fail a dead job without telling its deployment."""
+        """Our sweep first (its report names the worker that stopped beating); RQ's cleanup then
+        reports what it finds abandoned through the jobs' on_failure callback."""
         self._sweeper().sweep()
         super().clean_registries()
 
