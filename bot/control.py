@@ -1,7 +1,7 @@
 """Operating deployments from `/ecs-deploy` and App Home: who is a lead, what a user may see, and
 cancel / unlock / re-plan as state changes over `Services`.
 
-Every state change goes through `DeploymentStore.transition` (WATCH/MULTI), so a command racing a
+Every state change is a move of core.lifecycle made in `DeploymentStore.transition` (WATCH/MULTI), so a command racing a
 worker or a button either wins or is refused with the status it found; nothing is half-written.
 The functions here change Redis (and enqueue jobs) but never post to Slack: they return what
 happened, and the listener renders it and hands it to the notifier (`announce_*`). The AWS calls of
@@ -33,12 +33,13 @@ from aws_edge.terraform_lock import lock_client, read_lock, release_lock
 from bot.services import Services
 from bot.views import refusals
 from bot.views.messages import text_message
+from core import lifecycle
+from core.lifecycle import Move
 from core.locks import LockHolder, StateLock, TerraformLockInfo, TerraformRuns, own_lock, state_id
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, utcnow
 from core.policy.access import AccessPolicy
 from core.policy.principals import SlackIdentity
-from core.queue import Step
 from core.steering import may_override, may_steer
 from core.store import PREFIX
 
@@ -46,17 +47,6 @@ log = get_logger(__name__)
 
 CANCEL_KEY_TTL_SECONDS = 24 * 3600
 UNLOCK_INTENT_TTL_SECONDS = 600  # a lead's /ecs-deploy unlock, until its Terraform lock check ran
-# An interrupted or force-cancelled apply may have left the state partly applied: a fresh plan is
-# the way forward (its review shows what is left), so those can be re-planned too.
-REPLAN_FROM = frozenset(
-    {
-        DeploymentStatus.AWAITING_APPROVAL,
-        DeploymentStatus.FAILED,
-        DeploymentStatus.DEPLOYED,
-        DeploymentStatus.INTERRUPTED,
-        DeploymentStatus.CANCELLED,
-    }
-)
 PENDING_SCAN = 200  # how many recent deployments App Home looks through for pending approvals
 
 
@@ -166,16 +156,18 @@ def cancel(services: Services, user: SlackIdentity, deployment_id: str, *, force
     refusal: list[ControlRefused] = []
     replaced: list[DeploymentStatus] = []
 
+    event = Move.FORCE_CANCEL if force else Move.CANCEL  # a running apply needs --force
+
     def change(d: Deployment) -> Deployment | None:  # may run more than once (optimistic locking)
         refusal.clear()
         replaced[:] = [d.status]
+        if lifecycle.allows(d.status, event):
+            return lifecycle.move(d, event, f"cancelled by {user.user_id}")
         if d.status.is_final:
             refusal.append(ControlRefused(refusals.nothing_to_cancel(d.id, _label(d.status))))
             return None
-        if d.status is DeploymentStatus.APPLYING and not force:
-            refusal.append(ApplyRunning(d.id))
-            return None
-        return d.with_status(DeploymentStatus.CANCELLED, f"cancelled by {user.user_id}")
+        refusal.append(ApplyRunning(d.id))  # open but refused: an apply is running and no --force
+        return None
 
     def flag(pipe: Pipeline, moved: Deployment) -> None:  # with CANCELLED, in the same MULTI
         pipe.set(cancel_key(moved.id), user.user_id, ex=CANCEL_KEY_TTL_SECONDS)
@@ -211,8 +203,9 @@ class Replanned(BaseModel):
 
 
 def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Replanned:
-    """Same rules as the Re-plan button: requester or approver; from AWAITING_APPROVAL, FAILED or
-    DEPLOYED; status → PLANNING, then a PLAN job with the deployment's current values."""
+    """Same rules as the Re-plan button: requester or approver; the move REPLAN of core.lifecycle
+    (from AWAITING_APPROVAL, FAILED, DEPLOYED, INTERRUPTED or CANCELLED) → PLANNING, with a PLAN job
+    with the deployment's current values in the same transaction."""
     deployment = find(services, deployment_id)
     decision = may_steer(services.policy, user, deployment)
     if not decision.allowed:
@@ -223,11 +216,9 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
 
     def change(d: Deployment) -> Deployment | None:
         replaced[:] = [d.status]
-        if d.status not in REPLAN_FROM:
-            return None
-        return d.with_status(DeploymentStatus.PLANNING, "re-plan requested")
+        return lifecycle.attempt(d, Move.REPLAN, "re-plan requested")
 
-    enqueue = services.enqueue_in(Step.PLAN)
+    enqueue = services.enqueue_in(lifecycle.job_started_by(Move.REPLAN))
 
     def plan_again(pipe: Pipeline, moved: Deployment) -> None:
         # an old cancel must not interrupt the new plan: cleared in the same MULTI as PLANNING

@@ -61,8 +61,10 @@ from slack_sdk.models.blocks import Block
 from bot.outbox import PLACEHOLDER_PREFIX, Deliverer, Outbox, OutboxEntry
 from bot.slack import TIMEOUT_SECONDS, is_ambiguous, is_transient, outbox_client
 from bot.views.messages import Message, decided_blocks, root_message
+from core import lifecycle
+from core.lifecycle import Move
 from core.logs import get_logger
-from core.models import STOPPED_STATUSES, Deployment, DeploymentStatus, DeploymentStopped
+from core.models import Deployment, DeploymentStopped
 from core.store import PREFIX, DeploymentNotFound, DeploymentStore
 
 log = get_logger(__name__)
@@ -198,25 +200,18 @@ class Notifier:
     def set_status(
         self,
         deployment_id: str,
-        status: DeploymentStatus,
+        move: Move,
         detail: str = "",
         *,
-        only_from: frozenset[DeploymentStatus] | None = None,
+        also: Callable[[Pipeline, Deployment], object] | None = None,
     ) -> Deployment:
-        """Move to `status`, unless the deployment was cancelled, rejected or interrupted meanwhile, or
-        (with `only_from`) is not in a status this move may start from: a late or duplicate job stops
-        quietly (DeploymentStopped) instead of moving the deployment on."""
-
-        def change(d: Deployment) -> Deployment | None:
-            if d.status in STOPPED_STATUSES or (
-                d.status is DeploymentStatus.INTERRUPTED and status is not d.status
-            ):
-                return None
-            if only_from is not None and d.status not in only_from and d.status is not status:
-                return None
-            return d.with_status(status, detail)
-
-        deployment, changed = self.store.transition(deployment_id, change)
+        """Make `move` (core.lifecycle), unless the table refuses it from the deployment's current
+        status — cancelled, rejected or interrupted meanwhile, or moved on: a late or duplicate job
+        stops quietly (DeploymentStopped) instead of moving the deployment on. `also` joins the move's
+        transaction (the job the move starts)."""
+        deployment, changed = self.store.transition(
+            deployment_id, lambda d: lifecycle.attempt(d, move, detail), also=also
+        )
         if not changed:
             raise DeploymentStopped(deployment.status.value)
         self._queue(self.root_entry(deployment.id))

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from core import validation
 from core.approval import ApprovalState, PlanBinding
 from core.backend_fix import BackendFixPlan
+from core.lifecycle import DeploymentStatus as DeploymentStatus
 from core.sizes import SetupSize
 
 
@@ -26,70 +27,6 @@ def new_deployment_id() -> str:
 class AccountSituation(StrEnum):
     NEW = "new"
     EXISTING = "existing"
-
-
-class DeploymentStatus(StrEnum):
-    REQUESTED = "requested"
-    VERIFYING = "verifying"
-    ANALYSING = "analysing"
-    AWAITING_DECISION = "awaiting_decision"
-    PREPARING_BACKEND = "preparing_backend"
-    AWAITING_BACKEND_FIX = "awaiting_backend_fix"
-    PREPARING_WORKSPACE = "preparing_workspace"
-    AWAITING_INPUT = "awaiting_input"
-    PLANNING = "planning"
-    AWAITING_APPROVAL = "awaiting_approval"
-    APPROVED_QUEUED = "approved"
-    APPLYING = "applying"
-    VERIFYING_DEPLOYMENT = "verifying_deployment"
-    DEPLOYED = "deployed"
-    FAILED = "failed"
-    REJECTED = "rejected"
-    CANCELLED = "cancelled"
-    INTERRUPTED = "interrupted"
-
-    @property
-    def is_final(self) -> bool:
-        return self in FINAL_STATUSES
-
-    @property
-    def label(self) -> str:
-        return STATUS_LABELS[self]
-
-
-FINAL_STATUSES = frozenset(
-    {
-        DeploymentStatus.DEPLOYED,
-        DeploymentStatus.FAILED,
-        DeploymentStatus.REJECTED,
-        DeploymentStatus.CANCELLED,
-        DeploymentStatus.INTERRUPTED,
-    }
-)
-
-STATUS_LABELS: dict[DeploymentStatus, str] = {
-    DeploymentStatus.REQUESTED: ":hourglass_flowing_sand: Requested",
-    DeploymentStatus.VERIFYING: ":mag: Verifying AWS access",
-    DeploymentStatus.ANALYSING: ":mag: Analysing the account",
-    DeploymentStatus.AWAITING_DECISION: ":raising_hand: Waiting for a decision on the analysis",
-    DeploymentStatus.PREPARING_BACKEND: ":package: Preparing the state backend",
-    DeploymentStatus.AWAITING_BACKEND_FIX: ":raising_hand: Waiting for confirmation to fix the state bucket",
-    DeploymentStatus.PREPARING_WORKSPACE: ":file_folder: Preparing the workspace",
-    DeploymentStatus.AWAITING_INPUT: ":raising_hand: Waiting for values from the requester",
-    DeploymentStatus.PLANNING: ":memo: Planning",
-    DeploymentStatus.AWAITING_APPROVAL: ":raising_hand: Waiting for approval",
-    DeploymentStatus.APPROVED_QUEUED: ":white_check_mark: Approved — waiting for a worker to apply",
-    DeploymentStatus.APPLYING: ":gear: Applying",
-    DeploymentStatus.VERIFYING_DEPLOYMENT: ":stethoscope: Verifying the deployment",
-    DeploymentStatus.DEPLOYED: ":white_check_mark: Deployed",
-    DeploymentStatus.FAILED: ":x: Failed",
-    DeploymentStatus.REJECTED: ":no_entry: Rejected",
-    DeploymentStatus.CANCELLED: ":no_entry_sign: Cancelled",
-    DeploymentStatus.INTERRUPTED: ":warning: Interrupted",
-}
-
-
-STOPPED_STATUSES = frozenset({DeploymentStatus.CANCELLED, DeploymentStatus.REJECTED})
 
 
 class DeploymentStopped(Exception):

@@ -11,26 +11,15 @@ registry of the bot's queue uses JOB_SERIALIZER (`queue()`, `fetch_job()` and th
 
 from __future__ import annotations
 
-from enum import StrEnum
-
 import redis
 from rq import Callback, Queue
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from core.lifecycle import Step as Step  # the pipeline's jobs are part of the lifecycle table
 from core.settings import Settings
 
 JOB_SERIALIZER = JSONSerializer
-
-
-class Step(StrEnum):
-    VERIFY = "verify"
-    ANALYSE = "analyse"
-    BACKEND = "backend"
-    WORKSPACE = "workspace"
-    PLAN = "plan"
-    APPLY = "apply"
-    VERIFY_DEPLOYMENT = "verify_deployment"
 
 
 JOB_FUNCTIONS: dict[Step, str] = {step: f"workers.jobs.run_{step.value}" for step in Step}

@@ -174,7 +174,7 @@ def test_guests_and_other_organisations_cannot_approve_a_two_approver_prod_plan(
     approve(slack, deployment, message, LEAD)
     eventually(lambda: store.get(deployment.id).approval.approver_ids == [LEAD])
     approve(slack, deployment, message, GROUP_LEAD)
-    eventually(lambda: store.get(deployment.id).status is DeploymentStatus.APPROVED_QUEUED)
+    eventually(lambda: store.get(deployment.id).status is DeploymentStatus.APPROVED)
     assert store.get(deployment.id).approval.approver_ids == [LEAD, GROUP_LEAD]
     assert redis_conn.llen(QUEUE_KEY) == 1
 

@@ -238,7 +238,7 @@ def test_a_lead_may_cancel_someone_elses_deployment(
     bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
 ) -> None:
     store = DeploymentStore(redis_conn)
-    deployment = make_deployment(store, slack_api, status=DeploymentStatus.APPROVED_QUEUED)
+    deployment = make_deployment(store, slack_api, status=DeploymentStatus.APPROVED)
     assert "is cancelled" in answer(bot.slash_command(f"cancel {deployment.id}", user=GROUP_LEAD))
     assert store.get(deployment.id).status is DeploymentStatus.CANCELLED
     thread_post(slack_api, deployment, f"cancelled by <@{GROUP_LEAD}>")

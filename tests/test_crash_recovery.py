@@ -92,7 +92,7 @@ def request() -> DeploymentRequest:
 
 
 def approved_deployment(
-    connection: redis.Redis, commit: str, *, status: DeploymentStatus = DeploymentStatus.APPROVED_QUEUED
+    connection: redis.Redis, commit: str, *, status: DeploymentStatus = DeploymentStatus.APPROVED
 ) -> Deployment:
     """A deployment whose plan #1 was approved by LEAD: its files and plan are in the artifact store."""
     deployment = Deployment(request=request(), requester_id=REQUESTER, channel_id="C_DEPLOYS")
@@ -758,7 +758,7 @@ def test_pending_approval_survives_a_web_restart(
         )
         assert response.status_code == 200
         wait_until(
-            lambda: store.get(deployment.id).status is DeploymentStatus.APPROVED_QUEUED, 10, "the approval"
+            lambda: store.get(deployment.id).status is DeploymentStatus.APPROVED, 10, "the approval"
         )
     finally:
         second.stop()

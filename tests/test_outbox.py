@@ -16,6 +16,7 @@ from bot.notifier import PLACEHOLDER_PREFIX, Notifier
 from bot.outbox import DUE_KEY, LEGACY_KEY, Outbox, OutboxEntry, drain, list_key, superseded
 from bot.slack import make_web_client
 from bot.views.messages import Message, text_message
+from core.lifecycle import Move
 from core.models import Deployment, DeploymentStatus
 from core.settings import Settings
 from core.store import DeploymentStore
@@ -110,7 +111,7 @@ def test_entries_queued_in_a_transaction_exist_only_if_it_commits(
     assert notifier.outbox_size(deployment.id) == 0
 
     def move(d: Deployment) -> Deployment:
-        return d.with_status(DeploymentStatus.APPROVED_QUEUED, "approved")
+        return d.with_status(DeploymentStatus.APPROVED, "approved")
 
     store.transition(deployment.id, move, also=lambda pipe, d: notifier.queue_in(pipe, entry))
     assert notifier.outbox_size(deployment.id) == 1
@@ -244,7 +245,8 @@ def test_a_background_notifier_returns_while_slack_hangs(
     slack_api.stall("chat.postMessage")
     try:
         ts = notifier.post(deployment, text_message(":gear: Applying plan #1…"))
-        status = notifier.set_status(deployment.id, DeploymentStatus.APPLYING)
+        notifier.store.update(deployment.id, lambda d: d.with_status(DeploymentStatus.APPROVED))
+        status = notifier.set_status(deployment.id, Move.START_APPLY)
         assert ts is not None and ts.startswith(PLACEHOLDER_PREFIX)
         assert status.status is DeploymentStatus.APPLYING
         eventually(lambda: slack_api.held == 1)  # the deliverer thread is the one waiting for Slack

@@ -22,6 +22,7 @@ from bot.outbox import DUE_KEY, list_key
 from bot.slack import make_web_client
 from bot.views.messages import text_message
 from core.audit import AuditTrail
+from core.lifecycle import Move
 from core.models import Deployment, DeploymentStatus
 from core.settings import Settings
 from core.store import DeploymentStore
@@ -132,7 +133,8 @@ def test_outage_messages_wait_in_the_outbox_and_arrive_in_order(
     assert first and first.startswith(PLACEHOLDER_PREFIX)
     assert notifier.update(deployment, first, text_message("one, updated")) == first
     second = notifier.post(deployment, text_message("two"))
-    notifier.set_status(deployment.id, DeploymentStatus.DEPLOYED, "done")
+    notifier.store.update(deployment.id, lambda d: d.with_status(DeploymentStatus.VERIFYING_DEPLOYMENT))
+    notifier.set_status(deployment.id, Move.DEPLOYMENT_VERIFIED, "done")
     assert notifier.outbox_size() >= 3
     assert thread_posts(slack_api, thread) == []
     attempts = len(slack_api.calls_to("chat.postMessage")) - before

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.models import STOPPED_STATUSES, Deployment, DeploymentStopped
+from core.models import Deployment, DeploymentStopped
 from workers.metrics import timed_job
 from workers.runtime import Runtime, job_frame
 from workers.steps import analysis, backend, postdeploy, terraform, workspace
@@ -18,7 +18,7 @@ StepRunner = Callable[[Runtime, Deployment, dict[str, str]], None]
 @timed_job  # ecs_deploy_step_duration_seconds (workers/metrics.py)
 def _run(deployment_id: str, options: dict[str, str] | None, what: str, step: StepRunner) -> str:
     with job_frame(deployment_id, what) as (rt, deployment):
-        if deployment.status in STOPPED_STATUSES:
+        if deployment.status.is_stopped:
             raise DeploymentStopped(deployment.status.value)
         step(rt, deployment, options or {})
         return "done"

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
 import redis
 import structlog
+from redis.client import Pipeline
 from rq import get_current_job
 
 from bot.notifier import Notifier
 from bot.slack import make_web_client
 from bot.views.messages import failure_message
+from core import lifecycle
 from core.audit import AuditTrail
 from core.connection import redis_connection
+from core.lifecycle import Move
 from core.logs import get_logger
-from core.models import Deployment, DeploymentStatus, DeploymentStopped
+from core.models import Deployment, DeploymentStopped
 from core.policy.access import AccessPolicy
 from core.policy.loading import policy_from_settings
+from core.queue import enqueue_step
 from core.settings import Settings, settings
 from core.store import DeploymentStore
 
@@ -34,6 +38,14 @@ class Runtime:
     notifier: Notifier
     policy: AccessPolicy
     audit: AuditTrail
+
+    def enqueue_in(
+        self, step: lifecycle.Step, options: dict[str, str] | None = None
+    ) -> Callable[[Pipeline, Deployment], object]:
+        """For a move's transaction: queue `step` in the same MULTI as the new status."""
+        return lambda pipe, deployment: enqueue_step(
+            self.redis, self.settings, step, deployment.id, pipeline=pipe, options=options
+        )
 
 
 @cache
@@ -50,6 +62,18 @@ def runtime() -> Runtime:
         policy=policy_from_settings(current.policy_file, current.approver_ids),
         audit=AuditTrail(connection, retention_days=current.audit_retention_days),
     )
+
+
+def move(
+    rt: Runtime, deployment_id: str, event: Move, detail: str = "", options: dict[str, str] | None = None
+) -> Deployment:
+    """Move the deployment's status by `event` (core.lifecycle) and, when the move starts a job,
+    enqueue that job (with `options`) in the same Redis transaction: a status that promises a job
+    never exists without it. Raises DeploymentStopped when the table refuses the move (the
+    deployment was cancelled, rejected, interrupted or moved on meanwhile)."""
+    job = lifecycle.job_of(event)
+    enqueue = rt.enqueue_in(job, options) if job is not None else None
+    return rt.notifier.set_status(deployment_id, event, detail, also=enqueue)
 
 
 class StepFailure(Exception):
@@ -95,7 +119,7 @@ def job_frame(deployment_id: str, step: str) -> Iterator[tuple[Runtime, Deployme
 def _fail(rt: Runtime, deployment_id: str, step: str, reason: str, what_next: str) -> None:
     rt.audit.record("step_failed", deployment_id, "worker", step=step, reason=reason)
     try:
-        deployment = rt.notifier.set_status(deployment_id, DeploymentStatus.FAILED, f"{step}: {reason[:300]}")
+        deployment = move(rt, deployment_id, Move.FAIL, f"{step}: {reason[:300]}")
     except DeploymentStopped:
         deployment = rt.store.get(deployment_id)
         rt.notifier.post(

@@ -72,6 +72,7 @@ from bot.views.interruptions import (
 from bot.views.messages import text_message
 from bot.views.pipeline import status_line
 from core.apply_progress import ApplyProgress, replay
+from core.lifecycle import Move
 from core.locks import (
     OwnLock,
     StateLock,
@@ -93,14 +94,6 @@ from workers.terraform.state_backend import StateObject
 log = get_logger(__name__)
 
 CLAIM_TTL_SECONDS = 7 * 24 * 3600
-AWAITING = frozenset(
-    {
-        DeploymentStatus.AWAITING_DECISION,
-        DeploymentStatus.AWAITING_BACKEND_FIX,
-        DeploymentStatus.AWAITING_INPUT,
-        DeploymentStatus.AWAITING_APPROVAL,
-    }
-)
 TERRAFORM_STEPS = frozenset({Step.PLAN, Step.APPLY})
 LAST_BEAT_TTL_SECONDS = 7 * 24 * 3600
 # How long a report waits for a killed run's Terraform (on this host) to stop: the runner's grace
@@ -340,7 +333,7 @@ class Sweeper:
             interruption.notes.append(f"deployment already {deployment.status.value}")
             log.info("job_interrupted_after_the_fact", deployment_id=deployment_id, job_id=job.id)
             return interruption
-        if deployment.status in AWAITING:
+        if deployment.status.is_waiting:
             interruption.notes.append(f"deployment moved on to {deployment.status.value}")
             return interruption
         what = DESCRIPTIONS.get(step, "a step") if step else "a step"
@@ -354,7 +347,7 @@ class Sweeper:
         else:
             try:
                 deployment = self.notifier.set_status(
-                    deployment_id, DeploymentStatus.INTERRUPTED, f"{what}: its worker was killed"
+                    deployment_id, Move.INTERRUPT, f"{what}: its worker was killed"
                 )
                 interruption.marked = True
             except DeploymentStopped as exc:

@@ -17,7 +17,6 @@ from slack_sdk.models.views import View
 from bot import control
 from bot.ids import Action
 from bot.listeners.decided import decision_entries, replace_actions
-from bot.listeners.thread_modals import EDITABLE_STATUSES
 from bot.outbox import OutboxEntry
 from bot.payloads import BlockActions
 from bot.services import Services
@@ -25,14 +24,15 @@ from bot.views import approval as approval_views
 from bot.views import clicks
 from bot.views.clicks import STORE_DOWN
 from bot.views.decisions import ThreadContext, edit_values_modal, missing_values_modal, reject_modal
+from core import lifecycle
 from core.analysis.recommendations import apply_recommendations
 from core.approval import ApprovalOutcome, ApprovalResult, record_approval
 from core.backend_confirm import may_confirm_fix
+from core.lifecycle import Move
 from core.logs import get_logger
-from core.models import Deployment, DeploymentStatus, utcnow
+from core.models import Deployment, utcnow
 from core.policy.access import Decision
 from core.policy.principals import SlackIdentity
-from core.queue import Step
 from core.steering import may_override, may_steer
 from core.store import DeploymentNotFound
 from core.tfvars.poc_idp import USER_VALUE_LABELS
@@ -74,23 +74,23 @@ class Clicked:
 
     def advance(
         self,
-        expected: set[DeploymentStatus],
-        to: DeploymentStatus,
+        move: Move,
         detail: str,
         decided: str,
-        then: Step | None = None,
         options: dict[str, str] | None = None,
         **updates: Any,
     ) -> Deployment:
-        """Change status only from an expected one and enqueue `then`, in one transaction (a second
+        """Make `move` (core.lifecycle: refused unless the table allows it from the current status)
+        and enqueue the job it starts (with `options`), in one transaction (a second
         click finds it moved and is refused; a status never waits for a job that was not queued),
         with the root refresh and the clicked buttons replaced by `decided` queued in the outbox in
         that same transaction (so they reach Slack before anything the job posts)."""
         notifier = self.services.notifier
-        enqueue = self.services.enqueue_in(then, options) if then else None
+        job = lifecycle.job_of(move)
+        enqueue = self.services.enqueue_in(job, options) if job else None
 
         def change(d: Deployment) -> Deployment | None:
-            return d.with_status(to, detail).model_copy(update=updates) if d.status in expected else None
+            return lifecycle.attempt(d, move, detail, **updates)
 
         def also(pipe: Any, deployment: Deployment) -> None:
             notifier.queue_in(pipe, notifier.root_entry(deployment.id), *self.decision(deployment, decided))
@@ -203,11 +203,9 @@ def apply_recommendations_clicked(c: Clicked) -> None:
     except ValueError as exc:
         raise Refusal(clicks.recommendations_unusable(exc)) from exc
     moved = c.advance(
-        {DeploymentStatus.AWAITING_DECISION},
-        DeploymentStatus.PREPARING_BACKEND,
+        Move.APPLY_RECOMMENDATIONS,
         "recommendations applied",
         clicks.recommendations_applied(c.user.user_id),
-        then=Step.BACKEND,
         request=request,
     )
     c.services.notifier.post(moved, clicks.values_changed_message(changed))
@@ -218,22 +216,18 @@ def keep_values_clicked(c: Clicked) -> None:
     if c.deployment.analysis_blocking:
         raise Refusal(clicks.BLOCKING_ANALYSIS)
     c.advance(
-        {DeploymentStatus.AWAITING_DECISION},
-        DeploymentStatus.PREPARING_BACKEND,
+        Move.KEEP_VALUES,
         "values kept",
         clicks.values_kept(c.user.user_id),
-        then=Step.BACKEND,
     )
 
 
 def override_clicked(c: Clicked) -> None:
     c.require(may_override(c.services.policy, c.user, c.deployment))
     c.advance(
-        {DeploymentStatus.AWAITING_DECISION},
-        DeploymentStatus.ANALYSING,
+        Move.OVERRIDE_PERMISSIONS,
         f"permission check overridden by {c.user.user_id}",
         clicks.permissions_overridden(c.user.user_id),
-        then=Step.ANALYSE,
         options={"full": "1"},
         permission_override_by=c.user.user_id,
     )
@@ -242,11 +236,9 @@ def override_clicked(c: Clicked) -> None:
 def full_analysis_clicked(c: Clicked) -> None:
     c.may_steer()
     c.advance(
-        {DeploymentStatus.AWAITING_DECISION},
-        DeploymentStatus.ANALYSING,
+        Move.FULL_ANALYSIS,
         "full analysis",
         clicks.full_analysis_requested(c.user.user_id),
-        then=Step.ANALYSE,
         options={"full": "1"},
     )
 
@@ -261,11 +253,9 @@ def fix_backend_clicked(c: Clicked) -> None:
         raise Refusal(clicks.NO_BACKEND_FIX)
     c.require(may_confirm_fix(c.services.policy, c.user, c.deployment, plan))
     c.advance(
-        {DeploymentStatus.AWAITING_BACKEND_FIX},
-        DeploymentStatus.PREPARING_BACKEND,
+        Move.FIX_BACKEND,
         "fixing the state bucket",
         clicks.backend_fix_confirmed(plan.bucket, c.user.user_id, managed=plan.managed),
-        then=Step.BACKEND,
         options={"fix": "1"},
         backend_fix=plan.confirm(c.user.user_id, utcnow()),
     )
@@ -273,7 +263,7 @@ def fix_backend_clicked(c: Clicked) -> None:
 
 def provide_values_clicked(c: Clicked) -> None:
     c.may_steer()
-    if c.deployment.status is not DeploymentStatus.AWAITING_INPUT or not c.deployment.missing_values:
+    if not lifecycle.allows(c.deployment.status, Move.GIVE_VALUES) or not c.deployment.missing_values:
         raise Refusal(clicks.NO_VALUES_NEEDED)
     variables = [(name, *USER_VALUE_LABELS.get(name, (name, ""))) for name in c.deployment.missing_values]
     c.open(missing_values_modal(c.thread_context(), variables))
@@ -325,10 +315,10 @@ def approve_clicked(c: Clicked) -> None:
         outcome[:] = [result]
         update: dict[str, Any] = {"approval": result.state}
         if result.outcome is ApprovalOutcome.APPROVED_READY:
-            return d.with_status(DeploymentStatus.APPROVED_QUEUED, "approved").model_copy(update=update)
+            return lifecycle.move(d, Move.APPROVE, "approved", **update)
         return d.model_copy(update=update)
 
-    queue_apply = services.enqueue_in(Step.APPLY)
+    queue_apply = services.enqueue_in(lifecycle.job_started_by(Move.APPROVE))
     notifier = services.notifier
 
     def apply_if_ready(pipe: Any, deployment: Deployment) -> None:
@@ -364,16 +354,13 @@ def approve_clicked(c: Clicked) -> None:
 
 
 def reject_clicked(c: Clicked) -> None:
-    if c.deployment.status is not DeploymentStatus.AWAITING_APPROVAL:
+    if not lifecycle.allows(c.deployment.status, Move.REJECT):
         raise Refusal(clicks.NOT_WAITING_FOR_DECISION)
     c.open(reject_modal(c.thread_context()))
 
 
 def edit_values_clicked(c: Clicked) -> None:
     c.may_steer()
-    status = c.deployment.status
-    if status in {DeploymentStatus.APPLYING, DeploymentStatus.APPROVED_QUEUED} or (
-        status.is_final and status not in EDITABLE_STATUSES
-    ):
+    if not lifecycle.edit_form_opens(c.deployment.status):
         raise Refusal(clicks.NOT_EDITABLE)
     c.open(edit_values_modal(c.thread_context(), c.deployment))

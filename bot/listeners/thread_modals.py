@@ -17,10 +17,10 @@ from bot.views import clicks
 from bot.views.approval import click_text, rejected_decision, rejected_message
 from bot.views.blocks import HINT_LIMIT, clip
 from bot.views.decisions import EDITABLE_KNOBS, ThreadContext
-from core import validation
+from core import lifecycle, validation
 from core.approval import ApprovalResult, record_rejection
-from core.models import Deployment, DeploymentRequest, DeploymentStatus, utcnow
-from core.queue import Step
+from core.lifecycle import Move
+from core.models import Deployment, DeploymentRequest, utcnow
 from core.steering import may_steer
 from core.store import DeploymentNotFound
 
@@ -93,9 +93,7 @@ def reject(
         )
         outcome[:] = [result]
         if result.allowed:
-            return d.with_status(DeploymentStatus.REJECTED, f"rejected by {user.user_id}").model_copy(
-                update={"approval": result.state}
-            )
+            return lifecycle.move(d, Move.REJECT, f"rejected by {user.user_id}", approval=result.state)
         return d.model_copy(update={"approval": result.state})
 
     updated = services.store.update(deployment.id, change)
@@ -166,18 +164,17 @@ def provide_values(
         return
 
     def change(d: Deployment) -> Deployment | None:
-        if d.status is not DeploymentStatus.AWAITING_INPUT:
-            return None
-        return d.with_status(DeploymentStatus.PREPARING_WORKSPACE, "values given").model_copy(
-            update={
-                "extra_values": {**d.extra_values, **given},
-                "missing_values": [],
-                "value_authors": _with_author(d, submission.user.id),
-            }
+        return lifecycle.attempt(
+            d,
+            Move.GIVE_VALUES,
+            "values given",
+            extra_values={**d.extra_values, **given},
+            missing_values=[],
+            value_authors=_with_author(d, submission.user.id),
         )
 
     updated, changed = services.store.transition(
-        deployment.id, change, also=services.enqueue_in(Step.WORKSPACE)
+        deployment.id, change, also=services.enqueue_in(lifecycle.job_started_by(Move.GIVE_VALUES))
     )
     ack()
     services.audit.record("values_given", deployment.id, submission.user.id, variables=",".join(given))
@@ -194,15 +191,6 @@ def _knob(name: str, raw: str) -> object:
     if not KNOB_PATTERNS[kind].fullmatch(raw):
         raise ValueError(f"Expected {EDITABLE_KNOBS[name][1]}.")
     return int(raw) if kind == "number" else (raw == "true" if kind == "bool" else raw)
-
-
-EDITABLE_STATUSES = {
-    DeploymentStatus.AWAITING_APPROVAL,
-    DeploymentStatus.FAILED,
-    DeploymentStatus.DEPLOYED,
-    DeploymentStatus.AWAITING_INPUT,
-    DeploymentStatus.INTERRUPTED,
-}
 
 
 def edit_values(
@@ -253,18 +241,17 @@ def edit_values(
     ]
 
     def change(d: Deployment) -> Deployment | None:
-        if d.status not in EDITABLE_STATUSES:
-            return None
-        return d.with_status(DeploymentStatus.PREPARING_WORKSPACE, "values edited").model_copy(
-            update={
-                "request": request,
-                "extra_values": extra,
-                "value_authors": _with_author(d, submission.user.id),
-            }
+        return lifecycle.attempt(
+            d,
+            Move.EDIT_VALUES,
+            "values edited",
+            request=request,
+            extra_values=extra,
+            value_authors=_with_author(d, submission.user.id),
         )
 
     updated, changed = services.store.transition(
-        deployment.id, change, also=services.enqueue_in(Step.WORKSPACE)
+        deployment.id, change, also=services.enqueue_in(lifecycle.job_started_by(Move.EDIT_VALUES))
     )
     if not changed:
         ack(

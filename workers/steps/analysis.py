@@ -9,17 +9,17 @@ from core.analysis.analyse import analyse_account
 from core.analysis.report import AnalysisReport
 from core.analysis.rules import non_default_resources
 from core.analysis.scan import FRESH_ACCOUNT_SECTIONS, ExistingResource
-from core.models import AccountSituation, Deployment, DeploymentStatus
-from core.queue import Step
+from core.lifecycle import Move
+from core.models import AccountSituation, Deployment
 from workers.aws.identity import verify_access
 from workers.aws.permission_check import check_permissions
 from workers.aws.scan import scan_account
-from workers.runtime import Runtime, StepFailure
-from workers.steps.common import aws_session, then
+from workers.runtime import Runtime, StepFailure, move
+from workers.steps.common import aws_session
 
 
 def run_verify(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
-    deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.VERIFYING)
+    deployment = move(rt, deployment.id, Move.START_VERIFY)
     request = deployment.request
     result = verify_access(
         request.profile, request.region, request.account_id, rt.policy.role_for(request.profile)
@@ -31,11 +31,11 @@ def run_verify(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> 
     deployment = rt.store.update(deployment.id, lambda d: d.model_copy(update={"identity": identity}))
     rt.notifier.post(deployment, verified_message(identity, request.profile))
     rt.audit.record("access_verified", deployment.id, "worker", account=identity.account, arn=identity.arn)
-    then(rt, Step.ANALYSE, deployment.id)
+    move(rt, deployment.id, Move.VERIFIED)
 
 
 def run_analyse(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
-    deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.ANALYSING)
+    deployment = move(rt, deployment.id, Move.START_ANALYSE)
     request = deployment.request
     if deployment.identity is None:
         raise StepFailure(*failures.access_not_verified())
@@ -68,7 +68,7 @@ def run_analyse(rt: Runtime, deployment: Deployment, options: dict[str, str]) ->
         found = non_default_resources(scan)
         if not found and not report.blocking:
             rt.notifier.post(deployment, _fresh(deployment))
-            then(rt, Step.BACKEND, deployment.id)
+            move(rt, deployment.id, Move.FRESH_ACCOUNT)
             return
         if found:
             _post_decision(rt, deployment, _fresh(deployment, found), "the account is not empty")
@@ -123,4 +123,4 @@ def _post_analysis(rt: Runtime, deployment: Deployment, report: AnalysisReport) 
 def _post_decision(rt: Runtime, deployment: Deployment, message: Message, detail: str) -> None:
     ts = rt.notifier.post(deployment, message)
     rt.store.update(deployment.id, lambda d: d.model_copy(update={"analysis_message_ts": ts}))
-    rt.notifier.set_status(deployment.id, DeploymentStatus.AWAITING_DECISION, detail)
+    move(rt, deployment.id, Move.ANALYSED, detail)

@@ -14,11 +14,11 @@ from bot.views.pipeline import CheckLine, backend_message
 from bot.views.terraform_runs import confirmed_headline
 from core.backend_confirm import who_may_confirm
 from core.backend_fix import BackendFixPlan
-from core.models import Deployment, DeploymentStatus
-from core.queue import Step
+from core.lifecycle import Move
+from core.models import Deployment
 from workers.aws.backend import BackendError, bootstrap_backend
-from workers.runtime import Runtime, StepFailure
-from workers.steps.common import aws_session, then
+from workers.runtime import Runtime, StepFailure, move
+from workers.steps.common import aws_session
 
 
 def _confirmed(deployment: Deployment, options: dict[str, str]) -> BackendFixPlan | None:
@@ -31,7 +31,7 @@ def _confirmed(deployment: Deployment, options: dict[str, str]) -> BackendFixPla
 
 def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
     confirmed = _confirmed(deployment, options)
-    deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.PREPARING_BACKEND)
+    deployment = move(rt, deployment.id, Move.START_BACKEND)
     request = deployment.request
     try:
         result = bootstrap_backend(
@@ -77,9 +77,10 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
         ),
     )
     if result.needs_confirmation:
-        rt.notifier.set_status(
+        move(
+            rt,
             deployment.id,
-            DeploymentStatus.AWAITING_BACKEND_FIX,
+            Move.BACKEND_NEEDS_FIX,
             "confirm the bucket fixes"
             if pending is None or pending.managed
             else "an approver must confirm changes to a bucket the bot did not create",
@@ -96,4 +97,4 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
     rt.audit.record(
         "backend_ready", deployment.id, "worker", bucket=result.bucket, changes="; ".join(result.changes)
     )
-    then(rt, Step.WORKSPACE, deployment.id)
+    move(rt, deployment.id, Move.BACKEND_READY)

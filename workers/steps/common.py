@@ -16,13 +16,13 @@ from bot.views import failures
 from bot.views.pipeline import status_line
 from bot.views.terraform_runs import waiting_text
 from core.artifacts import ArtifactStore
+from core.lifecycle import Move
 from core.locks import LockHolder, StateLock, state_id
 from core.logs import get_logger
-from core.models import Deployment, DeploymentStatus
+from core.models import Deployment
 from core.policy.access import AssumeRole
-from core.queue import Step, enqueue_step
 from core.store import PREFIX
-from workers.runtime import Runtime, StepFailure
+from workers.runtime import Runtime, StepFailure, move
 from workers.terraform.runner import RunOptions
 from workers.workspace import WorkspaceError, WorkspaceManager, inside, write_atomic
 
@@ -155,13 +155,10 @@ def waiting_in_line(
     rt: Runtime,
     deployment: Deployment,
     holder: LockHolder,
-    status: DeploymentStatus,
-    only_from: frozenset[DeploymentStatus],
+    waiting: Move,
 ) -> None:
     """Say in the thread, and on the root message, behind whom the run waits for the state."""
-    rt.notifier.set_status(
-        deployment.id, status, f"waiting in line behind {holder.deployment_id}", only_from=only_from
-    )
+    move(rt, deployment.id, waiting, f"waiting in line behind {holder.deployment_id}")
     rt.notifier.post(deployment, status_line(waiting_text(holder)))
 
 
@@ -174,15 +171,14 @@ def holding_state(
     rt: Runtime,
     deployment: Deployment,
     step: str,
-    status: DeploymentStatus,
+    start: Move,
     *,
-    only_from: frozenset[DeploymentStatus],
-    waiting_status: DeploymentStatus,
+    waiting: Move,
 ) -> Iterator[Deployment]:
-    """Wait in line for the deployment's Terraform state (showing `waiting_status`), move to
-    `status` (only from `only_from`: a late or duplicate job stops quietly), and hold the state —
-    refreshing the lock — while the body runs. Taking and giving back the state are audited, so
-    operators can prove that runs on one state never overlapped."""
+    """Wait in line for the deployment's Terraform state (saying so with the move `waiting`), make
+    the move `start` (core.lifecycle refuses it from any other status: a late or duplicate job stops
+    quietly), and hold the state — refreshing the lock — while the body runs. Taking and giving back
+    the state are audited, so operators can prove that runs on one state never overlapped."""
     lock = state_lock(rt, deployment)
     request = deployment.request
     state = state_id(request.state_bucket, request.state_key)
@@ -191,14 +187,14 @@ def holding_state(
         deployment.requester_id,
         step,
         wait_seconds=rt.settings.job_timeout_seconds,
-        on_wait=lambda holder: waiting_in_line(rt, deployment, holder, waiting_status, only_from),
+        on_wait=lambda holder: waiting_in_line(rt, deployment, holder, waiting),
     ) as holder:
         rt.audit.record("state_acquired", deployment.id, "worker", state=state, step=step)
         stop = threading.Event()
         keeper = threading.Thread(target=_keep_lock, args=(lock, holder.token, stop), daemon=True)
         keeper.start()
         try:
-            yield rt.notifier.set_status(deployment.id, status, only_from=only_from | {status})
+            yield move(rt, deployment.id, start)
         finally:
             stop.set()
             keeper.join(timeout=5)
@@ -213,10 +209,6 @@ def _keep_lock(lock: StateLock, token: str, stop: threading.Event) -> None:
                 return
         except Exception as exc:  # Redis unreachable for a moment: try again at the next beat
             log.warning("state_lock_refresh_failed", error=type(exc).__name__)
-
-
-def then(rt: Runtime, step: Step, deployment_id: str, options: dict[str, str] | None = None) -> None:
-    enqueue_step(rt.redis, rt.settings, step, deployment_id, options=options)
 
 
 def approval_ttl(rt: Runtime) -> timedelta:

@@ -15,8 +15,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from aws_edge import configs
 from bot.views.pipeline import VerificationLine, verification_message
-from core.models import Deployment, DeploymentStatus
-from workers.runtime import Runtime
+from core.lifecycle import Move
+from core.models import Deployment
+from workers.runtime import Runtime, move
 from workers.steps.common import aws_session
 
 # The runbook's troubleshooting table, per check (poc-idp's runbook).
@@ -330,4 +331,4 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
     failed = [line.name for line in lines if line.ok is False]
     detail = "all checks passed" if not failed else f"deployed; check {', '.join(failed)[:200]}"
     rt.audit.record("deployment_verified", deployment.id, "worker", failed_checks=",".join(failed))
-    rt.notifier.set_status(deployment.id, DeploymentStatus.DEPLOYED, detail)
+    move(rt, deployment.id, Move.DEPLOYMENT_VERIFIED, detail)

@@ -29,18 +29,17 @@ from bot.views.terraform_runs import apply_progress_text, applying_text, superse
 from core.apply_progress import ApplyProgress, advance
 from core.approval import PlanBinding, is_applyable, new_plan
 from core.artifacts import ArtifactError, ArtifactStore
-from core.models import Deployment, DeploymentStatus, PlanRecord, utcnow
+from core.lifecycle import Move
+from core.models import Deployment, PlanRecord, utcnow
 from core.plan_summary import PlanParseError, summarise_plan
-from core.queue import Step
 from core.sizes import size_profile
-from workers.runtime import Runtime, StepFailure
+from workers.runtime import Runtime, StepFailure, move
 from workers.steps.common import (
     approval_ttl,
     ensure_workspace,
     holding_state,
     run_options,
     terraform_env,
-    then,
     workspace_file,
 )
 from workers.steps.tfrun import TerraformRunContext, is_lock_error
@@ -105,16 +104,15 @@ def _attach_log(rt: Runtime, deployment: Deployment, result: RunResult) -> None:
 # -- plan ------------------------------------------------------------------------------------------
 
 
-Outcome = tuple[DeploymentStatus, str, Step | None]
+Outcome = tuple[Move, str]
 
 
 def _finish(rt: Runtime, deployment_id: str, outcome: Outcome) -> None:
-    """The final status is set after the state was given back, so that whoever acts on that status
-    (an approver's apply, a re-plan) never finds the state still held by this run."""
-    status, detail, next_step = outcome
-    rt.notifier.set_status(deployment_id, status, detail)
-    if next_step is not None:
-        then(rt, next_step, deployment_id)
+    """The final move is made after the state was given back, so that whoever acts on that status
+    (an approver's apply, a re-plan, the next step's job queued with the move) never finds the state
+    still held by this run."""
+    event, detail = outcome
+    move(rt, deployment_id, event, detail)
 
 
 def run_plan(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
@@ -122,9 +120,8 @@ def run_plan(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> No
         rt,
         deployment,
         "plan",
-        DeploymentStatus.PLANNING,
-        only_from=frozenset({DeploymentStatus.PREPARING_WORKSPACE}),
-        waiting_status=DeploymentStatus.PLANNING,
+        Move.START_PLAN,
+        waiting=Move.START_PLAN,
     ) as deployment:
         outcome = _plan(rt, deployment)
     _finish(rt, deployment.id, outcome)
@@ -210,10 +207,10 @@ def _plan(rt: Runtime, deployment: Deployment) -> Outcome:
         title=f"terraform plan #{attempt} (full output)",
     )
     if summary.applyable and summary.has_changes:
-        return DeploymentStatus.AWAITING_APPROVAL, summary.sentence, None
+        return Move.PLANNED, summary.sentence
     if summary.has_changes:
-        return DeploymentStatus.FAILED, summary.not_applyable_reason or "plan errored", None
-    return DeploymentStatus.DEPLOYED, "no changes: the infrastructure matches", None
+        return Move.PLAN_NOT_APPLYABLE, summary.not_applyable_reason or "plan errored"
+    return Move.NO_CHANGES, "no changes: the infrastructure matches"
 
 
 def _planned(
@@ -258,9 +255,8 @@ def run_apply(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> N
         rt,
         deployment,
         "apply",
-        DeploymentStatus.APPLYING,
-        only_from=frozenset({DeploymentStatus.APPROVED_QUEUED}),
-        waiting_status=DeploymentStatus.APPROVED_QUEUED,
+        Move.START_APPLY,
+        waiting=Move.WAIT_TO_APPLY,
     ) as deployment:
         outcome = _apply(rt, deployment)
     _finish(rt, deployment.id, outcome)
@@ -322,13 +318,13 @@ def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
         rt.audit.record(
             "apply_failed", deployment.id, "worker", plan_sha256=binding.plan_sha256, reason=reason
         )
-        return DeploymentStatus.FAILED, f"apply: {reason}", None
+        return Move.APPLY_FAILED, f"apply: {reason}"
     outputs = _outputs(workspace, options)
     deployment = rt.store.update(deployment.id, lambda d: d.model_copy(update={"outputs": outputs}))
     summary = tracker.progress.summary or "Apply complete!"
     rt.notifier.post(deployment, apply_result_message(summary, outputs))
     rt.audit.record("applied", deployment.id, "worker", plan_sha256=binding.plan_sha256, summary=summary)
-    return DeploymentStatus.VERIFYING_DEPLOYMENT, summary, Step.VERIFY_DEPLOYMENT
+    return Move.APPLIED, summary
 
 
 def _outputs(workspace: Path, options: RunOptions) -> dict[str, dict[str, object]]:

@@ -5,15 +5,15 @@ from __future__ import annotations
 from bot.views import failures
 from bot.views.pipeline import missing_values_message, workspace_message
 from core.artifacts import ArtifactStore
-from core.models import Deployment, DeploymentStatus, WorkspaceRecord
-from core.queue import Step
-from workers.runtime import Runtime, StepFailure
-from workers.steps.common import TFBACKEND, TFVARS, manager, then
+from core.lifecycle import Move
+from core.models import Deployment, WorkspaceRecord
+from workers.runtime import Runtime, StepFailure, move
+from workers.steps.common import TFBACKEND, TFVARS, manager
 from workers.workspace import WorkspaceError
 
 
 def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
-    deployment = rt.notifier.set_status(deployment.id, DeploymentStatus.PREPARING_WORKSPACE)
+    deployment = move(rt, deployment.id, Move.START_WORKSPACE)
     workspaces = manager(rt)
     try:
         workspace = workspaces.prepare(deployment.id, commit=deployment.repo_commit)
@@ -63,11 +63,9 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
     if validation.missing_user_values:
         labels = [f"{value.label} (`{value.variable}`)" for value in validation.missing_user_values]
         rt.notifier.post(deployment, missing_values_message(deployment.id, labels))
-        rt.notifier.set_status(
-            deployment.id, DeploymentStatus.AWAITING_INPUT, "values needed from the requester"
-        )
+        move(rt, deployment.id, Move.VALUES_NEEDED, "values needed from the requester")
         return
     rt.audit.record(
         "workspace_ready", deployment.id, "worker", commit=workspace.commit, tfvars_sha256=files.tfvars_sha256
     )
-    then(rt, Step.PLAN, deployment.id)
+    move(rt, deployment.id, Move.WORKSPACE_READY)
