@@ -22,6 +22,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.ids import Action
+from bot.views.messages import Message
 from bot.views.text import escape_mrkdwn
 from core.analysis.report import AnalysisReport, Conflict, ConflictKind, Severity, Verdict
 from core.analysis.scan import ExistingResource, ResourceKind
@@ -362,3 +363,21 @@ def fresh_account_blocks(
             ],
         ),
     ]
+
+
+def analysis_message(report: AnalysisReport, blocks: list[Block]) -> Message:
+    """The analysis summary as a thread message (its notification names the verdict)."""
+    return Message(text=f"AWS account analysis: {report.verdict.label}", blocks=blocks)
+
+
+def fresh_account_message(
+    blocks: list[Block], *, vpc_cidr_block: str, application: str, environment: str, not_empty: bool
+) -> Message:
+    """A brand-new account (defaults used), or one that turned out to have resources already."""
+    text = (
+        "Fresh AWS account — using defaults: VPC CIDR "
+        f"{vpc_cidr_block}, application {application}, environment {environment}"
+    )
+    return Message(
+        text=text if not not_empty else "This 'brand new' account already has resources", blocks=blocks
+    )

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from bot.views import failures
-from bot.views.analysis import analysis_blocks, analysis_report_text, fresh_account_blocks
+from bot.views.analysis import (
+    analysis_blocks,
+    analysis_message,
+    analysis_report_text,
+    fresh_account_blocks,
+    fresh_account_message,
+)
 from bot.views.messages import Message, verified_message
 from core.analysis.analyse import analyse_account
 from core.analysis.report import AnalysisReport
@@ -88,12 +94,12 @@ def _fresh(deployment: Deployment, found: list[ExistingResource] | None = None) 
         vpc_cidr_block=request.vpc_cidr_block,
         found=found or (),
     )
-    text = (
-        "Fresh AWS account — using defaults: VPC CIDR "
-        f"{request.vpc_cidr_block}, application {request.application}, environment {request.environment}"
-    )
-    return Message(
-        text=text if not found else "This 'brand new' account already has resources", blocks=blocks
+    return fresh_account_message(
+        blocks,
+        vpc_cidr_block=request.vpc_cidr_block,
+        application=request.application,
+        environment=request.environment,
+        not_empty=bool(found),
     )
 
 
@@ -107,7 +113,7 @@ def _post_analysis(rt: Runtime, deployment: Deployment, report: AnalysisReport) 
         region=request.region,
         can_keep_values=True,
     )
-    message = Message(text=f"AWS account analysis: {report.verdict.label}", blocks=blocks)
+    message = analysis_message(report, blocks)
     _post_decision(rt, deployment, message, report.verdict.label)
     full = analysis_report_text(
         report, profile=request.profile, account_id=request.account_id, region=request.region
