@@ -21,9 +21,9 @@ from bot.control import ControlRefused
 from bot.payloads import BlockActions, SlashCommand
 from bot.services import Services
 from bot.views import status as views
+from bot.views.blocks import inline_code
 from bot.views.messages import Message
 from bot.views.request_modal import ModalContext, request_modal_dict
-from bot.views.text import inline_code
 from core.logs import get_logger
 from core.visibility import may_see
 

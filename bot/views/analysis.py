@@ -22,15 +22,15 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.ids import Action
+from bot.views.blocks import TEXT_LIMIT, clip, escape_mrkdwn
 from bot.views.messages import Message
-from bot.views.text import escape_mrkdwn
 from core.analysis.report import AnalysisReport, Conflict, ConflictKind, Severity, Verdict
 from core.analysis.scan import ExistingResource, ResourceKind
 from core.permissions import service_label
 from core.validation import DEFAULT_VPC_CIDR
 
 MAX_BLOCKS = 50
-SECTION_LIMIT = 3000
+SECTION_LIMIT = TEXT_LIMIT
 MESSAGE_BUDGET = 10_000  # Slack rejects messages around 12-13k characters of block text
 LINE_LIMIT = 280
 LISTED_PER_KIND = 4  # conflicts shown per kind before collapsing to a count
@@ -62,12 +62,8 @@ KIND_TITLES = {
 FIELD_LABELS = {"vpc_cidr_block": "VPC CIDR", "application": "application", "environment": "environment"}
 
 
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=_clip(text, SECTION_LIMIT)))
+    return SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_LIMIT)))
 
 
 def _button(label: str, action: Action, deployment_id: str, style: str | None = None) -> ButtonElement:
@@ -77,7 +73,7 @@ def _button(label: str, action: Action, deployment_id: str, style: str | None = 
 
 
 def _resource_text(resource: ExistingResource | None) -> str:
-    return f" — _existing: {escape_mrkdwn(_clip(resource.display, 160))}_" if resource else ""
+    return f" — _existing: {escape_mrkdwn(clip(resource.display, 160))}_" if resource else ""
 
 
 def _count_text(count: int | None) -> str:
@@ -86,7 +82,7 @@ def _count_text(count: int | None) -> str:
 
 def _conflict_line(conflict: Conflict) -> str:
     line = f"{SEVERITY_ICONS[conflict.severity]} {escape_mrkdwn(conflict.message)}{_resource_text(conflict.resource)}"
-    return _clip(line, LINE_LIMIT)
+    return clip(line, LINE_LIMIT)
 
 
 def _conflict_blocks(report: AnalysisReport, per_kind: int) -> list[Block]:
@@ -113,7 +109,7 @@ def _counts_text(report: AnalysisReport) -> str:
 
 
 def _recommendation_text(report: AnalysisReport) -> str:
-    lines = [f"• {escape_mrkdwn(_clip(message, LINE_LIMIT))}" for message in report.recommendations[:6]]
+    lines = [f"• {escape_mrkdwn(clip(message, LINE_LIMIT))}" for message in report.recommendations[:6]]
     if report.recommended_changes:
         changes = ", ".join(
             f"{FIELD_LABELS.get(field, field)} → `{escape_mrkdwn(value)}`"
@@ -128,7 +124,7 @@ def _permission_text(report: AnalysisReport) -> str | None:
     if check is None:
         return None
     if not check.checked:
-        return f"*Permissions*\n:warning: {escape_mrkdwn(_clip(check.warning, LINE_LIMIT))}"
+        return f"*Permissions*\n:warning: {escape_mrkdwn(clip(check.warning, LINE_LIMIT))}"
     if not check.denied:
         return f"*Permissions*\n:white_check_mark: All {check.evaluated} required action(s) are allowed."
     note = " — _overridden by a lead_" if report.permissions_overridden else ""
@@ -138,7 +134,7 @@ def _permission_text(report: AnalysisReport) -> str | None:
         shown = ", ".join(f"`{a}`" for a in actions[:LISTED_ACTIONS])
         more = f" and {len(actions) - LISTED_ACTIONS} more" if len(actions) > LISTED_ACTIONS else ""
         lines.append(
-            _clip(f"• *{escape_mrkdwn(service_label(service))}* ({len(actions)}): {shown}{more}", LINE_LIMIT)
+            clip(f"• *{escape_mrkdwn(service_label(service))}* ({len(actions)}): {shown}{more}", LINE_LIMIT)
         )
     if len(services) > LISTED_SERVICES:
         lines.append(f"…and {len(services) - LISTED_SERVICES} more service(s) (see the full report).")
@@ -149,9 +145,9 @@ def _notes_text(report: AnalysisReport) -> str | None:
     notes = list(report.notes)
     if not notes and not report.skipped_sections:
         return None
-    lines = [f"• {escape_mrkdwn(_clip(note, LINE_LIMIT))}" for note in notes[:LISTED_NOTES]]
+    lines = [f"• {escape_mrkdwn(clip(note, LINE_LIMIT))}" for note in notes[:LISTED_NOTES]]
     for section in report.skipped_sections[:LISTED_NOTES]:
-        lines.append(f"• {escape_mrkdwn(_clip(section, LINE_LIMIT))}")
+        lines.append(f"• {escape_mrkdwn(clip(section, LINE_LIMIT))}")
     hidden = max(0, len(notes) - LISTED_NOTES) + max(0, len(report.skipped_sections) - LISTED_NOTES)
     if hidden:
         lines.append(f"…and {hidden} more (see the full report).")
@@ -345,7 +341,7 @@ def fresh_account_blocks(
             ),
         ]
     shown = "\n".join(
-        f"• {escape_mrkdwn(_clip(r.kind.label[:-1] + ': ' + r.display, LINE_LIMIT))}" for r in found[:5]
+        f"• {escape_mrkdwn(clip(r.kind.label[:-1] + ': ' + r.display, LINE_LIMIT))}" for r in found[:5]
     )
     more = f"\n…and {len(found) - 5} more." if len(found) > 5 else ""
     return [

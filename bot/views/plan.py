@@ -28,7 +28,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.ids import Action, BlockId
-from bot.views.text import escape_mrkdwn
+from bot.views.blocks import escape_mrkdwn
 from core.plan_summary import (
     ChangeGroup,
     GroupedChanges,

@@ -23,6 +23,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.ids import INPUT_ACTION, BlockId, Callback
+from bot.views.blocks import HINT_LIMIT, LABEL_LIMIT, OPTIONS_LIMIT, clip
 from core import validation
 from core.models import AccountSituation
 from core.sizes import SIZE_PROFILES, SetupSize
@@ -66,7 +67,7 @@ def size_matrix_markdown() -> str:
 
 def region_options() -> list[Option]:
     regions = sorted(validation.known_regions(), key=lambda r: (not r.startswith(("us-", "eu-")), r))
-    return [_option(region, region) for region in regions[:100]]
+    return [_option(region, region) for region in regions[:OPTIONS_LIMIT]]
 
 
 def text_input(
@@ -83,9 +84,9 @@ def text_input(
     """A plain-text input whose value is read back under the shared action id."""
     return InputBlock(
         block_id=str(block_id),
-        label=PlainTextObject(text=label[:2000]),
+        label=PlainTextObject(text=clip(label, LABEL_LIMIT)),
         optional=optional,
-        hint=PlainTextObject(text=hint[:2000]) if hint else None,
+        hint=PlainTextObject(text=clip(hint, HINT_LIMIT)) if hint else None,
         element=PlainTextInputElement(
             action_id=INPUT_ACTION,
             initial_value=initial,
@@ -97,7 +98,7 @@ def text_input(
 
 
 def request_modal(context: ModalContext, profiles: list[str]) -> View:
-    profile_options = [_option(p, p) for p in profiles[:100]]
+    profile_options = [_option(p, p) for p in profiles[:OPTIONS_LIMIT]]
     regions = region_options()
     blocks: list[Block] = [
         SectionBlock(
