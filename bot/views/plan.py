@@ -29,6 +29,7 @@ from slack_sdk.models.blocks import (
 
 from bot.ids import Action, BlockId
 from bot.views.blocks import escape_mrkdwn
+from bot.views.messages import Message
 from core.plan_summary import (
     ChangeGroup,
     GroupedChanges,
@@ -105,6 +106,14 @@ def plan_blocks(
     else:
         blocks.append(_context("Waiting for an approver to decide."))
     return blocks
+
+
+def plan_message(summary: PlanSummary, *, deployment_id: str, plan_sha256: str, button_value: str) -> Message:
+    """The plan's thread message, with its buttons (`plan_blocks`) and its one-line notification."""
+    blocks = plan_blocks(
+        summary, deployment_id=deployment_id, plan_sha256=plan_sha256, button_value=button_value
+    )
+    return Message(text=plan_text(summary), blocks=blocks)
 
 
 def plan_decided_blocks(

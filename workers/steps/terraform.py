@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 from bot.views import failures
-from bot.views.messages import Message
 from bot.views.pipeline import (
     apply_failed_message,
     apply_result_message,
@@ -24,7 +23,7 @@ from bot.views.pipeline import (
     terraform_failure_next,
     terraform_failure_text,
 )
-from bot.views.plan import plan_blocks, plan_text
+from bot.views.plan import plan_message
 from bot.views.terraform_runs import apply_progress_text, applying_text, superseded_text
 from core.apply_progress import ApplyProgress, advance
 from core.approval import PlanBinding, is_applyable, new_plan
@@ -184,7 +183,7 @@ def _plan(rt: Runtime, deployment: Deployment) -> Outcome:
     )
     if previous and previous.message_ts:
         rt.notifier.decide(deployment, previous.message_ts, _superseded(previous, attempt))
-    blocks = plan_blocks(
+    message = plan_message(
         summary, deployment_id=deployment.id, plan_sha256=digest, button_value=f"{deployment.id}:{attempt}"
     )
     rt.audit.record(
@@ -196,7 +195,7 @@ def _plan(rt: Runtime, deployment: Deployment) -> Outcome:
         summary=summary.sentence,
         commit=binding.repo_commit,
     )
-    ts = rt.notifier.post(deployment, Message(text=plan_text(summary)[:3000], blocks=blocks), remember=True)
+    ts = rt.notifier.post(deployment, message, remember=True)
     rt.store.update(
         deployment.id, lambda d: d.model_copy(update={"plan": record.model_copy(update={"message_ts": ts})})
     )
