@@ -19,25 +19,27 @@ from slack_sdk import WebClient
 
 from bot.directory import GroupDirectory
 from bot.doctor import check_policy
-from core.approval import ApprovalState, PlanBinding, new_plan
+from core.approval import ApprovalState, new_plan
 from core.audit import AuditTrail
 from core.models import (
-    AccountSituation,
     Deployment,
-    DeploymentRequest,
     DeploymentStatus,
     PlanRecord,
-    WorkspaceRecord,
-    utcnow,
 )
 from core.policy.errors import PolicyError
 from core.policy.loading import load_policy
 from core.policy.principals import SlackMember
 from core.settings import Settings
-from core.sizes import SetupSize
 from core.store import DeploymentStore
 from tests.harness.flow import ephemeral_to, eventually
 from tests.harness.processes import WebProcess
+from tests.harness.records import (
+    deployment_record,
+    deployment_request,
+    plan_binding,
+    post_root,
+    workspace_record,
+)
 from tests.harness.slack_api import BOT_TOKEN, TEAM_ID, SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 
@@ -85,36 +87,15 @@ def plan_waiting_for_approval(
 ) -> tuple[Deployment, dict[str, Any]]:
     """A prod deployment whose plan (attempt 1) needs two approvals, with its plan message in the thread."""
     client = WebClient(token=BOT_TOKEN, base_url=api.base_url)
-    root = str(client.chat_postMessage(channel="C_DEPLOYS", text="ECS deployment requested")["ts"])
-    binding = PlanBinding(
-        plan_sha256="a" * 64,
-        repo_commit="3f2a9c1",
-        tfvars_sha256="b" * 64,
-        plan_created_at=utcnow(),
-        attempt=1,
-    )
-    deployment = Deployment(
-        request=DeploymentRequest(
-            profile="deployer",
-            account_situation=AccountSituation.EXISTING,
-            size=SetupSize.SMALL,
-            account_id="123456789012",
-            region="us-east-1",
-            application="web",
-            environment="prod",
-        ),
-        requester_id=REQUESTER,
+    root = post_root(api)
+    binding = plan_binding()
+    deployment = deployment_record(
+        REQUESTER,
+        request=deployment_request(environment="prod"),
         team_id=TEAM_ID,
-        channel_id="C_DEPLOYS",
         thread_ts=root,
         status=DeploymentStatus.AWAITING_APPROVAL,
-        workspace=WorkspaceRecord(
-            commit="3f2a9c1",
-            tfvars_path="tfvars/web.tfvars",
-            tfbackend_path="tfvars/web.tfbackend",
-            tfvars_sha256="b" * 64,
-            tfbackend_sha256="c" * 64,
-        ),
+        workspace=workspace_record(),
         plan=PlanRecord(
             attempt=1,
             sha256="a" * 64,

@@ -21,14 +21,14 @@ from botocore.exceptions import ClientError
 from bot.views.pipeline import CheckLine, backend_message
 from core.backend_confirm import may_confirm_fix, who_may_confirm
 from core.backend_fix import BackendFixPlan, BucketFacts, Setting, bucket_changes, plan_fix
-from core.models import AccountSituation, Deployment, DeploymentRequest, DeploymentStatus
+from core.models import AccountSituation, Deployment, DeploymentStatus
 from core.policy.access import AccessPolicy
 from core.policy.loading import parse_policy
 from core.policy.principals import SlackIdentity
-from core.sizes import SetupSize
 from core.store import DeploymentStore
 from tests.harness.flow import BYSTANDER, LEAD, REQUESTER, click, ephemeral_to, eventually, submit
 from tests.harness.processes import run_worker_burst
+from tests.harness.records import deployment_request
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 
@@ -230,15 +230,8 @@ profiles:
 
 
 def _deployment(profile: str = "deployer", value_authors: tuple[str, ...] = ()) -> Deployment:
-    request = DeploymentRequest(
-        profile=profile,
-        account_situation=AccountSituation.NEW,
-        size=SetupSize.SMALL,
-        account_id="123456789012",
-        region="us-east-1",
-        application="web",
-        environment="dev",
-        state_bucket=FOREIGN,
+    request = deployment_request(
+        profile=profile, account_situation=AccountSituation.NEW, state_bucket=FOREIGN
     )
     return Deployment(
         request=request, requester_id=REQUESTER, channel_id="C1", value_authors=list(value_authors)

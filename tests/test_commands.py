@@ -17,20 +17,23 @@ import redis
 from rq import Queue
 from slack_sdk import WebClient
 
-from core.approval import Approval, ApprovalState, PlanBinding, Rejection
+from core.approval import Approval, ApprovalState, Rejection
 from core.locks import StateLock, state_id
 from core.models import (
-    AccountSituation,
     Deployment,
-    DeploymentRequest,
     DeploymentStatus,
     PlanRecord,
-    WorkspaceRecord,
     utcnow,
 )
 from core.queue import JOB_SERIALIZER
-from core.sizes import SetupSize
 from core.store import DeploymentStore
+from tests.harness.records import (
+    deployment_record,
+    deployment_request,
+    plan_binding,
+    post_root,
+    workspace_record,
+)
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 from workers.steps.common import cancel_key
@@ -46,22 +49,6 @@ TF_LOCK_ID = "6f1c0c5e-2d4b-4f7e-9a61-1d0c3b2a9e77"
 # -- records ---------------------------------------------------------------------------------------
 
 
-def post_root(api: SlackApiStandIn, text: str = "ECS deployment requested") -> str:
-    """A real root message in the stand-in, so thread posts and root refreshes find it."""
-    reply = WebClient(token=BOT_TOKEN, base_url=api.base_url).chat_postMessage(channel="C_DEPLOYS", text=text)
-    return str(reply["ts"])
-
-
-def binding(attempt: int = 1) -> PlanBinding:
-    return PlanBinding(
-        plan_sha256="a" * 64,
-        repo_commit="3f2a9c1",
-        tfvars_sha256="b" * 64,
-        plan_created_at=utcnow(),
-        attempt=attempt,
-    )
-
-
 def make_deployment(
     store: DeploymentStore,
     api: SlackApiStandIn,
@@ -75,7 +62,7 @@ def make_deployment(
     age_minutes: int = 0,
     plan_message_ts: str | None = None,
 ) -> Deployment:
-    bound = binding()
+    bound = plan_binding()
     approval = ApprovalState(
         binding=bound,
         approvals=tuple(Approval(approver_id=a, at=utcnow(), binding=bound) for a in approvers),
@@ -83,30 +70,15 @@ def make_deployment(
         if rejected_by
         else None,
     )
-    deployment = Deployment(
-        request=DeploymentRequest(
-            profile="deployer",
-            account_situation=AccountSituation.EXISTING,
-            size=SetupSize.SMALL,
-            account_id="123456789012",
-            region="us-east-1",
-            application=application,
-            environment="dev",
-        ),
-        requester_id=requester,
+    deployment = deployment_record(
+        requester,
+        request=deployment_request(application=application),
         team_id="T111",
-        channel_id="C_DEPLOYS",
         thread_ts=post_root(api),
         status=status,
         status_detail=detail,
         created_at=utcnow() - timedelta(minutes=age_minutes),
-        workspace=WorkspaceRecord(
-            commit="3f2a9c1",
-            tfvars_path="tfvars/web.tfvars",
-            tfbackend_path="tfvars/web.tfbackend",
-            tfvars_sha256="b" * 64,
-            tfbackend_sha256="c" * 64,
-        ),
+        workspace=workspace_record(),
         plan=PlanRecord(
             attempt=1,
             sha256="a" * 64,

@@ -41,27 +41,14 @@ from core.analysis.scan import (
     Subnet,
     Vpc,
 )
-from core.models import AccountSituation, DeploymentRequest
+from core.models import AccountSituation
 from core.permissions import PermissionCheck
 from core.sizes import SetupSize
 from tests.harness.fixtures import fixture_path
+from tests.harness.records import deployment_request
 
 DEFAULT_VPC = Vpc(vpc_id="vpc-default", cidr_blocks=["172.31.0.0/16"], is_default=True)
 ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
-
-
-def request(**overrides: Any) -> DeploymentRequest:
-    data: dict[str, Any] = {
-        "profile": "deployer",
-        "account_situation": AccountSituation.EXISTING,
-        "size": SetupSize.SMALL,
-        "account_id": "123456789012",
-        "region": "us-east-1",
-        "application": "web",
-        "environment": "dev",
-    }
-    data.update(overrides)
-    return DeploymentRequest(**data)
 
 
 def scan(*vpcs: Vpc, default_vpc: bool = True, zones: list[str] | None = None, **fields: Any) -> AccountScan:
@@ -97,7 +84,7 @@ def test_candidates_follow_the_runbook_order() -> None:
 
 
 def test_empty_account_has_no_cidr_conflict_and_is_safe() -> None:
-    report = analyse_account(scan(), request())
+    report = analyse_account(scan(), deployment_request())
     assert report.conflicts == []
     assert report.verdict is Verdict.SAFE
     assert report.verdict.label == "safe to deploy"
@@ -105,7 +92,7 @@ def test_empty_account_has_no_cidr_conflict_and_is_safe() -> None:
 
 
 def test_exact_overlap_names_the_vpc_and_recommends_10_1() -> None:
-    report = analyse_account(scan(vpc("vpc-111", "10.0.0.0/16", name="legacy")), request())
+    report = analyse_account(scan(vpc("vpc-111", "10.0.0.0/16", name="legacy")), deployment_request())
     [conflict] = [c for c in report.conflicts if c.kind is ConflictKind.CIDR]
     assert (
         "vpc-111" in conflict.message and "legacy" in conflict.message and "10.0.0.0/16" in conflict.message
@@ -139,7 +126,7 @@ def test_half_of_10_1_blocks_10_1() -> None:
 
 
 def test_10_slash_8_blocks_every_10_network() -> None:
-    report = analyse_account(scan(vpc("vpc-big", "10.0.0.0/8")), request())
+    report = analyse_account(scan(vpc("vpc-big", "10.0.0.0/8")), deployment_request())
     assert report.recommended_changes["vpc_cidr_block"] == "172.16.0.0/16"
 
 
@@ -154,21 +141,23 @@ def test_default_vpc_blocks_172_31() -> None:
 
 def test_every_candidate_taken_is_blocking() -> None:
     taken = [vpc("a", "10.0.0.0/8"), vpc("b", "172.16.0.0/12"), vpc("c", "192.168.0.0/16")]
-    report = analyse_account(scan(*taken), request())
+    report = analyse_account(scan(*taken), deployment_request())
     assert "vpc_cidr_block" not in report.recommended_changes
     assert any(c.kind is ConflictKind.CIDR and c.blocking for c in report.conflicts)
     assert report.verdict is Verdict.BLOCKED
 
 
 def test_non_default_request_is_replaced_by_the_first_free_candidate() -> None:
-    report = analyse_account(scan(vpc("vpc-1", "10.5.0.0/16")), request(vpc_cidr_block="10.5.0.0/24"))
+    report = analyse_account(
+        scan(vpc("vpc-1", "10.5.0.0/16")), deployment_request(vpc_cidr_block="10.5.0.0/24")
+    )
     assert report.recommended_changes["vpc_cidr_block"] == "10.1.0.0/16"
 
 
 def test_recommendation_never_overlaps_the_rejected_request() -> None:
     # 10.0.0.0/16 requested and taken; 10.1 taken by a secondary block; 10.2 must be proposed
     existing = vpc("vpc-1", "10.0.0.0/16", "10.1.0.0/16")
-    report = analyse_account(scan(existing), request())
+    report = analyse_account(scan(existing), deployment_request())
     assert report.recommended_changes["vpc_cidr_block"] == "10.2.0.0/16"
 
 
@@ -223,7 +212,9 @@ def test_awscli_describe_vpcs_fixture_conflicts_with_the_default_cidr() -> None:
     vpcs = _fixture_vpcs("awscli_examples_ec2_describe-vpcs.output.json")
     shared = next(v for v in vpcs if v.vpc_id == "vpc-06e4ab6c6cEXAMPLE")
     assert shared.name == "Shared VPC" and shared.cidr_blocks == ["10.0.0.0/16"]
-    report = analyse_account(AccountScan(region="us-east-1", vpcs=vpcs, availability_zones=ZONES), request())
+    report = analyse_account(
+        AccountScan(region="us-east-1", vpcs=vpcs, availability_zones=ZONES), deployment_request()
+    )
     [conflict] = [c for c in report.conflicts if c.kind is ConflictKind.CIDR]
     assert "vpc-06e4ab6c6cEXAMPLE" in conflict.message and "Shared VPC" in conflict.message
     assert report.recommended_changes["vpc_cidr_block"] == "10.1.0.0/16"
@@ -338,7 +329,7 @@ def _assert_valid_and_free(found: AccountScan, app: str, env: str) -> None:
 
 def test_alternative_application_is_proposed() -> None:
     found = scan(ecs_clusters=[res(ResourceKind.ECS_CLUSTER, "web-dev-ecs-a1b2c3")])
-    report = analyse_account(found, request())
+    report = analyse_account(found, deployment_request())
     assert report.recommended_changes == {"application": "web-v2"}
     assert any("web-v2" in message for message in report.recommendations)
 
@@ -377,7 +368,7 @@ def test_no_proposal_when_every_alternative_is_taken() -> None:
     taken = [res(ResourceKind.S3_BUCKET, f"x-{name}-y") for name in ["web", *variants]]
     found = scan(s3_buckets=taken)
     assert propose_names(found, "web", "dev") is None
-    report = analyse_account(found, request())
+    report = analyse_account(found, deployment_request())
     assert "application" not in report.recommended_changes
     assert any("choose one yourself" in message for message in report.recommendations)
     # one free variant is enough
@@ -397,7 +388,7 @@ def test_proposals_pass_the_request_validation(app: str, env: str) -> None:
     proposal = propose_names(found, app, env)
     assert proposal is not None
     _assert_valid_and_free(found, *proposal)
-    request(application=proposal[0], environment=proposal[1])  # the model accepts it too
+    deployment_request(application=proposal[0], environment=proposal[1])  # the model accepts it too
 
 
 # ---------------------------------------------------------------- quotas, region
@@ -463,7 +454,7 @@ def test_fewer_than_three_azs_blocks() -> None:
     [conflict] = region_conflicts(scan(zones=["us-west-1a", "us-west-1c"]), SetupSize.SMALL)
     assert conflict.blocking and "2 available AZ" in conflict.message and "us-west-1c" in conflict.message
     assert region_conflicts(scan(zones=ZONES), SetupSize.LARGE) == []
-    report = analyse_account(scan(zones=["us-west-1a"]), request())
+    report = analyse_account(scan(zones=["us-west-1a"]), deployment_request())
     assert report.verdict is Verdict.BLOCKED
 
 
@@ -473,7 +464,7 @@ def test_fewer_than_three_azs_blocks() -> None:
 def test_brand_new_account_with_only_the_default_vpc() -> None:
     found = scan()
     assert non_default_resources(found) == []
-    report = analyse_account(found, request(account_situation=AccountSituation.NEW))
+    report = analyse_account(found, deployment_request(account_situation=AccountSituation.NEW))
     assert ConflictKind.NOT_NEW_ACCOUNT not in kinds(report.conflicts)
 
 
@@ -489,11 +480,11 @@ def test_brand_new_account_with_only_the_default_vpc() -> None:
 )
 def test_brand_new_account_that_is_not(fields: dict[str, Any]) -> None:
     found = AccountScan(region="us-east-1", availability_zones=ZONES, **fields)
-    report = analyse_account(found, request(account_situation=AccountSituation.NEW))
+    report = analyse_account(found, deployment_request(account_situation=AccountSituation.NEW))
     [finding] = [c for c in report.conflicts if c.kind is ConflictKind.NOT_NEW_ACCOUNT]
     assert "brand new" in finding.message and finding.resource is not None
     # an account declared existing is not warned about this
-    existing = analyse_account(found, request())
+    existing = analyse_account(found, deployment_request())
     assert ConflictKind.NOT_NEW_ACCOUNT not in kinds(existing.conflicts)
 
 
@@ -513,19 +504,21 @@ def _check(denied: dict[str, list[str]] | None = None, checked: bool = True) -> 
 
 def test_denied_actions_block_unless_overridden() -> None:
     denied = {"ec2": ["ec2:CreateVpc", "ec2:CreateNatGateway"], "rds": ["rds:CreateDBCluster"]}
-    report = analyse_account(scan(), request(), permissions=_check(denied))
+    report = analyse_account(scan(), deployment_request(), permissions=_check(denied))
     permission = [c for c in report.conflicts if c.kind is ConflictKind.PERMISSION]
     assert len(permission) == 2 and all(c.blocking for c in permission)
     assert "ec2:CreateVpc" in permission[0].message and "EC2" in permission[0].message
     assert report.verdict is Verdict.BLOCKED and report.only_permissions_block
-    overridden = analyse_account(scan(), request(), permissions=_check(denied), permissions_overridden=True)
+    overridden = analyse_account(
+        scan(), deployment_request(), permissions=_check(denied), permissions_overridden=True
+    )
     assert overridden.verdict is Verdict.ADJUSTMENTS_NEEDED
     assert all("overridden" in c.message for c in overridden.conflicts)
 
 
 def test_allowed_and_unchecked_permissions_do_not_block() -> None:
-    assert analyse_account(scan(), request(), permissions=_check()).verdict is Verdict.SAFE
-    report = analyse_account(scan(), request(), permissions=_check(checked=False))
+    assert analyse_account(scan(), deployment_request(), permissions=_check()).verdict is Verdict.SAFE
+    report = analyse_account(scan(), deployment_request(), permissions=_check(checked=False))
     assert report.verdict is Verdict.SAFE
     assert any("could not be checked" in note for note in report.notes)
 
@@ -556,7 +549,7 @@ def test_skipped_sections_are_counted_and_uncheckable_rules_warn() -> None:
         ),
     }
     found = AccountScan(region="us-east-1", sections=sections)
-    report = analyse_account(found, request())
+    report = analyse_account(found, deployment_request())
     assert report.counts[ResourceKind.VPC] is None and report.counts[ResourceKind.ECS_CLUSTER] == 0
     assert report.skipped_sections == ["VPCs: not scanned: no permission for ec2:DescribeVpcs"]
     assert report.failed_sections == ["Availability zones: not scanned: error: InternalError: boom"]
@@ -567,7 +560,7 @@ def test_skipped_sections_are_counted_and_uncheckable_rules_warn() -> None:
 
 
 def test_quota_fallbacks_are_noted() -> None:
-    report = analyse_account(scan(), request())
+    report = analyse_account(scan(), deployment_request())
     assert any("VPCs per Region: used the documented default of 5" in note for note in report.notes)
 
 
@@ -577,7 +570,7 @@ def test_counts_cover_every_kind() -> None:
         s3_buckets=[res(ResourceKind.S3_BUCKET, f"b{i}") for i in range(7)],
         elastic_ip_count=2,
     )
-    counts = analyse_account(found, request()).counts
+    counts = analyse_account(found, deployment_request()).counts
     assert counts[ResourceKind.VPC] == 2 and counts[ResourceKind.S3_BUCKET] == 7
     assert counts[ResourceKind.ELASTIC_IP] == 2 and counts[ResourceKind.AVAILABILITY_ZONE] == 3
     assert set(counts) == set(ResourceKind)
@@ -591,7 +584,7 @@ def test_apply_recommendations_revalidates_and_resolves_the_conflicts() -> None:
         vpc("vpc-1", "10.0.0.0/16", name="legacy"),
         ecs_clusters=[res(ResourceKind.ECS_CLUSTER, "web-dev-ecs-a1b2c3")],
     )
-    original = request()
+    original = deployment_request()
     report = analyse_account(found, original)
     updated, changed = apply_recommendations(original, report)
     assert updated.vpc_cidr_block == "10.1.0.0/16" and updated.application == "web-v2"
@@ -604,10 +597,10 @@ def test_apply_recommendations_revalidates_and_resolves_the_conflicts() -> None:
 
 def test_apply_rejects_invalid_or_unknown_values() -> None:
     with pytest.raises(ValidationError):
-        apply_recommendations(request(), {"application": "Bad_Name"})
+        apply_recommendations(deployment_request(), {"application": "Bad_Name"})
     with pytest.raises(ValidationError):
-        apply_recommendations(request(), {"vpc_cidr_block": "8.8.0.0/16"})
+        apply_recommendations(deployment_request(), {"vpc_cidr_block": "8.8.0.0/16"})
     with pytest.raises(ValueError, match="Not a recommendable field"):
-        apply_recommendations(request(), {"region": "eu-west-1"})
-    same, changed = apply_recommendations(request(), {})
-    assert same == request() and changed == []
+        apply_recommendations(deployment_request(), {"region": "eu-west-1"})
+    same, changed = apply_recommendations(deployment_request(), {})
+    assert same == deployment_request() and changed == []

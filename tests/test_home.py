@@ -15,6 +15,7 @@ import requests
 from bot.views.home import home_view
 from core.models import Deployment, DeploymentStatus
 from core.store import DeploymentStore
+from tests.harness.records import REQUEST_FIELDS
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, fixture
 from tests.test_commands import (
@@ -138,15 +139,7 @@ def test_the_home_view_stays_within_slacks_100_blocks() -> None:
 def _sample_json() -> str:
     return json.dumps(
         {
-            "request": {
-                "profile": "deployer",
-                "account_situation": "existing",
-                "size": "small",
-                "account_id": "123456789012",
-                "region": "us-east-1",
-                "application": "web",
-                "environment": "dev",
-            },
+            "request": REQUEST_FIELDS,
             "requester_id": REQUESTER,
             "channel_id": "C_DEPLOYS",
             "thread_ts": "1700000000.000001",

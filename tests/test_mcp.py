@@ -45,6 +45,7 @@ from tests.harness.flow import (
     give_values,
 )
 from tests.harness.processes import ROOT, WebProcess, run_worker_burst
+from tests.harness.records import REQUEST_FIELDS
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values
 
@@ -81,13 +82,7 @@ DANGEROUS = re.compile(
 )
 READ_ONLY_TOOLS = {"list_profiles", "get_deployment", "get_analysis"}
 REQUEST = {
-    "profile": "deployer",
-    "account_situation": "existing",
-    "size": "small",
-    "account_id": "123456789012",
-    "region": "us-east-1",
-    "application": "web",
-    "environment": "dev",
+    **REQUEST_FIELDS,
     "additional_tags": "team=platform",
     "vpc_cidr_block": "10.0.0.0/16",
     "lock_table": "terraform-state-lock",

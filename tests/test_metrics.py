@@ -22,14 +22,14 @@ from rq.job import Job
 
 from bot.outbox import DUE_KEY, Outbox, OutboxEntry
 from core.approval import ApprovalState, PlanBinding
-from core.models import AccountSituation, Deployment, DeploymentRequest, DeploymentStatus, utcnow
+from core.models import Deployment, DeploymentStatus, utcnow
 from core.queue import JOB_FUNCTIONS, Step, enqueue_step, queue
 from core.redis_server import free_port
 from core.settings import Settings
-from core.sizes import SetupSize
 from core.store import DeploymentStore
 from tests.harness.flow import REQUESTER, click, eventually, give_values, submit
 from tests.harness.processes import ROOT, WebProcess
+from tests.harness.records import deployment_record
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 
@@ -67,21 +67,7 @@ def deployment(status: DeploymentStatus, *, plan_age: timedelta | None = None) -
                 attempt=1,
             )
         )
-    return Deployment(
-        request=DeploymentRequest(
-            profile="deployer",
-            account_situation=AccountSituation.EXISTING,
-            size=SetupSize.SMALL,
-            account_id="123456789012",
-            region="us-east-1",
-            application="web",
-            environment="dev",
-        ),
-        requester_id=REQUESTER,
-        channel_id="C_DEPLOYS",
-        status=status,
-        approval=approval,
-    )
+    return deployment_record(REQUESTER, status=status, approval=approval)
 
 
 def test_web_metrics_count_what_redis_holds(web_process: WebProcess, redis_conn: redis.Redis) -> None:

@@ -26,14 +26,7 @@ from structlog.testing import capture_logs
 from bot.doctor import check_redis
 from bot.notifier import Notifier
 from bot.store_watch import StoreWatch
-from core.models import (
-    AccountSituation,
-    Deployment,
-    DeploymentRequest,
-    DeploymentStatus,
-    SetupSize,
-    utcnow,
-)
+from core.models import Deployment, DeploymentStatus, utcnow
 from core.persistence import (
     MARKER_KEY,
     MarkerState,
@@ -50,6 +43,7 @@ from core.settings import Settings
 from core.store import DeploymentStore
 from tests.harness.dev import DevProcess, console_script
 from tests.harness.processes import WebProcess, background_workers, run_worker_burst
+from tests.harness.records import deployment_record
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SIGNING_SECRET
 
@@ -61,22 +55,7 @@ SCHEDULER_LOCK = "rq:scheduler-lock:ecs-deploy"
 def deployment(
     status: DeploymentStatus, *, thread_ts: str | None = "1600000000.000001", **kw: object
 ) -> Deployment:
-    request = DeploymentRequest(
-        profile="deployer",
-        account_situation=AccountSituation.EXISTING,
-        size=SetupSize.SMALL,
-        account_id="123456789012",
-        region="us-east-1",
-        application="web",
-        environment="dev",
-    )
-    return Deployment(
-        request=request,
-        requester_id="U0REQUESTER",
-        channel_id="C_DEPLOYS",
-        thread_ts=thread_ts,
-        status=status,
-    ).model_copy(update=kw)
+    return deployment_record("U0REQUESTER", thread_ts=thread_ts, status=status).model_copy(update=kw)
 
 
 def eventually(check: object, what: str) -> None:

@@ -25,28 +25,14 @@ from core.analysis.recommendations import apply_recommendations
 from core.analysis.report import ConflictKind, Verdict
 from core.analysis.rules import non_default_resources
 from core.analysis.scan import FRESH_ACCOUNT_SECTIONS, SECTIONS, ResourceKind, SectionStatus
-from core.models import AccountSituation, DeploymentRequest
-from core.sizes import SetupSize
+from core.models import AccountSituation
 from tests.harness.aws import MotoServer
 from tests.harness.fixtures import fixture_path
+from tests.harness.records import deployment_request
 from workers.aws import scan as scan_module
 from workers.aws.scan import is_permission_error, scan_account
 
 REGION = "us-east-1"
-
-
-def request(**overrides: Any) -> DeploymentRequest:
-    data: dict[str, Any] = {
-        "profile": "deployer",
-        "account_situation": AccountSituation.EXISTING,
-        "size": SetupSize.SMALL,
-        "account_id": "123456789012",
-        "region": REGION,
-        "application": "web",
-        "environment": "dev",
-    }
-    data.update(overrides)
-    return DeploymentRequest(**data)
 
 
 def seed_account(session: boto3.Session) -> dict[str, str]:
@@ -145,7 +131,7 @@ def test_scan_finds_everything_and_the_analysis_names_the_causes(
     assert found.eip_quota.fell_back and "NoSuchResource" in found.eip_quota.reason
     assert all(r.elapsed_s >= 0 for r in found.sections.values())
 
-    report = analyse_account(found, request())
+    report = analyse_account(found, deployment_request())
     cidr = [c for c in report.conflicts if c.kind is ConflictKind.CIDR]
     assert [c.resource.id for c in cidr if c.resource] == [seeded["legacy"]]
     # 10.1 is a secondary block of "legacy", 10.2 is half-taken by "shared"'s secondary /17
@@ -163,7 +149,7 @@ def test_scan_finds_everything_and_the_analysis_names_the_causes(
     assert report.verdict is Verdict.ADJUSTMENTS_NEEDED
     assert report.counts[ResourceKind.S3_BUCKET] == 3 and report.counts[ResourceKind.VPC] == 3
 
-    updated, changed = apply_recommendations(request(), report)
+    updated, changed = apply_recommendations(deployment_request(), report)
     assert len(changed) == 2
     assert analyse_account(found, updated).verdict is Verdict.SAFE
 
@@ -172,7 +158,7 @@ def test_vpc_quota_reached_blocks(deployer_session: boto3.Session) -> None:
     ec2 = deployer_session.client("ec2")
     for second in range(20, 24):
         ec2.create_vpc(CidrBlock=f"10.{second}.0.0/16")
-    report = analyse_account(scan_account(deployer_session, REGION), request())
+    report = analyse_account(scan_account(deployer_session, REGION), deployment_request())
     [quota] = [c for c in report.conflicts if c.kind is ConflictKind.QUOTA]
     assert quota.blocking and "5 VPCs" in quota.message
     assert report.verdict is Verdict.BLOCKED
@@ -182,7 +168,7 @@ def test_region_with_two_azs_blocks(aws: MotoServer) -> None:
     session = boto3.Session(profile_name="deployer", region_name="us-west-1")
     found = scan_account(session, "us-west-1")
     assert len(found.availability_zones) == 2
-    report = analyse_account(found, request(region="us-west-1"))
+    report = analyse_account(found, deployment_request(region="us-west-1"))
     assert any(c.kind is ConflictKind.REGION and c.blocking for c in report.conflicts)
 
 
@@ -200,7 +186,7 @@ def test_second_account_through_assume_role_sees_only_its_own_resources(
     assert seeded["legacy"] not in {vpc.vpc_id for vpc in found.vpcs}
     mine = scan_account(deployer_session, REGION)
     assert "other-only" not in {c.name for c in mine.ecs_clusters}
-    report = analyse_account(found, request(account_id="222233334444", profile="other-account"))
+    report = analyse_account(found, deployment_request(account_id="222233334444", profile="other-account"))
     assert not [c for c in report.conflicts if c.kind is ConflictKind.CIDR]
 
 
@@ -211,7 +197,7 @@ def test_fresh_account_subset_scan(deployer_session: boto3.Session) -> None:
     deployer_session.client("ecs").create_cluster(clusterName="surprise")
     found = scan_account(deployer_session, REGION, sections=FRESH_ACCOUNT_SECTIONS)
     assert [r.name for r in non_default_resources(found)] == ["surprise"]
-    report = analyse_account(found, request(account_situation=AccountSituation.NEW))
+    report = analyse_account(found, deployment_request(account_situation=AccountSituation.NEW))
     assert any(c.kind is ConflictKind.NOT_NEW_ACCOUNT for c in report.conflicts)
     with pytest.raises(ValueError, match="Unknown scan section"):
         scan_account(deployer_session, REGION, sections=["nope"])
@@ -313,7 +299,7 @@ def test_no_permission_sections_name_the_iam_action(
         assert quota.reason == "no permission for servicequotas:GetServiceQuota"
     assert found.vpcs == [] and found.count(ResourceKind.VPC) is None
 
-    report = analyse_account(found, request())
+    report = analyse_account(found, deployment_request())
     assert len(report.skipped_sections) == len(EXPECTED_ACTIONS)
     assert f"{len(EXPECTED_ACTIONS)} section(s) not scanned" in report.notes[0]
     assert "VPCs: not scanned: no permission for ec2:DescribeVpcs" in report.skipped_sections
@@ -330,7 +316,7 @@ def test_partial_permissions_scan_what_is_allowed(
     for name in ("rds_clusters", "ecs_clusters", "s3_buckets", "load_balancers"):
         assert found.sections[name].status is SectionStatus.NO_PERMISSION, name
     assert seeded["legacy"] in {vpc.vpc_id for vpc in found.vpcs}
-    report = analyse_account(found, request())
+    report = analyse_account(found, deployment_request())
     assert any(c.kind is ConflictKind.CIDR for c in report.conflicts)
     assert not any(c.kind is ConflictKind.NAME for c in report.conflicts)  # those sections were not scanned
 

@@ -32,18 +32,17 @@ from cryptography.fernet import Fernet, InvalidToken
 from core.artifacts import ArtifactError, generate_key
 from core.models import (
     AccountSituation,
-    Deployment,
     DeploymentRequest,
     DeploymentStatus,
     WorkspaceRecord,
 )
 from core.queue import Step, enqueue_step, fetch_job
 from core.settings import ConfigurationError, Settings, load_settings
-from core.sizes import SetupSize
 from core.store import DeploymentStore
 from core.tfvars.type_constraints import parse_variables
 from tests.harness.flow import REQUESTER, drive_to_plan_stage, submit
 from tests.harness.processes import run_worker_burst
+from tests.harness.records import deployment_record, deployment_request
 from tests.harness.secrets import ARTIFACT_KEY, artifact_cipher, artifact_store
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
@@ -191,7 +190,7 @@ def test_a_pickled_job_put_into_redis_is_not_run(
         def __reduce__(self) -> tuple[object, tuple[str]]:
             return (os.mkdir, (str(marker),))
 
-    deployment = Deployment(request=_request(), requester_id=REQUESTER, channel_id="C_DEPLOYS")
+    deployment = deployment_record(REQUESTER, request=_request())
     DeploymentStore(redis_conn).create(deployment)
     job = enqueue_step(redis_conn, Settings.model_validate({}), Step.VERIFY, deployment.id)
     redis_conn.hset(job.key, "data", zlib.compress(pickle.dumps(Payload(), protocol=pickle.HIGHEST_PROTOCOL)))
@@ -213,7 +212,7 @@ def test_a_record_path_outside_the_workspace_is_refused_before_anything_is_writt
     commit = git(Path(pipeline_env["ECS_DEPLOY_REPO_URL"]), "rev-parse", "HEAD")
     data_dir = Path(pipeline_env["ECS_DEPLOY_DATA_DIR"])
     escape = data_dir.parent / "escape.tfvars"
-    deployment = Deployment(request=_request(), requester_id=REQUESTER, channel_id="C_DEPLOYS")
+    deployment = deployment_record(REQUESTER, request=_request())
     artifacts = artifact_store(redis_conn)
     tfvars_sha = artifacts.put(deployment.id, "tfvars", b'region = "us-east-1"\n')
     backend_sha = artifacts.put(deployment.id, "tfbackend", b'bucket = "b"\n')
@@ -399,12 +398,4 @@ def test_dev_makes_one_private_key_in_the_data_dir_and_keeps_it(tmp_path: Path) 
 
 
 def _request() -> DeploymentRequest:
-    return DeploymentRequest(
-        profile="deployer",
-        account_situation=AccountSituation.NEW,
-        size=SetupSize.SMALL,
-        account_id="123456789012",
-        region="us-east-1",
-        application="web",
-        environment="dev",
-    )
+    return deployment_request(account_situation=AccountSituation.NEW)

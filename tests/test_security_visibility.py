@@ -14,10 +14,10 @@ import redis
 
 from bot.views.messages import root_message
 from core.approval import Rejection
-from core.models import AccountSituation, Deployment, DeploymentRequest, DeploymentStatus
-from core.sizes import SetupSize
+from core.models import Deployment, DeploymentStatus
 from core.store import DeploymentStore
 from tests.harness.processes import WebProcess
+from tests.harness.records import deployment_record
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 from tests.test_commands import (
@@ -130,21 +130,8 @@ def test_a_lead_of_another_profile_sees_neither_status_nor_list_entry(
 
 
 def test_the_root_message_shows_a_status_detail_as_text() -> None:
-    deployment = Deployment(
-        request=DeploymentRequest(
-            profile="deployer",
-            account_situation=AccountSituation.EXISTING,
-            size=SetupSize.SMALL,
-            account_id="123456789012",
-            region="us-east-1",
-            application="web",
-            environment="dev",
-        ),
-        requester_id=REQUESTER,
-        team_id="T111",
-        channel_id="C_DEPLOYS",
-        status=DeploymentStatus.FAILED,
-        status_detail=f"plan: {HOSTILE}",
+    deployment = deployment_record(
+        REQUESTER, team_id="T111", status=DeploymentStatus.FAILED, status_detail=f"plan: {HOSTILE}"
     )
     rendered = json.dumps(root_message(deployment).block_dicts())
     assert "<!channel>" not in rendered and "<https://evil" not in rendered

@@ -21,11 +21,11 @@ from slack_sdk import WebClient
 
 from bot.notifier import Notifier
 from core.audit import STREAM, AuditEvent, AuditTrail
-from core.models import AccountSituation, Deployment, DeploymentRequest, utcnow
+from core.models import Deployment, utcnow
 from core.policy.loading import parse_policy
 from core.settings import Settings
-from core.sizes import SetupSize
 from core.store import DeploymentStore
+from tests.harness.records import deployment_record
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from workers.runtime import Runtime
 from workers.steps.common import terraform_env
@@ -91,20 +91,7 @@ profiles:
 
 
 def _deployment() -> Deployment:
-    return Deployment(
-        request=DeploymentRequest(
-            profile="deployer",
-            account_situation=AccountSituation.EXISTING,
-            size=SetupSize.SMALL,
-            account_id="123456789012",
-            region="us-east-1",
-            application="web",
-            environment="dev",
-        ),
-        requester_id="U0REQUEST1",
-        team_id="T111",
-        channel_id="C_DEPLOYS",
-    )
+    return deployment_record("U0REQUEST1", team_id="T111")
 
 
 def test_the_aws_config_copy_is_created_0600_not_chmodded_later(

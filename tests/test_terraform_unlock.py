@@ -14,10 +14,10 @@ import redis
 
 from core.audit import AuditTrail
 from core.locks import TerraformLockInfo, TerraformRun, TerraformRuns, job_heartbeat_key, state_id
-from core.models import AccountSituation, Deployment, DeploymentRequest, DeploymentStatus, utcnow
-from core.sizes import SetupSize
+from core.models import Deployment, DeploymentStatus, utcnow
 from core.store import DeploymentStore
 from tests.harness.flow import LEAD, REQUESTER
+from tests.harness.records import deployment_record
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 
@@ -27,21 +27,7 @@ WHO = "deploy@worker-1"
 
 
 def interrupted_deployment(redis_conn: redis.Redis) -> Deployment:
-    deployment = Deployment(
-        request=DeploymentRequest(
-            profile="deployer",
-            account_situation=AccountSituation.EXISTING,
-            size=SetupSize.SMALL,
-            account_id="123456789012",
-            region="us-east-1",
-            application="web",
-            environment="dev",
-        ),
-        requester_id=REQUESTER,
-        team_id="T111",
-        channel_id="C_DEPLOYS",
-        status=DeploymentStatus.INTERRUPTED,
-    )
+    deployment = deployment_record(REQUESTER, team_id="T111", status=DeploymentStatus.INTERRUPTED)
     DeploymentStore(redis_conn).create(deployment)
     return deployment
 

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 import requests
 
 from tests.harness.fixtures import load_fixture
+from tests.harness.records import REQUEST_FIELDS
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
@@ -141,19 +142,13 @@ def select_value(value: str, kind: str = "static_select") -> dict[str, Any]:
 def request_values(**overrides: str) -> dict[str, dict[str, Any]]:
     """State values of a filled-in request modal (block id -> action id -> element state)."""
     fields = {
-        "profile": "deployer",
-        "account_situation": "existing",
-        "size": "small",
-        "account_id": "123456789012",
-        "region": "us-east-1",
-        "application": "web",
-        "environment": "dev",
+        **REQUEST_FIELDS,
         "additional_tags": "team=platform",
         "vpc_cidr_block": "10.0.0.0/16",
         "state_bucket": "",
         "lock_table": "terraform-state-lock",
+        **overrides,
     }
-    fields.update(overrides)
     selects = {
         "profile": "static_select",
         "region": "static_select",

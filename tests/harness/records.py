@@ -1,0 +1,72 @@
+"""Records the tests store or send directly, instead of driving the modal flow to make them.
+
+One standard request — web/dev in account 123456789012, us-east-1, small, existing account, profile
+`deployer` — in the shapes the tests need: the modal's fields, a `DeploymentRequest`, a `Deployment`,
+and the workspace, plan binding and thread root that a deployment past planning has.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_sdk import WebClient
+
+from core.approval import PlanBinding
+from core.models import Deployment, DeploymentRequest, WorkspaceRecord, utcnow
+from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
+
+# The request's own fields, as the modal, the MCP tool and the stored JSON spell them.
+REQUEST_FIELDS: dict[str, str] = {
+    "profile": "deployer",
+    "account_situation": "existing",
+    "size": "small",
+    "account_id": "123456789012",
+    "region": "us-east-1",
+    "application": "web",
+    "environment": "dev",
+}
+
+
+def deployment_request(**overrides: Any) -> DeploymentRequest:
+    """The standard request, with `overrides` in place of its fields."""
+    return DeploymentRequest.model_validate({**REQUEST_FIELDS, **overrides})
+
+
+def deployment_record(
+    requester_id: str, *, request: DeploymentRequest | None = None, **fields: Any
+) -> Deployment:
+    """A deployment of `request` (the standard one by default) asked for in #deploys (C_DEPLOYS)."""
+    return Deployment(
+        request=request or deployment_request(),
+        requester_id=requester_id,
+        channel_id="C_DEPLOYS",
+        **fields,
+    )
+
+
+def plan_binding(attempt: int = 1) -> PlanBinding:
+    """What an approval of plan `attempt`, made just now, is bound to."""
+    return PlanBinding(
+        plan_sha256="a" * 64,
+        repo_commit="3f2a9c1",
+        tfvars_sha256="b" * 64,
+        plan_created_at=utcnow(),
+        attempt=attempt,
+    )
+
+
+def workspace_record() -> WorkspaceRecord:
+    """The workspace of a deployment whose tfvars were written (matches `plan_binding`)."""
+    return WorkspaceRecord(
+        commit="3f2a9c1",
+        tfvars_path="tfvars/web.tfvars",
+        tfbackend_path="tfvars/web.tfbackend",
+        tfvars_sha256="b" * 64,
+        tfbackend_sha256="c" * 64,
+    )
+
+
+def post_root(api: SlackApiStandIn, text: str = "ECS deployment requested") -> str:
+    """A real root message in the stand-in, so thread posts and root refreshes find it."""
+    reply = WebClient(token=BOT_TOKEN, base_url=api.base_url).chat_postMessage(channel="C_DEPLOYS", text=text)
+    return str(reply["ts"])
