@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -66,6 +67,20 @@ def _require_artifact_key(current: Settings) -> None:
         current.require_artifact_key()
     except ConfigurationError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _slack_app_start(require_transport: Callable[[Settings], None]) -> tuple[Settings, Services]:
+    """What `web` and `socket` do before they serve: the settings, checked for their Slack transport
+    (`Settings.require_slack_http` or `require_slack_socket`); the services; the artifact key; the token."""
+    current = _settings()
+    try:
+        require_transport(current)
+    except ConfigurationError as exc:
+        raise click.ClickException(str(exc)) from None
+    services = _services(current)
+    _require_artifact_key(current)
+    _check_token(current)
+    return current, services
 
 
 DEV_KEY_FILE = "artifact.key"
@@ -132,14 +147,7 @@ def web(host: str, port: int, threads: int) -> None:
     from bot.metrics import WebMetrics
     from bot.web import SlackWsgiApp, serve
 
-    current = _settings()
-    try:
-        current.require_slack_http()
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from None
-    services = _services(current)
-    _require_artifact_key(current)
-    _check_token(current)
+    current, services = _slack_app_start(Settings.require_slack_http)
     assert current.slack_signing_secret is not None
     wsgi = SlackWsgiApp(
         build_app(services),
@@ -158,14 +166,7 @@ def socket() -> None:
 
     from bot.app import build_app
 
-    current = _settings()
-    try:
-        current.require_slack_socket()
-    except ConfigurationError as exc:
-        raise click.ClickException(str(exc)) from None
-    services = _services(current)
-    _require_artifact_key(current)
-    _check_token(current)
+    current, services = _slack_app_start(Settings.require_slack_socket)
     assert current.slack_app_token is not None
     handler = SocketModeHandler(build_app(services), current.slack_app_token.get_secret_value())
     try:
