@@ -290,3 +290,15 @@ def test_no_status_set_outside_the_lifecycle() -> None:
             for hit in status_sets(path.read_text()):
                 found.append(f"{path.relative_to(ROOT)}: {hit!r}")
     assert found == []
+
+
+def test_every_status_change_is_a_move_of_the_table() -> None:
+    """`Deployment.with_status` is called by core.lifecycle.move only: nothing changes a status
+    without the table."""
+    callers = [
+        str(path.relative_to(ROOT))
+        for package in ("bot", "core", "workers")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if ".with_status(" in path.read_text() and path != ROOT / "core" / "lifecycle.py"
+    ]
+    assert callers == []
