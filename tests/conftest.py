@@ -120,7 +120,8 @@ def slack(
 
 # -- the whole pipeline: a web process and workers pointed at the test Terraform repository --------
 
-from tests.harness.flow import GROUP_LEAD, LEAD, LEADS_GROUP, REQUESTER  # noqa: E402
+from core.store import DeploymentStore  # noqa: E402
+from tests.harness.flow import GROUP_LEAD, LEAD, LEADS_GROUP, REQUESTER, PipelineRun  # noqa: E402
 from tests.harness.tfrepo import make_git_repo  # noqa: E402
 
 
@@ -145,6 +146,17 @@ def pipeline(
         yield SlackClientSim(web.events_url)
     finally:
         web.stop()
+
+
+@pytest.fixture
+def pipeline_run(
+    pipeline: SlackClientSim,
+    slack_api: SlackApiStandIn,
+    redis_conn: redis.Redis,
+    pipeline_env: dict[str, str],
+) -> PipelineRun:
+    """`pipeline`, with the Slack stand-in, the deployment store and the workers' environment."""
+    return PipelineRun(pipeline, slack_api, DeploymentStore(redis_conn), pipeline_env)
 
 
 @pytest.fixture(scope="module")

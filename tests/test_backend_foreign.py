@@ -15,7 +15,6 @@ from typing import Any
 
 import boto3
 import pytest
-import redis
 from botocore.exceptions import ClientError
 
 from bot.views.pipeline import CheckLine, backend_message
@@ -26,11 +25,10 @@ from core.policy.access import AccessPolicy
 from core.policy.loading import parse_policy
 from core.policy.principals import SlackIdentity
 from core.store import DeploymentStore
-from tests.harness.flow import BYSTANDER, LEAD, REQUESTER, click, ephemeral_to, eventually, submit
+from tests.harness.flow import BYSTANDER, LEAD, REQUESTER, PipelineRun, click, ephemeral_to, eventually
 from tests.harness.processes import run_worker_burst
 from tests.harness.records import deployment_request
 from tests.harness.slack_api import SlackApiStandIn
-from tests.harness.slack_requests import SlackClientSim
 
 FOREIGN = "other-team-terraform-state"
 TABLE = "terraform-state-lock"
@@ -76,31 +74,20 @@ def _thread(api: SlackApiStandIn, store: DeploymentStore, deployment_id: str) ->
     return "\n".join(api.thread_texts(store.get(deployment_id).thread_ts or ""))
 
 
-def _to_backend_fix(
-    slack: SlackClientSim,
-    store: DeploymentStore,
-    env: dict[str, str],
-    view_id: str,
-    **request: str,
-) -> Deployment:
-    deployment_id = submit(slack, store, view_id, account_situation="new", **request)
-    run_worker_burst(env)  # verify, (no scan: a new account), state backend
-    deployment = store.get(deployment_id)
+def _to_backend_fix(run: PipelineRun, view_id: str, **request: str) -> Deployment:
+    deployment_id = run.submit_new_account(view_id, **request)
+    run_worker_burst(run.env)  # verify, (no scan: a new account), state backend
+    deployment = run.store.get(deployment_id)
     assert deployment.status is DeploymentStatus.AWAITING_BACKEND_FIX, deployment.status_detail
     assert deployment.thread_ts
     return deployment
 
 
 @pytest.mark.e2e
-def test_a_requester_cannot_change_a_foreign_bucket_alone_an_approver_can(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
-) -> None:
+def test_a_requester_cannot_change_a_foreign_bucket_alone_an_approver_can(pipeline_run: PipelineRun) -> None:
+    pipeline, slack_api, store, pipeline_env = pipeline_run
     _s3().create_bucket(Bucket=FOREIGN)  # another team's bucket: untagged, unversioned
-    store = DeploymentStore(redis_conn)
-    deployment = _to_backend_fix(pipeline, store, pipeline_env, "V-FOREIGN", state_bucket=FOREIGN)
+    deployment = _to_backend_fix(pipeline_run, "V-FOREIGN", state_bucket=FOREIGN)
     thread = deployment.thread_ts or ""
 
     # the confirmation names every change, says versioning cannot be undone, and who may confirm
@@ -153,14 +140,9 @@ def test_a_requester_cannot_change_a_foreign_bucket_alone_an_approver_can(
 
 
 @pytest.mark.e2e
-def test_what_the_bot_creates_is_tagged_and_the_requester_alone_may_fix_it(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
-) -> None:
-    store = DeploymentStore(redis_conn)
-    first = submit(pipeline, store, "V-OURS-1", account_situation="new")
+def test_what_the_bot_creates_is_tagged_and_the_requester_alone_may_fix_it(pipeline_run: PipelineRun) -> None:
+    pipeline, slack_api, store, pipeline_env = pipeline_run
+    first = pipeline_run.submit_new_account("V-OURS-1")
     run_worker_burst(pipeline_env)
     bucket = store.get(first).request.state_bucket
     assert store.get(first).status is DeploymentStatus.AWAITING_INPUT
@@ -170,7 +152,7 @@ def test_what_the_bot_creates_is_tagged_and_the_requester_alone_may_fix_it(
     assert {t["Key"]: t["Value"] for t in dynamodb.list_tags_of_resource(ResourceArn=arn)["Tags"]} == MANAGED
 
     _s3().delete_public_access_block(Bucket=bucket)  # drift on the bot's own bucket
-    deployment = _to_backend_fix(pipeline, store, pipeline_env, "V-OURS-2")
+    deployment = _to_backend_fix(pipeline_run, "V-OURS-2")
     assert deployment.request.state_bucket == bucket
     assert deployment.backend_fix is not None and deployment.backend_fix.managed
     assert [c.setting for c in deployment.backend_fix.changes] == [Setting.PUBLIC_ACCESS]

@@ -17,30 +17,32 @@ import pytest
 import redis
 
 from core.audit import AuditTrail
-from core.store import DeploymentStore
-from tests.harness.flow import BYSTANDER, LEAD, REQUESTER, USER_VALUES, click, ephemeral_to, eventually
+from tests.harness.flow import (
+    BYSTANDER,
+    LEAD,
+    REQUESTER,
+    USER_VALUES,
+    PipelineRun,
+    click,
+    ephemeral_to,
+    eventually,
+)
 from tests.harness.processes import path_without, run_worker_burst
-from tests.harness.slack_api import SlackApiStandIn
-from tests.harness.slack_requests import SlackClientSim, request_values
+from tests.harness.slack_requests import request_values
 
 pytestmark = pytest.mark.e2e
 
 
 def test_request_to_verified_deployment(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
-    tmp_path: Path,
+    pipeline_run: PipelineRun, redis_conn: redis.Redis, tmp_path: Path
 ) -> None:
+    slack, slack_api, store, pipeline_env = pipeline_run
     bare_path = path_without("terraform", tmp_path / "no-terraform")
     assert shutil.which("terraform", path=bare_path) is None and "TERRAFORM_BIN" not in pipeline_env
     pipeline_env = {**pipeline_env, "PATH": bare_path}
     assert "TERRAFORM_BIN" not in os.environ
     session = boto3.Session(profile_name="deployer", region_name="us-east-1")
     session.client("ec2").create_vpc(CidrBlock="10.0.0.0/16")  # the default CIDR is taken: expect 10.1.0.0/16
-    slack = pipeline
-    store = DeploymentStore(redis_conn)
 
     # 1. the request: a modal, a wrong value, then a valid submission
     slack.slash_command("", user=REQUESTER)

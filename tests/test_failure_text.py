@@ -6,14 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import redis
 
 from bot.views.pipeline import terraform_failure_text
-from core.store import DeploymentStore
-from tests.harness.flow import drive_to_plan_stage, submit
+from tests.harness.flow import PipelineRun
 from tests.harness.processes import run_worker_burst
-from tests.harness.slack_api import SlackApiStandIn
-from tests.harness.slack_requests import SlackClientSim
 from tests.test_pipeline_paths import wrapped_terraform
 
 FAIL_ON_PLAN = """if args[:1] == ["plan"]:
@@ -44,16 +40,11 @@ def test_a_stopped_run_keeps_the_runners_line_and_never_leaves_a_code_block_open
 
 @pytest.mark.e2e
 def test_a_failed_plan_reads_once_in_the_status_and_the_thread(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
-    tmp_path: Path,
+    pipeline_run: PipelineRun, tmp_path: Path
 ) -> None:
+    _, slack_api, store, pipeline_env = pipeline_run
     fake = wrapped_terraform(tmp_path, FAIL_ON_PLAN)
-    store = DeploymentStore(redis_conn)
-    deployment_id = submit(pipeline, store, "V-FAILPLAN", account_situation="new")
-    drive_to_plan_stage(pipeline, slack_api, store, pipeline_env, deployment_id)
+    deployment_id = pipeline_run.new_account_at_plan_stage("V-FAILPLAN")
     run_worker_burst({**pipeline_env, "TERRAFORM_BIN": str(fake)})
     deployment = store.get(deployment_id)
     assert deployment.status.value == "failed"

@@ -66,7 +66,6 @@ REMAINING: dict[str, int] = {
     "core/lifecycle.py": 18,  # the statuses' labels (":gear: Applying", …)
     "core/policy/principals.py": 1,  # mention(): Slack's markup for a user or group
     "workers/runtime.py": 1,  # "Stopped: the deployment was …" after a step failed
-    "workers/sweeper.py": 8,  # the aftermath of a killed Terraform run (state, lock, next step)
 }
 
 

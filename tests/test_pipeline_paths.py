@@ -19,6 +19,7 @@ from core.store import DeploymentStore
 from tests.harness.flow import (
     LEAD,
     REQUESTER,
+    PipelineRun,
     click,
     drive_to_input,
     drive_to_plan_stage,
@@ -38,14 +39,9 @@ def thread_text(api: SlackApiStandIn, store: DeploymentStore, deployment_id: str
     return "\n".join(api.thread_texts(store.get(deployment_id).thread_ts or ""))
 
 
-def test_brand_new_account_skips_the_scan_and_uses_defaults(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
-) -> None:
-    store = DeploymentStore(redis_conn)
-    deployment_id = submit(pipeline, store, "V-NEW", account_situation="new")
+def test_brand_new_account_skips_the_scan_and_uses_defaults(pipeline_run: PipelineRun) -> None:
+    _, slack_api, store, pipeline_env = pipeline_run
+    deployment_id = pipeline_run.submit_new_account("V-NEW")
     run_worker_burst(pipeline_env)
     deployment = store.get(deployment_id)
     text = thread_text(slack_api, store, deployment_id)
@@ -54,17 +50,12 @@ def test_brand_new_account_skips_the_scan_and_uses_defaults(
     assert deployment.backend_ready
 
 
-def test_brand_new_account_with_resources_offers_the_full_analysis(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
-) -> None:
+def test_brand_new_account_with_resources_offers_the_full_analysis(pipeline_run: PipelineRun) -> None:
+    pipeline, slack_api, store, pipeline_env = pipeline_run
     boto3.Session(profile_name="deployer", region_name="us-east-1").client("ecs").create_cluster(
         clusterName="legacy"
     )
-    store = DeploymentStore(redis_conn)
-    deployment_id = submit(pipeline, store, "V-NOTNEW", account_situation="new")
+    deployment_id = pipeline_run.submit_new_account("V-NOTNEW")
     run_worker_burst(pipeline_env)
     assert store.get(deployment_id).status.value == "awaiting_decision"
     assert "legacy" in thread_text(slack_api, store, deployment_id)
@@ -74,16 +65,11 @@ def test_brand_new_account_with_resources_offers_the_full_analysis(
     assert "Verdict" in thread_text(slack_api, store, deployment_id)
 
 
-def test_existing_bucket_is_fixed_only_after_confirmation(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
-) -> None:
+def test_existing_bucket_is_fixed_only_after_confirmation(pipeline_run: PipelineRun) -> None:
+    pipeline, slack_api, store, pipeline_env = pipeline_run
     s3 = boto3.Session(profile_name="deployer", region_name="us-east-1").client("s3")
     s3.create_bucket(Bucket="tfstate-123456789012-us-east-1")
-    store = DeploymentStore(redis_conn)
-    deployment_id = submit(pipeline, store, "V-BUCKET", account_situation="new")
+    deployment_id = pipeline_run.submit_new_account("V-BUCKET")
     run_worker_burst(pipeline_env)
     deployment = store.get(deployment_id)
     assert deployment.status.value == "awaiting_backend_fix", deployment.status_detail
@@ -138,16 +124,11 @@ def wrapped_terraform(tmp_path: Path, behaviour: str) -> Path:
 
 
 def test_a_hanging_plan_is_interrupted_at_its_timeout_and_the_thread_says_so(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
-    tmp_path: Path,
+    pipeline_run: PipelineRun, redis_conn: redis.Redis, tmp_path: Path
 ) -> None:
+    _, slack_api, store, pipeline_env = pipeline_run
     fake = wrapped_terraform(tmp_path, HANG_ON_PLAN)
-    store = DeploymentStore(redis_conn)
-    deployment_id = submit(pipeline, store, "V-HANG", account_situation="new")
-    drive_to_plan_stage(pipeline, slack_api, store, pipeline_env, deployment_id)
+    deployment_id = pipeline_run.new_account_at_plan_stage("V-HANG")
     started = time.monotonic()
     run_worker_burst({**pipeline_env, "TERRAFORM_BIN": str(fake), "ECS_DEPLOY_PLAN_TIMEOUT": "3"})
     assert time.monotonic() - started < 60
@@ -160,15 +141,9 @@ def test_a_hanging_plan_is_interrupted_at_its_timeout_and_the_thread_says_so(
     assert redis_conn.keys("ecs-deploy:statelock:*") == [], "the state lock was released"
 
 
-def test_old_plan_buttons_and_expired_approvals_are_refused(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
-) -> None:
-    store = DeploymentStore(redis_conn)
-    deployment_id = submit(pipeline, store, "V-STALE", account_situation="new")
-    drive_to_plan_stage(pipeline, slack_api, store, pipeline_env, deployment_id)
+def test_old_plan_buttons_and_expired_approvals_are_refused(pipeline_run: PipelineRun) -> None:
+    pipeline, slack_api, store, pipeline_env = pipeline_run
+    deployment_id = pipeline_run.new_account_at_plan_stage("V-STALE")
     run_worker_burst(pipeline_env)
     deployment = store.get(deployment_id)
     thread = deployment.thread_ts or ""
@@ -201,18 +176,12 @@ def test_old_plan_buttons_and_expired_approvals_are_refused(
 
 
 def test_same_state_waits_in_line_and_other_states_do_not(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
-    tmp_path: Path,
+    pipeline_run: PipelineRun, redis_conn: redis.Redis, tmp_path: Path
 ) -> None:
-    store = DeploymentStore(redis_conn)
-    first = submit(pipeline, store, "V-A", account_situation="new")
-    second = submit(
-        pipeline, store, "V-B", account_situation="new"
-    )  # same app/env/account/region: same state
-    other = submit(pipeline, store, "V-C", account_situation="new", application="api")
+    pipeline, slack_api, store, pipeline_env = pipeline_run
+    first = pipeline_run.submit_new_account("V-A")
+    second = pipeline_run.submit_new_account("V-B")  # same app/env/account/region: same state
+    other = pipeline_run.submit_new_account("V-C", application="api")
     for deployment_id in (first, second, other):
         drive_to_input(pipeline, slack_api, store, pipeline_env, deployment_id)
     for deployment_id in (first, second, other):  # queues their workspace-then-plan jobs, runs nothing
@@ -243,11 +212,9 @@ def test_same_state_waits_in_line_and_other_states_do_not(
     assert "Waiting in line" not in thread_text(slack_api, store, other)
 
 
-def _approved_plan(
-    pipeline: SlackClientSim, api: SlackApiStandIn, store: DeploymentStore, env: dict[str, str], view_id: str
-) -> str:
-    deployment_id = submit(pipeline, store, view_id, account_situation="new")
-    drive_to_plan_stage(pipeline, api, store, env, deployment_id)
+def _approved_plan(run: PipelineRun, view_id: str) -> str:
+    pipeline, api, store, env = run
+    deployment_id = run.new_account_at_plan_stage(view_id)
     run_worker_burst(env)
     assert store.get(deployment_id).status.value == "awaiting_approval"
     click(pipeline, api, store.get(deployment_id).thread_ts or "", "plan_approve", LEAD)
@@ -256,14 +223,10 @@ def _approved_plan(
 
 
 def test_a_failed_apply_shows_the_error_block_attaches_the_log_and_releases_the_state(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
-    tmp_path: Path,
+    pipeline_run: PipelineRun, redis_conn: redis.Redis, tmp_path: Path
 ) -> None:
-    store = DeploymentStore(redis_conn)
-    deployment_id = _approved_plan(pipeline, slack_api, store, pipeline_env, "V-APPLYFAIL")
+    _, slack_api, store, pipeline_env = pipeline_run
+    deployment_id = _approved_plan(pipeline_run, "V-APPLYFAIL")
     run_worker_burst({**pipeline_env, "TERRAFORM_BIN": str(wrapped_terraform(tmp_path, FAIL_ON_APPLY))})
     deployment = store.get(deployment_id)
     assert deployment.status.value == "failed"
@@ -276,17 +239,12 @@ def test_a_failed_apply_shows_the_error_block_attaches_the_log_and_releases_the_
     assert redis_conn.keys("ecs-deploy:statelock:*") == []
 
 
-def test_terraform_refuses_a_plan_made_stale_by_another_apply(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
-) -> None:
+def test_terraform_refuses_a_plan_made_stale_by_another_apply(pipeline_run: PipelineRun) -> None:
     """Two plans of the same state made before either was applied: after the first apply, Terraform
     refuses the second saved plan, and the thread says to re-plan (nothing is applied)."""
-    store = DeploymentStore(redis_conn)
-    first = submit(pipeline, store, "V-STALE-1", account_situation="new")
-    second = submit(pipeline, store, "V-STALE-2", account_situation="new")
+    pipeline, slack_api, store, pipeline_env = pipeline_run
+    first = pipeline_run.submit_new_account("V-STALE-1")
+    second = pipeline_run.submit_new_account("V-STALE-2")
     for deployment_id in (first, second):
         drive_to_plan_stage(pipeline, slack_api, store, pipeline_env, deployment_id)
     run_worker_burst(pipeline_env)
@@ -300,15 +258,9 @@ def test_terraform_refuses_a_plan_made_stale_by_another_apply(
     assert "The state changed since this plan; re-plan." in thread_text(slack_api, store, second)
 
 
-def test_a_lead_rejects_with_a_reason(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
-) -> None:
-    store = DeploymentStore(redis_conn)
-    deployment_id = submit(pipeline, store, "V-REJECT", account_situation="new")
-    drive_to_plan_stage(pipeline, slack_api, store, pipeline_env, deployment_id)
+def test_a_lead_rejects_with_a_reason(pipeline_run: PipelineRun, redis_conn: redis.Redis) -> None:
+    pipeline, slack_api, store, pipeline_env = pipeline_run
+    deployment_id = pipeline_run.new_account_at_plan_stage("V-REJECT")
     run_worker_burst(pipeline_env)
     thread = store.get(deployment_id).thread_ts or ""
     plan_message, _ = slack_api.find_button(thread, "plan_reject")
@@ -334,15 +286,10 @@ def test_a_lead_rejects_with_a_reason(
 
 
 def test_edit_values_rewrites_the_tfvars_discards_approvals_and_plans_again(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
-    tmp_path: Path,
+    pipeline_run: PipelineRun, tmp_path: Path
 ) -> None:
-    store = DeploymentStore(redis_conn)
-    deployment_id = submit(pipeline, store, "V-EDIT", account_situation="new")
-    drive_to_plan_stage(pipeline, slack_api, store, pipeline_env, deployment_id)
+    pipeline, slack_api, store, pipeline_env = pipeline_run
+    deployment_id = pipeline_run.new_account_at_plan_stage("V-EDIT")
     run_worker_burst(pipeline_env)
     thread = store.get(deployment_id).thread_ts or ""
     opened = len(slack_api.calls_to("views.open"))

@@ -40,12 +40,11 @@ from core.queue import Step, enqueue_step, fetch_job
 from core.settings import ConfigurationError, Settings, load_settings
 from core.store import DeploymentStore
 from core.tfvars.type_constraints import parse_variables
-from tests.harness.flow import REQUESTER, drive_to_plan_stage, submit
+from tests.harness.flow import REQUESTER, PipelineRun
 from tests.harness.processes import run_worker_burst
 from tests.harness.records import deployment_record, deployment_request
 from tests.harness.secrets import ARTIFACT_KEY, artifact_cipher, artifact_store
 from tests.harness.slack_api import SlackApiStandIn
-from tests.harness.slack_requests import SlackClientSim
 from tests.harness.tfrepo import TFREPO, git
 from tests.test_cli import clean_env, cli
 from workers.workspace import WorkspaceError, inside
@@ -128,14 +127,10 @@ def readable_by_others(root: Path) -> list[str]:
 
 
 def test_after_a_plan_no_secret_is_in_redis_in_clear_jobs_are_json_and_the_data_dir_is_private(
-    pipeline: SlackClientSim,
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    pipeline_env: dict[str, str],
+    pipeline_run: PipelineRun, redis_conn: redis.Redis
 ) -> None:
-    store = DeploymentStore(redis_conn)
-    deployment_id = submit(pipeline, store, "V-SECRETS", account_situation="new")
-    drive_to_plan_stage(pipeline, slack_api, store, pipeline_env, deployment_id)
+    store, pipeline_env = pipeline_run.store, pipeline_run.env
+    deployment_id = pipeline_run.new_account_at_plan_stage("V-SECRETS")
     log = run_worker_burst(pipeline_env)
     deployment = store.get(deployment_id)
     assert deployment.status.value == "awaiting_approval", log[-6000:]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from core.models import Deployment
 from core.store import DeploymentStore
 from tests.harness.processes import run_worker_burst
@@ -96,6 +98,26 @@ def drive_to_input(
     deployment = store.get(deployment_id)
     assert deployment.status.value == "awaiting_input", (deployment.status, deployment.status_detail)
     return deployment
+
+
+class PipelineRun(NamedTuple):
+    """A running bot on the test Terraform repository (the `pipeline_run` fixture): Slack's side of it,
+    the Slack Web API stand-in, the deployment store and the environment its workers run with."""
+
+    slack: SlackClientSim
+    api: SlackApiStandIn
+    store: DeploymentStore
+    env: dict[str, str]
+
+    def submit_new_account(self, view_id: str, **overrides: str) -> str:
+        """The requester's request for a brand-new account; returns the new deployment's id."""
+        return submit(self.slack, self.store, view_id, account_situation="new", **overrides)
+
+    def new_account_at_plan_stage(self, view_id: str, **overrides: str) -> str:
+        """A brand-new account's request, driven to where its workspace-then-plan job is queued."""
+        deployment_id = self.submit_new_account(view_id, **overrides)
+        drive_to_plan_stage(self.slack, self.api, self.store, self.env, deployment_id)
+        return deployment_id
 
 
 def eventually(check: object, timeout: float = 15.0, interval: float = 0.05) -> None:
