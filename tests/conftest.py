@@ -64,7 +64,7 @@ def repo_root() -> Path:
 
 # -- Slack: the Web API stand-in and the bot's real HTTP endpoint ---------------------------------
 
-from tests.harness.processes import WebProcess  # noqa: E402
+from tests.harness.processes import WebProcess, web_bot  # noqa: E402
 from tests.harness.secrets import ARTIFACT_KEY  # noqa: E402
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn  # noqa: E402
 from tests.harness.slack_requests import SIGNING_SECRET, SlackClientSim  # noqa: E402
@@ -141,11 +141,8 @@ def pipeline_env(bot_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
 def pipeline(
     pipeline_env: dict[str, str], slack_api: SlackApiStandIn, redis_conn: redis.Redis, aws: MotoServer
 ) -> Iterator[SlackClientSim]:
-    web = WebProcess(pipeline_env).start()
-    try:
-        yield SlackClientSim(web.events_url)
-    finally:
-        web.stop()
+    with web_bot(pipeline_env) as slack:
+        yield slack
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from core.store import DeploymentStore
-from tests.harness.processes import WebProcess
+from tests.harness.processes import WebProcess, web_bot, with_policy
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values
 
@@ -39,13 +39,8 @@ METADATA = json.dumps({"channel_id": "C1", "team_id": "T111"})
 def policy_web(
     bot_env: dict[str, str], tmp_path: Path, slack_api: SlackApiStandIn, redis_conn: redis.Redis
 ) -> Iterator[SlackClientSim]:
-    policy = tmp_path / "policy.yml"
-    policy.write_text(POLICY)
-    web = WebProcess({**bot_env, "ECS_DEPLOY_POLICY_FILE": str(policy)}).start()
-    try:
-        yield SlackClientSim(web.events_url)
-    finally:
-        web.stop()
+    with web_bot(with_policy(bot_env, tmp_path, POLICY)) as slack:
+        yield slack
 
 
 def offered_profiles(slack_api: SlackApiStandIn) -> list[str]:
@@ -137,11 +132,8 @@ def test_the_environment_is_checked_along_with_the_other_fields(
 def test_a_broken_policy_file_stops_the_web_process_with_the_line(
     bot_env: dict[str, str], tmp_path: Path
 ) -> None:
-    policy = tmp_path / "policy.yml"
-    policy.write_text(
-        "profiles:\n  deployer:\n    requesters: [U1]\n    aprovers: [U2]\n    environments: {dev: }\n"
-    )
-    web = WebProcess({**bot_env, "ECS_DEPLOY_POLICY_FILE": str(policy)})
+    policy = "profiles:\n  deployer:\n    requesters: [U1]\n    aprovers: [U2]\n    environments: {dev: }\n"
+    web = WebProcess(with_policy(bot_env, tmp_path, policy))
     with pytest.raises(RuntimeError) as failure:
         web.start()
     assert "ECS_DEPLOY_POLICY_FILE" in str(failure.value)
@@ -151,9 +143,8 @@ def test_a_broken_policy_file_stops_the_web_process_with_the_line(
 def test_a_policy_without_declared_environments_stops_the_web_process(
     bot_env: dict[str, str], tmp_path: Path
 ) -> None:
-    policy = tmp_path / "policy.yml"
-    policy.write_text("profiles:\n  deployer:\n    requesters: [U1]\n    approvers: [U2]\n")
-    web = WebProcess({**bot_env, "ECS_DEPLOY_POLICY_FILE": str(policy)})
+    policy = "profiles:\n  deployer:\n    requesters: [U1]\n    approvers: [U2]\n"
+    web = WebProcess(with_policy(bot_env, tmp_path, policy))
     with pytest.raises(RuntimeError) as failure:
         web.start()
     assert "policy.yml:2: profiles.deployer: declares no environments" in str(failure.value)

@@ -21,18 +21,14 @@ from bot.directory import GroupDirectory
 from bot.doctor import check_policy
 from core.approval import ApprovalState, new_plan
 from core.audit import AuditTrail
-from core.models import (
-    Deployment,
-    DeploymentStatus,
-    PlanRecord,
-)
+from core.models import Deployment, DeploymentStatus, PlanRecord
 from core.policy.errors import PolicyError
 from core.policy.loading import load_policy
 from core.policy.principals import SlackMember
 from core.settings import Settings
 from core.store import DeploymentStore
 from tests.harness.flow import ephemeral_to, eventually
-from tests.harness.processes import WebProcess
+from tests.harness.processes import WebProcess, with_policy
 from tests.harness.records import (
     deployment_record,
     deployment_request,
@@ -66,9 +62,7 @@ profiles:
 
 @pytest.fixture(scope="module")
 def membership_web(bot_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebProcess]:
-    policy = tmp_path_factory.mktemp("membership") / "policy.yml"
-    policy.write_text(POLICY)
-    web = WebProcess({**bot_env, "ECS_DEPLOY_POLICY_FILE": str(policy)}).start()
+    web = WebProcess(with_policy(bot_env, tmp_path_factory.mktemp("membership"), POLICY)).start()
     yield web
     web.stop()
 

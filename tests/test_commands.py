@@ -7,11 +7,9 @@ is a real message in the stand-in.
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
 import redis
 from rq import Queue
@@ -19,14 +17,10 @@ from slack_sdk import WebClient
 
 from core.approval import Approval, ApprovalState, Rejection
 from core.locks import StateLock, state_id
-from core.models import (
-    Deployment,
-    DeploymentStatus,
-    PlanRecord,
-    utcnow,
-)
+from core.models import Deployment, DeploymentStatus, PlanRecord, utcnow
 from core.queue import JOB_SERIALIZER
 from core.store import DeploymentStore
+from tests.harness.aws import put_terraform_lock
 from tests.harness.records import (
     deployment_record,
     deployment_request,
@@ -262,26 +256,9 @@ def test_cancelling_a_running_apply_needs_force_and_warns_of_a_partial_apply(
 
 def lock_table_with_terraform_lock(deployment: Deployment) -> None:
     """Terraform's S3-backend lock in DynamoDB: the lock item (Info JSON) and the -md5 digest item."""
-    dynamodb = boto3.Session(profile_name="deployer", region_name="us-east-1").client("dynamodb")
-    table = deployment.request.lock_table
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
+    put_terraform_lock(
+        deployment, lock_id=TF_LOCK_ID, who="rq@worker-7", version="1.9.8", created="2024-05-02T14:02:11.123Z"
     )
-    state = state_id(deployment.request.state_bucket, deployment.request.state_key)
-    info = {
-        "ID": TF_LOCK_ID,
-        "Operation": "OperationTypeApply",
-        "Info": "",
-        "Who": "rq@worker-7",
-        "Version": "1.9.8",
-        "Created": "2024-05-02T14:02:11.123Z",
-        "Path": state,
-    }
-    dynamodb.put_item(TableName=table, Item={"LockID": {"S": state}, "Info": {"S": json.dumps(info)}})
-    dynamodb.put_item(TableName=table, Item={"LockID": {"S": state + "-md5"}, "Digest": {"S": "d41d8cd9"}})
 
 
 def bot_lock(redis_conn: redis.Redis, deployment: Deployment) -> StateLock:

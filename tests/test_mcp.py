@@ -44,7 +44,7 @@ from tests.harness.flow import (
     eventually,
     give_values,
 )
-from tests.harness.processes import ROOT, WebProcess, run_worker_burst
+from tests.harness.processes import ROOT, run_worker_burst, web_bot, with_policy
 from tests.harness.records import REQUEST_FIELDS
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values
@@ -92,11 +92,8 @@ T = TypeVar("T")
 
 @pytest.fixture
 def mcp_env(pipeline_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    policy = tmp_path / "policy.yml"
-    policy.write_text(POLICY)
     return {
-        **pipeline_env,
-        "ECS_DEPLOY_POLICY_FILE": str(policy),
+        **with_policy(pipeline_env, tmp_path, POLICY),
         "ECS_DEPLOY_MCP_USER": REQUESTER,
         "ECS_DEPLOY_MCP_CHANNEL": CHANNEL,
     }
@@ -107,11 +104,8 @@ def slack_web(
     mcp_env: dict[str, str], slack_api: SlackApiStandIn, redis_conn: redis.Redis, aws: object
 ) -> Iterator[SlackClientSim]:
     """The bot's Slack side, with the same policy."""
-    web = WebProcess(mcp_env).start()
-    try:
-        yield SlackClientSim(web.events_url)
-    finally:
-        web.stop()
+    with web_bot(mcp_env) as slack:
+        yield slack
 
 
 @pytest.fixture

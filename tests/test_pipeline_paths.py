@@ -26,9 +26,8 @@ from tests.harness.flow import (
     ephemeral_to,
     eventually,
     give_values,
-    submit,
 )
-from tests.harness.processes import background_workers, run_worker_burst
+from tests.harness.processes import background_workers, run_worker_burst, web_bot, with_policy
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, text_value
 
@@ -347,23 +346,16 @@ def test_a_role_from_the_access_policy_is_used_by_the_scan_the_backend_and_terra
     """The policy says: requests with profile `deployer` act as a role in account 222233334444.
     moto keeps each account's resources apart, so Terraform reaching awaiting-approval proves it read
     its state from the other account's bucket, i.e. that it assumed the role itself."""
-    policy = tmp_path / "policy.yml"
-    policy.write_text(
+    policy = (
         "profiles:\n  deployer:\n    requesters: ['*']\n    approvers: [U0LEAD0001]\n"
         "    assume_role_arn: arn:aws:iam::222233334444:role/DeployRole\n    environments: {dev: }\n"
     )
-    env = {**pipeline_env, "ECS_DEPLOY_POLICY_FILE": str(policy)}
-    from tests.harness.processes import WebProcess
-
-    web = WebProcess(env).start()
-    try:
-        slack = SlackClientSim(web.events_url)
-        store = DeploymentStore(redis_conn)
-        deployment_id = submit(slack, store, "V-ROLE", account_situation="new", account_id="222233334444")
-        drive_to_plan_stage(slack, slack_api, store, env, deployment_id)
+    env = with_policy(pipeline_env, tmp_path, policy)
+    store = DeploymentStore(redis_conn)
+    with web_bot(env) as slack:
+        run = PipelineRun(slack, slack_api, store, env)
+        deployment_id = run.new_account_at_plan_stage("V-ROLE", account_id="222233334444")
         run_worker_burst(env)
-    finally:
-        web.stop()
     deployment = store.get(deployment_id)
     assert deployment.status.value == "awaiting_approval", deployment.status_detail
     assert deployment.identity is not None and deployment.identity.account == "222233334444"

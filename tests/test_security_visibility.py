@@ -16,7 +16,7 @@ from bot.views.messages import root_message
 from core.approval import Rejection
 from core.models import Deployment, DeploymentStatus
 from core.store import DeploymentStore
-from tests.harness.processes import WebProcess
+from tests.harness.processes import web_bot, with_policy
 from tests.harness.records import deployment_record
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
@@ -99,13 +99,8 @@ def test_a_typed_id_is_echoed_as_text(bot: SlackClientSim) -> None:
 def policy_bot(
     bot_env: dict[str, str], tmp_path: Path, slack_api: SlackApiStandIn, redis_conn: redis.Redis
 ) -> Iterator[SlackClientSim]:
-    policy = tmp_path / "policy.yml"
-    policy.write_text(POLICY)
-    web = WebProcess({**bot_env, "ECS_DEPLOY_POLICY_FILE": str(policy)}).start()
-    try:
-        yield SlackClientSim(web.events_url)
-    finally:
-        web.stop()
+    with web_bot(with_policy(bot_env, tmp_path, POLICY)) as slack:
+        yield slack
 
 
 def test_a_lead_of_another_profile_sees_neither_status_nor_list_entry(

@@ -5,7 +5,6 @@ touched. Real web process, Redis and moto."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +15,7 @@ from core.audit import AuditTrail
 from core.locks import TerraformLockInfo, TerraformRun, TerraformRuns, job_heartbeat_key, state_id
 from core.models import Deployment, DeploymentStatus, utcnow
 from core.store import DeploymentStore
+from tests.harness.aws import put_terraform_lock
 from tests.harness.flow import LEAD, REQUESTER
 from tests.harness.records import deployment_record
 from tests.harness.slack_api import SlackApiStandIn
@@ -38,29 +38,13 @@ def state_of(deployment: Deployment) -> str:
 
 def terraform_lock_left(deployment: Deployment, lock_id: str) -> str:
     """Terraform's lock item as a killed `terraform apply` leaves it; returns its Info text."""
-    dynamodb = boto3.Session(profile_name="deployer", region_name="us-east-1").client("dynamodb")
-    table = deployment.request.lock_table
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
+    return put_terraform_lock(
+        deployment,
+        lock_id=lock_id,
+        who=WHO,
+        version="1.11.4",
+        created=(utcnow() - timedelta(minutes=3)).isoformat().replace("+00:00", "Z"),
     )
-    info = json.dumps(
-        {
-            "ID": lock_id,
-            "Operation": "OperationTypeApply",
-            "Info": "",
-            "Who": WHO,
-            "Version": "1.11.4",
-            "Created": (utcnow() - timedelta(minutes=3)).isoformat().replace("+00:00", "Z"),
-            "Path": state_of(deployment),
-        }
-    )
-    state = state_of(deployment)
-    dynamodb.put_item(TableName=table, Item={"LockID": {"S": state}, "Info": {"S": info}})
-    dynamodb.put_item(TableName=table, Item={"LockID": {"S": state + "-md5"}, "Digest": {"S": "d41d8cd9"}})
-    return info
 
 
 def recorded_run(

@@ -10,12 +10,26 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import requests
 
 from core.redis_server import free_port
+from tests.harness.slack_requests import SlackClientSim
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def stop_process(process: subprocess.Popen[Any] | None, timeout: float = 10.0) -> None:
+    """SIGTERM to a process still running, SIGKILL if it has not exited `timeout` seconds later; returns
+    once it has exited."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 class WebProcess:
@@ -52,14 +66,27 @@ class WebProcess:
     def stop(self) -> str:
         if self.process is None:
             return ""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
         output = self.process.stdout.read().decode() if self.process.stdout else ""
         return output
+
+
+@contextmanager
+def web_bot(env: dict[str, str]) -> Iterator[SlackClientSim]:
+    """A web process started with `env`: yields Slack's side of a conversation with it, and stops it
+    whatever happens in the test."""
+    web = WebProcess(env).start()
+    try:
+        yield SlackClientSim(web.events_url)
+    finally:
+        web.stop()
+
+
+def with_policy(env: dict[str, str], folder: Path, policy: str) -> dict[str, str]:
+    """`env` plus ECS_DEPLOY_POLICY_FILE naming `policy`, written to folder/policy.yml."""
+    path = folder / "policy.yml"
+    path.write_text(policy)
+    return {**env, "ECS_DEPLOY_POLICY_FILE": str(path)}
 
 
 def run_worker_burst(env: dict[str, str], *, timeout: float = 240.0, data_dir: Path | None = None) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 import redis
 
 from core.redis_server import EmbeddedRedis, die_with_parent, free_port, redis_server_binary
+from tests.harness.processes import stop_process
 
 MASTER_NAME = "ecs-deploy"
 DOWN_AFTER_MS = 1000  # sentinels call the master down after this long without an answer
@@ -74,13 +75,7 @@ class SentinelProcess:
         return (str(answer[0]), int(answer[1])) if answer else None
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 class SentinelRedis:

@@ -44,7 +44,7 @@ from websockets.http11 import Request, Response
 from websockets.sync.server import ServerConnection, serve
 
 from tests.harness.fixtures import load_fixture
-from tests.harness.processes import ROOT
+from tests.harness.processes import ROOT, stop_process
 from tests.harness.slack_requests import SlackClientSim
 
 APP_ID = "A111"
@@ -333,11 +333,5 @@ class SocketProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def stop(self) -> str:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         return self.log()
