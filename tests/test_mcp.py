@@ -44,7 +44,7 @@ from tests.harness.flow import (
     eventually,
     give_values,
 )
-from tests.harness.processes import ROOT, run_worker_burst, web_bot, with_policy
+from tests.harness.processes import ROOT, run_worker_burst, stop_process, web_bot, with_policy
 from tests.harness.records import REQUEST_FIELDS
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values
@@ -136,12 +136,7 @@ def mcp_http(mcp_env: dict[str, str], slack_api: SlackApiStandIn, redis_conn: re
                 time.sleep(0.1)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 async def _over_http(url: str, token: str, work: Callable[[ClientSession], Awaitable[T]]) -> T:
