@@ -24,7 +24,7 @@ from core.analysis.scan import AccountScan, ExistingResource, ResourceKind, Sect
 from core.models import AccountSituation
 from core.permissions import PermissionCheck
 from core.sizes import SetupSize
-from tests.test_conflicts import request  # one request factory for the analysis tests
+from tests.harness.records import deployment_request
 
 ZONES = ["us-east-1a", "us-east-1b", "us-east-1c"]
 DEFAULT_VPC = Vpc(vpc_id="vpc-default", cidr_blocks=["172.31.0.0/16"], is_default=True)
@@ -38,7 +38,7 @@ CONTEXT: dict[str, Any] = {
 
 def report_for(*vpcs: Vpc, permissions: PermissionCheck | None = None, **fields: Any) -> AnalysisReport:
     found = AccountScan(region="us-east-1", vpcs=[DEFAULT_VPC, *vpcs], availability_zones=ZONES, **fields)
-    return analyse_account(found, request(), permissions=permissions)
+    return analyse_account(found, deployment_request(), permissions=permissions)
 
 
 def render(report: AnalysisReport, can_keep_values: bool = True) -> list[Block]:
@@ -98,7 +98,7 @@ def test_conflicts_name_their_resource_and_recommendations_are_offered() -> None
 
 def test_keep_values_depends_on_the_caller_and_on_blocking() -> None:
     assert Action.KEEP_VALUES not in action_ids(render(report_for(), can_keep_values=False))
-    blocked = analyse_account(AccountScan(region="us-east-1", availability_zones=["us-east-1a"]), request())
+    blocked = analyse_account(AccountScan(region="us-east-1", availability_zones=["us-east-1a"]), deployment_request())
     assert blocked.verdict is Verdict.BLOCKED
     blocks = render(blocked, can_keep_values=True)
     assert action_ids(blocks) == [Action.CANCEL]
@@ -153,7 +153,7 @@ def test_skipped_sections_are_shown() -> None:
         )
     }
     found = AccountScan(region="us-east-1", vpcs=[DEFAULT_VPC], availability_zones=ZONES, sections=sections)
-    content = text_of(render(analyse_account(found, request())))
+    content = text_of(render(analyse_account(found, deployment_request())))
     assert "no permission for s3:ListAllMyBuckets" in content
     assert "S3 buckets: not scanned" in content
     assert "1 section(s) not scanned" in content
@@ -200,7 +200,7 @@ def huge_report() -> AnalysisReport:
     )
     return analyse_account(
         found,
-        request(account_situation=AccountSituation.NEW),
+        deployment_request(account_situation=AccountSituation.NEW),
         permissions=_denied(services=40, per_service=60),
     )
 
