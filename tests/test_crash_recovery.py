@@ -51,7 +51,7 @@ from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 from tests.harness.tfrepo import commit_file, make_git_repo
 from workers.sweeper import Bounds
-from workers.terraform.runner import group_members
+from workers.terraform.runner.process_group import group_members
 
 REQUESTER, LEAD = "U0REQUEST1", "U0LEAD0001"
 FAST = {"ECS_DEPLOY_HEARTBEAT_INTERVAL": "1", "ECS_DEPLOY_DEAD_AFTER": "5", "ECS_DEPLOY_SWEEP_INTERVAL": "2"}

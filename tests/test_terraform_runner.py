@@ -54,19 +54,18 @@ from workers.terraform.runner import (
     SealedPlan,
     StalePlanError,
     apply,
-    error_excerpt,
-    group_members,
     human_log,
     init,
     output_json,
     plan,
     private_directory,
     read_plan_file,
-    redact_argv,
     run_terraform,
     show_json,
     show_text,
 )
+from workers.terraform.runner.output_text import error_excerpt, redact_argv
+from workers.terraform.runner.process_group import group_members
 
 TF_MINIMAL = Path(__file__).parent / "tf_minimal"
 BUCKET = "tfstate-123456789012-us-east-1"

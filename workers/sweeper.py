@@ -419,7 +419,7 @@ class Sweeper:
         anything left in its process group are gone, at most REPORT_WAIT_SECONDS."""
         if run.pid is None or run.host != socket.gethostname():
             return
-        from workers.terraform.runner import group_members, process_running
+        from workers.terraform.runner.process_group import group_members, process_running
 
         deadline = time.monotonic() + REPORT_WAIT_SECONDS
         while time.monotonic() < deadline:
@@ -445,7 +445,7 @@ class Sweeper:
             )
             run = aftermath.run = updated or run
             if run.pid is not None and run.host == socket.gethostname():
-                from workers.terraform.runner import group_members, process_running
+                from workers.terraform.runner.process_group import group_members, process_running
 
                 aftermath.terraform_running = process_running(run.pid, run.pid_start) or bool(
                     group_members(run.pid)

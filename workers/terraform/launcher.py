@@ -1,6 +1,6 @@
 """The launcher of one Terraform command: Terraform's parent, and the run's guard when the worker dies.
 
-The runner (workers/terraform/runner.py) starts this script — `python -I launcher.py --control FD
+The runner (workers/terraform/runner/run.py) starts this script — `python -I launcher.py --control FD
 --grace SECONDS [--pass-fd N]… -- terraform …` — as the leader of a new process group, with the log
 file as stdout/stderr. The launcher starts Terraform in that group and waits for it; its exit status
 becomes the launcher's (the same code, or death by the same signal), so the runner supervises the
