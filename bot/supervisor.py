@@ -13,7 +13,7 @@ then stops the processes in the order they depend on each other, printing one li
 3. the embedded Redis last, saving its data.
 
 If a child exits on its own, the rest are stopped the same way. If the supervisor itself is killed,
-its children get SIGTERM from the kernel (core.redis_server.die_with_parent, Linux).
+its children get SIGTERM from the kernel (bot.embedded_redis.die_with_parent, Linux).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from core.redis_server import EmbeddedRedis, die_with_parent
+from bot.embedded_redis import EmbeddedRedis, die_with_parent
 
 FRONT_GRACE_SECONDS = 10.0
 WORKER_PATIENCE_SECONDS = 5.0  # then say that a worker is finishing a job, and how to interrupt it
@@ -103,7 +103,7 @@ class Supervisor:
 
     def stop(self, front: Child, workers: list[Child], redis: EmbeddedRedis | None) -> None:
         self._stop_front(front)
-        self._stop_workers(workers)
+        self._stop_workers(workers, redis)
         if redis is not None:
             self._stop_redis(redis)
 
@@ -117,7 +117,7 @@ class Supervisor:
                 _kill_tree(front.process.pid)
         self._stopped(front)
 
-    def _stop_workers(self, workers: list[Child]) -> None:
+    def _stop_workers(self, workers: list[Child], redis: EmbeddedRedis | None = None) -> None:
         running = [w for w in workers if w.alive]
         for worker in running:
             worker.process.send_signal(signal.SIGINT)
@@ -134,7 +134,13 @@ class Supervisor:
                 self._stopped(worker)
             if not running:
                 break
-            if self.stop_requests > requests_seen:
+            if _gone(redis) and time.monotonic() - asked_at > WORKER_PATIENCE_SECONDS:
+                # the embedded Redis died: no job can finish or report, and each Redis call of a
+                # stopping worker would wait out its reconnect retries
+                self._say("Redis is gone: stopping the workers without waiting for their jobs.")
+                for worker in running:
+                    _kill_tree(worker.process.pid)
+            elif self.stop_requests > requests_seen:
                 requests_seen = self.stop_requests
                 escalations += 1
                 if escalations == 1:
@@ -160,6 +166,10 @@ class Supervisor:
     def _stopped(self, child: Child) -> None:
         child.process.wait()
         self._say(f"Stopped {child.label} (pid {child.process.pid}, {_how(child.process.returncode)})")
+
+
+def _gone(redis: EmbeddedRedis | None) -> bool:
+    return redis is not None and (redis.process is None or redis.process.poll() is not None)
 
 
 def _how(returncode: int | None) -> str:
