@@ -3,7 +3,7 @@
 
 The release is a conditional delete on the exact `Info` that was read (what `terraform
 force-unlock` does): if the lock was released and taken again by anyone since, nothing is deleted.
-Whether a lock may be released at all is core.locks.own_lock's decision, not this module's.
+Whether a lock may be released at all is core.terraform_locks.own_lock's decision, not this module's.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 
 from aws_edge import configs
 from aws_edge.errors import aws_problem, error_code
-from core.locks import TerraformLockInfo
+from core.terraform_locks import TerraformLockInfo
 
 LOCK_KEY = "LockID"
 

@@ -30,7 +30,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.redis_server import EmbeddedRedis, free_port  # noqa: E402
+from bot.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from tests.harness.secrets import ARTIFACT_KEY  # noqa: E402
 from tests.harness.slack_api import BOT_TOKEN  # noqa: E402
 from tests.harness.slack_requests import SIGNING_SECRET, SlackClientSim  # noqa: E402

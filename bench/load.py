@@ -49,10 +49,10 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.audit import AuditEvent, AuditTrail  # noqa: E402
+from bot.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from core.models import Deployment, DeploymentStatus  # noqa: E402
-from core.redis_server import EmbeddedRedis, free_port  # noqa: E402
-from core.store import PREFIX, DeploymentStore  # noqa: E402
+from storage.audit import AuditEvent, AuditTrail  # noqa: E402
+from storage.store import PREFIX, DeploymentStore  # noqa: E402
 from tests.harness.aws import MotoServer, aws_environment  # noqa: E402
 from tests.harness.flow import LEAD, REQUESTER, USER_VALUES  # noqa: E402
 from tests.harness.secrets import ARTIFACT_KEY  # noqa: E402

@@ -12,12 +12,13 @@ import click
 import redis
 
 from bot.services import Services
-from core.connection import Role, redis_configured, redis_connection
 from core.logs import configure_logging, get_logger
+from core.redis_settings import redis_configured
 from core.settings import ConfigurationError, Settings, load_settings
+from storage.connection import Role, redis_connection
 
 if TYPE_CHECKING:
-    from core.redis_server import EmbeddedRedis
+    from bot.embedded_redis import EmbeddedRedis
 
 log = get_logger(__name__)
 FATAL_AUTH_ERRORS = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
@@ -33,7 +34,7 @@ def _settings() -> Settings:
 
 
 def _redis(current: Settings, role: Role = "cli") -> redis.Redis:
-    """The bot's Redis as the settings describe it (core/connection.py: URL, TLS or Sentinel)."""
+    """The bot's Redis as the settings describe it (storage/connection.py: URL, TLS or Sentinel)."""
     if not redis_configured(current):
         raise click.ClickException(
             "Missing setting REDIS_URL. Set it to your Redis (redis://host:6379/0) or give REDIS_SENTINELS, "
@@ -90,7 +91,8 @@ def _dev_private_data(current: Settings, env: dict[str, str]) -> None:
     """`dev` keeps everything it writes private (umask 077, the data directory 0700; its children
     inherit both) and, when ECS_DEPLOY_ARTIFACT_KEY is unset, uses a key kept in the data directory
     (0600, made on first use), so its web and workers — and the next `dev` — share one key."""
-    from core.artifacts import generate_key, parse_keys
+    from core.settings import parse_keys
+    from storage.artifacts import generate_key
     from workers.workspace import PRIVATE_UMASK, private_data_dir
 
     os.umask(PRIVATE_UMASK)
@@ -241,7 +243,7 @@ def dev(port: int, worker_count: int) -> None:
 
 def _start_embedded_redis(data_dir: Path) -> EmbeddedRedis:
     """On port 6390 when it is free (a stable URL for `rq info` and redis-cli), else any free port."""
-    from core.redis_server import EmbeddedRedis
+    from bot.embedded_redis import EmbeddedRedis
 
     try:
         if _port_free(6390):
@@ -275,7 +277,7 @@ def audit_export(since: str | None, deployment_id: str | None) -> None:
     """Print the audit trail as JSON lines, oldest first."""
     from datetime import UTC, datetime
 
-    from core.audit import AuditTrail
+    from storage.audit import AuditTrail
 
     current = _settings()
     start = None

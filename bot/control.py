@@ -6,7 +6,7 @@ worker or a button either wins or is refused with the status it found; nothing i
 The functions here change Redis (and enqueue jobs) but never post to Slack: they return what
 happened, and the listener renders it and hands it to the notifier (`announce_*`). The AWS calls of
 `terraform_lock` read Terraform's DynamoDB lock item with short timeouts (listeners call it only
-after `ack()`), and release that item when it is provably a dead run's own (core.locks.own_lock) and
+after `ack()`), and release that item when it is provably a dead run's own (core.terraform_locks.own_lock) and
 a lead asked for it: `lock_view` — every unlock goes through it, after the lead check — records the
 lead's intent for a few minutes; `terraform_lock` consumes it, deletes the item only if its Info is
 unchanged (a conditional delete), and audits the release. A lock of anyone else is never touched.
@@ -35,13 +35,14 @@ from bot.views import refusals
 from bot.views.messages import text_message
 from core import lifecycle
 from core.lifecycle import Move
-from core.locks import LockHolder, StateLock, TerraformLockInfo, TerraformRuns, own_lock, state_id
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, utcnow
 from core.policy.access import AccessPolicy
 from core.policy.principals import SlackIdentity
 from core.steering import may_override, may_steer
-from core.store import PREFIX
+from core.terraform_locks import TerraformLockInfo, own_lock
+from storage.locks import LockHolder, StateLock, TerraformRuns, state_id
+from storage.store import PREFIX
 
 log = get_logger(__name__)
 

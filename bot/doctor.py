@@ -15,9 +15,11 @@ from slack_sdk.errors import SlackApiError
 from aws_edge import configs
 from aws_edge.sessions import known_profiles, profile_session
 from bot.slack import make_web_client
-from core.connection import redis_configured, redis_connection
-from core.persistence import assess_persistence, read_persistence
+from core.persistence import assess_persistence
+from core.redis_settings import redis_configured
 from core.settings import Settings
+from storage.connection import redis_connection
+from storage.persistence import read_persistence
 
 
 class Check(BaseModel):
@@ -87,7 +89,7 @@ def check_artifact_key(settings: Settings) -> Check:
     detail = f"{len(keys)} key(s); the first encrypts"
     if not redis_configured(settings):
         return Check(name="artifact key", level="ok", detail=detail)
-    from core.artifacts import ArtifactStore
+    from storage.artifacts import ArtifactStore
 
     try:
         store = ArtifactStore.for_settings(

@@ -35,8 +35,8 @@ from rq import Queue
 from bot.outbox import Outbox, OutboxEntry, list_key
 from core.logs import get_logger
 from core.models import DeploymentStatus
-from core.queue import JOB_SERIALIZER
-from core.store import PREFIX
+from storage.queue import JOB_SERIALIZER
+from storage.store import PREFIX
 
 log = get_logger(__name__)
 

@@ -65,7 +65,7 @@ from core import lifecycle
 from core.lifecycle import Move
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStopped
-from core.store import PREFIX, DeploymentNotFound, DeploymentStore
+from storage.store import PREFIX, DeploymentNotFound, DeploymentStore
 
 log = get_logger(__name__)
 MESSAGE_TTL_SECONDS = 30 * 24 * 3600

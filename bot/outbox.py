@@ -39,7 +39,7 @@ from redis.client import Pipeline
 from redis.lock import Lock
 
 from core.logs import get_logger
-from core.store import PREFIX
+from storage.store import PREFIX
 
 log = get_logger(__name__)
 

@@ -14,14 +14,14 @@ from slack_sdk import WebClient
 from aws_edge.sessions import known_profiles
 from bot.directory import GroupDirectory
 from bot.notifier import Notifier
-from core.audit import AuditTrail
 from core.models import Deployment
 from core.policy.access import AccessPolicy, referenced_usergroups
 from core.policy.loading import policy_from_settings
 from core.policy.principals import SlackIdentity
-from core.queue import Step, enqueue_step
 from core.settings import Settings
-from core.store import DeploymentStore
+from storage.audit import AuditTrail
+from storage.queue import Step, enqueue_step
+from storage.store import DeploymentStore
 
 
 @dataclass

@@ -25,16 +25,9 @@ from bot.notifier import Notifier
 from bot.views.messages import Message, text_message
 from core.logs import get_logger
 from core.models import Deployment, utcnow
-from core.persistence import (
-    MARKER_KEY,
-    MarkerCheck,
-    StoreMarker,
-    assess_persistence,
-    marker_written_at,
-    read_persistence,
-    threads_to_warn,
-)
-from core.store import PREFIX, DeploymentStore
+from core.persistence import MarkerCheck, assess_persistence, marker_written_at, threads_to_warn
+from storage.persistence import MARKER_KEY, StoreMarker, read_persistence
+from storage.store import PREFIX, DeploymentStore
 
 log = get_logger(__name__)
 REMEMBERED_DEPLOYMENTS = 50

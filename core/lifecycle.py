@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
 
 class Step(StrEnum):
-    """The pipeline's jobs (one RQ job each; core.queue names their entry points)."""
+    """The pipeline's jobs (one RQ job each; storage.queue names their entry points)."""
 
     VERIFY = "verify"
     ANALYSE = "analyse"

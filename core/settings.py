@@ -5,16 +5,32 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-from core.artifacts import parse_keys
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
 
 
 class ConfigurationError(Exception):
     """A setting is missing or invalid; the message names the variable."""
+
+
+def parse_keys(value: str) -> list[str]:
+    """The comma-separated keys of the setting, each checked to be a Fernet key. Messages name the
+    position of a bad key, never its text."""
+    keys = [part.strip() for part in value.split(",") if part.strip()]
+    if not keys:
+        raise ValueError("must hold at least one key")
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"key {position} of {len(keys)} is not a Fernet key (url-safe base64 of 32 random bytes,"
+                " as Fernet.generate_key() prints)"
+            ) from None
+    return keys
 
 
 class Settings(BaseSettings):
@@ -25,7 +41,7 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = Field(default=None, alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default=SLACK_API_DEFAULT, alias="SLACK_API_URL")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
-    # Sentinel ("host:port,host:port") and TLS files: see core/connection.py, which makes every connection
+    # Sentinel ("host:port,host:port") and TLS files: see storage/connection.py, which makes every connection
     redis_sentinels: str = Field(default="", alias="REDIS_SENTINELS")
     redis_sentinel_master: str = Field(default="", alias="REDIS_SENTINEL_MASTER")
     redis_tls_ca_file: Path | None = Field(default=None, alias="REDIS_TLS_CA_FILE")
@@ -86,7 +102,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _redis_sentinel(self) -> Settings:
-        from core.connection import check_redis_settings  # core.connection imports this module
+        from core.redis_settings import check_redis_settings  # it imports this module
 
         check_redis_settings(self)
         return self

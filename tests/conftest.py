@@ -9,7 +9,7 @@ import boto3
 import pytest
 import redis
 
-from core.redis_server import EmbeddedRedis
+from bot.embedded_redis import EmbeddedRedis
 from tests.harness.aws import MotoServer, aws_environment, patched_environ
 
 # Nothing in the tests may reach a real AWS account or a real credential chain.
@@ -120,7 +120,7 @@ def slack(
 
 # -- the whole pipeline: a web process and workers pointed at the test Terraform repository --------
 
-from core.store import DeploymentStore  # noqa: E402
+from storage.store import DeploymentStore  # noqa: E402
 from tests.harness.flow import GROUP_LEAD, LEAD, LEADS_GROUP, REQUESTER, PipelineRun  # noqa: E402
 from tests.harness.tfrepo import make_git_repo  # noqa: E402
 

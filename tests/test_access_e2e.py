@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from core.store import DeploymentStore
+from storage.store import DeploymentStore
 from tests.harness.processes import WebProcess, web_bot, with_policy
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values

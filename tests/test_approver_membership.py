@@ -20,13 +20,13 @@ from slack_sdk import WebClient
 from bot.directory import GroupDirectory
 from bot.doctor import check_policy
 from core.approval import ApprovalState, new_plan
-from core.audit import AuditTrail
 from core.models import Deployment, DeploymentStatus, PlanRecord
 from core.policy.errors import PolicyError
 from core.policy.loading import load_policy
 from core.policy.principals import SlackMember
 from core.settings import Settings
-from core.store import DeploymentStore
+from storage.audit import AuditTrail
+from storage.store import DeploymentStore
 from tests.harness.flow import ephemeral_to, eventually
 from tests.harness.processes import WebProcess, with_policy
 from tests.harness.records import (

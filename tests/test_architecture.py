@@ -37,6 +37,15 @@ def test_core_imports_neither_slack_side_nor_workers() -> None:
     assert offenders("core", {"bot", "workers", "slack_bolt", "slack_sdk", "boto3"}) == []
 
 
+def test_core_is_pure_rules_and_models_without_io_libraries() -> None:
+    """Redis, RQ and AWS are reached through storage/ and aws_edge/; core/ only decides."""
+    assert offenders("core", {"redis", "rq", "boto3", "storage", "aws_edge"}) == []
+
+
+def test_storage_imports_core_only() -> None:
+    assert offenders("storage", {"bot", "workers", "aws_edge", "slack_bolt", "slack_sdk", "boto3"}) == []
+
+
 def test_slack_side_does_not_import_the_workers() -> None:
     assert offenders("bot", {"workers"}) == []
 

@@ -13,8 +13,8 @@ from botocore.exceptions import ProfileNotFound
 from aws_edge import configs
 from aws_edge.sessions import known_profiles, session_for
 from aws_edge.terraform_lock import LOCK_KEY, lock_client, read_lock, release_lock
-from core.locks import TerraformLockInfo
 from core.policy.access import AssumeRole
+from core.terraform_locks import TerraformLockInfo
 from tests.harness.aws import ASSUME_ROLE_ARN, DEFAULT_ACCOUNT, OTHER_ACCOUNT, MotoServer
 
 REGION = "us-east-1"

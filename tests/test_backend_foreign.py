@@ -24,7 +24,7 @@ from core.models import AccountSituation, Deployment, DeploymentStatus
 from core.policy.access import AccessPolicy
 from core.policy.loading import parse_policy
 from core.policy.principals import SlackIdentity
-from core.store import DeploymentStore
+from storage.store import DeploymentStore
 from tests.harness.flow import BYSTANDER, LEAD, REQUESTER, PipelineRun, click, ephemeral_to, eventually
 from tests.harness.processes import run_worker_burst
 from tests.harness.records import deployment_request

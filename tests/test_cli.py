@@ -15,8 +15,8 @@ from pathlib import Path
 import redis
 import requests
 
-from core.audit import AuditTrail
-from core.redis_server import free_port
+from bot.embedded_redis import free_port
+from storage.audit import AuditTrail
 from tests.harness.processes import ROOT
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SIGNING_SECRET

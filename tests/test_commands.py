@@ -16,10 +16,10 @@ from rq import Queue
 from slack_sdk import WebClient
 
 from core.approval import Approval, ApprovalState, Rejection
-from core.locks import StateLock, state_id
 from core.models import Deployment, DeploymentStatus, PlanRecord, utcnow
-from core.queue import JOB_SERIALIZER
-from core.store import DeploymentStore
+from storage.locks import StateLock, state_id
+from storage.queue import JOB_SERIALIZER
+from storage.store import DeploymentStore
 from tests.harness.aws import put_terraform_lock
 from tests.harness.records import (
     deployment_record,

@@ -27,9 +27,8 @@ from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 from rq.utils import utcformat
 
+from bot.embedded_redis import EmbeddedRedis
 from core.approval import Approval, ApprovalState, PlanBinding, new_plan
-from core.audit import AuditTrail
-from core.locks import StateLock, TerraformRun, TerraformRuns, state_id
 from core.models import (
     AccountSituation,
     Deployment,
@@ -39,11 +38,13 @@ from core.models import (
     WorkspaceRecord,
     utcnow,
 )
-from core.queue import JOB_SERIALIZER, Step, enqueue_step
-from core.redis_server import EmbeddedRedis
 from core.settings import ConfigurationError, Settings, load_settings
 from core.sizes import SetupSize
-from core.store import DeploymentStore
+from core.terraform_locks import TerraformRun
+from storage.audit import AuditTrail
+from storage.locks import StateLock, TerraformRuns, state_id
+from storage.queue import JOB_SERIALIZER, Step, enqueue_step
+from storage.store import DeploymentStore
 from tests.harness.flow import click, drive_to_plan_stage, submit
 from tests.harness.processes import ROOT, WebProcess, run_worker_burst
 from tests.harness.secrets import artifact_store

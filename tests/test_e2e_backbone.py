@@ -13,8 +13,8 @@ import pytest
 import redis
 from rq import Queue
 
-from core.queue import JOB_SERIALIZER
-from core.store import DeploymentStore
+from storage.queue import JOB_SERIALIZER
+from storage.store import DeploymentStore
 from tests.harness.processes import run_worker_burst
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values

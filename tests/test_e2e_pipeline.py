@@ -16,7 +16,7 @@ import boto3
 import pytest
 import redis
 
-from core.audit import AuditTrail
+from storage.audit import AuditTrail
 from tests.harness.flow import (
     BYSTANDER,
     LEAD,

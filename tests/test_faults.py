@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from core.redis_server import EmbeddedRedis, free_port
-from core.store import DeploymentStore
+from bot.embedded_redis import EmbeddedRedis, free_port
+from storage.store import DeploymentStore
 from tests.harness.processes import WebProcess, run_worker_burst
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values

@@ -14,7 +14,7 @@ import requests
 
 from bot.views.home import home_view
 from core.models import Deployment, DeploymentStatus
-from core.store import DeploymentStore
+from storage.store import DeploymentStore
 from tests.harness.records import REQUEST_FIELDS
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, fixture

@@ -9,7 +9,7 @@ import pytest
 import redis
 from rq import Queue
 
-from core.queue import JOB_SERIALIZER
+from storage.queue import JOB_SERIALIZER
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, fixture, request_values, sign
 

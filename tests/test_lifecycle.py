@@ -12,7 +12,6 @@ import pytest
 import redis
 
 from core import lifecycle
-from core.audit import AuditTrail
 from core.lifecycle import (
     TRANSITIONS,
     Actor,
@@ -24,8 +23,9 @@ from core.lifecycle import (
 )
 from core.models import Deployment, DeploymentStopped
 from core.policy.loading import policy_from_settings
-from core.queue import JOB_FUNCTIONS, queue
 from core.settings import Settings
+from storage.audit import AuditTrail
+from storage.queue import JOB_FUNCTIONS, queue
 from tests.test_crash_recovery import REQUESTER, request
 from tests.test_outbox import make_notifier
 from workers.runtime import Runtime, move

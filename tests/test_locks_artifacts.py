@@ -8,8 +8,8 @@ import time
 import pytest
 import redis
 
-from core.artifacts import ArtifactError, sha256
-from core.locks import LockHolder, StateLock, StateLockTimeout
+from storage.artifacts import ArtifactError, sha256
+from storage.locks import LockHolder, StateLock, StateLockTimeout
 from tests.harness.secrets import artifact_store
 
 

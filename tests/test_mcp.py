@@ -30,10 +30,10 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import Implementation
 
-from core.audit import AuditTrail
+from bot.embedded_redis import free_port
 from core.policy.mcp_clients import token_sha256
-from core.redis_server import free_port
-from core.store import DeploymentStore
+from storage.audit import AuditTrail
+from storage.store import DeploymentStore
 from tests.harness.flow import (
     LEAD,
     OTHER,

@@ -20,13 +20,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from rq.job import Job
 
+from bot.embedded_redis import free_port
 from bot.outbox import DUE_KEY, Outbox, OutboxEntry
 from core.approval import ApprovalState, PlanBinding
 from core.models import Deployment, DeploymentStatus, utcnow
-from core.queue import JOB_FUNCTIONS, Step, enqueue_step, queue
-from core.redis_server import free_port
 from core.settings import Settings
-from core.store import DeploymentStore
+from storage.queue import JOB_FUNCTIONS, Step, enqueue_step, queue
+from storage.store import DeploymentStore
 from tests.harness.flow import REQUESTER, click, eventually, give_values, submit
 from tests.harness.processes import ROOT, WebProcess
 from tests.harness.records import deployment_record

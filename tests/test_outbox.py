@@ -19,7 +19,7 @@ from bot.views.messages import Message, text_message
 from core.lifecycle import Move
 from core.models import Deployment, DeploymentStatus
 from core.settings import Settings
-from core.store import DeploymentStore
+from storage.store import DeploymentStore
 from tests.harness.flow import eventually
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.test_crash_recovery import REQUESTER, request

@@ -15,7 +15,7 @@ import boto3
 import pytest
 import redis
 
-from core.store import DeploymentStore
+from storage.store import DeploymentStore
 from tests.harness.flow import (
     LEAD,
     REQUESTER,
@@ -186,7 +186,7 @@ def test_same_state_waits_in_line_and_other_states_do_not(
     for deployment_id in (first, second, other):  # queues their workspace-then-plan jobs, runs nothing
         give_values(pipeline, slack_api, store.get(deployment_id))
     # hold the first deployment's state as a long apply would, then let three workers plan everything
-    from core.locks import StateLock, state_id
+    from storage.locks import StateLock, state_id
 
     request = store.get(first).request
     lock = StateLock(redis_conn, state_id(request.state_bucket, request.state_key), ttl_seconds=60)

@@ -23,12 +23,13 @@ import pytest
 import redis
 from pydantic import ValidationError
 
+from bot.embedded_redis import EmbeddedRedis, free_port
 from bot.outbox import Outbox
-from core.audit import STREAM
-from core.connection import RedisSettingsError, parse_sentinels, redis_connection
-from core.redis_server import EmbeddedRedis, free_port
+from core.redis_settings import RedisSettingsError, parse_sentinels
 from core.settings import Settings
-from core.store import PREFIX, DeploymentStore
+from storage.audit import STREAM
+from storage.connection import redis_connection
+from storage.store import PREFIX, DeploymentStore
 from tests.harness.aws import MotoServer
 from tests.harness.flow import REQUESTER, click, eventually, give_values, submit
 from tests.harness.processes import WebProcess, background_workers

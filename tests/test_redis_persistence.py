@@ -24,23 +24,21 @@ from slack_sdk import WebClient
 from structlog.testing import capture_logs
 
 from bot.doctor import check_redis
+from bot.embedded_redis import EmbeddedRedis
 from bot.notifier import Notifier
 from bot.store_watch import StoreWatch
 from core.models import Deployment, DeploymentStatus, utcnow
 from core.persistence import (
-    MARKER_KEY,
     MarkerState,
     PersistenceFacts,
-    StoreMarker,
     assess_persistence,
     marker_state,
-    read_persistence,
     save_points,
     threads_to_warn,
 )
-from core.redis_server import EmbeddedRedis
 from core.settings import Settings
-from core.store import DeploymentStore
+from storage.persistence import MARKER_KEY, StoreMarker, read_persistence
+from storage.store import DeploymentStore
 from tests.harness.dev import DevProcess, console_script
 from tests.harness.processes import WebProcess, background_workers, run_worker_burst
 from tests.harness.records import deployment_record

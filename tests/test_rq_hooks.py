@@ -17,11 +17,11 @@ from rq.exceptions import AbandonedJobError
 from rq.job import Job
 from rq.registry import FailedJobRegistry, StartedJobRegistry
 
-from core.locks import interrupted_key
 from core.models import Deployment, DeploymentStatus
-from core.queue import JOB_SERIALIZER, ON_FAILURE, Step, enqueue_step, queue
 from core.settings import Settings
-from core.store import DeploymentStore
+from storage.locks import interrupted_key
+from storage.queue import JOB_SERIALIZER, ON_FAILURE, Step, enqueue_step, queue
+from storage.store import DeploymentStore
 from tests.harness.slack_api import SlackApiStandIn
 from tests.test_crash_recovery import request
 from workers.sweeper import Bounds

@@ -29,17 +29,17 @@ import pytest
 import redis
 from cryptography.fernet import Fernet, InvalidToken
 
-from core.artifacts import ArtifactError, generate_key
 from core.models import (
     AccountSituation,
     DeploymentRequest,
     DeploymentStatus,
     WorkspaceRecord,
 )
-from core.queue import Step, enqueue_step, fetch_job
 from core.settings import ConfigurationError, Settings, load_settings
-from core.store import DeploymentStore
 from core.tfvars.type_constraints import parse_variables
+from storage.artifacts import ArtifactError, generate_key
+from storage.queue import Step, enqueue_step, fetch_job
+from storage.store import DeploymentStore
 from tests.harness.flow import REQUESTER, PipelineRun
 from tests.harness.processes import run_worker_burst
 from tests.harness.records import deployment_record, deployment_request

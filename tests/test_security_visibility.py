@@ -15,7 +15,7 @@ import redis
 from bot.views.messages import root_message
 from core.approval import Rejection
 from core.models import Deployment, DeploymentStatus
-from core.store import DeploymentStore
+from storage.store import DeploymentStore
 from tests.harness.processes import web_bot, with_policy
 from tests.harness.records import deployment_record
 from tests.harness.slack_api import SlackApiStandIn

@@ -20,11 +20,11 @@ import redis
 from slack_sdk import WebClient
 
 from bot.notifier import Notifier
-from core.audit import STREAM, AuditEvent, AuditTrail
 from core.models import Deployment, utcnow
 from core.policy.loading import parse_policy
 from core.settings import Settings
-from core.store import DeploymentStore
+from storage.audit import STREAM, AuditEvent, AuditTrail
+from storage.store import DeploymentStore
 from tests.harness.records import deployment_record
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from workers.runtime import Runtime

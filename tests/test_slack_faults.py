@@ -21,11 +21,11 @@ from bot.notifier import PLACEHOLDER_PREFIX, Notifier
 from bot.outbox import DUE_KEY, list_key
 from bot.slack import make_web_client
 from bot.views.messages import text_message
-from core.audit import AuditTrail
 from core.lifecycle import Move
 from core.models import Deployment, DeploymentStatus
 from core.settings import Settings
-from core.store import DeploymentStore
+from storage.audit import AuditTrail
+from storage.store import DeploymentStore
 from tests.harness.flow import LEAD, click, drive_to_plan_stage, eventually, submit
 from tests.harness.processes import ROOT, run_worker_burst
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn

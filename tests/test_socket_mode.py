@@ -25,7 +25,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
-from core.store import DeploymentStore
+from storage.store import DeploymentStore
 from tests.harness.aws import MotoServer
 from tests.harness.fixtures import load_fixture
 from tests.harness.flow import REQUESTER, eventually

@@ -14,8 +14,8 @@ import time
 
 import redis
 
-from core.locks import LockHolder, StateLock
-from core.redis_server import EmbeddedRedis
+from bot.embedded_redis import EmbeddedRedis
+from storage.locks import LockHolder, StateLock
 from tests.harness.processes import ROOT
 
 STATE = "tfstate-123456789012-us-east-1/web/dev.tfstate"
@@ -61,7 +61,7 @@ _DYING_HOLDER = textwrap.dedent(
     """
     import sys, threading, time
     import redis
-    from core.locks import StateLock
+    from storage.locks import StateLock
 
     lock = StateLock(redis.Redis.from_url(sys.argv[1]), sys.argv[2], ttl_seconds=2)
     with lock.held("d-dead", "U-dead", "apply", wait_seconds=10) as mine:

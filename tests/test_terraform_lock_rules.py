@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.apply_progress import replay, state_addresses
-from core.locks import TerraformLockInfo, TerraformRun, lock_error_info, own_lock, taken_by
+from core.terraform_locks import TerraformLockInfo, TerraformRun, lock_error_info, own_lock, taken_by
 
 STATE = "tfstate-123456789012-us-east-1/terraform/web/dev/terraform.tfstate"
 T0 = datetime(2026, 3, 1, 10, 0, 0, tzinfo=UTC)

@@ -29,13 +29,14 @@ from bot.notifier import Notifier
 from bot.slack import make_web_client
 from core import terraform_ui
 from core.apply_progress import ApplyProgress, advance, elapsed_text, replay, total_from_plan_json
-from core.audit import AuditTrail
-from core.locks import lock_error_info, state_id
 from core.models import AccountSituation, Deployment, DeploymentRequest, DeploymentStatus
 from core.policy.access import AccessPolicy
 from core.settings import Settings
 from core.sizes import SetupSize
-from core.store import DeploymentStore
+from core.terraform_locks import lock_error_info
+from storage.audit import AuditTrail
+from storage.locks import state_id
+from storage.store import DeploymentStore
 from tests.harness.aws import MotoServer
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from workers.aws.backend import bootstrap_backend

@@ -11,10 +11,11 @@ from typing import Any
 import boto3
 import redis
 
-from core.audit import AuditTrail
-from core.locks import TerraformLockInfo, TerraformRun, TerraformRuns, job_heartbeat_key, state_id
 from core.models import Deployment, DeploymentStatus, utcnow
-from core.store import DeploymentStore
+from core.terraform_locks import TerraformLockInfo, TerraformRun
+from storage.audit import AuditTrail
+from storage.locks import TerraformRuns, job_heartbeat_key, state_id
+from storage.store import DeploymentStore
 from tests.harness.aws import put_terraform_lock
 from tests.harness.flow import LEAD, REQUESTER
 from tests.harness.records import deployment_record

@@ -1,17 +1,17 @@
 """The RQ job behind the MCP server's `analyse_account`: verify the profile's access to the account,
 check permissions, scan read-only and analyse conflicts — the same functions a deployment's analysis
 step runs (workers/steps/analysis.py) — and store the report in the analysis record
-(core.account_analysis). It posts nothing to Slack and changes nothing in the account.
+(storage.account_analysis). It posts nothing to Slack and changes nothing in the account.
 """
 
 from __future__ import annotations
 
 from bot.views.analysis import analysis_report_text
-from core.account_analysis import AccountAnalysis, AnalysisState, AnalysisStore
 from core.analysis.analyse import analyse_account
 from core.analysis.scan import FRESH_ACCOUNT_SECTIONS
 from core.logs import get_logger
 from core.models import AccountSituation, Deployment, utcnow
+from storage.account_analysis import AccountAnalysis, AnalysisState, AnalysisStore
 from workers.aws.identity import verify_access
 from workers.aws.permission_check import check_permissions
 from workers.aws.scan import scan_account

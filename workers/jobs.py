@@ -1,6 +1,6 @@
 """RQ entry points, one per pipeline step. Thin: frame the job, hand over to the step.
 
-Every entry takes (deployment_id, options) and is named by dotted path in core.queue.JOB_FUNCTIONS.
+Every entry takes (deployment_id, options) and is named by dotted path in storage.queue.JOB_FUNCTIONS.
 """
 
 from __future__ import annotations

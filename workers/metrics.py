@@ -1,7 +1,7 @@
 """The worker's Prometheus histograms, and the HTTP server `ecs-deploy-bot worker --metrics-port` runs.
 
 Series (label values come from fixed sets, never ids):
-- `ecs_deploy_step_duration_seconds{step, outcome}`: one per pipeline job (`step` is a core.queue.Step
+- `ecs_deploy_step_duration_seconds{step, outcome}`: one per pipeline job (`step` is a storage.queue.Step
   value; `outcome` ok | failed — an expected failure or a stopped deployment — | error — a crash);
 - `ecs_deploy_terraform_run_duration_seconds{command, outcome}`: every Terraform command a job ran
   (`outcome` ok | error | timed_out | cancelled);
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec
 
 from core.logs import get_logger
-from core.queue import Step
+from storage.queue import Step
 
 if TYPE_CHECKING:
     from prometheus_client import Histogram
@@ -106,7 +106,7 @@ def observe_step(step: object, outcome: str, seconds: float) -> None:
 
 def timed_job(run: Callable[P, str]) -> Callable[P, str]:
     """Time a job entry point (workers/jobs.py): "done" is `ok`, any other result `failed`, an
-    exception `error`. The step comes from the RQ job's meta (core.queue.enqueue_step)."""
+    exception `error`. The step comes from the RQ job's meta (storage.queue.enqueue_step)."""
 
     @functools.wraps(run)
     def timed(*args: P.args, **kwargs: P.kwargs) -> str:

@@ -16,16 +16,16 @@ from bot.notifier import Notifier
 from bot.slack import make_web_client
 from bot.views.messages import failure_message
 from core import lifecycle
-from core.audit import AuditTrail
-from core.connection import redis_connection
 from core.lifecycle import Move
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStopped
 from core.policy.access import AccessPolicy
 from core.policy.loading import policy_from_settings
-from core.queue import enqueue_step
 from core.settings import Settings, settings
-from core.store import DeploymentStore
+from storage.audit import AuditTrail
+from storage.connection import redis_connection
+from storage.queue import enqueue_step
+from storage.store import DeploymentStore
 
 log = get_logger(__name__)
 

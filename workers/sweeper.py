@@ -27,14 +27,14 @@ worker's job-monitoring interval + 60 s, ≈ 90 s) and a worker's maintenance (e
 its registry cleanup. That is what the heartbeats add: a report within a minute, with the worker
 named. RQ's own findings are reported the same way (claimed by the same key), through RQ's public
 hooks, so the thread hears about a death whichever process noticed first: every job is enqueued
-with an `on_failure` Callback (core/queue.py) that RQ's cleanup calls with `AbandonedJobError`, and
+with an `on_failure` Callback (storage/queue.py) that RQ's cleanup calls with `AbandonedJobError`, and
 the worker is built with a `work_horse_killed_handler` for a work horse killed on its own
 (workers/worker.py).
 
 A killed Terraform run (plan or apply) is reported from what can be checked, not guessed: the run's
 record (workers/steps/tfrun.py) and, when the run was on this host, its log; the state object's
 serial before the run and now; whether Terraform's own lock is still held and whether it is provably
-the dead run's (core.locks.own_lock); what the log says was created (its `apply_complete` messages:
+the dead run's (core.terraform_locks.own_lock); what the log says was created (its `apply_complete` messages:
 the apply runs with -json), and what of that is missing from the state. When the run was on this
 host, the report first waits (up to REPORT_WAIT_SECONDS) for Terraform to stop: it got SIGINT when
 its work horse died and writes its state and releases its lock before it exits. The apply's progress
@@ -74,22 +74,14 @@ from bot.views.messages import text_message
 from bot.views.pipeline import status_line
 from core.apply_progress import ApplyProgress, replay
 from core.lifecycle import Move
-from core.locks import (
-    OwnLock,
-    StateLock,
-    TerraformRun,
-    TerraformRuns,
-    interrupted_key,
-    job_heartbeat_key,
-    own_lock,
-    state_id,
-)
 from core.logs import get_logger
 from core.models import Deployment, DeploymentStatus, DeploymentStopped, utcnow
-from core.queue import DESCRIPTIONS, JOB_SERIALIZER, Step, queue
 from core.settings import Settings
-from core.store import PREFIX, DeploymentStore
+from core.terraform_locks import OwnLock, TerraformRun, own_lock
 from core.terraform_ui import interrupt_received
+from storage.locks import StateLock, TerraformRuns, interrupted_key, job_heartbeat_key, state_id
+from storage.queue import DESCRIPTIONS, JOB_SERIALIZER, Step, queue
+from storage.store import PREFIX, DeploymentStore
 from workers.terraform.state_backend import StateObject
 
 log = get_logger(__name__)

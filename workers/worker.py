@@ -13,7 +13,7 @@ On top of `rq.Worker` it
   `work_horse_killed_handler`), and a job RQ's registry cleanup found abandoned (the jobs'
   `on_failure` callback, `on_job_failure`);
 - tries the outbox one last time when it stops (also after `--burst`; STOP_DELIVERY_SECONDS at most);
-- reads jobs with the JSON serializer only (core.queue.JOB_SERIALIZER: never pickle from Redis), and
+- reads jobs with the JSON serializer only (storage.queue.JOB_SERIALIZER: never pickle from Redis), and
   runs with umask 077 in a private data directory, so checkouts, tfvars, plan files and Terraform
   logs (which hold secrets) are 0700/0600 — the work horse, git and Terraform inherit the umask;
 - says at start whether Redis keeps its data and, every sweep, checks that Redis has not lost it
@@ -41,11 +41,11 @@ from bot.notifier import DRAIN_SECONDS, Notifier
 from bot.outbox import drain as drain_outbox
 from bot.slack import make_web_client
 from bot.store_watch import StoreWatch
-from core.connection import redis_connection
 from core.logs import bind_process_context, clear_process_context, get_logger
-from core.queue import JOB_SERIALIZER
 from core.settings import Settings, load_settings
-from core.store import DeploymentStore
+from storage.connection import redis_connection
+from storage.queue import JOB_SERIALIZER
+from storage.store import DeploymentStore
 from workers.aws.scan import preload_service_models
 from workers.sweeper import Bounds, Heartbeat, Sweeper, claim_key, job_beat_key, worker_beat_key
 from workers.workspace import PRIVATE_UMASK, private_data_dir
@@ -206,7 +206,7 @@ class DeployWorker(Worker):
 def on_job_failure(
     job: Job, connection: redis.Redis, exc_type: type[BaseException] | None, value: Any, tb: Any
 ) -> None:
-    """Every job's `on_failure` callback (core.queue.ON_FAILURE). RQ calls it when a job raised (in
+    """Every job's `on_failure` callback (storage.queue.ON_FAILURE). RQ calls it when a job raised (in
     the work horse: the step has reported its own failure, nothing to do) and when its registry
     cleanup finds a job abandoned — AbandonedJobError: its worker died unnoticed by the bot's sweep.
     Then the deployment's thread hears about it, once (the same claim as the sweep's)."""

@@ -34,8 +34,8 @@ from core.models import Deployment, utcnow
 from core.policy.access import Decision
 from core.policy.principals import SlackIdentity
 from core.steering import may_override, may_steer
-from core.store import DeploymentNotFound
 from core.tfvars.poc_idp import USER_VALUE_LABELS
+from storage.store import DeploymentNotFound
 
 log = get_logger(__name__)
 

@@ -15,7 +15,7 @@ from bot.services import Services
 from bot.views.request_modal import ModalContext
 from core.logs import get_logger
 from core.models import Deployment
-from core.queue import Step, enqueue_step
+from storage.queue import Step, enqueue_step
 
 log = get_logger(__name__)
 

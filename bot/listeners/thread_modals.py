@@ -22,7 +22,7 @@ from core.approval import ApprovalResult, record_rejection
 from core.lifecycle import Move
 from core.models import Deployment, DeploymentRequest, utcnow
 from core.steering import may_steer
-from core.store import DeploymentNotFound
+from storage.store import DeploymentNotFound
 
 STORE_DOWN = "The bot cannot reach its store right now; nothing was saved. Submit again in a minute."
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")

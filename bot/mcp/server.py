@@ -41,12 +41,12 @@ from bot.mcp.views import (
     profile_views,
 )
 from bot.services import Services
-from core.account_analysis import AccountAnalysis, AnalysisStore
 from core.logs import get_logger
 from core.models import Deployment, DeploymentRequest
 from core.policy.mcp_clients import CLIENT_NAME, authenticate
-from core.queue import Step, enqueue_step
 from core.visibility import may_see
+from storage.account_analysis import AccountAnalysis, AnalysisStore
+from storage.queue import Step, enqueue_step
 
 log = get_logger(__name__)
 

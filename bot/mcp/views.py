@@ -11,10 +11,10 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from bot.views.status import thread_link
-from core.account_analysis import AccountAnalysis
-from core.audit import AuditEvent
 from core.models import Deployment
 from core.policy.access import AccessPolicy
+from storage.account_analysis import AccountAnalysis
+from storage.audit import AuditEvent
 
 
 class EnvironmentRule(BaseModel):

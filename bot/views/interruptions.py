@@ -9,9 +9,9 @@ from typing import Protocol
 
 from aws_edge.terraform_lock import LockRead
 from core.apply_progress import ApplyProgress
-from core.locks import OwnLock, TerraformRun
 from core.models import Deployment
-from core.queue import Step
+from core.terraform_locks import OwnLock, TerraformRun
+from storage.queue import Step
 
 NAMES_SHOWN = 15
 

@@ -17,8 +17,8 @@ from slack_sdk.models.blocks import (
 from bot.control import Cancelled, LockView, TerraformLock
 from bot.views.blocks import MESSAGE_TEXT_LIMIT, clip, clip_code, escape_mrkdwn
 from bot.views.messages import Message
-from core.locks import LockHolder
 from core.models import Deployment, DeploymentStatus
+from storage.locks import LockHolder
 
 # The unlock button's action id (value "{deployment_id}:{lock token}"), handled in
 # bot/listeners/commands.py. Kept here, next to the button, rather than in bot/ids.py.

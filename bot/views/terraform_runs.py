@@ -4,7 +4,7 @@ progress, and Terraform's own DynamoDB lock found in the way."""
 from __future__ import annotations
 
 from bot.views.messages import Message, text_message
-from core.locks import LockHolder
+from storage.locks import LockHolder
 
 
 def waiting_text(holder: LockHolder) -> str:

@@ -11,8 +11,8 @@ from pathlib import Path
 import boto3
 import requests
 
-from core.locks import state_id
 from core.models import Deployment
+from storage.locks import state_id
 
 DEFAULT_ACCOUNT = "123456789012"
 OTHER_ACCOUNT = "222233334444"

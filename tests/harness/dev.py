@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from core.redis_server import free_port
+from bot.embedded_redis import free_port
 
 
 def console_script() -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from core.models import Deployment
-from core.store import DeploymentStore
+from storage.store import DeploymentStore
 from tests.harness.processes import run_worker_burst
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values, text_value

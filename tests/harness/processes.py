@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from core.redis_server import free_port
+from bot.embedded_redis import free_port
 from tests.harness.slack_requests import SlackClientSim
 
 ROOT = Path(__file__).resolve().parents[2]

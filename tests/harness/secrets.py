@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import redis
 
-from core.artifacts import ArtifactCipher, ArtifactStore
 from core.settings import Settings
+from storage.artifacts import ArtifactCipher, ArtifactStore
 
 # A fixed Fernet key (url-safe base64 of 32 bytes) for the tests only.
 ARTIFACT_KEY = "dGVzdHMtb25seS1hcnRpZmFjdC1rZXktMzItYnl0ZSE="

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from core.redis_server import EmbeddedRedis, die_with_parent, free_port, redis_server_binary
+from bot.embedded_redis import EmbeddedRedis, die_with_parent, free_port, redis_server_binary
 from tests.harness.processes import stop_process
 
 MASTER_NAME = "ecs-deploy"

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from core.redis_server import redis_server_binary
+from bot.embedded_redis import redis_server_binary
 
 
 def redis_server_has_tls() -> bool:

@@ -15,13 +15,13 @@ from aws_edge.sessions import session_for
 from bot.views import failures
 from bot.views.pipeline import status_line
 from bot.views.terraform_runs import waiting_text
-from core.artifacts import ArtifactStore
 from core.lifecycle import Move
-from core.locks import LockHolder, StateLock, state_id
 from core.logs import get_logger
 from core.models import Deployment
 from core.policy.access import AssumeRole
-from core.store import PREFIX
+from storage.artifacts import ArtifactStore
+from storage.locks import LockHolder, StateLock, state_id
+from storage.store import PREFIX
 from workers.runtime import Runtime, StepFailure, move
 from workers.terraform.runner import RunOptions
 from workers.workspace import WorkspaceError, WorkspaceManager, inside, write_atomic
@@ -110,7 +110,7 @@ def workspace_file(workspace: Path, relpath: str) -> Path:
 
 
 def _sha(path: Path) -> str:
-    from core.artifacts import sha256
+    from storage.artifacts import sha256
 
     return sha256(path.read_bytes())
 

@@ -27,11 +27,11 @@ from bot.views.plan import plan_message
 from bot.views.terraform_runs import apply_progress_text, applying_text, superseded_text
 from core.apply_progress import ApplyProgress, advance
 from core.approval import PlanBinding, is_applyable, new_plan
-from core.artifacts import ArtifactError, ArtifactStore
 from core.lifecycle import Move
 from core.models import Deployment, PlanRecord, utcnow
 from core.plan_summary import PlanParseError, summarise_plan
 from core.sizes import size_profile
+from storage.artifacts import ArtifactError, ArtifactStore
 from workers.runtime import Runtime, StepFailure, move
 from workers.steps.common import (
     approval_ttl,

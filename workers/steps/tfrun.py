@@ -1,6 +1,6 @@
 """The bot's side of one Terraform run (a plan or an apply step) on a state.
 
-- **The record.** When the step starts it records the run (core.locks.TerraformRun, one record per
+- **The record.** When the step starts it records the run (core.terraform_locks.TerraformRun, one record per
   state: the bot's state lock keeps runs on one state apart): which deployment and job, the worker's
   host and Terraform's `Who`, the state object's serial before the run, then per command its pid,
   log and start time, and the apply's progress. Whoever reports the run later — the same worker, or
@@ -9,7 +9,7 @@
   lock item back from DynamoDB and records its ID once it is there: from then on the lock is
   provably this run's.
 - **A dead run's lock.** Before its first command, the run looks for a Terraform lock left on the
-  state. If it is provably the previous run's own and that run is dead (core.locks.own_lock), it is
+  state. If it is provably the previous run's own and that run is dead (core.terraform_locks.own_lock), it is
   released (a conditional delete on the exact item), audited, and the thread is told; a lock that
   belongs to anyone else is never touched.
 - **Its own lock, once.** Under load, the AWS SDK inside Terraform can retry a PutItem whose first
@@ -35,18 +35,17 @@ from rq import get_current_job
 
 from aws_edge.terraform_lock import LockRead, lock_client, read_lock, release_lock
 from bot.views.terraform_runs import dead_run_lock_released, lock_left_alone, own_lock_released
-from core.locks import (
+from core.logs import get_logger
+from core.models import Deployment, utcnow
+from core.terraform_locks import (
     OPERATIONS,
     TerraformLockInfo,
     TerraformRun,
-    TerraformRuns,
     lock_error_info,
     own_lock,
-    state_id,
     taken_by,
 )
-from core.logs import get_logger
-from core.models import Deployment, utcnow
+from storage.locks import TerraformRuns, state_id
 from workers.runtime import Runtime
 from workers.steps.common import aws_session
 from workers.terraform.runner import RunOptions, RunResult, StartedRun

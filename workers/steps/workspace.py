@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from bot.views import failures
 from bot.views.pipeline import missing_values_message, workspace_message
-from core.artifacts import ArtifactStore
 from core.lifecycle import Move
 from core.models import Deployment, WorkspaceRecord
+from storage.artifacts import ArtifactStore
 from workers.runtime import Runtime, StepFailure, move
 from workers.steps.common import TFBACKEND, TFVARS, manager
 from workers.workspace import WorkspaceError

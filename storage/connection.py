@@ -15,9 +15,7 @@ backoff (redis-py's `Retry`): long enough for a worker (WORKER: 14 retries, abou
 takes `down-after-milliseconds` + an election), short for the web process, which must answer Slack
 within 3 s. A WATCH transaction is not retried blindly: redis-py turns a broken connection under
 WATCH into a WatchError, and the store's transactions start over on a WatchError.
-
-This module lives in core/ only because core/store.py already talks to Redis; it moves with the
-other Redis adapters when they leave core/.
+The rules for the settings themselves are in core/redis_settings.py.
 """
 
 from __future__ import annotations
@@ -32,6 +30,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
+
+from core.redis_settings import (
+    RedisSettingsError,
+    parse_sentinels,
+    uses_tls,
+)
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -56,49 +60,6 @@ WORKER = Tuning(connect_timeout=10, socket_timeout=30, retries=14, backoff_cap=4
 RQ = Tuning(connect_timeout=10, socket_timeout=None, retries=14, backoff_cap=4)
 CLI = Tuning(connect_timeout=2, socket_timeout=10, retries=2, backoff_cap=1)
 TUNINGS: dict[Role, Tuning] = {"web": WEB, "worker": WORKER, "rq": RQ, "cli": CLI}
-
-
-class RedisSettingsError(ValueError):
-    """The Redis settings do not describe one way to reach Redis (a pydantic validator raises it)."""
-
-
-def parse_sentinels(value: str) -> list[tuple[str, int]]:
-    """`host:port,host:port` → [(host, port)]; `[::1]:26379` for IPv6."""
-    nodes: list[tuple[str, int]] = []
-    for part in (p.strip() for p in value.split(",")):
-        if not part:
-            continue
-        host, sep, port = part.rpartition(":")
-        host = host.strip("[]")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise RedisSettingsError(f"REDIS_SENTINELS: {part!r} is not host:port")
-        nodes.append((host, int(port)))
-    return nodes
-
-
-def check_redis_settings(settings: Settings) -> None:
-    """Raises RedisSettingsError when the Redis settings contradict each other (at start)."""
-    sentinels = parse_sentinels(settings.redis_sentinels)
-    if sentinels and not settings.redis_sentinel_master:
-        raise RedisSettingsError("REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS (the master's name)")
-    if settings.redis_sentinel_master and not sentinels:
-        raise RedisSettingsError("REDIS_SENTINELS: required with REDIS_SENTINEL_MASTER")
-    tls_files = [settings.redis_tls_ca_file, settings.redis_tls_cert_file, settings.redis_tls_key_file]
-    if any(tls_files) and not _tls(settings):
-        raise RedisSettingsError("REDIS_TLS_* files are given but REDIS_URL is not rediss:// (TLS)")
-    if bool(settings.redis_tls_cert_file) != bool(settings.redis_tls_key_file):
-        raise RedisSettingsError("REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE go together")
-    for path in tls_files:
-        if path is not None and not path.is_file():
-            raise RedisSettingsError(f"{path}: no such file (REDIS_TLS_*)")
-
-
-def redis_configured(settings: Settings) -> bool:
-    return bool(settings.redis_url or settings.redis_sentinels)
-
-
-def _tls(settings: Settings) -> bool:
-    return bool(settings.redis_url and settings.redis_url.startswith("rediss://"))
 
 
 def _tls_options(settings: Settings) -> dict[str, Any]:
@@ -126,7 +87,7 @@ def redis_connection(settings: Settings, role: Role = "cli") -> redis.Redis:
     RedisSettingsError when neither REDIS_URL nor REDIS_SENTINELS is set."""
     tuning = TUNINGS[role]
     options = _tuned(tuning)
-    tls = _tls(settings)
+    tls = uses_tls(settings)
     if tls:
         options.update(_tls_options(settings))
     sentinels = parse_sentinels(settings.redis_sentinels)

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from core.logs import get_logger, redact_text
 from core.models import utcnow
-from core.store import PREFIX
+from storage.store import PREFIX
 
 STREAM = f"{PREFIX}audit"
 MAX_TEXT = 500

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import redis
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from core.store import PREFIX
+from storage.store import PREFIX
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -48,23 +48,6 @@ def sha256(data: bytes) -> str:
 def generate_key() -> str:
     """A new key in the form ECS_DEPLOY_ARTIFACT_KEY takes (url-safe base64 of 32 random bytes)."""
     return Fernet.generate_key().decode("ascii")
-
-
-def parse_keys(value: str) -> list[str]:
-    """The comma-separated keys of the setting, each checked to be a Fernet key. Messages name the
-    position of a bad key, never its text."""
-    keys = [part.strip() for part in value.split(",") if part.strip()]
-    if not keys:
-        raise ValueError("must hold at least one key")
-    for position, key in enumerate(keys, start=1):
-        try:
-            Fernet(key)
-        except (ValueError, TypeError):
-            raise ValueError(
-                f"key {position} of {len(keys)} is not a Fernet key (url-safe base64 of 32 random bytes,"
-                " as Fernet.generate_key() prints)"
-            ) from None
-    return keys
 
 
 class ArtifactCipher:

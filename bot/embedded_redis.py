@@ -25,7 +25,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from core.persistence import read_persistence, save_points
+from core.persistence import save_points
+from storage.persistence import read_persistence
 
 SNAPSHOT_RULE = ("60", "1")  # one argument each: Redis 6.2 ignores `--save "60 1"` given as one
 

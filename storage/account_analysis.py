@@ -18,9 +18,9 @@ import redis
 from pydantic import BaseModel, Field
 
 from core.models import DeploymentRequest, utcnow
-from core.queue import queue
 from core.settings import Settings
-from core.store import PREFIX
+from storage.queue import queue
+from storage.store import PREFIX
 
 ANALYSIS_TTL_SECONDS = 24 * 3600
 JOB_FUNCTION = "workers.account_analysis.run_account_analysis"
