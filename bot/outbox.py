@@ -1,7 +1,7 @@
 """The Slack outbox: every Slack write of a deployment waits here, in order, until it is delivered.
 
 Web and workers alike *queue* a deployment's messages, updates, decisions and uploads here and
-return at once; a deliverer sends them to Slack in the order they were queued (see bot/notifier.py
+return at once; a deliverer sends them to Slack in the order they were queued (see bot/notifier/
 for the sending). So nothing that holds a Terraform state ever waits on Slack, a message queued by
 the web process (an approval) cannot be overtaken by one queued later by a worker (the apply), and a
 Slack outage or rate limit only delays messages.
@@ -96,7 +96,7 @@ class OutboxEntry(BaseModel):
 
     @property
     def placeholder(self) -> str:
-        """The ts a post has until it is delivered (see bot/notifier.py)."""
+        """The ts a post has until it is delivered (see bot/notifier/)."""
         return PLACEHOLDER_PREFIX + self.id
 
 

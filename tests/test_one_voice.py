@@ -3,7 +3,7 @@ words people read are built in bot/views/ only.
 
 Read from the source (AST), so a regression fails here before it reaches a thread:
 - Slack's write methods (posting, updating, deleting, ephemeral replies, uploads, reactions, pins)
-  are named only in bot/notifier.py — whether called as `client.chat_postMessage(...)` or by name
+  are named only in the notifier (bot/notifier/) — whether called as `client.chat_postMessage(...)` or by name
   (`"chat_postMessage"`, `"chat.postMessage"`) as the notifier's delivery does.
 - `views_open` / `views_push` / `views_update` / `views_publish` are interactions, not writes of a
   deployment: a modal must open with the click's trigger_id within 3 seconds and App Home is one
@@ -46,7 +46,7 @@ WRITE_METHODS = {
     "bookmarks_edit",
 }
 INTERACTION_METHODS = {"views_open", "views_push", "views_update", "views_publish"}
-SLACK_WRITERS = {"bot/notifier.py"}
+SLACK_WRITERS = {"bot/notifier/sending.py", "bot/notifier/thread.py"}  # delivery; ephemeral replies
 
 EMOJI = re.compile(r"(?<![\w:/])(:[a-z][a-z0-9_+\-]*:)(?![\w:])")
 TEXT_SINKS = {

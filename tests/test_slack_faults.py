@@ -92,7 +92,7 @@ def test_a_rate_limited_post_waits_out_retry_after_in_the_outbox(
     assert due is not None and due >= answered + 1  # not tried again before Retry-After
     assert notifier.deliver_outbox(force=True) == 1
     assert thread_posts(slack_api, deployment.thread_ts or "") == ["still here"]
-    assert notifier.outbox_size() == 0 and notifier._resolve(deployment.id, ts) in slack_api.messages
+    assert notifier.outbox_size() == 0 and notifier.sender.resolve(deployment.id, ts) in slack_api.messages
 
 
 @pytest.mark.parametrize(("error", "status"), [("fatal_error", 200), ("internal_error", 500), ("x", 503)])
@@ -227,7 +227,7 @@ def test_a_live_worker_delivers_the_outbox_when_slack_is_back(
 def test_gives_up_after_bounded_attempts(
     notifier: Notifier, slack_api: SlackApiStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.notifier as module
+    import bot.notifier.delivery as module
 
     monkeypatch.setattr(module, "OUTBOX_MAX_ATTEMPTS", 3)
     deployment = notifier.ensure_thread(new_deployment(notifier))
@@ -243,7 +243,7 @@ def test_gives_up_after_bounded_attempts(
 def test_rate_limits_do_not_use_up_the_attempts(
     notifier: Notifier, slack_api: SlackApiStandIn, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import bot.notifier as module
+    import bot.notifier.delivery as module
 
     monkeypatch.setattr(module, "OUTBOX_MAX_ATTEMPTS", 2)
     deployment = notifier.ensure_thread(new_deployment(notifier))
@@ -276,7 +276,7 @@ def test_a_post_slack_made_but_answered_500_is_found_not_posted_again(
     assert lookup["ts"] == thread and lookup["include_all_metadata"] in ("1", "true")
     assert notifier.outbox_size() == 0
     [landed] = [m for m in slack_api.messages.values() if m.get("thread_ts") == thread]
-    assert notifier._resolve(deployment.id, ts) == landed["ts"]  # updates and decisions reach it
+    assert notifier.sender.resolve(deployment.id, ts) == landed["ts"]  # updates and decisions reach it
     notifier.update(deployment, ts, text_message(":gear: Applied… 3/3"))
     assert thread_posts(slack_api, thread) == [":gear: Applied… 3/3"]
 

@@ -1,6 +1,6 @@
 """Replace a clicked message's buttons with what was decided (nothing stale stays clickable).
 
-The decision goes through the deployment's outbox like every other Slack write (bot/notifier.py): it
+The decision goes through the deployment's outbox like every other Slack write (bot/notifier/): it
 reaches Slack after a rate limit or an outage instead of being lost, and never before or after the
 thread's other messages out of order. With `decision_entries` it is queued in the same transaction as
 the job the click starts, ahead of anything that job posts.
