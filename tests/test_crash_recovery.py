@@ -51,7 +51,7 @@ from tests.harness.secrets import artifact_store
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 from tests.harness.tfrepo import commit_file, make_git_repo
-from workers.sweeper import Bounds
+from workers.heartbeats import Bounds
 from workers.terraform.runner.process_group import group_members
 
 REQUESTER, LEAD = "U0REQUEST1", "U0LEAD0001"

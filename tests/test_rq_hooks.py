@@ -24,7 +24,7 @@ from storage.queue import JOB_SERIALIZER, ON_FAILURE, Step, enqueue_step, queue
 from storage.store import DeploymentStore
 from tests.harness.slack_api import SlackApiStandIn
 from tests.test_crash_recovery import request
-from workers.sweeper import Bounds
+from workers.heartbeats import Bounds
 from workers.worker import DeployWorker, on_job_failure
 
 

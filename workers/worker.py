@@ -47,7 +47,8 @@ from storage.connection import redis_connection
 from storage.queue import JOB_SERIALIZER
 from storage.store import DeploymentStore
 from workers.aws.scan import preload_service_models
-from workers.sweeper import Bounds, Heartbeat, Sweeper, claim_key, job_beat_key, worker_beat_key
+from workers.heartbeats import Bounds, Heartbeat, claim_key, job_beat_key, worker_beat_key
+from workers.sweeper import Sweeper
 from workers.workspace import PRIVATE_UMASK, private_data_dir
 
 log = get_logger(__name__)
