@@ -156,11 +156,3 @@ class Deployment(BaseModel):
 
     def with_status(self, status: DeploymentStatus, detail: str = "") -> Deployment:
         return self.model_copy(update={"status": status, "status_detail": detail, "updated_at": utcnow()})
-
-
-class JobOutcome(BaseModel):
-    """What a job reports: an expected, explainable `failure` is not an unexpected `error`."""
-
-    ok: bool
-    message: str
-    failure: str | None = None

@@ -52,7 +52,7 @@ EMOJI = re.compile(r"(?<![\w:/])(:[a-z][a-z0-9_+\-]*:)(?![\w:])")
 TEXT_SINKS = {
     "text_message",
     "failure_message",
-    "status_line",
+    "step_status_message",
     "Message",
     "Refusal",
     "ControlRefused",

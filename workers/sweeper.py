@@ -69,7 +69,7 @@ from bot.views.interruptions import (
     state_lock_released,
 )
 from bot.views.messages import text_message
-from bot.views.pipeline import status_line
+from bot.views.pipeline import step_status_message
 from core.apply_progress import ApplyProgress, replay
 from core.lifecycle import Move
 from core.logs import get_logger
@@ -377,7 +377,7 @@ class Sweeper:
         counted = f"{progress.done}/{progress.total}" if progress.total else str(progress.done)
         text = apply_interrupted_progress(counted, aftermath.progress_source, job.started_at, died_at)
         try:
-            self.notifier.update(deployment, run.progress_ts, status_line(text))
+            self.notifier.update(deployment, run.progress_ts, step_status_message(text))
         except Exception:
             log.exception("progress_mark_failed", deployment_id=deployment.id)
 

@@ -15,7 +15,7 @@ from slack_sdk.models.views import View
 
 from bot.ids import Action
 from bot.views.blocks import clip, escape_mrkdwn
-from bot.views.status import status_line, thread_link, when
+from bot.views.status import deployment_status_text, thread_link, when
 from core.models import Deployment
 
 MAX_BLOCKS = 100
@@ -66,7 +66,8 @@ def home_view(*, mine: list[Deployment], pending: list[Deployment] | None, store
             )
         )
     blocks += [
-        _entry(d, f"{clip(status_line(d), 500)} · updated {when(d.updated_at)}") for d in mine[:MAX_MINE]
+        _entry(d, f"{clip(deployment_status_text(d), 500)} · updated {when(d.updated_at)}")
+        for d in mine[:MAX_MINE]
     ]
     if len(mine) > MAX_MINE:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Older ones: `/ecs-deploy list`")]))

@@ -156,7 +156,8 @@ def missing_values_message(deployment_id: str, labels: Sequence[str]) -> Message
     )
 
 
-def status_line(text: str, *, context: str | None = None) -> Message:
+def step_status_message(text: str, *, context: str | None = None) -> Message:
+    """A step's status in the thread (waiting for a lock, applying…, interrupted), as one message."""
     blocks: list[Block] = [_md(text)]
     if context:
         blocks.append(_context(context))

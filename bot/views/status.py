@@ -66,7 +66,8 @@ def when(at: datetime) -> str:
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time}}|{at:%Y-%m-%d %H:%M} UTC>"
 
 
-def status_line(deployment: Deployment) -> str:
+def deployment_status_text(deployment: Deployment) -> str:
+    """The deployment's status label and its detail, as one line of mrkdwn."""
     detail = f" — {escape_mrkdwn(deployment.status_detail)}" if deployment.status_detail else ""
     return f"{deployment.status.label}{detail}"
 
@@ -95,7 +96,7 @@ def status_text(deployment: Deployment) -> str:
     request = deployment.request
     lines = [
         f"*`{deployment.id}`* {request.headline}",
-        f"*Step:* {clip(status_line(deployment), 1000)}",
+        f"*Step:* {clip(deployment_status_text(deployment), 1000)}",
         f"*Requested by* <@{deployment.requester_id}> ({when(deployment.created_at)}) with profile"
         f" `{request.profile}`",
         f"*Approval:* {approval_text(deployment)}",

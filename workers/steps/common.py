@@ -13,7 +13,7 @@ import boto3
 
 from aws_edge.sessions import session_for
 from bot.views import failures
-from bot.views.pipeline import status_line
+from bot.views.pipeline import step_status_message
 from bot.views.terraform_runs import waiting_text
 from core.lifecycle import Move
 from core.logs import get_logger
@@ -159,7 +159,7 @@ def waiting_in_line(
 ) -> None:
     """Say in the thread, and on the root message, behind whom the run waits for the state."""
     move(rt, deployment.id, waiting, f"waiting in line behind {holder.deployment_id}")
-    rt.notifier.post(deployment, status_line(waiting_text(holder)))
+    rt.notifier.post(deployment, step_status_message(waiting_text(holder)))
 
 
 STATE_LOCK_TTL_SECONDS = 300  # refreshed while held: a crashed worker's hold ends within minutes

@@ -19,7 +19,7 @@ from bot.views import failures
 from bot.views.pipeline import (
     apply_failed_message,
     apply_result_message,
-    status_line,
+    step_status_message,
     terraform_failure_next,
     terraform_failure_text,
 )
@@ -289,7 +289,7 @@ def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
                 plan_sha256=binding.plan_sha256,
                 approved_by=",".join(deployment.approval.approver_ids),
             )
-            progress_ts = rt.notifier.post(deployment, status_line(applying_text(binding.attempt)))
+            progress_ts = rt.notifier.post(deployment, step_status_message(applying_text(binding.attempt)))
             tracker = _ProgressTracker(rt, deployment, progress_ts, deployment.plan.resource_changes, run)
             run.progress(ts=progress_ts, total=deployment.plan.resource_changes or None)
             result = run.command(
@@ -370,6 +370,9 @@ class _ProgressTracker:
         self.last_sent = time.monotonic()
         elapsed = int(time.monotonic() - self.started)
         text = apply_progress_text(self.progress.text, elapsed, final=final)
-        before, self.ts = self.ts, self.rt.notifier.update(self.deployment, self.ts, status_line(text))
+        before, self.ts = (
+            self.ts,
+            self.rt.notifier.update(self.deployment, self.ts, step_status_message(text)),
+        )
         if final or self.ts != before:
             self.run.progress(ts=self.ts, completed=self.progress.completed)
