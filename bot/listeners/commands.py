@@ -21,8 +21,8 @@ from bot.control import ControlRefused
 from bot.payloads import BlockActions, SlashCommand
 from bot.services import Services
 from bot.views import status as views
-from bot.views.blocks import inline_code
 from bot.views.messages import Message
+from bot.views.refusals import unknown_deployment
 from bot.views.request_modal import ModalContext, request_modal_dict
 from core.logs import get_logger
 from core.visibility import may_see
@@ -128,11 +128,6 @@ def _one_id(args: list[str], flags: set[str], usage: str, allowed: frozenset[str
     return args[0]
 
 
-def unknown_deployment(deployment_id: str) -> str:
-    """For an id the bot does not know — and, word for word, for one the asker may not see."""
-    return f"No deployment {inline_code(deployment_id.strip()[:64])} is known to the bot."
-
-
 def status_sub(
     services: Services, slash: SlashCommand, args: list[str], flags: set[str]
 ) -> tuple[Reply, FollowUp | None]:
@@ -143,7 +138,7 @@ def status_sub(
         user = services.identity(slash.user_id)
         found = services.store.find(deployment_id.strip()[:64])
         if found is None or not may_see(services.policy, user, found):
-            return unknown_deployment(deployment_id), None
+            return unknown_deployment(deployment_id.strip()[:64]), None
         deployment = found
     else:
         latest = control.latest_of(services, slash.user_id)
@@ -163,10 +158,20 @@ def list_sub(
     return views.list_text(shown, everyone=lead), None
 
 
+def _visible(services: Services, slash: SlashCommand, deployment_id: str) -> str:
+    """An id typed by someone who may not see that deployment gets the unknown-id answer, as for
+    `status`: a refusal would name its requester and profile."""
+    found = services.store.find(deployment_id.strip()[:64])
+    if found is not None and not may_see(services.policy, services.identity(slash.user_id), found):
+        raise ControlRefused(unknown_deployment(deployment_id.strip()[:64]))
+    return deployment_id
+
+
 def cancel_sub(
     services: Services, slash: SlashCommand, args: list[str], flags: set[str]
 ) -> tuple[Reply, FollowUp | None]:
     deployment_id = _one_id(args, flags, "/ecs-deploy cancel <id> [--force]", frozenset({"--force"}))
+    _visible(services, slash, deployment_id)
     result = control.cancel(
         services, services.identity(slash.user_id), deployment_id, force="--force" in flags
     )
@@ -178,7 +183,7 @@ def cancel_sub(
 def plan_sub(
     services: Services, slash: SlashCommand, args: list[str], flags: set[str]
 ) -> tuple[Reply, FollowUp | None]:
-    deployment_id = _one_id(args, flags, "/ecs-deploy plan <id>")
+    deployment_id = _visible(services, slash, _one_id(args, flags, "/ecs-deploy plan <id>"))
     result = control.replan(services, services.identity(slash.user_id), deployment_id)
     return views.replan_reply(result.deployment), lambda: control.announce(
         services, result, views.replan_thread_text(result.by)
@@ -188,7 +193,7 @@ def plan_sub(
 def unlock_sub(
     services: Services, slash: SlashCommand, args: list[str], flags: set[str]
 ) -> tuple[Reply, FollowUp | None]:
-    deployment_id = _one_id(args, flags, "/ecs-deploy unlock <id>")
+    deployment_id = _visible(services, slash, _one_id(args, flags, "/ecs-deploy unlock <id>"))
     view = control.lock_view(services, services.identity(slash.user_id), deployment_id)
     if view.holder is not None:
         return views.unlock_prompt(view, view.holder), None  # released when the lead confirms
