@@ -33,6 +33,7 @@ from aws_edge.terraform_lock import lock_client, read_lock, release_lock
 from bot.services import Services
 from bot.views import refusals
 from bot.views.messages import text_message
+from bot.views.statuses import status_words
 from core import lifecycle
 from core.lifecycle import Move
 from core.logs import get_logger
@@ -165,7 +166,7 @@ def cancel(services: Services, user: SlackIdentity, deployment_id: str, *, force
         if lifecycle.allows(d.status, event):
             return lifecycle.move(d, event, f"cancelled by {user.user_id}")
         if d.status.is_final:
-            refusal.append(ControlRefused(refusals.nothing_to_cancel(d.id, _label(d.status))))
+            refusal.append(ControlRefused(refusals.nothing_to_cancel(d.id, status_words(d.status))))
             return None
         refusal.append(ApplyRunning(d.id))  # open but refused: an apply is running and no --force
         return None
@@ -228,7 +229,7 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
 
     moved, changed = services.store.transition(deployment.id, change, also=plan_again)
     if not changed:
-        raise ControlRefused(refusals.replan_not_possible(moved.id, _label(moved.status)))
+        raise ControlRefused(refusals.replan_not_possible(moved.id, status_words(moved.status)))
     log.info("replan_requested", deployment_id=moved.id, user=user.user_id)
     services.audit.record("replan_requested", moved.id, user.user_id, previous=replaced[0].value)
     return Replanned(deployment=moved, previous=replaced[0], by=user.user_id)
@@ -420,11 +421,3 @@ def _lock_table_problem(table: str, answer: ClientError | str) -> str:
 
 def announce_release(services: Services, view: LockView, text: str) -> None:
     services.notifier.post(view.deployment, text_message(text))
-
-
-# -- helpers ---------------------------------------------------------------------------------------
-
-
-def _label(status: DeploymentStatus) -> str:
-    """The status label without its emoji, lower-cased: "deployed", "waiting for approval"."""
-    return status.label.split(" ", 1)[-1].lower()

@@ -125,10 +125,6 @@ class DeploymentStatus(StrEnum):
         """Cancelled or rejected: a job that finds it so ends quietly and moves nothing."""
         return self in STOPPED_STATUSES
 
-    @property
-    def label(self) -> str:
-        return STATUS_LABELS[self]
-
 
 S = DeploymentStatus
 
@@ -159,27 +155,6 @@ WAITING_STATUSES = frozenset(s for s, kind in KINDS.items() if kind is Kind.WAIT
 RUNNING_STATUSES = frozenset(s for s, kind in KINDS.items() if kind is Kind.RUNNING)
 STOPPED_STATUSES = frozenset({S.CANCELLED, S.REJECTED})
 OPEN_STATUSES = WAITING_STATUSES | RUNNING_STATUSES  # not final: can still be cancelled
-
-STATUS_LABELS: dict[DeploymentStatus, str] = {
-    S.REQUESTED: ":hourglass_flowing_sand: Requested",
-    S.VERIFYING: ":mag: Verifying AWS access",
-    S.ANALYSING: ":mag: Analysing the account",
-    S.AWAITING_DECISION: ":raising_hand: Waiting for a decision on the analysis",
-    S.PREPARING_BACKEND: ":package: Preparing the state backend",
-    S.AWAITING_BACKEND_FIX: ":raising_hand: Waiting for confirmation to fix the state bucket",
-    S.PREPARING_WORKSPACE: ":file_folder: Preparing the workspace",
-    S.AWAITING_INPUT: ":raising_hand: Waiting for values from the requester",
-    S.PLANNING: ":memo: Planning",
-    S.AWAITING_APPROVAL: ":raising_hand: Waiting for approval",
-    S.APPROVED: ":white_check_mark: Approved — waiting for a worker to apply",
-    S.APPLYING: ":gear: Applying",
-    S.VERIFYING_DEPLOYMENT: ":stethoscope: Verifying the deployment",
-    S.DEPLOYED: ":white_check_mark: Deployed",
-    S.FAILED: ":x: Failed",
-    S.REJECTED: ":no_entry: Rejected",
-    S.CANCELLED: ":no_entry_sign: Cancelled",
-    S.INTERRUPTED: ":warning: Interrupted",
-}
 
 
 class Actor(StrEnum):

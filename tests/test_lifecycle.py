@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
+from bot.views.statuses import status_label
 from core import lifecycle
 from core.lifecycle import (
     TRANSITIONS,
@@ -157,7 +158,7 @@ def test_each_status_is_of_one_class(status: S) -> None:
         expected is Kind.FINAL,
     )
     assert status.is_stopped == (status in STOPPED)
-    assert status.label  # every status can be shown
+    assert status_label(status)  # every status can be shown
 
 
 def test_the_classes() -> None:

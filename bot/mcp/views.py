@@ -11,6 +11,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from bot.views.status import thread_link
+from bot.views.statuses import status_label
 from core.models import Deployment
 from core.policy.access import AccessPolicy
 from storage.account_analysis import AccountAnalysis
@@ -146,7 +147,7 @@ def deployment_view(deployment: Deployment, events: list[AuditEvent]) -> Deploym
     return DeploymentView(
         id=deployment.id,
         status=deployment.status.value,
-        status_label=deployment.status.label,
+        status_label=status_label(deployment.status),
         status_detail=deployment.status_detail,
         requester_id=deployment.requester_id,
         requested_via=deployment.requested_via,

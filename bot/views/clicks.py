@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from bot.views.blocks import escape_mrkdwn
 from bot.views.messages import Message, text_message
+from bot.views.statuses import status_words
 from core.models import Deployment
 
 STORE_DOWN = "The bot cannot reach its store right now; nothing changed. Try again in a minute."
@@ -27,7 +28,7 @@ def who(user_id: str) -> str:
 
 def nothing_to_do(deployment: Deployment) -> str:
     """A click that came too late: the deployment moved on."""
-    return f"Nothing to do: the deployment is now {deployment.status.label.split(' ', 1)[-1].lower()}."
+    return f"Nothing to do: the deployment is now {status_words(deployment.status)}."
 
 
 def recommendations_unusable(error: object) -> str:

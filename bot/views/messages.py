@@ -8,6 +8,7 @@ from pydantic import BaseModel
 from slack_sdk.models.blocks import Block
 
 from bot.views.blocks import MESSAGE_TEXT_LIMIT, clip, context, escape_mrkdwn, section
+from bot.views.statuses import status_label
 from core.models import CallerIdentity, Deployment
 
 
@@ -29,7 +30,7 @@ def root_message(deployment: Deployment) -> Message:
     if deployment.requested_via:
         headline += f" via {escape_mrkdwn(deployment.requested_via)}"
     detail = deployment.status_detail
-    status = deployment.status.label + (f" — {escape_mrkdwn(detail)}" if detail else "")
+    status = status_label(deployment.status) + (f" — {escape_mrkdwn(detail)}" if detail else "")
     return Message(
         text=f"{headline} · {deployment.status.value}",
         blocks=[

@@ -17,6 +17,7 @@ from slack_sdk.models.blocks import (
 from bot.control import Cancelled, LockView, TerraformLock
 from bot.views.blocks import MESSAGE_TEXT_LIMIT, clip, clip_code, escape_mrkdwn
 from bot.views.messages import Message
+from bot.views.statuses import status_label, status_words
 from core.models import Deployment, DeploymentStatus
 from storage.locks import LockHolder
 
@@ -69,7 +70,7 @@ def when(at: datetime) -> str:
 def deployment_status_text(deployment: Deployment) -> str:
     """The deployment's status label and its detail, as one line of mrkdwn."""
     detail = f" — {escape_mrkdwn(deployment.status_detail)}" if deployment.status_detail else ""
-    return f"{deployment.status.label}{detail}"
+    return f"{status_label(deployment.status)}{detail}"
 
 
 def approval_text(deployment: Deployment) -> str:
@@ -116,7 +117,7 @@ def list_text(deployments: list[Deployment], *, everyone: bool) -> str:
     lines = [title]
     for d in deployments[:MAX_LIST]:
         who = f" · <@{d.requester_id}>" if everyone else ""
-        lines.append(f"• `{d.id}` {d.request.headline} — {d.status.label}{who} · {thread_ref(d)}")
+        lines.append(f"• `{d.id}` {d.request.headline} — {status_label(d.status)}{who} · {thread_ref(d)}")
     if len(deployments) > MAX_LIST:
         lines.append(f"… and {len(deployments) - MAX_LIST} more")
     return clip("\n".join(lines), MAX_TEXT)
@@ -132,7 +133,7 @@ def cancelled_thread_text(result: Cancelled) -> str:
             " Terraform is being interrupted; :warning: the state may be *partially applied* — review it"
             " before the next deployment of this state."
         )
-    return f":no_entry_sign: Deployment cancelled by <@{result.by}> (it was {_lower(result.previous.label)})."
+    return f":no_entry_sign: Deployment cancelled by <@{result.by}> (it was {status_words(result.previous)})."
 
 
 def cancelled_reply(result: Cancelled) -> str:
@@ -168,7 +169,7 @@ def _holder_text(view: LockView) -> str:
 
 
 def _holder_of(view: LockView, holder: LockHolder) -> str:
-    status = f", now {_lower(view.holder_status.label)}" if view.holder_status else ""
+    status = f", now {status_words(view.holder_status)}" if view.holder_status else ""
     return f"`{holder.deployment_id}` ({holder.step}, for <@{holder.user_id}>, since {when(holder.since)}{status})"
 
 
@@ -267,6 +268,3 @@ def terraform_lock_text(lock: TerraformLock) -> str:
         MAX_TEXT,
     )
 
-
-def _lower(label: str) -> str:
-    return label.split(" ", 1)[-1].lower()

@@ -1,0 +1,41 @@
+"""How a deployment's status reads: its label (emoji and words), and the words alone (pure).
+
+The statuses themselves, and what they mean, are core/lifecycle.py's; their wording lives here.
+"""
+
+from __future__ import annotations
+
+from core.lifecycle import DeploymentStatus
+
+S = DeploymentStatus
+
+STATUS_LABELS: dict[DeploymentStatus, str] = {
+    S.REQUESTED: ":hourglass_flowing_sand: Requested",
+    S.VERIFYING: ":mag: Verifying AWS access",
+    S.ANALYSING: ":mag: Analysing the account",
+    S.AWAITING_DECISION: ":raising_hand: Waiting for a decision on the analysis",
+    S.PREPARING_BACKEND: ":package: Preparing the state backend",
+    S.AWAITING_BACKEND_FIX: ":raising_hand: Waiting for confirmation to fix the state bucket",
+    S.PREPARING_WORKSPACE: ":file_folder: Preparing the workspace",
+    S.AWAITING_INPUT: ":raising_hand: Waiting for values from the requester",
+    S.PLANNING: ":memo: Planning",
+    S.AWAITING_APPROVAL: ":raising_hand: Waiting for approval",
+    S.APPROVED: ":white_check_mark: Approved — waiting for a worker to apply",
+    S.APPLYING: ":gear: Applying",
+    S.VERIFYING_DEPLOYMENT: ":stethoscope: Verifying the deployment",
+    S.DEPLOYED: ":white_check_mark: Deployed",
+    S.FAILED: ":x: Failed",
+    S.REJECTED: ":no_entry: Rejected",
+    S.CANCELLED: ":no_entry_sign: Cancelled",
+    S.INTERRUPTED: ":warning: Interrupted",
+}
+
+
+def status_label(status: DeploymentStatus) -> str:
+    """The status as people read it: ":gear: Applying"."""
+    return STATUS_LABELS[status]
+
+
+def status_words(status: DeploymentStatus) -> str:
+    """The status label without its emoji, lower-cased: "deployed", "waiting for approval"."""
+    return STATUS_LABELS[status].split(" ", 1)[-1].lower()
