@@ -15,7 +15,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.ids import INPUT_ACTION, BlockId, Callback
-from bot.views.request_modal import size_option_description, text_input
+from bot.views.request_modal import modal, size_option_description, text_input
 from core.models import Deployment
 from core.sizes import SIZE_PROFILES, SetupSize
 
@@ -40,18 +40,13 @@ EDITABLE_KNOBS: dict[str, tuple[str, str, str]] = {
 
 
 def reject_modal(context: ThreadContext) -> View:
-    return View(
-        type="modal",
-        callback_id=Callback.REJECT_MODAL.value,
-        title=PlainTextObject(text="Reject plan"),
-        submit=PlainTextObject(text="Reject"),
-        close=PlainTextObject(text="Back"),
-        private_metadata=context.model_dump_json(),
-        blocks=[
-            text_input(
-                BlockId.REASON.value, "Why? (the requester sees this)", multiline=True, max_length=1000
-            )
-        ],
+    return modal(
+        Callback.REJECT_MODAL,
+        "Reject plan",
+        "Reject",
+        context,
+        [text_input(BlockId.REASON.value, "Why? (the requester sees this)", multiline=True, max_length=1000)],
+        close="Back",
     )
 
 
@@ -65,15 +60,7 @@ def missing_values_modal(context: ThreadContext, variables: list[tuple[str, str,
     blocks += [
         text_input(f"var:{name}", label, hint=hint, max_length=256) for name, label, hint in variables[:40]
     ]
-    return View(
-        type="modal",
-        callback_id=Callback.MISSING_VALUES_MODAL.value,
-        title=PlainTextObject(text="Values needed"),
-        submit=PlainTextObject(text="Save and plan"),
-        close=PlainTextObject(text="Cancel"),
-        private_metadata=context.model_dump_json(),
-        blocks=blocks,
-    )
+    return modal(Callback.MISSING_VALUES_MODAL, "Values needed", "Save and plan", context, blocks)
 
 
 def edit_values_modal(context: ThreadContext, deployment: Deployment) -> View:
@@ -128,12 +115,4 @@ def edit_values_modal(context: ThreadContext, deployment: Deployment) -> View:
                 max_length=64,
             )
         )
-    return View(
-        type="modal",
-        callback_id=Callback.EDIT_VALUES_MODAL.value,
-        title=PlainTextObject(text="Edit values"),
-        submit=PlainTextObject(text="Save and re-plan"),
-        close=PlainTextObject(text="Cancel"),
-        private_metadata=context.model_dump_json(),
-        blocks=blocks,
-    )
+    return modal(Callback.EDIT_VALUES_MODAL, "Edit values", "Save and re-plan", context, blocks)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -94,6 +95,27 @@ def text_input(
             multiline=multiline,
             max_length=max_length,
         ),
+    )
+
+
+def modal(
+    callback: Callback,
+    title: str,
+    submit: str,
+    context: BaseModel,
+    blocks: Sequence[Block],
+    *,
+    close: str = "Cancel",
+) -> View:
+    """A modal whose `private_metadata` is `context` (where it was opened), read back on submit."""
+    return View(
+        type="modal",
+        callback_id=callback.value,
+        title=PlainTextObject(text=title),
+        submit=PlainTextObject(text=submit),
+        close=PlainTextObject(text=close),
+        private_metadata=context.model_dump_json(),
+        blocks=list(blocks),
     )
 
 
@@ -205,15 +227,7 @@ def request_modal(context: ModalContext, profiles: list[str]) -> View:
             max_length=255,
         ),
     ]
-    return View(
-        type="modal",
-        callback_id=Callback.REQUEST_MODAL.value,
-        title=PlainTextObject(text="ECS deployment"),
-        submit=PlainTextObject(text="Request"),
-        close=PlainTextObject(text="Cancel"),
-        private_metadata=context.model_dump_json(),
-        blocks=blocks,
-    )
+    return modal(Callback.REQUEST_MODAL, "ECS deployment", "Request", context, blocks)
 
 
 @lru_cache(maxsize=256)
