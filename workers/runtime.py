@@ -14,7 +14,7 @@ from rq import get_current_job
 
 from bot.notifier import Notifier
 from bot.slack import make_web_client
-from bot.views.messages import failure_message
+from bot.views import failures
 from core import lifecycle
 from core.lifecycle import Move
 from core.logs import get_logger
@@ -103,14 +103,7 @@ def job_frame(deployment_id: str, step: str) -> Iterator[tuple[Runtime, Deployme
         _fail(rt, deployment_id, step, failure.reason, failure.what_next)
     except Exception as exc:
         log.exception("step_crashed")
-        _fail(
-            rt,
-            deployment_id,
-            step,
-            f"An unexpected error stopped it ({type(exc).__name__}).",
-            "The bot's operators can find the details in the worker log under this deployment id. "
-            "Start a new request once it is fixed.",
-        )
+        _fail(rt, deployment_id, step, *failures.step_crashed(type(exc).__name__))
         raise
     finally:
         structlog.contextvars.clear_contextvars()
@@ -122,11 +115,6 @@ def _fail(rt: Runtime, deployment_id: str, step: str, reason: str, what_next: st
         deployment = move(rt, deployment_id, Move.FAIL, f"{step}: {reason[:300]}")
     except DeploymentStopped:
         deployment = rt.store.get(deployment_id)
-        rt.notifier.post(
-            deployment,
-            failure_message(
-                step.capitalize(), f"Stopped: the deployment was {deployment.status.value}. {reason}"
-            ),
-        )
+        rt.notifier.post(deployment, failures.stopped_failure_message(step, deployment.status, reason))
         return
-    rt.notifier.post(deployment, failure_message(step.capitalize(), reason, what_next=what_next or None))
+    rt.notifier.post(deployment, failures.step_failure_message(step, failures.Failure(reason, what_next)))

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from bot.views.approval import applyability_text
+from bot.views.messages import Message, failure_message
 from core.approval import Applyability
+from core.lifecycle import DeploymentStatus
 
 REPLAN_FOR_APPROVAL = "Use Re-plan to make a fresh plan for approval."
 
@@ -95,3 +97,24 @@ def backend_failed(error: object) -> Failure:
 
 def access_not_verified() -> Failure:
     return Failure("AWS access was not verified before the analysis.")
+
+
+# -- any step (the job frame, workers/runtime.py)
+
+
+def step_crashed(error_type: str) -> Failure:
+    """An exception no step expected."""
+    return Failure(
+        f"An unexpected error stopped it ({error_type}).",
+        "The bot's operators can find the details in the worker log under this deployment id. "
+        "Start a new request once it is fixed.",
+    )
+
+
+def stopped_failure_message(step: str, status: DeploymentStatus, reason: str) -> Message:
+    """A step failed after the deployment was stopped (cancelled, rejected): said, status unchanged."""
+    return failure_message(step.capitalize(), f"Stopped: the deployment was {status.value}. {reason}")
+
+
+def step_failure_message(step: str, failure: Failure) -> Message:
+    return failure_message(step.capitalize(), failure.reason, what_next=failure.what_next or None)
