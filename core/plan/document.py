@@ -192,31 +192,24 @@ def entries_from(document: Mapping[str, Any], key: str, make: Callable[[Any, str
         yield make(item, f"{key}[{index}]")
 
 
+_E = TypeVar("_E", ResourceEntry, DriftEntry)
+
+
 def resource_entry(value: Any, where: str) -> ResourceEntry:
     entry = mapping(value, where)
-    address = required_str(entry.get("address"), "address", where)
-    return ResourceEntry(
-        change=_change_body(entry.get("change"), f"{where} ({address}).change"),
-        address=address,
-        type=entry.get("type"),
-        mode=entry.get("mode"),
-        previous_address=entry.get("previous_address"),
-        action_reason=entry.get("action_reason"),
-        deposed=entry.get("deposed"),
-    )
+    return _entry(ResourceEntry, entry, required_str(entry.get("address"), "address", where), where)
 
 
 def drift_entry(value: Any, where: str) -> DriftEntry:
     entry = mapping(value, where)
-    address = optional_str(entry.get("address")) or drift_address(entry)
-    return DriftEntry(
-        change=_change_body(entry.get("change"), f"{where} ({address}).change"),
-        address=address,
-        type=entry.get("type"),
-        name=entry.get("name"),
-        mode=entry.get("mode"),
-        module_address=entry.get("module_address"),
-        index=entry.get("index"),
+    return _entry(DriftEntry, entry, optional_str(entry.get("address")) or drift_address(entry), where)
+
+
+def _entry(kind: type[_E], entry: Mapping[str, Any], address: str, where: str) -> _E:
+    """An entry of `kind` at `address`: its change body, and its other fields read from `entry`."""
+    fields = {name: entry.get(name) for name in kind.__struct_fields__ if name not in ("change", "address")}
+    return kind(
+        change=_change_body(entry.get("change"), f"{where} ({address}).change"), address=address, **fields
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.views import failures
@@ -106,24 +107,25 @@ def _attach_log(rt: Runtime, deployment: Deployment, result: RunResult) -> None:
 Outcome = tuple[Move, str]
 
 
-def _finish(rt: Runtime, deployment_id: str, outcome: Outcome) -> None:
-    """The final move is made after the state was given back, so that whoever acts on that status
-    (an approver's apply, a re-plan, the next step's job queued with the move) never finds the state
-    still held by this run."""
-    event, detail = outcome
-    move(rt, deployment_id, event, detail)
+def _run_holding_state(
+    rt: Runtime,
+    deployment: Deployment,
+    step: str,
+    start: Move,
+    waiting: Move,
+    body: Callable[[Runtime, Deployment], Outcome],
+) -> None:
+    """Run `body` while holding the state (see holding_state: `waiting` in line, then `start`), then
+    make the final move it returned. That move is made after the state was given back, so that
+    whoever acts on that status (an approver's apply, a re-plan, the next step's job queued with the
+    move) never finds the state still held by this run."""
+    with holding_state(rt, deployment, step, start, waiting=waiting) as deployment:
+        event, detail = body(rt, deployment)
+    move(rt, deployment.id, event, detail)
 
 
 def run_plan(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
-    with holding_state(
-        rt,
-        deployment,
-        "plan",
-        Move.START_PLAN,
-        waiting=Move.START_PLAN,
-    ) as deployment:
-        outcome = _plan(rt, deployment)
-    _finish(rt, deployment.id, outcome)
+    _run_holding_state(rt, deployment, "plan", Move.START_PLAN, Move.START_PLAN, _plan)
 
 
 def _plan(rt: Runtime, deployment: Deployment) -> Outcome:
@@ -250,15 +252,7 @@ def _superseded(previous: PlanRecord, attempt: int) -> str:
 
 
 def run_apply(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
-    with holding_state(
-        rt,
-        deployment,
-        "apply",
-        Move.START_APPLY,
-        waiting=Move.WAIT_TO_APPLY,
-    ) as deployment:
-        outcome = _apply(rt, deployment)
-    _finish(rt, deployment.id, outcome)
+    _run_holding_state(rt, deployment, "apply", Move.START_APPLY, Move.WAIT_TO_APPLY, _apply)
 
 
 def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
