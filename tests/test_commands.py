@@ -17,7 +17,7 @@ from slack_sdk import WebClient
 
 from core.approval import Approval, ApprovalState, Rejection
 from core.models import Deployment, DeploymentStatus, PlanRecord, utcnow
-from storage.locks import StateLock, state_id
+from storage.locks import LockHolder, StateLock, state_id
 from storage.queue import JOB_SERIALIZER
 from storage.store import DeploymentStore
 from tests.harness.aws import put_terraform_lock
@@ -273,6 +273,14 @@ def bot_lock(redis_conn: redis.Redis, deployment: Deployment) -> StateLock:
     )
 
 
+def held_lock(redis_conn: redis.Redis, deployment: Deployment, step: str) -> tuple[StateLock, LockHolder]:
+    """The bot's lock on `deployment`'s state, taken by its requester for `step`."""
+    lock = bot_lock(redis_conn, deployment)
+    held = lock.try_acquire(deployment.id, REQUESTER, step)
+    assert held is not None
+    return lock, held
+
+
 def unlock_button(response: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     blocks = response.json().get("blocks") or []
@@ -286,9 +294,7 @@ def test_unlock_is_for_leads_only(
 ) -> None:
     store = DeploymentStore(redis_conn)
     deployment = make_deployment(store, slack_api, status=DeploymentStatus.FAILED)
-    lock = bot_lock(redis_conn, deployment)
-    held = lock.try_acquire(deployment.id, REQUESTER, "apply")
-    assert held is not None
+    lock, held = held_lock(redis_conn, deployment, "apply")
 
     refused = answer(bot.slash_command(f"unlock {deployment.id}", user=REQUESTER))
     assert "Only an approver (lead) for profile `deployer` in `dev` can release a state lock" in refused
@@ -305,9 +311,7 @@ def test_a_lead_releases_the_bots_lock_and_learns_how_to_force_unlock_terraform(
 ) -> None:
     store = DeploymentStore(redis_conn)
     crashed = make_deployment(store, slack_api, status=DeploymentStatus.APPLYING, approvers=(LEAD,))
-    lock = bot_lock(redis_conn, crashed)
-    held = lock.try_acquire(crashed.id, REQUESTER, "apply")
-    assert held is not None
+    lock, held = held_lock(redis_conn, crashed, "apply")
     lock_table_with_terraform_lock(crashed)
 
     prompt = bot.slash_command(f"unlock {crashed.id}", user=LEAD)
@@ -339,9 +343,7 @@ def test_unlock_never_releases_a_lock_taken_since_the_lead_looked(
 ) -> None:
     store = DeploymentStore(redis_conn)
     deployment = make_deployment(store, slack_api, status=DeploymentStatus.FAILED)
-    lock = bot_lock(redis_conn, deployment)
-    first = lock.try_acquire(deployment.id, REQUESTER, "plan")
-    assert first is not None
+    lock, first = held_lock(redis_conn, deployment, "plan")
     button = unlock_button(bot.slash_command(f"unlock {deployment.id}", user=LEAD))
     lock.release(first.token)
     newer = lock.try_acquire("d-newer001", OTHER, "apply")
