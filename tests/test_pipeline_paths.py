@@ -21,6 +21,7 @@ from tests.harness.flow import (
     REQUESTER,
     PipelineRun,
     click,
+    click_to_open_modal,
     drive_to_input,
     drive_to_plan_stage,
     ephemeral_to,
@@ -263,10 +264,7 @@ def test_a_lead_rejects_with_a_reason(pipeline_run: PipelineRun, redis_conn: red
     run_worker_burst(pipeline_env)
     thread = store.get(deployment_id).thread_ts or ""
     plan_message, _ = slack_api.find_button(thread, "plan_reject")
-    opened = len(slack_api.calls_to("views.open"))
-    click(pipeline, slack_api, thread, "plan_reject", LEAD)
-    eventually(lambda: len(slack_api.calls_to("views.open")) > opened)
-    view = slack_api.calls_to("views.open")[-1].params["view"]
+    view = click_to_open_modal(pipeline, slack_api, thread, "plan_reject", LEAD)
     assert view["callback_id"] == "ecs_deploy_reject"
     response = pipeline.view_submission(
         {"reason": text_value("NAT costs: use the shared VPC")},
@@ -291,10 +289,7 @@ def test_edit_values_rewrites_the_tfvars_discards_approvals_and_plans_again(
     deployment_id = pipeline_run.new_account_at_plan_stage("V-EDIT")
     run_worker_burst(pipeline_env)
     thread = store.get(deployment_id).thread_ts or ""
-    opened = len(slack_api.calls_to("views.open"))
-    click(pipeline, slack_api, thread, "plan_edit_values", REQUESTER)
-    eventually(lambda: len(slack_api.calls_to("views.open")) > opened)
-    view = slack_api.calls_to("views.open")[-1].params["view"]
+    view = click_to_open_modal(pipeline, slack_api, thread, "plan_edit_values", REQUESTER)
     assert view["callback_id"] == "ecs_deploy_edit_values"
     values = {
         "size": {"value": {"type": "radio_buttons", "selected_option": {"value": "medium"}}},

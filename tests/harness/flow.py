@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from core.models import Deployment
 from storage.store import DeploymentStore
@@ -24,6 +24,17 @@ def click(slack: SlackClientSim, api: SlackApiStandIn, thread: str, action: str,
         action, button["value"], user=user, message_ts=message["ts"], message=message
     )
     assert response.status_code == 200
+
+
+def click_to_open_modal(
+    slack: SlackClientSim, api: SlackApiStandIn, thread: str, action: str, user: str
+) -> dict[str, Any]:
+    """`click`, then the view of the modal the click opened (the next `views.open`)."""
+    opened = len(api.calls_to("views.open"))
+    click(slack, api, thread, action, user)
+    eventually(lambda: len(api.calls_to("views.open")) > opened)
+    view: dict[str, Any] = api.calls_to("views.open")[-1].params["view"]
+    return view
 
 
 def submit(
