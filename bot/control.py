@@ -32,6 +32,7 @@ from aws_edge.sessions import session_for
 from aws_edge.terraform_lock import lock_client, read_lock, release_lock
 from bot.services import Services
 from bot.views import refusals
+from bot.views.access import reason_text
 from bot.views.messages import text_message
 from bot.views.statuses import status_words
 from core import lifecycle
@@ -154,7 +155,7 @@ def cancel(services: Services, user: SlackIdentity, deployment_id: str, *, force
     deployment = find(services, deployment_id)
     decision = may_steer(services.policy, user, deployment)
     if not decision.allowed:
-        raise ControlRefused(decision.reason)
+        raise ControlRefused(reason_text(decision))
     refusal: list[ControlRefused] = []
     replaced: list[DeploymentStatus] = []
 
@@ -211,7 +212,7 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
     deployment = find(services, deployment_id)
     decision = may_steer(services.policy, user, deployment)
     if not decision.allowed:
-        raise ControlRefused(decision.reason)
+        raise ControlRefused(reason_text(decision))
     if deployment.workspace is None:
         raise ControlRefused(refusals.nothing_to_replan(deployment.id))
     replaced: list[DeploymentStatus] = []

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from bot.ids import INPUT_ACTION, BlockId
 from bot.payloads import input_value
+from bot.views.access import reason_text
 from core import validation
 from core.models import DeploymentRequest
 from core.policy.access import Decision
@@ -115,4 +116,4 @@ def _check_environment(
         return  # the field's own error is reported already
     decision = check(profile, environment)
     if not decision.allowed:
-        errors[BlockId.ENVIRONMENT.value] = decision.reason[:2000]
+        errors[BlockId.ENVIRONMENT.value] = reason_text(decision)[:2000]

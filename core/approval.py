@@ -38,8 +38,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
-from core.policy.access import AccessPolicy
-from core.policy.principals import SlackIdentity
+from core.policy.access import AccessPolicy, Decision
+from core.policy.principals import Principals, SlackIdentity
 
 DEFAULT_APPROVAL_TTL = timedelta(hours=24)
 MAX_CLICKS = 500
@@ -154,10 +154,10 @@ class ClickFacts(BaseModel):
 
     plan: PlanBinding | None = None  # the current plan
     seen: PlanBinding | None = None  # the plan the button was rendered for
-    policy_reason: str = ""  # the access policy's own answer (core.policy Decision.reason)
+    policy: Decision | None = None  # the access policy's own answer
     membership: Membership | None = None
     scope: str = ""  # the approval rule's profile/environment
-    approvers: str = ""  # who may approve under that rule
+    approvers: Principals | None = None  # who may approve under that rule
     environment: str = ""
     required: int = 0
     missing: int = 0  # approvals still needed after this click
@@ -323,12 +323,10 @@ def record_approval(
     rule = policy.approval_rule(profile, environment)
     decision = policy.can_approve(user, profile, environment)
     if rule is None or not decision.allowed:
-        return refuse(ApprovalOutcome.REFUSED_NOT_APPROVER, ClickFacts(policy_reason=decision.reason))
+        return refuse(ApprovalOutcome.REFUSED_NOT_APPROVER, ClickFacts(policy=decision))
     declared = policy.check_environment(profile, environment)
     if not declared.allowed:
-        return refuse(
-            ApprovalOutcome.REFUSED_UNDECLARED_ENVIRONMENT, ClickFacts(policy_reason=declared.reason)
-        )
+        return refuse(ApprovalOutcome.REFUSED_UNDECLARED_ENVIRONMENT, ClickFacts(policy=declared))
     membership = member_may_approve(user)
     if not membership.may_approve:
         return refuse(ApprovalOutcome.REFUSED_NOT_FULL_MEMBER, ClickFacts(membership=membership))
@@ -337,7 +335,7 @@ def record_approval(
         # Whoever chose values that went into the plan reviews their own work when approving it.
         facts = ClickFacts(
             scope=rule.scope,
-            approvers=rule.approvers.describe(),
+            approvers=rule.approvers,
             value_author=user.user_id != requester_id,
         )
         return refuse(ApprovalOutcome.REFUSED_SELF_APPROVAL, facts)
@@ -393,7 +391,7 @@ def record_rejection(
     is_requester = user.user_id == requester_id
     decision = policy.can_approve(user, profile, environment)
     if not (is_requester or decision.allowed):
-        return refuse(ApprovalOutcome.REFUSED_NOT_APPROVER, ClickFacts(policy_reason=decision.reason))
+        return refuse(ApprovalOutcome.REFUSED_NOT_APPROVER, ClickFacts(policy=decision))
     if _is_stale(state, binding_seen):
         return refuse(ApprovalOutcome.REFUSED_STALE_PLAN, ClickFacts(plan=state.binding, seen=binding_seen))
     current = state.binding

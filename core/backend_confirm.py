@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from core.backend_fix import BackendFixPlan
 from core.models import Deployment
-from core.policy.access import AccessPolicy, Decision
+from core.policy.access import AccessPolicy, Decision, Why
 from core.policy.principals import SlackIdentity
 from core.steering import may_steer
 
@@ -22,40 +22,17 @@ from core.steering import may_steer
 def may_confirm_fix(
     policy: AccessPolicy, user: SlackIdentity, deployment: Deployment, plan: BackendFixPlan
 ) -> Decision:
-    """May `user` confirm `plan` for `deployment`? The reason is written for the person who clicked."""
+    """May `user` confirm `plan` for `deployment`? (bot/views/access.py words the answer.)"""
     if plan.managed:
         return may_steer(policy, user, deployment)
     request = deployment.request
-    foreign = (
-        f"Bucket {plan.bucket} was not created by the bot (it has no ecs-deploy-bot:managed tag), so"
-        " changing it needs an approver of the profile"
-    )
     rule = policy.approval_rule(request.profile, request.environment)
     decision = policy.can_approve(user, request.profile, request.environment)
     if rule is None or not decision.allowed:
-        return Decision.deny(f"{foreign}. {decision.reason}")
+        return Decision.deny(Why.FOREIGN_BUCKET, bucket=plan.bucket, cause=decision)
     own = user.user_id == deployment.requester_id or user.user_id in deployment.value_authors
     if own and not rule.allow_self_approval:
         return Decision.deny(
-            f"{foreign} other than the requester ({rule.scope} does not allow self-approval)."
-            f" Ask another approver: {rule.approvers.describe()}."
+            Why.FOREIGN_BUCKET_SELF, bucket=plan.bucket, scope=rule.scope, people=rule.approvers
         )
-    return Decision.allow(f"You may confirm changes to {plan.bucket}: {decision.reason}")
-
-
-def who_may_confirm(policy: AccessPolicy, deployment: Deployment, plan: BackendFixPlan) -> str:
-    """The sentence under the confirmation button saying who can press it."""
-    request = deployment.request
-    if plan.managed:
-        return (
-            f"The bot created {plan.bucket}: the requester or an approver of profile {request.profile}"
-            " can confirm."
-        )
-    rule = policy.approval_rule(request.profile, request.environment)
-    approvers = rule.approvers.describe() if rule is not None else "nobody"
-    scope = rule.scope if rule is not None else f"profile {request.profile}"
-    others = "" if rule is not None and rule.allow_self_approval else ", other than the requester"
-    return (
-        f"{plan.bucket} was not created by the bot (no ecs-deploy-bot:managed tag): only an approver of"
-        f" {scope}{others}, can confirm these changes. Approvers: {approvers}."
-    )
+    return Decision.allow(Why.MAY_CONFIRM_FIX, bucket=plan.bucket, cause=decision)

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from core.models import Deployment
-from core.policy.access import AccessPolicy, Decision
-from core.policy.principals import SlackIdentity, mention
+from core.policy.access import AccessPolicy, Decision, Why
+from core.policy.principals import SlackIdentity
 
 
 def may_steer(policy: AccessPolicy, user: SlackIdentity, deployment: Deployment) -> Decision:
     """The requester, or anyone who may approve plans for the deployment's profile and environment."""
     if user.user_id == deployment.requester_id:
-        return Decision.allow("You requested this deployment.")
+        return Decision.allow(Why.REQUESTER)
     request = deployment.request
     if policy.can_approve(user, request.profile, request.environment).allowed:
-        return Decision.allow("You are an approver for this deployment.")
-    return Decision.deny(
-        f"Only the requester {mention(deployment.requester_id)} or an approver for profile"
-        f" {request.profile} can do that."
-    )
+        return Decision.allow(Why.DEPLOYMENT_APPROVER)
+    return Decision.deny(Why.NOT_STEERER, user_id=deployment.requester_id, profile=request.profile)
 
 
 def may_override(policy: AccessPolicy, user: SlackIdentity, deployment: Deployment) -> Decision:
@@ -25,5 +22,5 @@ def may_override(policy: AccessPolicy, user: SlackIdentity, deployment: Deployme
     request = deployment.request
     decision = policy.can_approve(user, request.profile, request.environment)
     if not decision.allowed:
-        return Decision.deny("Only an approver (lead) can override a blocking check. " + decision.reason)
-    return Decision.allow(decision.reason)
+        return Decision.deny(Why.LEADS_ONLY, cause=decision)
+    return decision

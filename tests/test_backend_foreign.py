@@ -17,8 +17,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from bot.views.access import reason_text, who_may_confirm
 from bot.views.pipeline import CheckLine, backend_message
-from core.backend_confirm import may_confirm_fix, who_may_confirm
+from core.backend_confirm import may_confirm_fix
 from core.backend_fix import BackendFixPlan, BucketFacts, Setting, bucket_changes, plan_fix
 from core.models import AccountSituation, Deployment, DeploymentStatus
 from core.policy.access import AccessPolicy
@@ -253,7 +254,7 @@ def test_the_open_default_policy_needs_a_configured_approver() -> None:
     plan = plan_fix(BucketFacts(bucket=FOREIGN, managed=False))
     nobody = AccessPolicy.open(frozenset())
     decision = may_confirm_fix(nobody, SlackIdentity(user_id=LEAD), _deployment(), plan)
-    assert not decision.allowed and "ECS_DEPLOY_APPROVERS" in decision.reason
+    assert not decision.allowed and "ECS_DEPLOY_APPROVERS" in reason_text(decision)
     assert "Approvers: nobody" in who_may_confirm(nobody, _deployment(), plan)
 
 

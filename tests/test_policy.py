@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.views.access import reason_text
 from core.policy.access import AccessPolicy, ApprovalRule, AssumeRole, policy_warnings, referenced_usergroups
 from core.policy.errors import PolicyError
 from core.policy.loading import load_policy, parse_policy, policy_from_settings
@@ -871,8 +872,8 @@ def test_example_policy_refuses_a_name_that_side_steps_prod(typed: str) -> None:
     policy = load_policy(REPO / "docs" / "policy.example.yml")
     decision = policy.check_environment("dev-admin", typed)
     assert not decision.allowed
-    assert f"Environment {typed} is not declared for profile dev-admin" in decision.reason
-    assert "Allowed: dev, stag, prod, feature-*." in decision.reason
+    assert f"Environment {typed} is not declared for profile dev-admin" in reason_text(decision)
+    assert "Allowed: dev, stag, prod, feature-*." in reason_text(decision)
     assert not rule(policy, "dev-admin", typed).allow_self_approval  # and never the weakest rule
 
 
@@ -953,7 +954,7 @@ def test_undeclared_environment_is_refused_with_the_allowed_list() -> None:
     policy = parse_policy(QUERIES)
     decision = policy.check_environment("prod-admin", "stag")
     assert not decision.allowed
-    assert decision.reason == (
+    assert reason_text(decision) == (
         "Environment stag is not declared for profile prod-admin. Allowed: dev, prod."
         " An operator can declare more in the access policy."
     )
@@ -1047,7 +1048,7 @@ def test_can_request(who: SlackIdentity, profile: str, allowed: bool, reason_wor
     decision = parse_policy(QUERIES).can_request(who, profile)
     assert decision.allowed is allowed
     for word in reason_words:
-        assert word in decision.reason
+        assert word in reason_text(decision)
 
 
 @pytest.mark.parametrize(
@@ -1072,13 +1073,14 @@ def test_can_approve(who: SlackIdentity, profile: str, environment: str, allowed
 def test_not_an_approver_reason_names_profile_and_approvers() -> None:
     decision = parse_policy(QUERIES).can_approve(user("U9"), "prod-admin", "dev")
     assert (
-        decision.reason == "You are not an approver for profile prod-admin. Approvers: <@U1>, <!subteam^S2>."
+        reason_text(decision)
+        == "You are not an approver for profile prod-admin. Approvers: <@U1>, <!subteam^S2>."
     )
 
 
 def test_environment_specific_approvers_named_in_reason() -> None:
     decision = parse_policy(QUERIES).can_approve(user("U1"), "prod-admin", "prod")
-    assert decision.reason == (
+    assert reason_text(decision) == (
         "You are not an approver for profile prod-admin in environment prod."
         " Approvers: <@U0CTO>, <!subteam^S0SEC>."
     )
@@ -1103,7 +1105,7 @@ def test_open_policy_allows_every_profile_to_everyone() -> None:
     assert policy.can_approve(user("U9", "S2"), "anything", "prod").allowed
     refused = policy.can_approve(user("U9"), "p1", "prod")
     assert not refused.allowed
-    assert refused.reason == "You are not an approver for profile p1. Approvers: <@U1>, <!subteam^S2>."
+    assert reason_text(refused) == "You are not an approver for profile p1. Approvers: <@U1>, <!subteam^S2>."
     rule = policy.approval_rule("p1", "prod")
     assert rule is not None
     assert rule.allow_self_approval is False
@@ -1122,7 +1124,7 @@ def test_open_policy_accepts_every_environment_with_the_profile_settings() -> No
 def test_open_policy_without_approvers_names_the_setting() -> None:
     decision = AccessPolicy.open(frozenset()).can_approve(user("U1"), "dev", "dev")
     assert not decision.allowed
-    assert "ECS_DEPLOY_APPROVERS" in decision.reason
+    assert "ECS_DEPLOY_APPROVERS" in reason_text(decision)
 
 
 @pytest.mark.parametrize("bad", ["bob", "@U1", "C123", "*", "u1"])
@@ -1145,4 +1147,4 @@ def test_policy_without_requesters_offers_nothing() -> None:
     policy = parse_policy("profiles:\n  dev:\n    approvers: [U1]\n    environments: {dev: }\n")
     decision = policy.can_request(user("U1"), "dev")
     assert not decision.allowed
-    assert "Requesters: nobody" in decision.reason
+    assert "Requesters: nobody" in reason_text(decision)

@@ -22,6 +22,7 @@ from bot.payloads import BlockActions
 from bot.services import Services
 from bot.views import approval as approval_views
 from bot.views import clicks
+from bot.views.access import reason_text
 from bot.views.clicks import STORE_DOWN
 from bot.views.decisions import ThreadContext, edit_values_modal, missing_values_modal, reject_modal
 from core import lifecycle
@@ -67,7 +68,7 @@ class Clicked:
 
     def require(self, decision: Decision) -> None:
         if not decision.allowed:
-            raise Refusal(decision.reason)
+            raise Refusal(reason_text(decision))
 
     def may_steer(self) -> None:
         self.require(may_steer(self.services.policy, self.user, self.deployment))

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from bot.views.access import describe
 from bot.views.status import thread_link
 from bot.views.statuses import status_label
 from core.models import Deployment
@@ -125,7 +126,7 @@ def profile_views(policy: AccessPolicy, profiles: list[str]) -> list[ProfileView
         rules = [
             EnvironmentRule(
                 environment=rule.environment,
-                approvers=rule.approvers.describe(),
+                approvers=describe(rule.approvers),
                 required_approvals=rule.required_approvals,
                 allow_self_approval=rule.allow_self_approval,
             )

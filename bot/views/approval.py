@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from bot.views.access import describe, mention, reason_text
 from bot.views.blocks import escape_mrkdwn
 from bot.views.messages import Message, text_message
 from core.approval import (
@@ -20,7 +21,6 @@ from core.approval import (
     PlanBinding,
     Rejection,
 )
-from core.policy.principals import mention
 
 MEMBERSHIP_TEXT = {
     Membership.FULL_MEMBER: "You are a full member of this workspace.",
@@ -55,10 +55,10 @@ def click_text(result: ApprovalResult) -> str:
             return _decided_text(result.state)
         case ApprovalOutcome.REFUSED_NOT_APPROVER:
             if result.action is ClickAction.REJECT:
-                return f"Only the requester or an approver can reject this plan. {facts.policy_reason}"
-            return facts.policy_reason
+                return f"Only the requester or an approver can reject this plan. {_policy_text(facts)}"
+            return _policy_text(facts)
         case ApprovalOutcome.REFUSED_UNDECLARED_ENVIRONMENT:
-            return f"{facts.policy_reason} A plan for it cannot be approved; make a new request."
+            return f"{_policy_text(facts)} A plan for it cannot be approved; make a new request."
         case ApprovalOutcome.REFUSED_NOT_FULL_MEMBER:
             return MEMBERSHIP_TEXT[facts.membership or Membership.UNCONFIRMED]
         case ApprovalOutcome.REFUSED_SELF_APPROVAL:
@@ -67,7 +67,7 @@ def click_text(result: ApprovalResult) -> str:
                 did = "requested this deployment, so you cannot approve it yourself"
             return (
                 f"You {did} ({facts.scope} does not allow self-approval). Ask another approver:"
-                f" {facts.approvers}."
+                f" {describe(facts.approvers)}."
             )
         case ApprovalOutcome.REFUSED_STALE_PLAN:
             return _stale_text(facts)
@@ -145,6 +145,10 @@ def _decided_text(state: ApprovalState) -> str:
     if state.rejection is not None:
         return f"This plan was already decided: {_rejected_text(state.rejection)}."
     return f"This plan was already decided: {_approved_text(state)}; it is being applied."
+
+
+def _policy_text(facts: ClickFacts) -> str:
+    return reason_text(facts.policy) if facts.policy is not None else ""
 
 
 def _stale_text(facts: ClickFacts) -> str:

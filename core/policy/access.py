@@ -16,6 +16,7 @@ workspace count (core.approval.member_may_approve).
 
 from __future__ import annotations
 
+from enum import StrEnum
 from fnmatch import fnmatchcase
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,24 +25,57 @@ from core.policy.errors import PolicyError
 from core.policy.mcp_clients import McpClient
 from core.policy.principals import USER_ID, USERGROUP_ID, Principals, SlackIdentity
 
-MAX_LISTED_ENVIRONMENTS = 30
+
+class Why(StrEnum):
+    """The kind of answer a `Decision` is; with its facts, bot/views/access.py words it."""
+
+    # allowed
+    OPEN_POLICY = "open_policy"  # no policy file: the profile is open to everyone
+    MAY_REQUEST = "may_request"
+    ENVIRONMENT_DECLARED = "environment_declared"
+    APPROVER = "approver"  # an approver under the rule of `scope`
+    REQUESTER = "requester"  # steering: the requester
+    DEPLOYMENT_APPROVER = "deployment_approver"  # steering: an approver of the deployment
+    MAY_CONFIRM_FIX = "may_confirm_fix"  # a foreign bucket's fix, by an approver (`cause`)
+    # refused
+    PROFILE_UNLISTED = "profile_unlisted"  # requesting with a profile the policy does not name
+    PROFILE_UNLISTED_ENVIRONMENT = "profile_unlisted_environment"  # its environments, likewise
+    PROFILE_UNLISTED_APPROVAL = "profile_unlisted_approval"  # approving for it, likewise
+    NOT_REQUESTER = "not_requester"  # not among the profile's requesters (`people`)
+    ENVIRONMENT_UNDECLARED = "environment_undeclared"  # `declared`: what the profile declares
+    NO_APPROVERS = "no_approvers"  # nobody configured for `scope` (`open_policy`: the setting)
+    NOT_APPROVER = "not_approver"  # not among the approvers (`people`) of `scope`
+    NOT_STEERER = "not_steerer"  # neither the requester (`user_id`) nor an approver of `profile`
+    LEADS_ONLY = "leads_only"  # overriding a blocking check; `cause`: the approval answer
+    FOREIGN_BUCKET = "foreign_bucket"  # `bucket` not the bot's; `cause`: the approval answer
+    FOREIGN_BUCKET_SELF = "foreign_bucket_self"  # and `scope` does not allow self-approval
 
 
 class Decision(BaseModel):
-    """An answer to "may this person do this?", with a reason written for that person."""
+    """An answer to "may this person do this?": the answer, its kind and the facts it rests on, as
+    data (bot/views/access.py words it for that person)."""
 
     model_config = ConfigDict(frozen=True)
 
     allowed: bool
-    reason: str
+    why: Why
+    profile: str = ""
+    environment: str = ""
+    scope: str = ""  # an approval rule's profile/environment
+    bucket: str = ""
+    user_id: str = ""  # the requester, for NOT_STEERER
+    people: Principals | None = None  # the requesters or approvers the refusal names
+    declared: tuple[str, ...] = ()  # the environments a profile declares
+    open_policy: bool = False
+    cause: Decision | None = None  # the answer this one rests on
 
     @classmethod
-    def allow(cls, reason: str) -> Decision:
-        return cls(allowed=True, reason=reason)
+    def allow(cls, why: Why, **facts: object) -> Decision:
+        return cls.model_validate({"allowed": True, "why": why, **facts})
 
     @classmethod
-    def deny(cls, reason: str) -> Decision:
-        return cls(allowed=False, reason=reason)
+    def deny(cls, why: Why, **facts: object) -> Decision:
+        return cls.model_validate({"allowed": False, "why": why, **facts})
 
 
 class AssumeRole(BaseModel):
@@ -226,35 +260,25 @@ class AccessPolicy(BaseModel):
     def can_request(self, user: SlackIdentity, profile: str) -> Decision:
         entry = self.entry_for(profile)
         if entry is None:
-            return Decision.deny(
-                f"Profile {profile} is not in the access policy, so nobody may use it."
-                " Ask an operator to add it."
-            )
+            return Decision.deny(Why.PROFILE_UNLISTED, profile=profile)
         if entry.requesters.includes(user):
             if self.is_open:
-                return Decision.allow(
-                    f"No access policy is configured: profile {profile} is open to everyone."
-                )
-            return Decision.allow(f"You may request deployments with profile {profile}.")
-        return Decision.deny(
-            f"You may not request deployments with profile {profile}."
-            f" Requesters: {entry.requesters.describe()}."
-        )
+                return Decision.allow(Why.OPEN_POLICY, profile=profile)
+            return Decision.allow(Why.MAY_REQUEST, profile=profile)
+        return Decision.deny(Why.NOT_REQUESTER, profile=profile, people=entry.requesters)
 
     def check_environment(self, profile: str, environment: str) -> Decision:
         """Whether the profile declares this environment; the refusal lists what it declares."""
         entry = self.entry_for(profile)
         if entry is None:
-            return Decision.deny(f"Profile {profile} is not in the access policy, so nobody may use it.")
+            return Decision.deny(Why.PROFILE_UNLISTED_ENVIRONMENT, profile=profile)
         if entry.declares(environment):
-            return Decision.allow(f"Profile {profile} may deploy environment {environment}.")
-        declared = list(entry.allowed_environments or ())
-        listed = ", ".join(declared[:MAX_LISTED_ENVIRONMENTS]) + (
-            ", …" if len(declared) > MAX_LISTED_ENVIRONMENTS else ""
-        )
+            return Decision.allow(Why.ENVIRONMENT_DECLARED, profile=profile, environment=environment)
         return Decision.deny(
-            f"Environment {environment} is not declared for profile {profile}. Allowed: {listed}."
-            " An operator can declare more in the access policy."
+            Why.ENVIRONMENT_UNDECLARED,
+            profile=profile,
+            environment=environment,
+            declared=tuple(entry.allowed_environments or ()),
         )
 
     def approval_rule(self, profile: str, environment: str) -> ApprovalRule | None:
@@ -266,19 +290,12 @@ class AccessPolicy(BaseModel):
         by core.approval, which knows the requester."""
         rule = self.approval_rule(profile, environment)
         if rule is None:
-            return Decision.deny(
-                f"Profile {profile} is not in the access policy, so nobody may approve plans for it."
-            )
+            return Decision.deny(Why.PROFILE_UNLISTED_APPROVAL, profile=profile)
         if rule.approvers.is_empty:
-            setting = "ECS_DEPLOY_APPROVERS" if self.is_open else "the access policy"
-            return Decision.deny(
-                f"Nobody is configured to approve plans for {rule.scope}; an operator must set {setting}."
-            )
+            return Decision.deny(Why.NO_APPROVERS, scope=rule.scope, open_policy=self.is_open)
         if rule.approvers.includes(user):
-            return Decision.allow(f"You are an approver for {rule.scope}.")
-        return Decision.deny(
-            f"You are not an approver for {rule.scope}. Approvers: {rule.approvers.describe()}."
-        )
+            return Decision.allow(Why.APPROVER, scope=rule.scope)
+        return Decision.deny(Why.NOT_APPROVER, scope=rule.scope, people=rule.approvers)
 
     def role_for(self, profile: str) -> AssumeRole | None:
         entry = self.entry_for(profile)

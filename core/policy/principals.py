@@ -42,15 +42,6 @@ class SlackIdentity(BaseModel):
     workspace_team_id: str | None = None
 
 
-def mention(slack_id: str) -> str:
-    """Slack markup for a user (<@U…>), a user group (<!subteam^S…>) or everyone."""
-    if slack_id == EVERYONE:
-        return "everyone"
-    if USERGROUP_ID.fullmatch(slack_id):
-        return f"<!subteam^{slack_id}>"
-    return f"<@{slack_id}>"
-
-
 class Principals(BaseModel):
     """A set of people: everyone, and/or named users, and/or members of named user groups."""
 
@@ -76,10 +67,3 @@ class Principals(BaseModel):
 
     def includes(self, user: SlackIdentity) -> bool:
         return self.everyone or user.user_id in self.users or bool(self.groups & user.group_ids)
-
-    def describe(self) -> str:
-        """ "everyone", or the mentions in a stable order (users, then groups), or "nobody"."""
-        if self.everyone:
-            return "everyone"
-        parts = [mention(u) for u in sorted(self.users)] + [mention(g) for g in sorted(self.groups)]
-        return ", ".join(parts) if parts else "nobody"

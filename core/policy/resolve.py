@@ -149,7 +149,7 @@ def resolve_profile(
             raise fail(
                 where,
                 f"requires {needed} approvals but only {len(who.users)} approver(s) are listed"
-                f" ({who.describe()})",
+                f" ({', '.join(sorted(who.users)) or 'nobody'})",
             )
     if not envs:
         raise fail(

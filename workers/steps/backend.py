@@ -10,9 +10,9 @@ changes — otherwise the thread asks again.
 from __future__ import annotations
 
 from bot.views import failures
+from bot.views.access import who_may_confirm
 from bot.views.pipeline import CheckLine, backend_message
 from bot.views.terraform_runs import confirmed_headline
-from core.backend_confirm import who_may_confirm
 from core.backend_fix import BackendFixPlan
 from core.lifecycle import Move
 from core.models import Deployment
