@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from bot.ids import INPUT_ACTION, BlockId
 from bot.payloads import input_value
+from bot.views import form_errors
 from bot.views.access import reason_text
 from core import validation
 from core.models import DeploymentRequest
@@ -31,12 +32,6 @@ FIELD_BLOCKS: dict[str, BlockId] = {
     "lock_table": BlockId.LOCK_TABLE,
 }
 MAX_FIELD_LENGTH = 3000
-REQUIRED_MESSAGE = {
-    "profile": "Choose an AWS profile.",
-    "account_situation": "Say whether the account is brand new or already has resources.",
-    "size": "Choose a setup size.",
-    "region": "Choose a region.",
-}
 
 
 def _message(error: Any) -> str:
@@ -44,8 +39,8 @@ def _message(error: Any) -> str:
     if "error" in ctx:
         return str(ctx["error"])
     if error.get("type") == "enum":
-        return "Choose one of the offered options."
-    return str(error.get("msg", "Invalid value."))
+        return form_errors.CHOOSE_OFFERED
+    return str(error.get("msg", form_errors.INVALID_VALUE))
 
 
 def errors_from_validation(exc: ValidationError) -> dict[str, str]:
@@ -53,7 +48,7 @@ def errors_from_validation(exc: ValidationError) -> dict[str, str]:
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "application"
         block = FIELD_BLOCKS.get(field, BlockId.APPLICATION)
-        message = "This field is required." if error.get("type") == "missing" else _message(error)
+        message = form_errors.FIELD_REQUIRED if error.get("type") == "missing" else _message(error)
         if message.startswith("application: "):
             message = message.removeprefix("application: ")
         errors.setdefault(block.value, message[:2000])
@@ -75,16 +70,14 @@ def parse_request(
     errors: dict[str, str] = {}
     for field, value in raw.items():
         if value is not None and len(value) > MAX_FIELD_LENGTH:
-            errors[FIELD_BLOCKS[field].value] = f"That is {len(value):,} characters; the limit is far lower."
+            errors[FIELD_BLOCKS[field].value] = form_errors.too_long(len(value))
             raw[field] = None
-    for field, message in REQUIRED_MESSAGE.items():
+    for field, message in form_errors.REQUIRED_MESSAGE.items():
         if not raw.get(field):
             errors[FIELD_BLOCKS[field].value] = message
     profile = raw.get("profile")
     if profile and profile not in allowed_profiles:
-        errors[BlockId.PROFILE.value] = (
-            "You may not deploy with that AWS profile; choose one of the offered profiles."
-        )
+        errors[BlockId.PROFILE.value] = form_errors.PROFILE_NOT_OFFERED
     tags: dict[str, str] = {}
     try:
         tags = validation.parse_tag_lines(raw.get("additional_tags") or "")

@@ -52,8 +52,7 @@ def register(app: App, services: Services) -> None:
             return
         handler = SUBCOMMANDS.get(sub)
         if handler is None:
-            prefix = "" if sub == "help" else f"Unknown subcommand `{sub[:30]}`.\n"
-            ack(prefix + HELP)
+            ack(HELP if sub == "help" else views.unknown_subcommand(sub))
             return
         args = [w for w in words[1:] if not w.startswith("--")]
         flags = {w.lower() for w in words[1:] if w.startswith("--")}
@@ -123,8 +122,7 @@ def _open_request_form(slash: SlashCommand, client: WebClient, services: Service
 def _one_id(args: list[str], flags: set[str], usage: str, allowed: frozenset[str] = frozenset()) -> str:
     unknown = flags - allowed
     if len(args) != 1 or unknown:
-        what = f"Unknown option {', '.join(f'`{f[:20]}`' for f in sorted(unknown))}. " if unknown else ""
-        raise Usage(f"{what}Usage: `{usage}`")
+        raise Usage(views.usage_text(usage, sorted(unknown)))
     return args[0]
 
 
@@ -143,7 +141,7 @@ def status_sub(
     else:
         latest = control.latest_of(services, slash.user_id)
         if latest is None:
-            return "You have no deployments yet. Type `/ecs-deploy` to request one.", None
+            return views.NO_DEPLOYMENTS_YET, None
         deployment = latest
     return views.status_text(deployment), None
 
@@ -237,7 +235,7 @@ def unlock_clicked(services: Services, click: BlockActions) -> None:
         tell(str(refusal))
         return
     except redis.RedisError:
-        tell(STORE_DOWN.replace("nothing was started", "nothing was released"))
+        tell(views.STORE_DOWN_NOTHING_RELEASED)
         return
     control.announce_release(services, released, views.released_thread_text(released, user_id))
     lock = control.terraform_lock(services, released.deployment)

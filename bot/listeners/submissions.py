@@ -12,6 +12,7 @@ from bot.forms import parse_request
 from bot.ids import BlockId, Callback
 from bot.payloads import ViewSubmission
 from bot.services import Services
+from bot.views import form_errors
 from bot.views.request_modal import ModalContext
 from core.logs import get_logger
 from core.models import Deployment
@@ -29,7 +30,7 @@ def register(app: App, services: Services) -> None:
         except ValidationError:
             ack(
                 response_action="errors",
-                errors={BlockId.PROFILE.value: "This form is out of date; open a new one."},
+                errors={BlockId.PROFILE.value: form_errors.REQUEST_FORM_OUT_OF_DATE},
             )
             return
         parsed = parse_request(
@@ -58,10 +59,7 @@ def register(app: App, services: Services) -> None:
             log.warning("store_unavailable", user=submission.user.id)
             ack(
                 response_action="errors",
-                errors={
-                    BlockId.PROFILE.value: "The bot cannot reach its store right now; nothing was saved. "
-                    "Your values are still here — submit again in a minute."
-                },
+                errors={BlockId.PROFILE.value: form_errors.REQUEST_STORE_DOWN},
             )
             return
         ack()

@@ -13,7 +13,7 @@ from bot.forms import errors_from_validation
 from bot.ids import INPUT_ACTION, BlockId, Callback
 from bot.payloads import ViewSubmission, input_value
 from bot.services import Services
-from bot.views import clicks
+from bot.views import clicks, form_errors
 from bot.views.approval import click_text, rejected_decision, rejected_message
 from bot.views.blocks import HINT_LIMIT, clip
 from bot.views.decisions import EDITABLE_KNOBS, ThreadContext
@@ -24,7 +24,6 @@ from core.models import Deployment, DeploymentRequest, utcnow
 from core.steering import may_steer
 from storage.store import DeploymentNotFound
 
-STORE_DOWN = "The bot cannot reach its store right now; nothing was saved. Submit again in a minute."
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 HOSTNAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 SAFE_TEXT = re.compile(r"[ -~]{1,256}")
@@ -56,15 +55,15 @@ def _guarded(ack: Ack, body: dict[str, Any], services: Services, handler: Any) -
         context = ThreadContext.model_validate_json(submission.view.private_metadata)
         deployment = services.store.get(context.deployment_id)
     except (ValidationError, DeploymentNotFound):
-        ack(response_action="errors", errors={first_block: "This form is out of date; close it."})
+        ack(response_action="errors", errors={first_block: form_errors.THREAD_FORM_OUT_OF_DATE})
         return
     except redis.RedisError:
-        ack(response_action="errors", errors={first_block: STORE_DOWN})
+        ack(response_action="errors", errors={first_block: form_errors.THREAD_FORM_STORE_DOWN})
         return
     try:
         handler(ack, submission, context, deployment, services)
     except redis.RedisError:
-        ack(response_action="errors", errors={first_block: STORE_DOWN})
+        ack(response_action="errors", errors={first_block: form_errors.THREAD_FORM_STORE_DOWN})
 
 
 def _values(submission: ViewSubmission) -> dict[str, str]:
@@ -146,10 +145,7 @@ def provide_values(
     if not may_steer(services.policy, services.identity(submission.user.id), deployment).allowed:
         ack(
             response_action="errors",
-            errors={
-                next(iter(submission.view.state.values)): "Only the requester or an"
-                " approver can give these values."
-            },
+            errors={next(iter(submission.view.state.values)): form_errors.ONLY_STEERERS_GIVE_VALUES},
         )
         return
     given, errors = {}, {}
@@ -201,7 +197,7 @@ def edit_values(
     if not may_steer(services.policy, services.identity(submission.user.id), deployment).allowed:
         ack(
             response_action="errors",
-            errors={BlockId.SIZE.value: "Only the requester or an approver can edit values."},
+            errors={BlockId.SIZE.value: form_errors.ONLY_STEERERS_EDIT_VALUES},
         )
         return
     try:
@@ -229,7 +225,7 @@ def edit_values(
     except ValidationError as exc:
         errors.update({k: v for k, v in errors_from_validation(exc).items() if k in values})
     if errors or request is None:
-        ack(response_action="errors", errors=errors or {BlockId.SIZE.value: "Invalid values."})
+        ack(response_action="errors", errors=errors or {BlockId.SIZE.value: form_errors.INVALID_VALUES})
         return
     extra = {k: v for k, v in deployment.extra_values.items() if k not in EDITABLE_KNOBS} | knobs
     before = {**deployment.request.model_dump(mode="json"), **deployment.extra_values}

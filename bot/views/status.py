@@ -28,6 +28,11 @@ STORE_DOWN = (
     ":warning: ECS deploy bot cannot reach its store (Redis) right now, so nothing was started."
     " Please try again in a minute."
 )
+STORE_DOWN_NOTHING_RELEASED = (
+    ":warning: ECS deploy bot cannot reach its store (Redis) right now, so nothing was released."
+    " Please try again in a minute."
+)
+NO_DEPLOYMENTS_YET = "You have no deployments yet. Type `/ecs-deploy` to request one."
 NO_PROFILE = "No AWS profile is available to you. Ask the bot's operators for access."
 MAX_LIST = 15
 MAX_TEXT = MESSAGE_TEXT_LIMIT
@@ -48,6 +53,16 @@ HELP = "\n".join(
         "The App Home tab shows your deployments and, for leads, the plans waiting for approval.",
     ]
 )
+
+
+def unknown_subcommand(sub: str) -> str:
+    return f"Unknown subcommand `{sub[:30]}`.\n" + HELP
+
+
+def usage_text(usage: str, unknown_flags: list[str]) -> str:
+    """A subcommand typed wrongly: the options it does not know (if any), and how to type it."""
+    what = f"Unknown option {', '.join(f'`{f[:20]}`' for f in unknown_flags)}. " if unknown_flags else ""
+    return f"{what}Usage: `{usage}`"
 
 
 def thread_link(deployment: Deployment) -> str | None:
@@ -267,4 +282,3 @@ def terraform_lock_text(lock: TerraformLock) -> str:
         "Never force-unlock while a run is active: two writers would corrupt the state.",
         MAX_TEXT,
     )
-
