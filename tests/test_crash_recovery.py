@@ -30,16 +30,13 @@ from rq.utils import utcformat
 from bot.embedded_redis import EmbeddedRedis
 from core.approval import Approval, ApprovalState, PlanBinding, new_plan
 from core.models import (
-    AccountSituation,
     Deployment,
-    DeploymentRequest,
     DeploymentStatus,
     PlanRecord,
     WorkspaceRecord,
     utcnow,
 )
 from core.settings import ConfigurationError, Settings, load_settings
-from core.sizes import SetupSize
 from core.terraform_locks import TerraformRun
 from storage.audit import AuditTrail
 from storage.locks import StateLock, TerraformRuns, state_id
@@ -47,6 +44,7 @@ from storage.queue import JOB_SERIALIZER, Step, enqueue_step
 from storage.store import DeploymentStore
 from tests.harness.flow import click, drive_to_plan_stage, submit
 from tests.harness.processes import ROOT, WebProcess, run_worker_burst
+from tests.harness.records import deployment_record
 from tests.harness.secrets import artifact_store
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
@@ -80,23 +78,11 @@ HANGING_TERRAFORM = textwrap.dedent(
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def request() -> DeploymentRequest:
-    return DeploymentRequest(
-        profile="deployer",
-        account_situation=AccountSituation.EXISTING,
-        size=SetupSize.SMALL,
-        account_id="123456789012",
-        region="us-east-1",
-        application="web",
-        environment="dev",
-    )
-
-
 def approved_deployment(
     connection: redis.Redis, commit: str, *, status: DeploymentStatus = DeploymentStatus.APPROVED
 ) -> Deployment:
     """A deployment whose plan #1 was approved by LEAD: its files and plan are in the artifact store."""
-    deployment = Deployment(request=request(), requester_id=REQUESTER, channel_id="C_DEPLOYS")
+    deployment = deployment_record(REQUESTER)
     artifacts = artifact_store(connection)
     stem = deployment.request.file_stem
     tfvars = b'region = "us-east-1"\napplication = "web"\n'
@@ -219,6 +205,18 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def wait_for_new_plan(store: DeploymentStore, deployment_id: str, attempt: int) -> None:
+    """Until plan `attempt` of the deployment is awaiting approval."""
+    wait_until(
+        lambda: (
+            store.get(deployment_id).status is DeploymentStatus.AWAITING_APPROVAL
+            and (store.get(deployment_id).plan or PlanRecord.model_construct(attempt=0)).attempt == attempt
+        ),
+        180,
+        "the new plan",
+    )
 
 
 def apply_jobs(connection: redis.Redis) -> list[Job]:
@@ -410,7 +408,7 @@ def test_worker_restarted_after_a_kill_reports_a_plan_it_finds_dead(
 ) -> None:
     """No worker was left alive: the replacement worker's first sweep (at start, before RQ's own
     cleanup) finds the dead job, even though RQ's registry entry has not expired yet."""
-    deployment = Deployment(request=request(), requester_id=REQUESTER, channel_id="C_DEPLOYS")
+    deployment = deployment_record(REQUESTER)
     deployment = deployment.with_status(DeploymentStatus.PLANNING)
     store = DeploymentStore(redis_conn)
     store.create(deployment)
@@ -466,9 +464,9 @@ def test_a_cancelled_deployment_stays_cancelled_and_a_foreign_lock_stays(
         REDIS_URL=crash_env["REDIS_URL"], SLACK_API_URL=crash_env["SLACK_API_URL"], SLACK_BOT_TOKEN=BOT_TOKEN
     )
     store = DeploymentStore(redis_conn)
-    deployment = Deployment(request=request(), requester_id=REQUESTER, channel_id="C_DEPLOYS")
+    deployment = deployment_record(REQUESTER)
     store.create(deployment.with_status(DeploymentStatus.CANCELLED))
-    other = Deployment(request=request(), requester_id=REQUESTER, channel_id="C_DEPLOYS")
+    other = deployment_record(REQUESTER)
     lock = StateLock(
         redis_conn, state_id(deployment.request.state_bucket, deployment.request.state_key), ttl_seconds=600
     )
@@ -627,14 +625,7 @@ def test_work_horse_killed_during_a_real_apply(
 
         # a new plan, without anyone unlocking anything
         slack.slash_command(f"plan {deployment.id}", user=REQUESTER)
-        wait_until(
-            lambda: (
-                store.get(deployment.id).status is DeploymentStatus.AWAITING_APPROVAL
-                and (store.get(deployment.id).plan or PlanRecord.model_construct(attempt=0)).attempt == 2
-            ),
-            180,
-            "the new plan",
-        )
+        wait_for_new_plan(store, deployment.id, 2)
     finally:
         if worker is not None:
             worker.stop()
@@ -707,14 +698,7 @@ def test_a_cancelled_deployment_replans_and_a_killed_runs_own_lock_is_released_b
 
         # 3. a re-plan releases the dead run's lock itself, and plans
         slack.slash_command(f"plan {deployment.id}", user=REQUESTER)
-        wait_until(
-            lambda: (
-                store.get(deployment.id).status is DeploymentStatus.AWAITING_APPROVAL
-                and (store.get(deployment.id).plan or PlanRecord.model_construct(attempt=0)).attempt == 3
-            ),
-            180,
-            "the new plan",
-        )
+        wait_for_new_plan(store, deployment.id, 3)
         replies = "\n".join(slack_api.thread_texts(thread))
         assert f"(lock ID `{run.lock.id}`) was left by the interrupted run of `{deployment.id}`" in replies
         assert "No `terraform force-unlock` is needed" in replies

@@ -29,15 +29,15 @@ from bot.notifier import Notifier
 from bot.slack import make_web_client
 from core import terraform_ui
 from core.apply_progress import ApplyProgress, advance, elapsed_text, replay, total_from_plan_json
-from core.models import AccountSituation, Deployment, DeploymentRequest, DeploymentStatus
+from core.models import Deployment, DeploymentStatus
 from core.policy.access import AccessPolicy
 from core.settings import Settings
-from core.sizes import SetupSize
 from core.terraform_locks import lock_error_info
 from storage.audit import AuditTrail
 from storage.locks import state_id
 from storage.store import DeploymentStore
 from tests.harness.aws import MotoServer
+from tests.harness.records import deployment_record, deployment_request
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from workers.aws.backend import bootstrap_backend
 from workers.runtime import Runtime
@@ -729,19 +729,8 @@ def _runtime(redis_conn: redis.Redis, api: SlackApiStandIn) -> Runtime:
 
 def _demo_deployment(rt: Runtime) -> Deployment:
     """A deployment whose state is the workspace fixture's (bucket, key and lock table)."""
-    deployment = Deployment(
-        request=DeploymentRequest(
-            profile="deployer",
-            account_situation=AccountSituation.EXISTING,
-            size=SetupSize.SMALL,
-            account_id="123456789012",
-            region="us-east-1",
-            application="demo",
-            environment="dev",
-        ),
-        requester_id="U0REQUEST1",
-        channel_id="C_DEPLOYS",
-        status=DeploymentStatus.PLANNING,
+    deployment = deployment_record(
+        "U0REQUEST1", request=deployment_request(application="demo"), status=DeploymentStatus.PLANNING
     )
     assert state_id(deployment.request.state_bucket, deployment.request.state_key) == f"{BUCKET}/{KEY}"
     rt.store.create(deployment)
