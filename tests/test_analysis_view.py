@@ -143,15 +143,7 @@ def test_unchecked_permissions_are_a_warning() -> None:
 
 
 def test_skipped_sections_are_shown() -> None:
-    sections = {
-        "s3_buckets": SectionResult(
-            name="s3_buckets",
-            title="S3 buckets",
-            group="storage",
-            iam_action="s3:ListAllMyBuckets",
-            status=SectionStatus.NO_PERMISSION,
-        )
-    }
+    sections = {"s3_buckets": SectionResult.of("s3_buckets", status=SectionStatus.NO_PERMISSION)}
     found = AccountScan(region="us-east-1", vpcs=[DEFAULT_VPC], availability_zones=ZONES, sections=sections)
     content = text_of(render(analyse_account(found, deployment_request())))
     assert "no permission for s3:ListAllMyBuckets" in content

@@ -525,27 +525,10 @@ def test_allowed_and_unchecked_permissions_do_not_block() -> None:
 
 def test_skipped_sections_are_counted_and_uncheckable_rules_warn() -> None:
     sections = {
-        "vpcs": SectionResult(
-            name="vpcs",
-            title="VPCs",
-            group="network",
-            iam_action="ec2:DescribeVpcs",
-            status=SectionStatus.NO_PERMISSION,
-        ),
-        "ecs_clusters": SectionResult(
-            name="ecs_clusters",
-            title="ECS clusters",
-            group="application",
-            iam_action="ecs:ListClusters",
-            count=0,
-        ),
-        "availability_zones": SectionResult(
-            name="availability_zones",
-            title="Availability zones",
-            group="network",
-            iam_action="ec2:DescribeAvailabilityZones",
-            status=SectionStatus.ERROR,
-            error="InternalError: boom",
+        "vpcs": SectionResult.of("vpcs", status=SectionStatus.NO_PERMISSION),
+        "ecs_clusters": SectionResult.of("ecs_clusters", count=0),
+        "availability_zones": SectionResult.of(
+            "availability_zones", status=SectionStatus.ERROR, error="InternalError: boom"
         ),
     }
     found = AccountScan(region="us-east-1", sections=sections)

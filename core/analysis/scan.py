@@ -140,6 +140,12 @@ class SectionResult(BaseModel):
     count: int | None = None
     error: str = ""
 
+    @classmethod
+    def of(cls, name: str, **fields: Any) -> SectionResult:
+        """A result of the section `name`: its title, group and IAM action are those of its spec."""
+        spec = SECTIONS_BY_NAME[name]
+        return cls(name=name, title=spec.title, group=spec.group, iam_action=spec.iam_action, **fields)
+
     @property
     def scanned(self) -> bool:
         return self.status in (SectionStatus.SCANNED, SectionStatus.FALLBACK)

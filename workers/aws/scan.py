@@ -118,8 +118,7 @@ def preload_service_models(region: str = "us-east-1", *, freeze: bool = False) -
 
 
 def _run_section(name: str, client: Any) -> tuple[SectionResult, Fields]:
-    spec = SECTIONS_BY_NAME[name]
-    result = SectionResult(name=name, title=spec.title, group=spec.group, iam_action=spec.iam_action)
+    result = SectionResult.of(name)
     started = time.perf_counter()
     fields: Fields = {}
     try:
