@@ -42,6 +42,7 @@ from storage.audit import AuditTrail
 from storage.locks import StateLock, TerraformRuns, state_id
 from storage.queue import JOB_SERIALIZER, Step, enqueue_step
 from storage.store import DeploymentStore
+from tests.harness.aws import lock_table
 from tests.harness.flow import click, drive_to_plan_stage, submit
 from tests.harness.processes import ROOT, WebProcess, run_worker_burst
 from tests.harness.records import deployment_record
@@ -277,14 +278,7 @@ def test_worker_killed_mid_apply_is_reported_and_never_retried(
     deployment = approved_deployment(redis_conn, commit)
     store = DeploymentStore(redis_conn)
     # Terraform's own lock item, as a killed `terraform apply` leaves it in DynamoDB
-    dynamodb = boto3.Session(profile_name="deployer", region_name="us-east-1").client("dynamodb")
-    table = deployment.request.lock_table
-    dynamodb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    dynamodb, table = lock_table(deployment)
     info = {"ID": TF_LOCK_ID, "Operation": "OperationTypeApply", "Who": "worker@host", "Created": "now"}
     dynamodb.put_item(
         TableName=table,

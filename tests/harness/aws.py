@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import boto3
 import requests
@@ -98,10 +99,9 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-def put_terraform_lock(deployment: Deployment, *, lock_id: str, who: str, version: str, created: str) -> str:
-    """Terraform's S3-backend lock of `deployment`'s state, as an apply that holds it leaves it in the
-    DynamoDB lock table (created here): the lock item (its Info JSON) and the -md5 digest item.
-    Returns the Info text."""
+def lock_table(deployment: Deployment) -> tuple[Any, str]:
+    """`deployment`'s DynamoDB lock table, created empty as Terraform's S3 backend wants it (LockID
+    hash key): a DynamoDB client of the `deployer` profile and the table's name."""
     dynamodb = boto3.Session(profile_name="deployer", region_name="us-east-1").client("dynamodb")
     table = deployment.request.lock_table
     dynamodb.create_table(
@@ -110,6 +110,14 @@ def put_terraform_lock(deployment: Deployment, *, lock_id: str, who: str, versio
         AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    return dynamodb, table
+
+
+def put_terraform_lock(deployment: Deployment, *, lock_id: str, who: str, version: str, created: str) -> str:
+    """Terraform's S3-backend lock of `deployment`'s state, as an apply that holds it leaves it in the
+    DynamoDB lock table (created here): the lock item (its Info JSON) and the -md5 digest item.
+    Returns the Info text."""
+    dynamodb, table = lock_table(deployment)
     state = state_id(deployment.request.state_bucket, deployment.request.state_key)
     info = json.dumps(
         {
