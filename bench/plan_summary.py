@@ -45,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.child import run_child  # noqa: E402
 from workers.terraform.binary import TerraformBinary, base_environment, terraform_binary  # noqa: E402
 
 DEFAULT_SIZES = (100, 1000, 10000)
@@ -292,27 +293,13 @@ def show_plan(
 def measure_in_child(plan: PlanFile, repeat: int) -> dict[str, Any]:
     """`--measure` in a fresh interpreter, so each size's peak and caches start clean."""
     sha = hashlib.sha256(plan.plan_file.read_bytes()).hexdigest()
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--measure",
-            str(plan.json_file),
-            "--plan-sha256",
-            sha,
-            "--repeat",
-            str(repeat),
-        ],
-        cwd=ROOT,
-        capture_output=True,
+    return run_child(
+        __file__,
+        ["--measure", str(plan.json_file), "--plan-sha256", sha, "--repeat", str(repeat)],
+        what=f"measuring {plan.resources} resources",
         timeout=MEASURE_TIMEOUT,
-        check=False,
-        text=True,
+        cwd=ROOT,
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"measuring {plan.resources} resources failed: {done.stderr[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 # --- Bot side (child process) ---------------------------------------------------------------------

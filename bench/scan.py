@@ -40,6 +40,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.child import run_child
+
 REGION = "us-east-1"
 BASE = {"vpcs": 5, "buckets": 200, "ecs": 30, "rds": 20, "albs": 40}
 SCALES = (1, 2)
@@ -222,18 +224,13 @@ def fresh_worker(preload: bool) -> dict[str, Any]:
 
 
 def run_fresh_worker(preload: bool, env: dict[str, str]) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--fresh-worker", "preload" if preload else "none"],
-        env=env,
-        capture_output=True,
-        text=True,
+    return run_child(
+        __file__,
+        ["--fresh-worker", "preload" if preload else "none"],
+        what="fresh worker",
         timeout=COMMAND_TIMEOUT,
-        check=False,
+        env=env,
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"fresh worker failed: {done.stderr.strip()[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
 
 
 def start_moto(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
