@@ -5,19 +5,14 @@ from __future__ import annotations
 from pydantic import BaseModel
 from slack_sdk.models.blocks import (
     Block,
-    InputBlock,
     MarkdownTextObject,
-    Option,
-    PlainTextObject,
-    RadioButtonsElement,
     SectionBlock,
 )
 from slack_sdk.models.views import View
 
-from bot.ids import INPUT_ACTION, BlockId, Callback
-from bot.views.request_modal import modal, size_option_description, text_input
+from bot.ids import BlockId, Callback
+from bot.views.request_modal import modal, size_input, text_input
 from core.models import Deployment
-from core.sizes import SIZE_PROFILES, SetupSize
 
 
 class ThreadContext(BaseModel):
@@ -66,29 +61,13 @@ def missing_values_modal(context: ThreadContext, variables: list[tuple[str, str,
 def edit_values_modal(context: ThreadContext, deployment: Deployment) -> View:
     request = deployment.request
     tags = "\n".join(f"{k}={v}" for k, v in request.additional_tags.items())
-    size_options = [
-        Option(
-            value=s.value,
-            text=PlainTextObject(text=SIZE_PROFILES[s].title),
-            description=size_option_description(s),
-        )
-        for s in SetupSize
-    ]
     blocks: list[Block] = [
         SectionBlock(
             text=MarkdownTextObject(
                 text="Saving rewrites the tfvars (comments kept), discards earlier approvals and makes a new plan."
             )
         ),
-        InputBlock(
-            block_id=BlockId.SIZE.value,
-            label=PlainTextObject(text="Setup size"),
-            element=RadioButtonsElement(
-                action_id=INPUT_ACTION,
-                options=size_options,
-                initial_option=next(o for o in size_options if o.value == request.size.value),
-            ),
-        ),
+        size_input(request.size),
         text_input(BlockId.VPC_CIDR.value, "VPC CIDR", initial=request.vpc_cidr_block, max_length=18),
         text_input(
             BlockId.TAGS.value,

@@ -56,6 +56,20 @@ def size_option_description(size: SetupSize) -> str:
     return f"{profile.monthly_cost} · {profile.services_hint}"
 
 
+def size_input(initial: SetupSize) -> InputBlock:
+    """The setup size as radio buttons (each size's title, cost and services), `initial` chosen."""
+    options = [_option(s.value, SIZE_PROFILES[s].title, size_option_description(s)) for s in SetupSize]
+    return InputBlock(
+        block_id=BlockId.SIZE.value,
+        label=PlainTextObject(text="Setup size"),
+        element=RadioButtonsElement(
+            action_id=INPUT_ACTION,
+            options=options,
+            initial_option=next(o for o in options if o.value == initial.value),
+        ),
+    )
+
+
 def size_matrix_markdown() -> str:
     lines = ["*Setup sizes*"]
     for profile in SIZE_PROFILES.values():
@@ -152,21 +166,7 @@ def request_modal(context: ModalContext, profiles: list[str]) -> View:
         ),
         DividerBlock(),
         SectionBlock(text=MarkdownTextObject(text=size_matrix_markdown())),
-        InputBlock(
-            block_id=BlockId.SIZE.value,
-            label=PlainTextObject(text="Setup size"),
-            element=RadioButtonsElement(
-                action_id=INPUT_ACTION,
-                options=[
-                    _option(s.value, SIZE_PROFILES[s].title, size_option_description(s)) for s in SetupSize
-                ],
-                initial_option=_option(
-                    SetupSize.MEDIUM.value,
-                    SIZE_PROFILES[SetupSize.MEDIUM].title,
-                    size_option_description(SetupSize.MEDIUM),
-                ),
-            ),
-        ),
+        size_input(SetupSize.MEDIUM),
         DividerBlock(),
         text_input(
             BlockId.ACCOUNT_ID, "AWS account id", placeholder="123456789012", hint="12 digits", max_length=12
