@@ -16,6 +16,7 @@ from botocore.stub import ANY, Stubber
 from core.permissions import (
     ACTION,
     SERVICE_ACTIONS,
+    PermissionCheck,
     group_by_service,
     required_actions,
     role_arn_from_session_arn,
@@ -134,6 +135,20 @@ def _get_role(stubber: Stubber, arn: str = ROLE_ARN, path: str = "/") -> None:
     )
 
 
+def _check_one_action(client: Any, stubber: Stubber, caller_arn: str, *, simulated: str) -> PermissionCheck:
+    """The check of ecs:CreateCluster for `caller_arn`; the Stubber expects it simulated for `simulated`
+    (and allowed), after whatever the test queued before."""
+    stubber.add_response(
+        "simulate_principal_policy",
+        _results(["ecs:CreateCluster"]),
+        {"PolicySourceArn": simulated, "ActionNames": ANY},
+    )
+    with stubber:
+        return check_permissions(
+            boto3.Session(), caller_arn, "small", iam_client=client, actions=["ecs:CreateCluster"]
+        )
+
+
 def test_all_allowed() -> None:
     """Stubber: every action allowed, chunked into SimulatePrincipalPolicy calls of ACTION_CHUNK names."""
     client, stubber = _iam()
@@ -200,15 +215,7 @@ def test_get_role_denied_falls_back_to_the_plain_role_arn() -> None:
     """Stubber: GetRole is AccessDenied, so the path cannot be found: the plain role ARN is simulated."""
     client, stubber = _iam()
     stubber.add_client_error("get_role", "AccessDenied", "no", 403)
-    stubber.add_response(
-        "simulate_principal_policy",
-        _results(["ecs:CreateCluster"]),
-        {"PolicySourceArn": ROLE_ARN, "ActionNames": ANY},
-    )
-    with stubber:
-        check = check_permissions(
-            boto3.Session(), SESSION_ARN, "small", iam_client=client, actions=["ecs:CreateCluster"]
-        )
+    check = _check_one_action(client, stubber, SESSION_ARN, simulated=ROLE_ARN)
     assert check.checked and check.principal_arn == ROLE_ARN
 
 
@@ -216,15 +223,7 @@ def test_user_arn_is_simulated_as_is() -> None:
     """Stubber: an IAM user needs no GetRole (an unexpected call would fail the stub)."""
     client, stubber = _iam()
     user = "arn:aws:iam::123456789012:user/alice"
-    stubber.add_response(
-        "simulate_principal_policy",
-        _results(["ecs:CreateCluster"]),
-        {"PolicySourceArn": user, "ActionNames": ANY},
-    )
-    with stubber:
-        check = check_permissions(
-            boto3.Session(), user, "small", iam_client=client, actions=["ecs:CreateCluster"]
-        )
+    check = _check_one_action(client, stubber, user, simulated=user)
     assert check.checked and check.principal_arn == user
 
 
