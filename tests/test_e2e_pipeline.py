@@ -26,6 +26,7 @@ from tests.harness.flow import (
     click,
     ephemeral_to,
     eventually,
+    submit_modal,
 )
 from tests.harness.processes import path_without, run_worker_burst
 from tests.harness.slack_requests import request_values
@@ -92,13 +93,7 @@ def test_request_to_verified_deployment(
     ).params["view"]
     inputs = {b["block_id"]: b for b in values_view["blocks"] if b["type"] == "input"}
     assert set(inputs) == {"var:sns_monitoring_recepients_email_list", "var:route53_dns_name"}
-    response = slack.view_submission(
-        USER_VALUES,
-        user=REQUESTER,
-        private_metadata=values_view["private_metadata"],
-        callback_id="ecs_deploy_missing_values",
-        view_id="V-VALUES",
-    )
+    response = submit_modal(slack, values_view, USER_VALUES, user=REQUESTER, view_id="V-VALUES")
     assert response.text in ("", "{}"), response.text
 
     # 4. tfvars regenerated (comments kept), real terraform plan, summary with buttons

@@ -27,6 +27,7 @@ from tests.harness.flow import (
     ephemeral_to,
     eventually,
     give_values,
+    submit_modal,
 )
 from tests.harness.processes import background_workers, run_worker_burst, web_bot, with_policy
 from tests.harness.slack_api import SlackApiStandIn
@@ -266,13 +267,8 @@ def test_a_lead_rejects_with_a_reason(pipeline_run: PipelineRun, redis_conn: red
     plan_message, _ = slack_api.find_button(thread, "plan_reject")
     view = click_to_open_modal(pipeline, slack_api, thread, "plan_reject", LEAD)
     assert view["callback_id"] == "ecs_deploy_reject"
-    response = pipeline.view_submission(
-        {"reason": text_value("NAT costs: use the shared VPC")},
-        user=LEAD,
-        private_metadata=view["private_metadata"],
-        callback_id="ecs_deploy_reject",
-        view_id="V-REJECT-REASON",
-    )
+    reason = {"reason": text_value("NAT costs: use the shared VPC")}
+    response = submit_modal(pipeline, view, reason, user=LEAD, view_id="V-REJECT-REASON")
     assert response.text in ("", "{}"), response.text
     eventually(lambda: store.get(deployment_id).status.value == "rejected")
     eventually(
@@ -298,22 +294,10 @@ def test_edit_values_rewrites_the_tfvars_discards_approvals_and_plans_again(
         "var:rds_instance_class": text_value("db.r6g.large"),
         "var:rds_instance_count": text_value("x"),
     }
-    bad = pipeline.view_submission(
-        values,
-        user=REQUESTER,
-        private_metadata=view["private_metadata"],
-        callback_id="ecs_deploy_edit_values",
-        view_id="V-EDIT-1",
-    )
+    bad = submit_modal(pipeline, view, values, user=REQUESTER, view_id="V-EDIT-1")
     assert "var:rds_instance_count" in bad.json()["errors"]
     values["var:rds_instance_count"] = text_value("3")
-    good = pipeline.view_submission(
-        values,
-        user=REQUESTER,
-        private_metadata=view["private_metadata"],
-        callback_id="ecs_deploy_edit_values",
-        view_id="V-EDIT-2",
-    )
+    good = submit_modal(pipeline, view, values, user=REQUESTER, view_id="V-EDIT-2")
     assert good.text in ("", "{}"), good.text
     eventually(lambda: store.get(deployment_id).status.value == "preparing_workspace")
     run_worker_burst(pipeline_env)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import requests
+
 from core.models import Deployment
 from storage.store import DeploymentStore
 from tests.harness.processes import run_worker_burst
@@ -37,6 +39,19 @@ def click_to_open_modal(
     return view
 
 
+def submit_modal(
+    slack: SlackClientSim, view: dict[str, Any], values: dict[str, dict[str, Any]], *, user: str, view_id: str
+) -> requests.Response:
+    """Submit `values` as `user` in the modal `view` that Slack opened (its callback id and metadata)."""
+    return slack.view_submission(
+        values,
+        user=user,
+        private_metadata=view["private_metadata"],
+        callback_id=view["callback_id"],
+        view_id=view_id,
+    )
+
+
 def submit(
     slack: SlackClientSim, store: DeploymentStore, view_id: str, user: str = REQUESTER, **overrides: str
 ) -> str:
@@ -63,13 +78,7 @@ def give_values(
             and api.calls_to("views.open").index(c) >= calls_before
         ),
     ).params["view"]
-    response = slack.view_submission(
-        USER_VALUES,
-        user=user,
-        private_metadata=view["private_metadata"],
-        callback_id="ecs_deploy_missing_values",
-        view_id=f"V-VALUES-{deployment.id}",
-    )
+    response = submit_modal(slack, view, USER_VALUES, user=user, view_id=f"V-VALUES-{deployment.id}")
     assert response.text in ("", "{}"), response.text
     eventually(
         lambda: any(
