@@ -70,6 +70,15 @@ def recorded_run(
     return TerraformRuns(redis_conn).begin(run)
 
 
+def deployment_whose_run_left_its_lock(redis_conn: redis.Redis, **run_changes: Any) -> Deployment:
+    """An interrupted deployment, Terraform's lock as its run left it (DEAD_RUNS_LOCK), and the bot's
+    record of that run with the same lock ID (`run_changes` applied to the record)."""
+    deployment = interrupted_deployment(redis_conn)
+    info = terraform_lock_left(deployment, DEAD_RUNS_LOCK)
+    recorded_run(redis_conn, deployment, info, **run_changes)
+    return deployment
+
+
 def lock_item(deployment: Deployment) -> dict[str, Any] | None:
     dynamodb = boto3.Session(profile_name="deployer", region_name="us-east-1").client("dynamodb")
     reply = dynamodb.get_item(
@@ -104,9 +113,7 @@ def released_events(redis_conn: redis.Redis, deployment: Deployment) -> list[Any
 def test_a_lead_releases_a_dead_runs_own_terraform_lock_without_force_unlock(
     bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
 ) -> None:
-    deployment = interrupted_deployment(redis_conn)
-    info = terraform_lock_left(deployment, DEAD_RUNS_LOCK)
-    recorded_run(redis_conn, deployment, info)
+    deployment = deployment_whose_run_left_its_lock(redis_conn)
 
     told = unlock(bot, slack_api, deployment, LEAD)
 
@@ -138,9 +145,7 @@ def test_a_lock_that_is_not_the_dead_runs_is_never_touched(
 def test_the_lock_of_a_run_that_may_be_alive_is_never_touched(
     bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
 ) -> None:
-    deployment = interrupted_deployment(redis_conn)
-    info = terraform_lock_left(deployment, DEAD_RUNS_LOCK)
-    recorded_run(redis_conn, deployment, info, outcome="running", ended_at=None)
+    deployment = deployment_whose_run_left_its_lock(redis_conn, outcome="running", ended_at=None)
     redis_conn.set(job_heartbeat_key("job-of-the-dead-run"), "4242", ex=60)  # its job still beats
 
     told = unlock(bot, slack_api, deployment, LEAD)
@@ -153,9 +158,7 @@ def test_the_lock_of_a_run_that_may_be_alive_is_never_touched(
 def test_only_a_lead_can_have_it_released(
     bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
 ) -> None:
-    deployment = interrupted_deployment(redis_conn)
-    info = terraform_lock_left(deployment, DEAD_RUNS_LOCK)
-    recorded_run(redis_conn, deployment, info)
+    deployment = deployment_whose_run_left_its_lock(redis_conn)
 
     refused = bot.slash_command(f"unlock {deployment.id}", user=REQUESTER)
     assert "Only an approver (lead)" in refused.text
