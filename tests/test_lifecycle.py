@@ -27,7 +27,8 @@ from core.policy.loading import policy_from_settings
 from core.settings import Settings
 from storage.audit import AuditTrail
 from storage.queue import JOB_FUNCTIONS, queue
-from tests.test_crash_recovery import REQUESTER, request
+from tests.harness.records import deployment_request
+from tests.test_crash_recovery import REQUESTER
 from tests.test_outbox import make_notifier
 from workers.runtime import Runtime, move
 
@@ -102,7 +103,7 @@ FINAL = {S.DEPLOYED, S.FAILED, S.REJECTED, S.CANCELLED, S.INTERRUPTED}
 
 
 def deployment(status: S) -> Deployment:
-    return Deployment(request=request(), requester_id=REQUESTER, channel_id="C_DEPLOYS", status=status)
+    return Deployment(request=deployment_request(), requester_id=REQUESTER, channel_id="C_DEPLOYS", status=status)
 
 
 def test_the_table_has_every_move_and_the_expectation_too() -> None:

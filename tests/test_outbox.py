@@ -21,8 +21,9 @@ from core.models import Deployment, DeploymentStatus
 from core.settings import Settings
 from storage.store import DeploymentStore
 from tests.harness.flow import eventually
+from tests.harness.records import deployment_request
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
-from tests.test_crash_recovery import REQUESTER, request
+from tests.test_crash_recovery import REQUESTER
 
 CHANNEL = "C_DEPLOYS"
 
@@ -36,7 +37,7 @@ def make_notifier(bot_env: dict[str, str], connection: redis.Redis, *, backgroun
 
 def new_deployment(notifier: Notifier) -> Deployment:
     deployment, _ = notifier.store.create(
-        Deployment(request=request(), requester_id=REQUESTER, channel_id=CHANNEL)
+        Deployment(request=deployment_request(), requester_id=REQUESTER, channel_id=CHANNEL)
     )
     return deployment
 

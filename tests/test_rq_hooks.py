@@ -22,8 +22,8 @@ from core.settings import Settings
 from storage.locks import interrupted_key
 from storage.queue import JOB_SERIALIZER, ON_FAILURE, Step, enqueue_step, queue
 from storage.store import DeploymentStore
+from tests.harness.records import deployment_request
 from tests.harness.slack_api import SlackApiStandIn
-from tests.test_crash_recovery import request
 from workers.heartbeats import Bounds
 from workers.worker import DeployWorker, on_job_failure
 
@@ -51,7 +51,7 @@ def test_a_job_rq_finds_abandoned_is_reported_once_through_its_on_failure_callba
     env: Settings, redis_conn: redis.Redis, slack_api: SlackApiStandIn
 ) -> None:
     store = DeploymentStore(redis_conn)
-    deployment = Deployment(request=request(), requester_id="U0REQUEST1", channel_id="C_DEPLOYS")
+    deployment = Deployment(request=deployment_request(), requester_id="U0REQUEST1", channel_id="C_DEPLOYS")
     store.create(deployment.with_status(DeploymentStatus.VERIFYING))
     job = started_by_a_worker_that_died(redis_conn, env, deployment)
     assert job.failure_callback is on_job_failure and ON_FAILURE.name == "workers.worker.on_job_failure"
@@ -77,7 +77,7 @@ def test_a_job_that_raised_is_left_to_its_step(
     env: Settings, redis_conn: redis.Redis, slack_api: SlackApiStandIn
 ) -> None:
     store = DeploymentStore(redis_conn)
-    deployment = Deployment(request=request(), requester_id="U0REQUEST1", channel_id="C_DEPLOYS")
+    deployment = Deployment(request=deployment_request(), requester_id="U0REQUEST1", channel_id="C_DEPLOYS")
     store.create(deployment.with_status(DeploymentStatus.VERIFYING))
     job = enqueue_step(redis_conn, env, Step.VERIFY, deployment.id)
     on_job_failure(job, redis_conn, ValueError, ValueError("boom"), None)
@@ -92,7 +92,7 @@ def test_a_work_horse_killed_alone_is_reported_through_rqs_handler(
     """RQ's monitor calls the public `handle_work_horse_killed`, which calls the handler the worker
     was built with (`work_horse_killed_handler`): the thread hears of it with the signal."""
     store = DeploymentStore(redis_conn)
-    deployment = Deployment(request=request(), requester_id="U0REQUEST1", channel_id="C_DEPLOYS")
+    deployment = Deployment(request=deployment_request(), requester_id="U0REQUEST1", channel_id="C_DEPLOYS")
     store.create(deployment.with_status(DeploymentStatus.VERIFYING))
     job = started_by_a_worker_that_died(redis_conn, env, deployment)
     previous = os.umask(0o022)

@@ -28,9 +28,10 @@ from storage.audit import AuditTrail
 from storage.store import DeploymentStore
 from tests.harness.flow import LEAD, click, drive_to_plan_stage, eventually, submit
 from tests.harness.processes import ROOT, run_worker_burst
+from tests.harness.records import deployment_request
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values
-from tests.test_crash_recovery import REQUESTER, request, wait_until
+from tests.test_crash_recovery import REQUESTER, wait_until
 
 METADATA = json.dumps({"channel_id": "C_DEPLOYS"})
 
@@ -49,7 +50,7 @@ def notifier(settings: Settings, redis_conn: redis.Redis, slack_api: SlackApiSta
 
 def new_deployment(notifier: Notifier) -> Deployment:
     deployment, _ = notifier.store.create(
-        Deployment(request=request(), requester_id=REQUESTER, channel_id="C_DEPLOYS")
+        Deployment(request=deployment_request(), requester_id=REQUESTER, channel_id="C_DEPLOYS")
     )
     return deployment
 
