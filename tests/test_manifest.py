@@ -29,7 +29,7 @@ METHOD_SCOPES: dict[str, str | tuple[str, ...] | None] = {
 COMPOSITE = {"files.upload.v2": ["files.getUploadURLExternal", "files.completeUploadExternal"]}
 CALL = re.compile(
     r"\.(auth_test|chat_\w+|views_\w+|files_\w+|users_\w+|usergroups_\w+|conversations_\w+|reactions_\w+)\("
-    r"|_call\(\s*\"(\w+)\""
+    r"|(?:_call|\.call|\.lookup)\(\s*\"(\w+)\""
 )
 
 
