@@ -43,6 +43,7 @@ from storage.locks import StateLock, TerraformRuns, state_id
 from storage.queue import JOB_SERIALIZER, Step, enqueue_step
 from storage.store import DeploymentStore
 from tests.harness.aws import lock_table
+from tests.harness.dev import process_tree
 from tests.harness.flow import click, drive_to_plan_stage, submit
 from tests.harness.processes import ROOT, WebProcess, run_worker_burst
 from tests.harness.records import deployment_record
@@ -172,23 +173,7 @@ class WorkerProcess:
 
 
 def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found: list[int] = []
-    todo = [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
+    return list(process_tree(pid))
 
 
 def alive(pid: int) -> bool:
