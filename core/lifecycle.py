@@ -12,6 +12,7 @@ workers: `workers.runtime.move`), so a status that promises a job never exists w
     people: [..]    worker: (..)    job queued with the move: =JOB=>    ~ any of the statuses
 
       REQUESTED ─(start_verify)─> VERIFYING ─(verified)=ANALYSE=> ANALYSING
+      VERIFYING ─(verified_environment: a change, upgrade or destroy)=WORKSPACE=> PREPARING_WORKSPACE
       ANALYSING ─(analysed)─> AWAITING_DECISION
       ANALYSING ─(fresh_account)=BACKEND=> PREPARING_BACKEND
       AWAITING_DECISION ─[apply_recommendations | keep_values]=BACKEND=> PREPARING_BACKEND
@@ -26,6 +27,7 @@ workers: `workers.runtime.move`), so a status that promises a job never exists w
       AWAITING_APPROVAL ─[approve]=APPLY=> APPROVED ─(start_apply)─> APPLYING
       AWAITING_APPROVAL ─[reject]─> REJECTED
       APPLYING ─(applied)=VERIFY_DEPLOYMENT=> VERIFYING_DEPLOYMENT ─(deployment_verified)─> DEPLOYED
+      VERIFYING_DEPLOYMENT ─(destroyed: a destroy's state is empty)─> DESTROYED
       APPLYING ─(apply_failed)─> FAILED
 
       AWAITING_APPROVAL | FAILED | DEPLOYED | INTERRUPTED | CANCELLED ─[replan]=PLAN=> PLANNING
@@ -33,8 +35,8 @@ workers: `workers.runtime.move`), so a status that promises a job never exists w
                                          ─[edit_values]=WORKSPACE=> PREPARING_WORKSPACE
       ~ waiting or running, except APPLYING ─[cancel]─> CANCELLED
       ~ waiting or running                  ─[force_cancel]─> CANCELLED
-      ~ any but CANCELLED, REJECTED, INTERRUPTED ─(fail: a step failed)─> FAILED
-      ~ any but CANCELLED, REJECTED              ─(interrupt: its worker was killed)─> INTERRUPTED
+      ~ any but CANCELLED, REJECTED, DESTROYED, INTERRUPTED ─(fail: a step failed)─> FAILED
+      ~ any but CANCELLED, REJECTED, DESTROYED              ─(interrupt: its worker was killed)─> INTERRUPTED
 
     When a job starts, its worker moves the status the job was queued with to the step's own (the
     root message says so); the first source is the status earlier versions queued the job with:
@@ -50,9 +52,13 @@ A new deployment is stored as REQUESTED together with its VERIFY job (bot/listen
 Waiting for people: AWAITING_DECISION, AWAITING_BACKEND_FIX, AWAITING_INPUT, AWAITING_APPROVAL.
 Running (a job is queued or running): REQUESTED, VERIFYING, ANALYSING, PREPARING_BACKEND,
 PREPARING_WORKSPACE, PLANNING, APPROVED, APPLYING, VERIFYING_DEPLOYMENT.
-Final: DEPLOYED, FAILED, REJECTED, CANCELLED, INTERRUPTED; of those, CANCELLED and REJECTED are
+Final: DEPLOYED, DESTROYED, FAILED, REJECTED, CANCELLED, INTERRUPTED; of those, CANCELLED and REJECTED are
 *stopped*: no worker moves a stopped deployment any more (a queued job finds it stopped and ends
-quietly); only people move a final deployment on (re-plan, edit values).
+quietly); only people move a final deployment on (re-plan, edit values). A DESTROYED deployment
+never moves again: its environment is gone (a new one starts with a new CREATE deployment).
+
+A change, upgrade or destroy (DeploymentKind) of a live environment skips the account analysis and the
+backend (both exist since its first apply): its verify step makes VERIFIED_ENVIRONMENT.
 """
 
 from __future__ import annotations
@@ -77,6 +83,19 @@ class Step(StrEnum):
     VERIFY_DEPLOYMENT = "verify_deployment"
 
 
+class DeploymentKind(StrEnum):
+    """What a deployment does to its environment (core/environments.py)."""
+
+    CREATE = "create"  # a new environment
+    CHANGE = "change"  # new values (or a new ref) for a live environment
+    UPGRADE = "upgrade"  # a live environment moved to the repository's current head
+    DESTROY = "destroy"  # `terraform plan -destroy`, then its apply
+
+    @property
+    def on_live_environment(self) -> bool:
+        return self is not DeploymentKind.CREATE
+
+
 class Kind(StrEnum):
     WAITING = "waiting"  # for people: a button, a form or a subcommand moves it on
     RUNNING = "running"  # a job is queued or running
@@ -98,6 +117,7 @@ class DeploymentStatus(StrEnum):
     APPLYING = "applying"
     VERIFYING_DEPLOYMENT = "verifying_deployment"
     DEPLOYED = "deployed"
+    DESTROYED = "destroyed"  # a destroy deployment applied: its environment is gone
     FAILED = "failed"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
@@ -143,6 +163,7 @@ KINDS: dict[DeploymentStatus, Kind] = {
     S.APPLYING: Kind.RUNNING,
     S.VERIFYING_DEPLOYMENT: Kind.RUNNING,
     S.DEPLOYED: Kind.FINAL,
+    S.DESTROYED: Kind.FINAL,
     S.FAILED: Kind.FINAL,
     S.REJECTED: Kind.FINAL,
     S.CANCELLED: Kind.FINAL,
@@ -166,6 +187,7 @@ class Move(StrEnum):
     # workers
     START_VERIFY = "start_verify"
     VERIFIED = "verified"
+    VERIFIED_ENVIRONMENT = "verified_environment"
     START_ANALYSE = "start_analyse"
     ANALYSED = "analysed"
     FRESH_ACCOUNT = "fresh_account"
@@ -184,6 +206,7 @@ class Move(StrEnum):
     APPLIED = "applied"
     APPLY_FAILED = "apply_failed"
     DEPLOYMENT_VERIFIED = "deployment_verified"
+    DESTROYED = "destroyed"
     FAIL = "fail"
     INTERRUPT = "interrupt"
     # people
@@ -226,6 +249,7 @@ def _p(
 TRANSITIONS: dict[Move, Transition] = {
     Move.START_VERIFY: _w({S.REQUESTED, S.VERIFYING}, S.VERIFYING),
     Move.VERIFIED: _w({S.VERIFYING}, S.ANALYSING, Step.ANALYSE),
+    Move.VERIFIED_ENVIRONMENT: _w({S.VERIFYING}, S.PREPARING_WORKSPACE, Step.WORKSPACE),
     Move.START_ANALYSE: _w({S.VERIFYING, S.ANALYSING}, S.ANALYSING),
     Move.ANALYSED: _w({S.ANALYSING}, S.AWAITING_DECISION),
     Move.FRESH_ACCOUNT: _w({S.ANALYSING}, S.PREPARING_BACKEND, Step.BACKEND),
@@ -244,8 +268,9 @@ TRANSITIONS: dict[Move, Transition] = {
     Move.APPLIED: _w({S.APPLYING}, S.VERIFYING_DEPLOYMENT, Step.VERIFY_DEPLOYMENT),
     Move.APPLY_FAILED: _w({S.APPLYING}, S.FAILED),
     Move.DEPLOYMENT_VERIFIED: _w({S.VERIFYING_DEPLOYMENT}, S.DEPLOYED),
-    Move.FAIL: _w(ALL_STATUSES - STOPPED_STATUSES - {S.INTERRUPTED}, S.FAILED),
-    Move.INTERRUPT: _w(ALL_STATUSES - STOPPED_STATUSES, S.INTERRUPTED),
+    Move.DESTROYED: _w({S.VERIFYING_DEPLOYMENT}, S.DESTROYED),
+    Move.FAIL: _w(ALL_STATUSES - STOPPED_STATUSES - {S.INTERRUPTED, S.DESTROYED}, S.FAILED),
+    Move.INTERRUPT: _w(ALL_STATUSES - STOPPED_STATUSES - {S.DESTROYED}, S.INTERRUPTED),
     Move.APPLY_RECOMMENDATIONS: _p({S.AWAITING_DECISION}, S.PREPARING_BACKEND, Step.BACKEND),
     Move.KEEP_VALUES: _p({S.AWAITING_DECISION}, S.PREPARING_BACKEND, Step.BACKEND),
     Move.OVERRIDE_PERMISSIONS: _p({S.AWAITING_DECISION}, S.ANALYSING, Step.ANALYSE),

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from core import validation
 from core.approval import ApprovalState, PlanBinding
 from core.backend_fix import BackendFixPlan
+from core.lifecycle import DeploymentKind as DeploymentKind
 from core.lifecycle import DeploymentStatus as DeploymentStatus
 from core.sizes import SetupSize
 
@@ -83,6 +84,11 @@ class DeploymentRequest(BaseModel):
         return f"{self.application}-{self.account_id}-{self.region}"
 
     @property
+    def environment_key(self) -> str:
+        """core.environments.EnvironmentKey's string: {application}-{environment}-{account_id}-{region}."""
+        return f"{self.application}-{self.environment}-{self.account_id}-{self.region}"
+
+    @property
     def headline(self) -> str:
         return (
             f"{self.application}/{self.environment} · {self.account_id} · {self.region} · {self.size.value}"
@@ -125,6 +131,11 @@ class Deployment(BaseModel):
     team_id: str | None = None
     channel_id: str
     requested_via: str | None = None  # the MCP client that made the request for the requester
+    kind: DeploymentKind = DeploymentKind.CREATE  # what it does to its environment (core/environments.py)
+    repo_ref: str | None = None  # the Terraform repository ref to check out (None: the configured one)
+    previous_threads: list[str] = Field(
+        default_factory=list
+    )  # permalinks of the environment's earlier threads
     thread_ts: str | None = None
     status: DeploymentStatus = DeploymentStatus.REQUESTED
     status_detail: str = ""

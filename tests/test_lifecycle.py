@@ -36,13 +36,14 @@ S = DeploymentStatus
 ROOT = Path(__file__).resolve().parents[1]
 EVERY = frozenset(S)
 STOPPED = {S.CANCELLED, S.REJECTED}
-OPEN = EVERY - {S.DEPLOYED, S.FAILED, S.REJECTED, S.CANCELLED, S.INTERRUPTED}
+OPEN = EVERY - {S.DEPLOYED, S.DESTROYED, S.FAILED, S.REJECTED, S.CANCELLED, S.INTERRUPTED}
 
 # The lifecycle written out once more, by hand, from the product's flow (README "Using it"): the
 # table must say exactly this. (sources, target, job)
 EXPECTED: dict[Move, tuple[set[S] | frozenset[S], S, Step | None]] = {
     Move.START_VERIFY: ({S.REQUESTED, S.VERIFYING}, S.VERIFYING, None),
     Move.VERIFIED: ({S.VERIFYING}, S.ANALYSING, Step.ANALYSE),
+    Move.VERIFIED_ENVIRONMENT: ({S.VERIFYING}, S.PREPARING_WORKSPACE, Step.WORKSPACE),
     Move.START_ANALYSE: ({S.VERIFYING, S.ANALYSING}, S.ANALYSING, None),
     Move.ANALYSED: ({S.ANALYSING}, S.AWAITING_DECISION, None),
     Move.FRESH_ACCOUNT: ({S.ANALYSING}, S.PREPARING_BACKEND, Step.BACKEND),
@@ -61,8 +62,9 @@ EXPECTED: dict[Move, tuple[set[S] | frozenset[S], S, Step | None]] = {
     Move.APPLIED: ({S.APPLYING}, S.VERIFYING_DEPLOYMENT, Step.VERIFY_DEPLOYMENT),
     Move.APPLY_FAILED: ({S.APPLYING}, S.FAILED, None),
     Move.DEPLOYMENT_VERIFIED: ({S.VERIFYING_DEPLOYMENT}, S.DEPLOYED, None),
-    Move.FAIL: (EVERY - STOPPED - {S.INTERRUPTED}, S.FAILED, None),
-    Move.INTERRUPT: (EVERY - STOPPED, S.INTERRUPTED, None),
+    Move.DESTROYED: ({S.VERIFYING_DEPLOYMENT}, S.DESTROYED, None),
+    Move.FAIL: (EVERY - STOPPED - {S.INTERRUPTED, S.DESTROYED}, S.FAILED, None),
+    Move.INTERRUPT: (EVERY - STOPPED - {S.DESTROYED}, S.INTERRUPTED, None),
     Move.APPLY_RECOMMENDATIONS: ({S.AWAITING_DECISION}, S.PREPARING_BACKEND, Step.BACKEND),
     Move.KEEP_VALUES: ({S.AWAITING_DECISION}, S.PREPARING_BACKEND, Step.BACKEND),
     Move.OVERRIDE_PERMISSIONS: ({S.AWAITING_DECISION}, S.ANALYSING, Step.ANALYSE),
@@ -99,7 +101,7 @@ BY_PEOPLE = {
     Move.FORCE_CANCEL,
 }
 WAITING = {S.AWAITING_DECISION, S.AWAITING_BACKEND_FIX, S.AWAITING_INPUT, S.AWAITING_APPROVAL}
-FINAL = {S.DEPLOYED, S.FAILED, S.REJECTED, S.CANCELLED, S.INTERRUPTED}
+FINAL = {S.DEPLOYED, S.DESTROYED, S.FAILED, S.REJECTED, S.CANCELLED, S.INTERRUPTED}
 
 
 def deployment(status: S) -> Deployment:
@@ -204,7 +206,7 @@ def test_every_status_is_reachable_and_people_move_on_what_waits_for_them() -> N
 @pytest.mark.parametrize("status", list(S), ids=str)
 def test_the_edit_form_opens(status: S) -> None:
     # as before the table: refused while an approved plan is applying and when final and not editable
-    refused = {S.APPLYING, S.APPROVED, S.REJECTED, S.CANCELLED}
+    refused = {S.APPLYING, S.APPROVED, S.REJECTED, S.CANCELLED, S.DESTROYED}
     assert lifecycle.edit_form_opens(status) is (status not in refused)
 
 

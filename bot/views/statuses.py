@@ -24,6 +24,7 @@ STATUS_LABELS: dict[DeploymentStatus, str] = {
     S.APPLYING: ":gear: Applying",
     S.VERIFYING_DEPLOYMENT: ":stethoscope: Verifying the deployment",
     S.DEPLOYED: ":white_check_mark: Deployed",
+    S.DESTROYED: ":wastebasket: Destroyed",
     S.FAILED: ":x: Failed",
     S.REJECTED: ":no_entry: Rejected",
     S.CANCELLED: ":no_entry_sign: Cancelled",

@@ -37,7 +37,10 @@ def run_verify(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> 
     deployment = rt.store.update(deployment.id, lambda d: d.model_copy(update={"identity": identity}))
     rt.notifier.post(deployment, verified_message(identity, request.profile))
     rt.audit.record("access_verified", deployment.id, "worker", account=identity.account, arn=identity.arn)
-    move(rt, deployment.id, Move.VERIFIED)
+    # a live environment's account was analysed and its backend made before its first apply
+    move(
+        rt, deployment.id, Move.VERIFIED_ENVIRONMENT if deployment.kind.on_live_environment else Move.VERIFIED
+    )
 
 
 def run_analyse(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
