@@ -10,6 +10,9 @@ class Callback(StrEnum):
     REJECT_MODAL = "ecs_deploy_reject"
     EDIT_VALUES_MODAL = "ecs_deploy_edit_values"
     MISSING_VALUES_MODAL = "ecs_deploy_missing_values"
+    CHANGE_MODAL = "ecs_deploy_change"  # change or upgrade a live environment (issue 13)
+    DESTROY_MODAL = "ecs_deploy_destroy"  # typed confirmation of a destroy (issue 13)
+    DRIFT_ACKNOWLEDGE_MODAL = "ecs_deploy_drift_acknowledge"  # why a drift is acknowledged (issue 14)
 
 
 class Action(StrEnum):
@@ -28,6 +31,14 @@ class Action(StrEnum):
     EDIT_VALUES = "plan_edit_values"
     REPLAN = "plan_replan"
     OPEN_THREAD = "home_open_thread"
+    # environments (issue 13); a button's value is the environment's key
+    CHANGE_ENVIRONMENT = "environment_change"
+    UPGRADE_ENVIRONMENT = "environment_upgrade"
+    DESTROY_ENVIRONMENT = "environment_destroy"
+    RETRY_CONFIG_COMMIT = "environment_config_retry"
+    # drift (issue 14)
+    PLAN_TO_RECONCILE = "drift_reconcile"
+    ACKNOWLEDGE_DRIFT = "drift_acknowledge"
 
 
 class BlockId(StrEnum):
