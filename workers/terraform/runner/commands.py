@@ -39,12 +39,15 @@ def plan(
     *,
     options: RunOptions | None = None,
     on_line: Callable[[str], None] | None = None,
+    refresh_only: bool = False,
 ) -> PlanResult:
-    """`terraform plan -json -detailed-exitcode`: exit 0 no changes, 2 changes, anything else an error."""
+    """`terraform plan -json -detailed-exitcode`: exit 0 no changes, 2 changes, anything else an error.
+    `refresh_only` adds `-refresh-only` (changes made outside Terraform only; the drift check)."""
     result, _ = run_terraform(
         workspace,
         "plan",
         [
+            *(["-refresh-only"] if refresh_only else []),
             f"-var-file={var_file}",
             f"-out={plan_file}",
             f"-lock-timeout={(options or RunOptions()).lock_timeout_seconds}s",
