@@ -64,6 +64,7 @@ class Settings(BaseSettings):
     verify_http: bool = Field(default=True, alias="ECS_DEPLOY_VERIFY_HTTP")
     kms_key_id: str | None = Field(default=None, alias="ECS_DEPLOY_STATE_KMS_KEY")
     audit_retention_days: int = Field(default=400, ge=1, alias="ECS_DEPLOY_AUDIT_RETENTION_DAYS")
+    drift_interval_seconds: int = Field(default=21600, ge=0, alias="ECS_DEPLOY_DRIFT_INTERVAL")  # 0: off
     artifact_key: SecretStr | None = Field(default=None, alias="ECS_DEPLOY_ARTIFACT_KEY")
     heartbeat_interval_seconds: float = Field(default=5.0, gt=0, alias="ECS_DEPLOY_HEARTBEAT_INTERVAL")
     dead_after_seconds: float = Field(default=45.0, gt=0, alias="ECS_DEPLOY_DEAD_AFTER")
