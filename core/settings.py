@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     dead_after_seconds: float = Field(default=45.0, gt=0, alias="ECS_DEPLOY_DEAD_AFTER")
     sweep_interval_seconds: float = Field(default=15.0, gt=0, alias="ECS_DEPLOY_SWEEP_INTERVAL")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    # committed environment configuration (workers/config_repo.py) and its pull requests (workers/github_pr.py)
+    config_branch_prefix: str = Field(default="ecs-deploy/", alias="ECS_DEPLOY_CONFIG_BRANCH_PREFIX")
+    config_push_url: SecretStr | None = Field(default=None, alias="ECS_DEPLOY_CONFIG_PUSH_URL")
+    git_author: str = Field(
+        default="ecs-deploy-bot <ecs-deploy-bot@users.noreply.local>", alias="ECS_DEPLOY_GIT_AUTHOR"
+    )
+    github_token: SecretStr | None = Field(default=None, alias="ECS_DEPLOY_GITHUB_TOKEN")
+    github_api_url: str = Field(default="https://api.github.com", alias="ECS_DEPLOY_GITHUB_API_URL")
+    github_repository: str = Field(default="", alias="ECS_DEPLOY_GITHUB_REPOSITORY")
 
     @field_validator("slack_api_url")
     @classmethod
@@ -91,6 +100,25 @@ class Settings(BaseSettings):
         if value is None or not value.get_secret_value().strip():
             return None
         parse_keys(value.get_secret_value())
+        return value
+
+    @field_validator("git_author")
+    @classmethod
+    def _git_author(cls, value: str) -> str:
+        from email.utils import parseaddr
+
+        name, address = parseaddr(value)
+        if not name or "@" not in address:
+            raise ValueError('must be "Name <email>", e.g. "ecs-deploy-bot <ecs-deploy-bot@example.com>"')
+        return value
+
+    @field_validator("github_repository")
+    @classmethod
+    def _github_repository(cls, value: str) -> str:
+        value = value.strip()
+        owner, slash, name = value.partition("/")
+        if value and (not slash or not owner or not name or "/" in name):
+            raise ValueError("must be owner/name")
         return value
 
     @field_validator("log_level")
