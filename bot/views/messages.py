@@ -9,7 +9,7 @@ from slack_sdk.models.blocks import Block
 
 from bot.views.blocks import MESSAGE_TEXT_LIMIT, clip, context, escape_mrkdwn, section
 from bot.views.statuses import status_label
-from core.models import CallerIdentity, Deployment
+from core.models import CallerIdentity, Deployment, DeploymentKind
 
 
 class Message(BaseModel):
@@ -24,9 +24,28 @@ class Message(BaseModel):
         return [block.to_dict() for block in self.blocks]
 
 
+ROOT_HEADLINES = {  # by DeploymentKind (core/lifecycle.py)
+    DeploymentKind.CREATE: "ECS deployment requested",
+    DeploymentKind.CHANGE: "Change of a live ECS environment requested",
+    DeploymentKind.UPGRADE: "Upgrade of a live ECS environment requested",
+    DeploymentKind.DESTROY: "Destroy of an ECS environment requested",
+}
+MAX_EARLIER_THREADS = 10
+
+
+def earlier_threads_text(links: list[str]) -> str:
+    """Links to the environment's earlier threads (the newest ones when there are many)."""
+    shown = links[-MAX_EARLIER_THREADS:]
+    first = len(links) - len(shown) + 1
+    return "Earlier threads of this environment: " + " · ".join(
+        f"<{link}|#{first + n}>" for n, link in enumerate(shown)
+    )
+
+
 def root_message(deployment: Deployment) -> Message:
     request = deployment.request
-    headline = f"ECS deployment requested: {request.headline} — by <@{deployment.requester_id}>"
+    title = ROOT_HEADLINES.get(deployment.kind, ROOT_HEADLINES[DeploymentKind.CREATE])
+    headline = f"{title}: {request.headline} — by <@{deployment.requester_id}>"
     if deployment.requested_via:
         headline += f" via {escape_mrkdwn(deployment.requested_via)}"
     detail = deployment.status_detail
@@ -39,6 +58,11 @@ def root_message(deployment: Deployment) -> Message:
             context(
                 f"`{deployment.id}` · profile `{request.profile}` · {request.account_situation.value}"
                 " account · updates in the thread"
+            ),
+            *(
+                [context(earlier_threads_text(deployment.previous_threads))]
+                if deployment.previous_threads
+                else []
             ),
         ],
     )
