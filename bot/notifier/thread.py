@@ -205,6 +205,20 @@ class Notifier:
             blocks=[b.to_dict() for b in blocks] if blocks else None,
         )
 
+    def channel_message(self, channel: str, message: Message, *, thread_ts: str | None = None) -> str | None:
+        """A message that belongs to no deployment's thread (an environment's drift news, posted as a
+        new message, and replies to it): sent at once with the client's own retries, not via an
+        outbox. Returns its ts, None when Slack refused it."""
+        response, _ = self.calls.call(
+            "chat_postMessage",
+            client=self.client,
+            channel=channel,
+            thread_ts=thread_ts,
+            text=message.text,
+            blocks=message.block_dicts(),
+        )
+        return str(response["ts"]) if response is not None and response.get("ts") else None
+
     # -- the outbox ---------------------------------------------------------------------------
 
     def outbox_size(self, deployment_id: str | None = None) -> int:
