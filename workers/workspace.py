@@ -305,10 +305,14 @@ class WorkspaceManager:
             raise WorkspaceError(f"'{deployment_id}' is not a valid deployment id.")
         return self.workspaces_dir / deployment_id
 
-    def prepare(self, deployment_id: str, commit: str | None = None) -> Workspace:
-        """A fresh checkout for the deployment: the configured ref's current commit, or exactly
-        `commit` (a recorded SHA, so a re-plan or apply sees the files that were reviewed)."""
+    def prepare(self, deployment_id: str, commit: str | None = None, ref: str | None = None) -> Workspace:
+        """A fresh checkout for the deployment: the current commit of `ref` (default: the configured
+        ref), or exactly `commit` (a recorded SHA, so a re-plan or apply sees the files that were
+        reviewed)."""
         final = self.workspace_path(deployment_id)
+        ref = (ref or self.repo_ref).strip()
+        if not ref or ref.startswith("-"):
+            raise WorkspaceError(f"'{ref[:200]}' is not a usable branch or tag name.")
         if commit is not None:
             commit = commit.strip().lower()
             if not COMMIT_SHA.fullmatch(commit):
@@ -316,7 +320,7 @@ class WorkspaceManager:
         if commit is None or not (self.mirror_path / "HEAD").is_file() or self._mirror_has(commit) is None:
             self.update_mirror()  # a recorded commit already in the mirror needs no fetch
         with file_lock(self.lock_path, shared=True):
-            target = commit or self._resolve_ref()
+            target = commit or self._resolve_ref(ref)
             if commit is not None and self._mirror_has(commit) is None:
                 raise WorkspaceError(
                     f"Commit {commit[:12]} is no longer in {self.shown_url} (was the branch force-pushed?)."
@@ -326,8 +330,8 @@ class WorkspaceManager:
             temp = Path(tempfile.mkdtemp(prefix=f".{deployment_id}-", dir=self.workspaces_dir))
             checkout = temp / "repo"
             try:
-                if commit is None and self._is_branch_or_tag(self.repo_ref):
-                    self._clone_shallow(checkout)
+                if commit is None and self._is_branch_or_tag(ref):
+                    self._clone_shallow(checkout, ref)
                 else:
                     self._clone_at(checkout, target)
                 head = run_git(
@@ -346,26 +350,24 @@ class WorkspaceManager:
             finally:
                 shutil.rmtree(temp, ignore_errors=True)
         return Workspace(
-            deployment_id=deployment_id, path=final, commit=head, ref=self.repo_ref, repo_url=self.shown_url
+            deployment_id=deployment_id, path=final, commit=head, ref=ref, repo_url=self.shown_url
         )
 
-    def _resolve_ref(self) -> str:
-        sha = self._mirror_has(f"refs/heads/{self.repo_ref}") or self._mirror_has(
-            f"refs/tags/{self.repo_ref}"
-        )
-        if sha is None and COMMIT_SHA.fullmatch(self.repo_ref):
-            sha = self._mirror_has(self.repo_ref)
+    def _resolve_ref(self, ref: str) -> str:
+        sha = self._mirror_has(f"refs/heads/{ref}") or self._mirror_has(f"refs/tags/{ref}")
+        if sha is None and COMMIT_SHA.fullmatch(ref):
+            sha = self._mirror_has(ref)
         if sha is None:
             raise WorkspaceError(
-                f"The branch or tag '{self.repo_ref}' was not found in {self.shown_url}. Check the configured"
-                " repository ref."
+                f"The branch or tag '{ref[:200]}' was not found in {self.shown_url}. Check the"
+                + (" configured repository ref." if ref == self.repo_ref else " ref the change asked for.")
             )
         return sha
 
     def _is_branch_or_tag(self, ref: str) -> bool:
         return any(self._mirror_has(f"refs/{kind}/{ref}") for kind in ("heads", "tags"))
 
-    def _clone_shallow(self, checkout: Path) -> None:
+    def _clone_shallow(self, checkout: Path, ref: str) -> None:
         run_git(
             [
                 "clone",
@@ -373,7 +375,7 @@ class WorkspaceManager:
                 "--depth",
                 "1",
                 "--branch",
-                self.repo_ref,
+                ref,
                 "--",
                 self.mirror_path.resolve().as_uri(),
                 str(checkout),

@@ -16,7 +16,8 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
     deployment = move(rt, deployment.id, Move.START_WORKSPACE)
     workspaces = manager(rt)
     try:
-        workspace = workspaces.prepare(deployment.id, commit=deployment.repo_commit)
+        # a pinned commit wins; else the deployment's own ref (a change to another ref, an upgrade)
+        workspace = workspaces.prepare(deployment.id, commit=deployment.repo_commit, ref=deployment.repo_ref)
         files = workspaces.generate_files(workspace, deployment.request, deployment.extra_values)
     except WorkspaceError as exc:
         raise StepFailure(*failures.workspace_failed(exc)) from exc
