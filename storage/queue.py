@@ -88,3 +88,31 @@ def enqueue_step(
         on_failure=ON_FAILURE,
         pipeline=pipeline,
     )
+
+
+# Environment jobs: not steps of a deployment's lifecycle (they never move its status). Named by
+# dotted path like the steps; arguments are the environment key and the deployment id.
+COMMIT_CONFIG = "workers.jobs.commit_config"
+COMMIT_CONFIG_TIMEOUT = 900  # git clone/fetch/push (300 s each at most) and the GitHub calls
+
+
+def enqueue_commit_config(
+    connection: redis.Redis,
+    settings: Settings,
+    environment_key: str,
+    deployment_id: str,
+    *,
+    pipeline: redis.client.Pipeline | None = None,
+) -> Job:
+    """Queue the commit of the environment's configuration after `deployment_id`'s apply."""
+    return queue(connection, settings).enqueue(
+        COMMIT_CONFIG,
+        environment_key,
+        deployment_id,
+        job_timeout=COMMIT_CONFIG_TIMEOUT,
+        result_ttl=7 * 24 * 3600,
+        failure_ttl=30 * 24 * 3600,
+        description=f"{deployment_id}: commit the configuration of {environment_key}",
+        meta={"deployment_id": deployment_id, "environment_key": environment_key, "job": "commit_config"},
+        pipeline=pipeline,
+    )

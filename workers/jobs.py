@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from core.models import Deployment, DeploymentStopped
 from workers.metrics import timed_job
-from workers.runtime import Runtime, job_frame
+from workers.runtime import Runtime, job_frame, runtime
 from workers.steps import analysis, backend, postdeploy, terraform, workspace
 
 StepRunner = Callable[[Runtime, Deployment, dict[str, str]], None]
@@ -51,3 +51,11 @@ def run_apply(deployment_id: str, options: dict[str, str] | None = None) -> str:
 
 def run_verify_deployment(deployment_id: str, options: dict[str, str] | None = None) -> str:
     return _run(deployment_id, options, "verify the deployment", postdeploy.run)
+
+
+def commit_config(environment_key: str, deployment_id: str) -> str:
+    """Commit and push the environment's configuration after an apply (an environment job: it
+    never moves the deployment's status; a failure is reported in the thread with a Retry button)."""
+    from workers.environments import run_commit_config
+
+    return run_commit_config(runtime(), environment_key, deployment_id)

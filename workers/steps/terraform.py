@@ -33,6 +33,7 @@ from core.models import Deployment, PlanRecord, utcnow
 from core.plan_summary import PlanParseError, summarise_plan
 from core.sizes import size_profile
 from storage.artifacts import ArtifactError, ArtifactStore
+from workers.environments import record_apply
 from workers.runtime import Runtime, StepFailure, move
 from workers.steps.common import (
     approval_ttl,
@@ -317,6 +318,7 @@ def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
     summary = tracker.progress.summary or "Apply complete!"
     rt.notifier.post(deployment, apply_result_message(summary, outputs))
     rt.audit.record("applied", deployment.id, "worker", plan_sha256=binding.plan_sha256, summary=summary)
+    record_apply(rt, deployment, outputs, summary)  # the environment registry, then the config commit
     return Move.APPLIED, summary
 
 
