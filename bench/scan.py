@@ -204,7 +204,11 @@ def fresh_worker(preload: bool) -> dict[str, Any]:
         started = time.perf_counter()
         found = scan_account(boto3.Session(region_name=REGION), REGION)
         times.append(time.perf_counter() - started)
-    failed = [section.summary for section in found.sections.values() if not section.scanned]
+    failed = [
+        f"{section.name}: {section.status.value} {section.error}".rstrip()
+        for section in found.sections.values()
+        if not section.scanned
+    ]
     if failed:
         raise RuntimeError(f"scan sections failed: {failed}")
     slowest = max(found.sections.values(), key=lambda section: section.elapsed_s)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -399,11 +400,22 @@ def group_by_service(actions: Iterable[str]) -> dict[str, list[str]]:
     return {service: sorted(grouped[service]) for service in sorted(grouped)}
 
 
+class PermissionCaveat(StrEnum):
+    """Why the pre-check could not run, or (ROOT) why it did not need to."""
+
+    ROOT = "root"  # the root user may call every action (deploying as root is discouraged)
+    FEDERATED = "federated"  # a federated-user session cannot be simulated
+    NOT_ALLOWED_TO_SIMULATE = "not_allowed_to_simulate"  # no permission for iam:SimulatePrincipalPolicy
+    SIMULATION_UNAVAILABLE = "simulation_unavailable"  # the endpoint does not implement it (e.g. moto)
+    SIMULATION_FAILED = "simulation_failed"
+
+
 class PermissionCheck(BaseModel):
     """Outcome of the permission pre-check.
 
     `checked` is False when the simulation could not run (no permission to simulate, or the endpoint does
-    not implement it); `warning` then says why. That is a warning, never a failure.
+    not implement it); `caveat` then says why (with the service's `error`, when there was one). That is a
+    warning, never a failure; `bot.views.findings.permission_warning` words it.
     """
 
     principal_arn: str
@@ -411,7 +423,8 @@ class PermissionCheck(BaseModel):
     checked: bool
     evaluated: int = 0
     denied: dict[str, list[str]] = Field(default_factory=dict)
-    warning: str = ""
+    caveat: PermissionCaveat | None = None
+    error: str = ""
 
     @property
     def denied_count(self) -> int:
@@ -422,12 +435,11 @@ class PermissionCheck(BaseModel):
         return self.checked and not self.denied
 
 
-def unchecked(principal_arn: str, size: SetupSize | str, reason: str) -> PermissionCheck:
+def unchecked(
+    principal_arn: str, size: SetupSize | str, caveat: PermissionCaveat, error: str = ""
+) -> PermissionCheck:
     return PermissionCheck(
-        principal_arn=principal_arn,
-        size=SetupSize(size),
-        checked=False,
-        warning=f"Permissions could not be checked: {reason}",
+        principal_arn=principal_arn, size=SetupSize(size), checked=False, caveat=caveat, error=error
     )
 
 

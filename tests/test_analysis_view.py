@@ -18,11 +18,12 @@ from bot.views.analysis import (
     block_text_length,
     fresh_account_blocks,
 )
+from bot.views.findings import verdict_label
 from core.analysis.analyse import analyse_account
 from core.analysis.report import AnalysisReport, Verdict
 from core.analysis.scan import AccountScan, ExistingResource, ResourceKind, SectionResult, SectionStatus, Vpc
 from core.models import AccountSituation
-from core.permissions import PermissionCheck
+from core.permissions import PermissionCaveat, PermissionCheck
 from core.sizes import SetupSize
 from tests.harness.records import deployment_request
 
@@ -98,7 +99,9 @@ def test_conflicts_name_their_resource_and_recommendations_are_offered() -> None
 
 def test_keep_values_depends_on_the_caller_and_on_blocking() -> None:
     assert Action.KEEP_VALUES not in action_ids(render(report_for(), can_keep_values=False))
-    blocked = analyse_account(AccountScan(region="us-east-1", availability_zones=["us-east-1a"]), deployment_request())
+    blocked = analyse_account(
+        AccountScan(region="us-east-1", availability_zones=["us-east-1a"]), deployment_request()
+    )
     assert blocked.verdict is Verdict.BLOCKED
     blocks = render(blocked, can_keep_values=True)
     assert action_ids(blocks) == [Action.CANCEL]
@@ -136,7 +139,8 @@ def test_unchecked_permissions_are_a_warning() -> None:
         principal_arn="arn:x",
         size=SetupSize.SMALL,
         checked=False,
-        warning="Permissions could not be checked: the simulation is not available.",
+        caveat=PermissionCaveat.SIMULATION_UNAVAILABLE,
+        error="ResponseParserError: …",
     )
     content = text_of(render(report_for(permissions=check)))
     assert ":warning: Permissions could not be checked" in content
@@ -226,7 +230,7 @@ def test_full_text_report_of_a_safe_account() -> None:
 
 @pytest.mark.parametrize("verdict", list(Verdict))
 def test_every_verdict_has_a_label(verdict: Verdict) -> None:
-    assert verdict.label in {"safe to deploy", "adjustments needed", "blocked"}
+    assert verdict_label(verdict) in {"safe to deploy", "adjustments needed", "blocked"}
 
 
 # ---------------------------------------------------------------- brand-new accounts

@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from bot.views.clicks import change_line
+from bot.views.findings import conflict_text, note_lines, recommendation_lines, section_line, verdict_label
 from core import validation
 from core.analysis.analyse import analyse_account
 from core.analysis.recommendations import (
@@ -42,7 +44,7 @@ from core.analysis.scan import (
     Vpc,
 )
 from core.models import AccountSituation
-from core.permissions import PermissionCheck
+from core.permissions import PermissionCaveat, PermissionCheck
 from core.sizes import SetupSize
 from tests.harness.fixtures import fixture_path
 from tests.harness.records import deployment_request
@@ -87,7 +89,7 @@ def test_empty_account_has_no_cidr_conflict_and_is_safe() -> None:
     report = analyse_account(scan(), deployment_request())
     assert report.conflicts == []
     assert report.verdict is Verdict.SAFE
-    assert report.verdict.label == "safe to deploy"
+    assert verdict_label(report.verdict) == "safe to deploy"
     assert report.recommended_changes == {}
 
 
@@ -95,7 +97,9 @@ def test_exact_overlap_names_the_vpc_and_recommends_10_1() -> None:
     report = analyse_account(scan(vpc("vpc-111", "10.0.0.0/16", name="legacy")), deployment_request())
     [conflict] = [c for c in report.conflicts if c.kind is ConflictKind.CIDR]
     assert (
-        "vpc-111" in conflict.message and "legacy" in conflict.message and "10.0.0.0/16" in conflict.message
+        "vpc-111" in conflict_text(conflict)
+        and "legacy" in conflict_text(conflict)
+        and "10.0.0.0/16" in conflict_text(conflict)
     )
     assert conflict.resource is not None and conflict.resource.id == "vpc-111"
     assert conflict.resource.name == "legacy" and "10.0.0.0/16" in conflict.resource.detail
@@ -106,7 +110,7 @@ def test_exact_overlap_names_the_vpc_and_recommends_10_1() -> None:
 def test_secondary_cidr_block_conflicts() -> None:
     existing = vpc("vpc-222", "192.168.0.0/16", "10.0.0.0/16", name="two-blocks")
     [conflict] = cidr_conflicts(scan(existing), "10.0.0.0/16")
-    assert "secondary" in conflict.message and "10.0.0.0/16" in conflict.message
+    assert "secondary" in conflict_text(conflict) and "10.0.0.0/16" in conflict_text(conflict)
     assert conflict.resource is not None and conflict.resource.detail.startswith("10.0.0.0/16")
 
 
@@ -216,7 +220,7 @@ def test_awscli_describe_vpcs_fixture_conflicts_with_the_default_cidr() -> None:
         AccountScan(region="us-east-1", vpcs=vpcs, availability_zones=ZONES), deployment_request()
     )
     [conflict] = [c for c in report.conflicts if c.kind is ConflictKind.CIDR]
-    assert "vpc-06e4ab6c6cEXAMPLE" in conflict.message and "Shared VPC" in conflict.message
+    assert "vpc-06e4ab6c6cEXAMPLE" in conflict_text(conflict) and "Shared VPC" in conflict_text(conflict)
     assert report.recommended_changes["vpc_cidr_block"] == "10.1.0.0/16"
     # the public 30.1.0.0/16 VPC conflicts with nothing private
     assert cidr_conflicts(AccountScan(region="us-east-1", vpcs=vpcs), "10.1.0.0/16") == []
@@ -286,14 +290,14 @@ def test_poc_idp_names_of_each_kind_are_flagged(kind: ResourceKind, name: str) -
     found = scan(**fields)
     [conflict] = name_conflicts(found, "web", "dev")
     assert conflict.resource is not None and conflict.resource.name == name
-    assert "starts with 'web-dev-'" in conflict.message and name in conflict.message
+    assert "starts with 'web-dev-'" in conflict_text(conflict) and name in conflict_text(conflict)
     assert conflict.severity is Severity.WARNING
 
 
 def test_names_containing_the_application_are_flagged() -> None:
     found = scan(load_balancers=[res(ResourceKind.LOAD_BALANCER, "legacy-web-alb")])
     [conflict] = name_conflicts(found, "web", "dev")
-    assert "contains the application name 'web'" in conflict.message
+    assert "contains the application name 'web'" in conflict_text(conflict)
 
 
 def test_unrelated_names_and_other_kinds_are_not_flagged() -> None:
@@ -317,7 +321,7 @@ def test_truncated_environment_prefix_for_medium_names() -> None:
         ecs_clusters=[res(ResourceKind.ECS_CLUSTER, f"{app}-stag-ecs-x1y2z3")],
     )
     conflicts = name_conflicts(found, app, "staging")
-    assert len(conflicts) == 2 and all("starts with" in c.message for c in conflicts)
+    assert len(conflicts) == 2 and all("starts with" in conflict_text(c) for c in conflicts)
 
 
 def _assert_valid_and_free(found: AccountScan, app: str, env: str) -> None:
@@ -331,7 +335,7 @@ def test_alternative_application_is_proposed() -> None:
     found = scan(ecs_clusters=[res(ResourceKind.ECS_CLUSTER, "web-dev-ecs-a1b2c3")])
     report = analyse_account(found, deployment_request())
     assert report.recommended_changes == {"application": "web-v2"}
-    assert any("web-v2" in message for message in report.recommendations)
+    assert any("web-v2" in message for message in recommendation_lines(report))
 
 
 def test_alternative_that_itself_conflicts_is_skipped() -> None:
@@ -370,7 +374,7 @@ def test_no_proposal_when_every_alternative_is_taken() -> None:
     assert propose_names(found, "web", "dev") is None
     report = analyse_account(found, deployment_request())
     assert "application" not in report.recommended_changes
-    assert any("choose one yourself" in message for message in report.recommendations)
+    assert any("choose one yourself" in message for message in recommendation_lines(report))
     # one free variant is enough
     found = scan(s3_buckets=taken[:-1])
     assert propose_names(found, "web", "dev") == ("web9", "dev")
@@ -402,13 +406,15 @@ def test_vpc_quota_reached_is_blocking_when_read() -> None:
     vpcs = [vpc(f"vpc-{i}", f"10.{100 + i}.0.0/16") for i in range(4)]
     found = scan(*vpcs, vpc_quota=_quota(5))
     [conflict] = quota_conflicts(found, SetupSize.SMALL)
-    assert conflict.blocking and "5 VPCs" in conflict.message and "quota of 5" in conflict.message
+    assert (
+        conflict.blocking and "5 VPCs" in conflict_text(conflict) and "quota of 5" in conflict_text(conflict)
+    )
 
 
 def test_vpc_quota_reached_is_a_warning_on_the_documented_default() -> None:
     vpcs = [vpc(f"vpc-{i}", f"10.{100 + i}.0.0/16") for i in range(4)]
     [conflict] = quota_conflicts(scan(*vpcs, vpc_quota=_quota(5, fell_back=True)), SetupSize.SMALL)
-    assert not conflict.blocking and "documented default" in conflict.message
+    assert not conflict.blocking and "documented default" in conflict_text(conflict)
 
 
 def test_vpc_quota_with_room_is_fine() -> None:
@@ -432,9 +438,9 @@ def test_elastic_ips_left_for_the_nat_gateways(size: SetupSize, allocated: int, 
     assert bool(conflicts) is expect
     if expect:
         needed = 3 if size is SetupSize.LARGE else 1
-        assert f"needs {needed} Elastic IP" in conflicts[0].message
-        assert f"{allocated} are allocated" in conflicts[0].message
-        assert f"leaving {5 - allocated}" in conflicts[0].message
+        assert f"needs {needed} Elastic IP" in conflict_text(conflicts[0])
+        assert f"{allocated} are allocated" in conflict_text(conflicts[0])
+        assert f"leaving {5 - allocated}" in conflict_text(conflicts[0])
 
 
 def test_nat_gateways_per_az() -> None:
@@ -447,12 +453,16 @@ def test_nat_gateways_per_az() -> None:
     found = scan(subnets=subnets, nat_gateways=full)
     assert [c.kind for c in quota_conflicts(found, SetupSize.SMALL)] == []
     [conflict] = quota_conflicts(found, SetupSize.LARGE)
-    assert "needs 3 NAT gateway" in conflict.message and "only 1 AZ" in conflict.message
+    assert "needs 3 NAT gateway" in conflict_text(conflict) and "only 1 AZ" in conflict_text(conflict)
 
 
 def test_fewer_than_three_azs_blocks() -> None:
     [conflict] = region_conflicts(scan(zones=["us-west-1a", "us-west-1c"]), SetupSize.SMALL)
-    assert conflict.blocking and "2 available AZ" in conflict.message and "us-west-1c" in conflict.message
+    assert (
+        conflict.blocking
+        and "2 available AZ" in conflict_text(conflict)
+        and "us-west-1c" in conflict_text(conflict)
+    )
     assert region_conflicts(scan(zones=ZONES), SetupSize.LARGE) == []
     report = analyse_account(scan(zones=["us-west-1a"]), deployment_request())
     assert report.verdict is Verdict.BLOCKED
@@ -482,7 +492,7 @@ def test_brand_new_account_that_is_not(fields: dict[str, Any]) -> None:
     found = AccountScan(region="us-east-1", availability_zones=ZONES, **fields)
     report = analyse_account(found, deployment_request(account_situation=AccountSituation.NEW))
     [finding] = [c for c in report.conflicts if c.kind is ConflictKind.NOT_NEW_ACCOUNT]
-    assert "brand new" in finding.message and finding.resource is not None
+    assert "brand new" in conflict_text(finding) and finding.resource is not None
     # an account declared existing is not warned about this
     existing = analyse_account(found, deployment_request())
     assert ConflictKind.NOT_NEW_ACCOUNT not in kinds(existing.conflicts)
@@ -498,7 +508,7 @@ def _check(denied: dict[str, list[str]] | None = None, checked: bool = True) -> 
         checked=checked,
         evaluated=10,
         denied=denied or {},
-        warning="" if checked else "Permissions could not be checked: no permission for x.",
+        caveat=None if checked else PermissionCaveat.NOT_ALLOWED_TO_SIMULATE,
     )
 
 
@@ -507,20 +517,20 @@ def test_denied_actions_block_unless_overridden() -> None:
     report = analyse_account(scan(), deployment_request(), permissions=_check(denied))
     permission = [c for c in report.conflicts if c.kind is ConflictKind.PERMISSION]
     assert len(permission) == 2 and all(c.blocking for c in permission)
-    assert "ec2:CreateVpc" in permission[0].message and "EC2" in permission[0].message
+    assert "ec2:CreateVpc" in conflict_text(permission[0]) and "EC2" in conflict_text(permission[0])
     assert report.verdict is Verdict.BLOCKED and report.only_permissions_block
     overridden = analyse_account(
         scan(), deployment_request(), permissions=_check(denied), permissions_overridden=True
     )
     assert overridden.verdict is Verdict.ADJUSTMENTS_NEEDED
-    assert all("overridden" in c.message for c in overridden.conflicts)
+    assert all("overridden" in conflict_text(c) for c in overridden.conflicts)
 
 
 def test_allowed_and_unchecked_permissions_do_not_block() -> None:
     assert analyse_account(scan(), deployment_request(), permissions=_check()).verdict is Verdict.SAFE
     report = analyse_account(scan(), deployment_request(), permissions=_check(checked=False))
     assert report.verdict is Verdict.SAFE
-    assert any("could not be checked" in note for note in report.notes)
+    assert any("could not be checked" in note for note in note_lines(report))
 
 
 def test_skipped_sections_are_counted_and_uncheckable_rules_warn() -> None:
@@ -534,17 +544,21 @@ def test_skipped_sections_are_counted_and_uncheckable_rules_warn() -> None:
     found = AccountScan(region="us-east-1", sections=sections)
     report = analyse_account(found, deployment_request())
     assert report.counts[ResourceKind.VPC] is None and report.counts[ResourceKind.ECS_CLUSTER] == 0
-    assert report.skipped_sections == ["VPCs: not scanned: no permission for ec2:DescribeVpcs"]
-    assert report.failed_sections == ["Availability zones: not scanned: error: InternalError: boom"]
-    coverage = [c.message for c in report.conflicts if c.kind is ConflictKind.COVERAGE]
+    assert [section_line(s) for s in report.skipped_sections] == [
+        "VPCs: not scanned: no permission for ec2:DescribeVpcs"
+    ]
+    assert [section_line(s) for s in report.failed_sections] == [
+        "Availability zones: not scanned: error: InternalError: boom"
+    ]
+    coverage = [conflict_text(c) for c in report.conflicts if c.kind is ConflictKind.COVERAGE]
     assert len(coverage) == 2 and "CIDR overlap" in coverage[0]
-    assert "1 section(s) not scanned" in report.notes[0]
+    assert "1 section(s) not scanned" in note_lines(report)[0]
     assert report.verdict is Verdict.ADJUSTMENTS_NEEDED
 
 
 def test_quota_fallbacks_are_noted() -> None:
     report = analyse_account(scan(), deployment_request())
-    assert any("VPCs per Region: used the documented default of 5" in note for note in report.notes)
+    assert any("VPCs per Region: used the documented default of 5" in note for note in note_lines(report))
 
 
 def test_counts_cover_every_kind() -> None:
@@ -571,7 +585,10 @@ def test_apply_recommendations_revalidates_and_resolves_the_conflicts() -> None:
     report = analyse_account(found, original)
     updated, changed = apply_recommendations(original, report)
     assert updated.vpc_cidr_block == "10.1.0.0/16" and updated.application == "web-v2"
-    assert changed == ["application: web → web-v2", "vpc_cidr_block: 10.0.0.0/16 → 10.1.0.0/16"]
+    assert [change_line(c) for c in changed] == [
+        "application: web → web-v2",
+        "vpc_cidr_block: 10.0.0.0/16 → 10.1.0.0/16",
+    ]
     assert original.application == "web"  # frozen original untouched
     assert updated.state_key == "terraform/web-v2/dev/terraform.tfstate"
     again = analyse_account(found, updated)

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
+from bot.views.findings import permission_warning
 from core.permissions import (
     ACTION,
     SERVICE_ACTIONS,
@@ -235,7 +236,10 @@ def test_simulation_access_denied_is_a_warning() -> None:
     with stubber:
         check = check_permissions(boto3.Session(), SESSION_ARN, "large", iam_client=client)
     assert not check.checked and check.denied == {}
-    assert check.warning == "Permissions could not be checked: no permission for iam:SimulatePrincipalPolicy."
+    assert (
+        permission_warning(check)
+        == "Permissions could not be checked: no permission for iam:SimulatePrincipalPolicy."
+    )
 
 
 def test_other_simulation_errors_are_a_warning() -> None:
@@ -250,14 +254,14 @@ def test_other_simulation_errors_are_a_warning() -> None:
             iam_client=client,
             actions=["s3:A"],
         )
-    assert not check.checked and "NoSuchEntity" in check.warning
+    assert not check.checked and "NoSuchEntity" in permission_warning(check)
 
 
 def test_root_and_federated_callers() -> None:
     root = check_permissions(boto3.Session(), "arn:aws:iam::123456789012:root", "small")
-    assert root.checked and root.denied == {} and "root" in root.warning
+    assert root.checked and root.denied == {} and "root" in permission_warning(root)
     federated = check_permissions(boto3.Session(), "arn:aws:sts::123456789012:federated-user/bob", "small")
-    assert not federated.checked and "could not be checked" in federated.warning
+    assert not federated.checked and "could not be checked" in permission_warning(federated)
 
 
 # ---------------------------------------------------------------- the real moto server
@@ -268,8 +272,10 @@ def test_moto_does_not_implement_the_simulation(deployer_session: boto3.Session)
     caller = deployer_session.client("sts").get_caller_identity()["Arn"]
     check = check_permissions(deployer_session, caller, SetupSize.SMALL)
     assert not check.checked
-    assert check.warning.startswith("Permissions could not be checked: the simulation is not available")
-    assert "ResponseParserError" in check.warning
+    assert permission_warning(check).startswith(
+        "Permissions could not be checked: the simulation is not available"
+    )
+    assert "ResponseParserError" in permission_warning(check)
 
 
 def test_assumed_role_in_moto_uses_get_role_for_the_path(aws: MotoServer) -> None:

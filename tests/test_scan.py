@@ -20,6 +20,7 @@ import requests
 from botocore.config import Config
 from botocore.stub import Stubber
 
+from bot.views.findings import conflict_text, note_lines, section_line, section_summary
 from core.analysis.analyse import analyse_account
 from core.analysis.recommendations import apply_recommendations
 from core.analysis.report import ConflictKind, Verdict
@@ -160,7 +161,7 @@ def test_vpc_quota_reached_blocks(deployer_session: boto3.Session) -> None:
         ec2.create_vpc(CidrBlock=f"10.{second}.0.0/16")
     report = analyse_account(scan_account(deployer_session, REGION), deployment_request())
     [quota] = [c for c in report.conflicts if c.kind is ConflictKind.QUOTA]
-    assert quota.blocking and "5 VPCs" in quota.message
+    assert quota.blocking and "5 VPCs" in conflict_text(quota)
     assert report.verdict is Verdict.BLOCKED
 
 
@@ -293,7 +294,7 @@ def test_no_permission_sections_name_the_iam_action(
     for name, action in EXPECTED_ACTIONS.items():
         section = found.sections[name]
         assert section.status is SectionStatus.NO_PERMISSION, (name, section)
-        assert section.summary == f"not scanned: no permission for {action}"
+        assert section_summary(section) == f"not scanned: no permission for {action}"
     for quota in (found.vpc_quota, found.eip_quota, found.nat_quota):
         assert quota.fell_back and quota.value == 5
         assert quota.reason == "no permission for servicequotas:GetServiceQuota"
@@ -301,8 +302,10 @@ def test_no_permission_sections_name_the_iam_action(
 
     report = analyse_account(found, deployment_request())
     assert len(report.skipped_sections) == len(EXPECTED_ACTIONS)
-    assert f"{len(EXPECTED_ACTIONS)} section(s) not scanned" in report.notes[0]
-    assert "VPCs: not scanned: no permission for ec2:DescribeVpcs" in report.skipped_sections
+    assert f"{len(EXPECTED_ACTIONS)} section(s) not scanned" in note_lines(report)[0]
+    assert "VPCs: not scanned: no permission for ec2:DescribeVpcs" in map(
+        section_line, report.skipped_sections
+    )
     assert any(c.kind is ConflictKind.COVERAGE for c in report.conflicts)
     assert report.verdict is not Verdict.SAFE
 
@@ -352,9 +355,11 @@ def test_section_errors_are_recorded_not_raised(code: str, status: int, expected
         result, fields = scan_module._run_section("vpcs", client)
     assert result.status is expected and fields == {}
     if expected is SectionStatus.ERROR:
-        assert result.error == f"{code}: nope" and result.summary == f"not scanned: error: {code}: nope"
+        assert (
+            result.error == f"{code}: nope" and section_summary(result) == f"not scanned: error: {code}: nope"
+        )
     else:
-        assert result.summary == "not scanned: no permission for ec2:DescribeVpcs"
+        assert section_summary(result) == "not scanned: no permission for ec2:DescribeVpcs"
 
 
 def test_describe_vpcs_pages_are_all_read() -> None:
@@ -377,7 +382,9 @@ def test_describe_vpcs_pages_are_all_read() -> None:
 
 def test_load_balancer_fixture_keeps_only_application_balancers() -> None:
     """Stubber on a real elbv2 client with the AWS-authored describe-load-balancers output."""
-    output = json.loads(fixture_path("aws", "awscli_examples_elbv2_describe-load-balancers.output.json").read_text())
+    output = json.loads(
+        fixture_path("aws", "awscli_examples_elbv2_describe-load-balancers.output.json").read_text()
+    )
     network = {**output["LoadBalancers"][0], "Type": "network", "LoadBalancerName": "nlb"}
     client, stubber = _stubbed("elbv2")
     stubber.add_response(

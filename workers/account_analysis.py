@@ -7,6 +7,7 @@ step runs (workers/steps/analysis.py) — and store the report in the analysis r
 from __future__ import annotations
 
 from bot.views.analysis import analysis_report_text
+from bot.views.findings import verdict_label
 from core.analysis.analyse import analyse_account
 from core.analysis.scan import FRESH_ACCOUNT_SECTIONS
 from core.logs import get_logger
@@ -80,7 +81,7 @@ def _analyse(rt: Runtime, analysis: AccountAnalysis) -> AccountAnalysis:
     return analysis.model_copy(
         update={
             "state": AnalysisState.DONE,
-            "verdict": report.verdict.label,
+            "verdict": verdict_label(report.verdict),
             "blocking": len(report.blocking),
             "recommended_changes": dict(report.recommended_changes),
             "report_text": text,

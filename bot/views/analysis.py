@@ -23,6 +23,15 @@ from slack_sdk.models.blocks import (
 
 from bot.ids import Action
 from bot.views.blocks import TEXT_LIMIT, clip, escape_mrkdwn
+from bot.views.findings import (
+    conflict_text,
+    kind_label,
+    note_lines,
+    permission_warning,
+    recommendation_lines,
+    section_line,
+    verdict_label,
+)
 from bot.views.messages import Message
 from core.analysis.report import AnalysisReport, Conflict, ConflictKind, Severity, Verdict
 from core.analysis.scan import ExistingResource, ResourceKind
@@ -81,7 +90,7 @@ def _count_text(count: int | None) -> str:
 
 
 def _conflict_line(conflict: Conflict) -> str:
-    line = f"{SEVERITY_ICONS[conflict.severity]} {escape_mrkdwn(conflict.message)}{_resource_text(conflict.resource)}"
+    line = f"{SEVERITY_ICONS[conflict.severity]} {escape_mrkdwn(conflict_text(conflict))}{_resource_text(conflict.resource)}"
     return clip(line, LINE_LIMIT)
 
 
@@ -104,12 +113,12 @@ def _conflict_blocks(report: AnalysisReport, per_kind: int) -> list[Block]:
 
 
 def _counts_text(report: AnalysisReport) -> str:
-    lines = [f"• {kind.label}: {_count_text(report.counts.get(kind))}" for kind in ResourceKind]
+    lines = [f"• {kind_label(kind)}: {_count_text(report.counts.get(kind))}" for kind in ResourceKind]
     return "*Resources found*\n" + "\n".join(lines)
 
 
 def _recommendation_text(report: AnalysisReport) -> str:
-    lines = [f"• {escape_mrkdwn(clip(message, LINE_LIMIT))}" for message in report.recommendations[:6]]
+    lines = [f"• {escape_mrkdwn(clip(message, LINE_LIMIT))}" for message in recommendation_lines(report)[:6]]
     if report.recommended_changes:
         changes = ", ".join(
             f"{FIELD_LABELS.get(field, field)} → `{escape_mrkdwn(value)}`"
@@ -124,7 +133,7 @@ def _permission_text(report: AnalysisReport) -> str | None:
     if check is None:
         return None
     if not check.checked:
-        return f"*Permissions*\n:warning: {escape_mrkdwn(clip(check.warning, LINE_LIMIT))}"
+        return f"*Permissions*\n:warning: {escape_mrkdwn(clip(permission_warning(check), LINE_LIMIT))}"
     if not check.denied:
         return f"*Permissions*\n:white_check_mark: All {check.evaluated} required action(s) are allowed."
     note = " — _overridden by a lead_" if report.permissions_overridden else ""
@@ -142,12 +151,12 @@ def _permission_text(report: AnalysisReport) -> str | None:
 
 
 def _notes_text(report: AnalysisReport) -> str | None:
-    notes = list(report.notes)
+    notes = note_lines(report)
     if not notes and not report.skipped_sections:
         return None
     lines = [f"• {escape_mrkdwn(clip(note, LINE_LIMIT))}" for note in notes[:LISTED_NOTES]]
     for section in report.skipped_sections[:LISTED_NOTES]:
-        lines.append(f"• {escape_mrkdwn(clip(section, LINE_LIMIT))}")
+        lines.append(f"• {escape_mrkdwn(clip(section_line(section), LINE_LIMIT))}")
     hidden = max(0, len(notes) - LISTED_NOTES) + max(0, len(report.skipped_sections) - LISTED_NOTES)
     if hidden:
         lines.append(f"…and {hidden} more (see the full report).")
@@ -221,12 +230,14 @@ def _analysis_blocks(
                 ),
             ]
         ),
-        _section(f"{VERDICT_ICONS[verdict]} *Verdict: {verdict.label}*\n{VERDICT_EXPLAINED[verdict]}"),
+        _section(
+            f"{VERDICT_ICONS[verdict]} *Verdict: {verdict_label(verdict)}*\n{VERDICT_EXPLAINED[verdict]}"
+        ),
         DividerBlock(),
         _section(_counts_text(report)),
         *_conflict_blocks(report, per_kind),
     ]
-    if report.recommendations or report.recommended_changes:
+    if report.names_unresolved or report.recommended_changes:
         blocks.append(_section(_recommendation_text(report)))
     permissions = _permission_text(report)
     if permissions:
@@ -268,22 +279,22 @@ def analysis_report_text(report: AnalysisReport, *, profile: str, account_id: st
         f"Region:   {region}",
         f"Request:  {report.application}/{report.environment}, size {report.size.value},"
         f" VPC CIDR {report.vpc_cidr_block}",
-        f"Verdict:  {report.verdict.label.upper()}",
+        f"Verdict:  {verdict_label(report.verdict).upper()}",
         f"Scan:     {report.scan_elapsed_s:.2f}s",
         "",
         "RESOURCES FOUND",
     ]
-    out += [f"  {kind.label}: {_count_text(report.counts.get(kind))}" for kind in ResourceKind]
+    out += [f"  {kind_label(kind)}: {_count_text(report.counts.get(kind))}" for kind in ResourceKind]
     out += ["", f"CONFLICTS ({len(report.blocking)} blocking, {len(report.warnings)} warnings)"]
     if not report.conflicts:
         out.append("  none")
     for conflict in report.conflicts:
         existing = f"  [existing: {conflict.resource.display}]" if conflict.resource else ""
         out.append(
-            f"  - {conflict.severity.value.upper()} {conflict.kind.value}: {conflict.message}{existing}"
+            f"  - {conflict.severity.value.upper()} {conflict.kind.value}: {conflict_text(conflict)}{existing}"
         )
     out += ["", "RECOMMENDATIONS"]
-    out += [f"  - {message}" for message in report.recommendations] or ["  none"]
+    out += [f"  - {message}" for message in recommendation_lines(report)] or ["  none"]
     for field, value in report.recommended_changes.items():
         out.append(f"  {field} = {value}")
     out += ["", "PERMISSIONS"]
@@ -291,7 +302,7 @@ def analysis_report_text(report: AnalysisReport, *, profile: str, account_id: st
     if check is None:
         out.append("  not checked")
     elif not check.checked:
-        out.append(f"  WARNING: {check.warning}")
+        out.append(f"  WARNING: {permission_warning(check)}")
     elif not check.denied:
         out.append(f"  all {check.evaluated} required actions allowed for {check.principal_arn}")
     else:
@@ -301,10 +312,10 @@ def analysis_report_text(report: AnalysisReport, *, profile: str, account_id: st
             out.append(f"  {service_label(service)}:")
             out += [f"    {action}" for action in actions]
     out += ["", "NOTES"]
-    out += [f"  - {note}" for note in report.notes] or ["  none"]
+    out += [f"  - {note}" for note in note_lines(report)] or ["  none"]
     if report.skipped_sections or report.failed_sections:
         out += ["", "SECTIONS NOT SCANNED"]
-        out += [f"  - {line}" for line in report.skipped_sections + report.failed_sections]
+        out += [f"  - {section_line(s)}" for s in report.skipped_sections + report.failed_sections]
     return "\n".join(out) + "\n"
 
 
@@ -341,7 +352,7 @@ def fresh_account_blocks(
             ),
         ]
     shown = "\n".join(
-        f"• {escape_mrkdwn(clip(r.kind.label[:-1] + ': ' + r.display, LINE_LIMIT))}" for r in found[:5]
+        f"• {escape_mrkdwn(clip(kind_label(r.kind)[:-1] + ': ' + r.display, LINE_LIMIT))}" for r in found[:5]
     )
     more = f"\n…and {len(found) - 5} more." if len(found) > 5 else ""
     return [
@@ -363,7 +374,7 @@ def fresh_account_blocks(
 
 def analysis_message(report: AnalysisReport, blocks: list[Block]) -> Message:
     """The analysis summary as a thread message (its notification names the verdict)."""
-    return Message(text=f"AWS account analysis: {report.verdict.label}", blocks=blocks)
+    return Message(text=f"AWS account analysis: {verdict_label(report.verdict)}", blocks=blocks)
 
 
 def fresh_account_message(

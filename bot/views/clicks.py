@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from bot.views.blocks import escape_mrkdwn
 from bot.views.messages import Message, text_message
 from bot.views.statuses import status_words
+from core.analysis.recommendations import FieldChange
 from core.models import Deployment
 
 STORE_DOWN = "The bot cannot reach its store right now; nothing changed. Try again in a minute."
@@ -39,8 +40,12 @@ def recommendations_applied(user_id: str) -> str:
     return f":white_check_mark: Recommendations applied by {who(user_id)}."
 
 
-def values_changed_message(changed: Sequence[str]) -> Message:
-    lines = "\n".join(f"• {line}" for line in changed)
+def change_line(change: FieldChange) -> str:
+    return f"{change.field}: {change.old} → {change.new}"
+
+
+def values_changed_message(changed: Sequence[FieldChange]) -> Message:
+    lines = "\n".join(f"• {change_line(change)}" for change in changed)
     return text_message(
         f"*Values changed by the analysis:*\n{lines}" if changed else "No value needed changing."
     )

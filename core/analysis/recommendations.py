@@ -9,6 +9,8 @@ import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from core import validation
 from core.analysis.report import AnalysisReport
 from core.analysis.rules import name_conflicts, overlapping_blocks
@@ -88,17 +90,27 @@ def propose_names(scan: AccountScan, application: str, environment: str) -> tupl
 RECOMMENDABLE_FIELDS = frozenset({"vpc_cidr_block", "application", "environment"})
 
 
+class FieldChange(BaseModel):
+    """One value of the request that applying the recommendations changed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    field: str
+    old: str
+    new: str
+
+
 def apply_recommendations(
     request: DeploymentRequest, changes: AnalysisReport | Mapping[str, str]
-) -> tuple[DeploymentRequest, list[str]]:
-    """The request with the recommended values, re-validated, and a line per changed field."""
+) -> tuple[DeploymentRequest, list[FieldChange]]:
+    """The request with the recommended values, re-validated, and each field it changed."""
     updates = dict(changes.recommended_changes if isinstance(changes, AnalysisReport) else changes)
     unknown = set(updates) - RECOMMENDABLE_FIELDS
     if unknown:
         raise ValueError(f"Not a recommendable field: {', '.join(sorted(unknown))}.")
     data: dict[str, Any] = request.model_dump()
     changed = [
-        f"{field}: {data[field]} → {value}"
+        FieldChange(field=field, old=str(data[field]), new=value)
         for field, value in sorted(updates.items())
         if data[field] != value
     ]

@@ -1,15 +1,17 @@
-"""The findings of an account analysis and its verdict: each `Conflict` (kind, severity, message,
-the resource it concerns) and the `AnalysisReport` that `bot.views.analysis` renders.
+"""The findings of an account analysis and its verdict: each `Conflict` (kind, severity, the facts
+found — one model per finding — and the resource it concerns) and the `AnalysisReport` that
+`bot.views.analysis` renders. Facts only: `bot.views.findings` words them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from core.analysis.scan import ExistingResource, ResourceKind
+from core.analysis.scan import ExistingResource, Quota, ResourceKind, SectionResult
 from core.models import AccountSituation
 from core.permissions import PermissionCheck
 from core.sizes import SetupSize
@@ -30,10 +32,111 @@ class ConflictKind(StrEnum):
     COVERAGE = "coverage"  # a check that could not run because its section was not scanned
 
 
+class _Fact(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class CidrOverlap(_Fact):
+    """The requested CIDR overlaps one of a VPC's blocks (primary or secondary)."""
+
+    finding: Literal["cidr_overlap"] = "cidr_overlap"
+    cidr: str
+    vpc_id: str
+    vpc_name: str = ""
+    block: str
+    secondary: bool = False
+
+
+class NoFreeCidr(_Fact):
+    """Every candidate /16 of the runbook's order overlaps an existing VPC."""
+
+    finding: Literal["no_free_cidr"] = "no_free_cidr"
+
+
+class NameClash(_Fact):
+    """An existing resource named like one poc-idp would generate: it starts with the generated prefix
+    (`prefix` set) or contains the application's name (`prefix` None)."""
+
+    finding: Literal["name_clash"] = "name_clash"
+    kind: ResourceKind
+    name: str
+    application: str
+    environment: str
+    prefix: str | None = None
+
+
+class VpcQuotaReached(_Fact):
+    finding: Literal["vpc_quota_reached"] = "vpc_quota_reached"
+    region: str
+    existing: int
+    quota: Quota
+
+
+class ElasticIpsShort(_Fact):
+    finding: Literal["elastic_ips_short"] = "elastic_ips_short"
+    size: SetupSize
+    needed: int
+    allocated: int
+    left: int
+    quota: Quota
+
+
+class NatGatewaysShort(_Fact):
+    finding: Literal["nat_gateways_short"] = "nat_gateways_short"
+    size: SetupSize
+    needed: int
+    zones_with_room: int
+    nat_gateways: int
+    quota: Quota
+
+
+class TooFewZones(_Fact):
+    finding: Literal["too_few_zones"] = "too_few_zones"
+    region: str
+    zones: tuple[str, ...]
+    needed: int
+
+
+class NotNewAccount(_Fact):
+    """The account was described as brand new, but these non-default resources exist."""
+
+    finding: Literal["not_new_account"] = "not_new_account"
+    found: tuple[ExistingResource, ...]
+
+
+class ActionsDenied(_Fact):
+    finding: Literal["actions_denied"] = "actions_denied"
+    service: str
+    actions: tuple[str, ...]
+    overridden: bool = False
+
+
+class NotChecked(_Fact):
+    """A check that could not run because the scan section it needs was not scanned."""
+
+    finding: Literal["not_checked"] = "not_checked"
+    section: SectionResult
+
+
+Finding = Annotated[
+    CidrOverlap
+    | NoFreeCidr
+    | NameClash
+    | VpcQuotaReached
+    | ElasticIpsShort
+    | NatGatewaysShort
+    | TooFewZones
+    | NotNewAccount
+    | ActionsDenied
+    | NotChecked,
+    Field(discriminator="finding"),
+]
+
+
 class Conflict(BaseModel):
     kind: ConflictKind
     severity: Severity
-    message: str
+    fact: Finding
     resource: ExistingResource | None = None
 
     @property
@@ -46,17 +149,6 @@ class Verdict(StrEnum):
     ADJUSTMENTS_NEEDED = "adjustments_needed"
     BLOCKED = "blocked"
 
-    @property
-    def label(self) -> str:
-        return VERDICT_LABELS[self]
-
-
-VERDICT_LABELS: dict[Verdict, str] = {
-    Verdict.SAFE: "safe to deploy",
-    Verdict.ADJUSTMENTS_NEEDED: "adjustments needed",
-    Verdict.BLOCKED: "blocked",
-}
-
 
 class AnalysisReport(BaseModel):
     region: str
@@ -68,13 +160,13 @@ class AnalysisReport(BaseModel):
     counts: dict[ResourceKind, int | None] = Field(default_factory=dict)
     conflicts: list[Conflict] = Field(default_factory=list)
     recommended_changes: dict[str, str] = Field(default_factory=dict)
-    recommendations: list[str] = Field(default_factory=list)
+    names_unresolved: bool = False  # names conflict, and no free alternative was found
     permissions: PermissionCheck | None = None
     permissions_overridden: bool = False
     verdict: Verdict = Verdict.SAFE
-    notes: list[str] = Field(default_factory=list)
-    skipped_sections: list[str] = Field(default_factory=list)
-    failed_sections: list[str] = Field(default_factory=list)
+    fallback_quotas: list[Quota] = Field(default_factory=list)  # documented defaults used
+    skipped_sections: list[SectionResult] = Field(default_factory=list)  # no permission
+    failed_sections: list[SectionResult] = Field(default_factory=list)  # an error
     scan_elapsed_s: float = 0.0
 
     @property

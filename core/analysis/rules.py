@@ -11,9 +11,21 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from core.analysis.report import Conflict, ConflictKind, Severity
-from core.analysis.scan import AccountScan, ExistingResource, Quota, ResourceKind, Vpc
-from core.permissions import PermissionCheck, service_label
+from core.analysis.report import (
+    ActionsDenied,
+    CidrOverlap,
+    Conflict,
+    ConflictKind,
+    ElasticIpsShort,
+    NameClash,
+    NatGatewaysShort,
+    NotNewAccount,
+    Severity,
+    TooFewZones,
+    VpcQuotaReached,
+)
+from core.analysis.scan import AccountScan, ExistingResource, ResourceKind, Vpc
+from core.permissions import PermissionCheck
 from core.sizes import SetupSize, size_profile
 
 AWS_DEFAULT_VPC_CIDR = "172.31.0.0/16"  # what AWS gives every region's default VPC
@@ -42,13 +54,14 @@ def overlapping_blocks(vpcs: Iterable[Vpc], cidr: str) -> list[tuple[Vpc, str]]:
 def cidr_conflicts(scan: AccountScan, cidr: str) -> list[Conflict]:
     conflicts = []
     for vpc, block in overlapping_blocks(scan.vpcs, cidr):
-        which = "primary" if block == vpc.primary_cidr else "secondary"
-        label = f"{vpc.vpc_id} ({vpc.name})" if vpc.name else vpc.vpc_id
+        overlap = CidrOverlap(
+            cidr=cidr, vpc_id=vpc.vpc_id, vpc_name=vpc.name, block=block, secondary=block != vpc.primary_cidr
+        )
         conflicts.append(
             Conflict(
                 kind=ConflictKind.CIDR,
                 severity=Severity.WARNING,
-                message=f"VPC CIDR {cidr} overlaps {label}'s {which} CIDR block {block}.",
+                fact=overlap,
                 resource=vpc.as_resource(block),
             )
         )
@@ -79,27 +92,19 @@ def name_conflicts(scan: AccountScan, application: str, environment: str) -> lis
         prefix = poc_idp_prefix(app, environment.lower(), kind)
         for resource in scan.resources(kind):
             name = (resource.name or resource.id).lower()
-            if name.startswith(prefix):
-                why = f"starts with '{prefix}', the prefix poc-idp generates for {application}/{environment}"
-            elif app and app in name:
-                why = f"contains the application name '{application}'"
-            else:
+            if not name.startswith(prefix) and not (app and app in name):
                 continue
+            clash = NameClash(
+                kind=kind,
+                name=resource.name or resource.id,
+                application=application,
+                environment=environment,
+                prefix=prefix if name.startswith(prefix) else None,
+            )
             conflicts.append(
-                Conflict(
-                    kind=ConflictKind.NAME,
-                    severity=Severity.WARNING,
-                    message=f"{kind.label[:-1]} '{resource.name or resource.id}' {why}.",
-                    resource=resource,
-                )
+                Conflict(kind=ConflictKind.NAME, severity=Severity.WARNING, fact=clash, resource=resource)
             )
     return conflicts
-
-
-def _quota_text(quota: Quota) -> str:
-    if quota.fell_back:
-        return f"the documented default quota of {quota.value} (the actual quota could not be read)"
-    return f"the quota of {quota.value}"
 
 
 def quota_conflicts(scan: AccountScan, size: SetupSize | str) -> list[Conflict]:
@@ -112,10 +117,7 @@ def quota_conflicts(scan: AccountScan, size: SetupSize | str) -> list[Conflict]:
                 Conflict(
                     kind=ConflictKind.QUOTA,
                     severity=Severity.WARNING if scan.vpc_quota.fell_back else Severity.BLOCKING,
-                    message=(
-                        f"{len(existing)} VPCs already exist in {scan.region}, at {_quota_text(scan.vpc_quota)}"
-                        " VPCs per region: poc-idp needs 1 more. Request a quota increase or use another region."
-                    ),
+                    fact=VpcQuotaReached(region=scan.region, existing=len(existing), quota=scan.vpc_quota),
                 )
             )
     needed = profile.nat_gateways
@@ -126,10 +128,12 @@ def quota_conflicts(scan: AccountScan, size: SetupSize | str) -> list[Conflict]:
                 Conflict(
                     kind=ConflictKind.QUOTA,
                     severity=Severity.WARNING,
-                    message=(
-                        f"The {profile.title.lower()} setup needs {needed} Elastic IP(s) for its NAT gateway(s);"
-                        f" {scan.elastic_ip_count} are allocated of {_quota_text(scan.eip_quota)}, leaving"
-                        f" {max(left, 0)}."
+                    fact=ElasticIpsShort(
+                        size=profile.size,
+                        needed=needed,
+                        allocated=scan.elastic_ip_count,
+                        left=max(left, 0),
+                        quota=scan.eip_quota,
                     ),
                 )
             )
@@ -146,10 +150,12 @@ def quota_conflicts(scan: AccountScan, size: SetupSize | str) -> list[Conflict]:
                 Conflict(
                     kind=ConflictKind.QUOTA,
                     severity=Severity.WARNING,
-                    message=(
-                        f"The {profile.title.lower()} setup needs {needed} NAT gateway(s), one per AZ, but only"
-                        f" {len(zones_with_room)} AZ(s) are below {_quota_text(scan.nat_quota)} NAT gateways"
-                        f" per AZ ({len(scan.nat_gateways)} NAT gateways exist)."
+                    fact=NatGatewaysShort(
+                        size=profile.size,
+                        needed=needed,
+                        zones_with_room=len(zones_with_room),
+                        nat_gateways=len(scan.nat_gateways),
+                        quota=scan.nat_quota,
                     ),
                 )
             )
@@ -163,15 +169,11 @@ def region_conflicts(scan: AccountScan, size: SetupSize | str) -> list[Conflict]
     zones = scan.availability_zones
     if len(zones) >= needed:
         return []
-    listed = ", ".join(zones) or "none"
     return [
         Conflict(
             kind=ConflictKind.REGION,
             severity=Severity.BLOCKING,
-            message=(
-                f"{scan.region} has {len(zones)} available AZ(s) ({listed}); poc-idp's templates need {needed}."
-                " Choose another region."
-            ),
+            fact=TooFewZones(region=scan.region, zones=tuple(zones), needed=needed),
         )
     ]
 
@@ -199,17 +201,11 @@ def brand_new_conflicts(scan: AccountScan) -> list[Conflict]:
     found = non_default_resources(scan)
     if not found:
         return []
-    names = ", ".join(r.display for r in found[:3]) + (
-        f" and {len(found) - 3} more" if len(found) > 3 else ""
-    )
     return [
         Conflict(
             kind=ConflictKind.NOT_NEW_ACCOUNT,
             severity=Severity.WARNING,
-            message=(
-                f"The account was described as brand new, but it has {len(found)} non-default resource(s):"
-                f" {names}. Run the full analysis before deploying."
-            ),
+            fact=NotNewAccount(found=tuple(found)),
             resource=found[0],
         )
     ]
@@ -218,15 +214,11 @@ def brand_new_conflicts(scan: AccountScan) -> list[Conflict]:
 def permission_conflicts(check: PermissionCheck | None, *, overridden: bool = False) -> list[Conflict]:
     if check is None or not check.checked or not check.denied:
         return []
-    conflicts = []
-    for service, actions in check.denied.items():
-        shown = ", ".join(actions[:5]) + (f" and {len(actions) - 5} more" if len(actions) > 5 else "")
-        suffix = " (overridden by a lead)" if overridden else ""
-        conflicts.append(
-            Conflict(
-                kind=ConflictKind.PERMISSION,
-                severity=Severity.WARNING if overridden else Severity.BLOCKING,
-                message=f"{service_label(service)}: {len(actions)} action(s) denied: {shown}{suffix}.",
-            )
+    return [
+        Conflict(
+            kind=ConflictKind.PERMISSION,
+            severity=Severity.WARNING if overridden else Severity.BLOCKING,
+            fact=ActionsDenied(service=service, actions=tuple(actions), overridden=overridden),
         )
-    return conflicts
+        for service, actions in check.denied.items()
+    ]

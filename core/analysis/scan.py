@@ -48,29 +48,6 @@ class ResourceKind(StrEnum):
     S3_BUCKET = "s3_bucket"
     EFS_FILE_SYSTEM = "efs_file_system"
 
-    @property
-    def label(self) -> str:
-        return KIND_LABELS[self]
-
-
-KIND_LABELS: dict[ResourceKind, str] = {
-    ResourceKind.VPC: "VPCs",
-    ResourceKind.SUBNET: "Subnets",
-    ResourceKind.NAT_GATEWAY: "NAT gateways",
-    ResourceKind.ELASTIC_IP: "Elastic IPs",
-    ResourceKind.AVAILABILITY_ZONE: "Availability zones",
-    ResourceKind.RDS_CLUSTER: "RDS/Aurora clusters",
-    ResourceKind.RDS_INSTANCE: "RDS instances (not in a cluster)",
-    ResourceKind.ELASTICACHE_REPLICATION_GROUP: "ElastiCache replication groups",
-    ResourceKind.ELASTICACHE_CLUSTER: "ElastiCache cache clusters",
-    ResourceKind.DOCDB_CLUSTER: "DocumentDB clusters",
-    ResourceKind.ECS_CLUSTER: "ECS clusters",
-    ResourceKind.LOAD_BALANCER: "Application load balancers",
-    ResourceKind.ECR_REPOSITORY: "ECR repositories",
-    ResourceKind.S3_BUCKET: "S3 buckets",
-    ResourceKind.EFS_FILE_SYSTEM: "EFS file systems",
-}
-
 
 class SectionSpec(BaseModel):
     """One scan section: one API listing, the IAM action it needs, and the kind of resource it lists."""
@@ -153,16 +130,6 @@ class SectionResult(BaseModel):
     @property
     def skipped(self) -> bool:
         return self.status is SectionStatus.NO_PERMISSION
-
-    @property
-    def summary(self) -> str:
-        if self.status is SectionStatus.NO_PERMISSION:
-            return f"not scanned: no permission for {self.iam_action}"
-        if self.status is SectionStatus.ERROR:
-            return f"not scanned: error: {self.error}"
-        if self.status is SectionStatus.FALLBACK:
-            return f"used the documented default ({self.error})"
-        return f"{self.count if self.count is not None else 'ok'} in {self.elapsed_s:.2f}s"
 
 
 class ExistingResource(BaseModel):

@@ -16,6 +16,7 @@ from botocore.parsers import ResponseParserError
 
 from aws_edge import configs
 from core.permissions import (
+    PermissionCaveat,
     PermissionCheck,
     group_by_service,
     required_actions,
@@ -73,10 +74,10 @@ def check_permissions(
             principal_arn=caller_arn,
             size=size,
             checked=True,
-            warning="The root user may call every action (deploying as root is discouraged).",
+            caveat=PermissionCaveat.ROOT,
         )
     if ":federated-user/" in caller_arn:
-        return unchecked(caller_arn, size, "a federated-user session cannot be simulated.")
+        return unchecked(caller_arn, size, PermissionCaveat.FEDERATED)
     # A failing simulation is reported, not retried for long: moto answers it with an HTML 500.
     iam = iam_client or session.client("iam", config=configs.IAM_SIMULATION)
     principal = principal_arn_for(iam, caller_arn)
@@ -93,13 +94,13 @@ def check_permissions(
                         denied.append(result["EvalActionName"])
     except ClientError as error:
         if is_permission_error(error):
-            return unchecked(principal, size, "no permission for iam:SimulatePrincipalPolicy.")
-        return unchecked(principal, size, f"the simulation failed ({_error_text(error)}).")
+            return unchecked(principal, size, PermissionCaveat.NOT_ALLOWED_TO_SIMULATE)
+        return unchecked(principal, size, PermissionCaveat.SIMULATION_FAILED, _error_text(error))
     except (BotoCoreError, ResponseParserError) as error:
         # e.g. an endpoint that does not implement the simulation (moto: an HTML 500, unparseable).
-        return unchecked(principal, size, f"the simulation is not available ({_error_text(error)}).")
+        return unchecked(principal, size, PermissionCaveat.SIMULATION_UNAVAILABLE, _error_text(error))
     except Exception as error:  # never fail the analysis over the pre-check
-        return unchecked(principal, size, f"the simulation failed ({_error_text(error)}).")
+        return unchecked(principal, size, PermissionCaveat.SIMULATION_FAILED, _error_text(error))
     return PermissionCheck(
         principal_arn=principal,
         size=size,

@@ -10,6 +10,7 @@ from bot.views.analysis import (
     fresh_account_blocks,
     fresh_account_message,
 )
+from bot.views.findings import verdict_label
 from bot.views.messages import Message, verified_message
 from core.analysis.analyse import analyse_account
 from core.analysis.report import AnalysisReport
@@ -117,7 +118,7 @@ def _post_analysis(rt: Runtime, deployment: Deployment, report: AnalysisReport) 
         can_keep_values=True,
     )
     message = analysis_message(report, blocks)
-    _post_decision(rt, deployment, message, report.verdict.label)
+    _post_decision(rt, deployment, message, verdict_label(report.verdict))
     full = analysis_report_text(
         report, profile=request.profile, account_id=request.account_id, region=request.region
     )
