@@ -11,6 +11,9 @@ registry of the bot's queue uses JOB_SERIALIZER (`queue()`, `fetch_job()` and th
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import redis
 from rq import Callback, Queue
 from rq.job import Job
@@ -88,6 +91,47 @@ def enqueue_step(
         on_failure=ON_FAILURE,
         pipeline=pipeline,
     )
+
+
+# -- drift checks (core/drift.py, workers/drift.py) -------------------------------------------------
+
+DRIFT_JOB = "workers.jobs.check_drift"
+
+
+def drift_timeout(settings: Settings) -> int:
+    """A drift check: the workspace, init and two plans, each with its show, and their grace periods."""
+    return (
+        WORKSPACE_BOUND
+        + 3 * settings.plan_timeout_seconds
+        + 2 * SHOW_OR_OUTPUT_BOUND
+        + 3 * GRACE_BOUND
+        + MARGIN
+    )
+
+
+def enqueue_drift_check(
+    connection: redis.Redis,
+    settings: Settings,
+    environment_key: str,
+    *,
+    job_id: str,
+    at: datetime | None = None,
+) -> Job:
+    """Queue a drift check of the environment now, or at `at` with RQ's scheduler (the workers run it).
+    `job_id` is deterministic per environment and time slot (core.drift.slot_job_id): enqueueing the
+    same slot again replaces the job instead of adding one."""
+    options: dict[str, Any] = {
+        "job_id": job_id,
+        "job_timeout": drift_timeout(settings),
+        "result_ttl": 24 * 3600,
+        "failure_ttl": 7 * 24 * 3600,
+        "description": f"drift check of {environment_key}",
+        "meta": {"environment_key": environment_key, "step": "drift"},
+    }
+    jobs = queue(connection, settings)
+    if at is None:
+        return jobs.enqueue(DRIFT_JOB, environment_key, **options)
+    return jobs.enqueue_at(at, DRIFT_JOB, environment_key, **options)
 
 
 # Environment jobs: not steps of a deployment's lifecycle (they never move its status). Named by

@@ -59,3 +59,11 @@ def commit_config(environment_key: str, deployment_id: str) -> str:
     from workers.environments import run_commit_config
 
     return run_commit_config(runtime(), environment_key, deployment_id)
+
+
+def check_drift(environment_key: str) -> str:
+    """A drift check of a live environment (an environment job, scheduled with RQ's scheduler:
+    workers/drift.py)."""
+    from workers.drift import run_check
+
+    return run_check(runtime(), environment_key)

@@ -42,11 +42,14 @@ from bot.outbox import drain as drain_outbox
 from bot.slack import make_web_client
 from bot.store_watch import StoreWatch
 from core.logs import bind_process_context, clear_process_context, get_logger
+from core.policy.access import AccessPolicy
+from core.policy.loading import policy_from_settings
 from core.settings import Settings, load_settings
 from storage.connection import redis_connection
 from storage.queue import JOB_SERIALIZER
 from storage.store import DeploymentStore
 from workers.aws.scan import preload_service_models
+from workers.drift import seed_schedules as seed_drift_schedules
 from workers.heartbeats import Bounds, Heartbeat, claim_key, job_beat_key, worker_beat_key
 from workers.sweeper import Sweeper
 from workers.workspace import PRIVATE_UMASK, private_data_dir
@@ -77,6 +80,8 @@ class Maintenance:
         self.sweeper = Sweeper(self.redis, settings, self.notifier, bounds)
         self.heartbeat = Heartbeat(self.redis, worker_beat_key(worker_name), bounds)
         self.store_watch = StoreWatch(self.redis, self.notifier, role="worker")
+        self.settings = settings
+        self.policy: AccessPolicy | None = None  # loaded at the first drift seeding
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ecs-deploy maintenance", daemon=True)
 
@@ -106,6 +111,12 @@ class Maintenance:
             self.sweeper.sweep()
         except Exception:  # the thread must outlive any fault; the next round tries again
             log.exception("sweep_failed")
+        try:  # the first drift check of a new live environment, or a lost schedule (workers/drift.py)
+            if self.policy is None:
+                self.policy = policy_from_settings(self.settings.policy_file, self.settings.approver_ids)
+            seed_drift_schedules(self.redis, self.settings, self.policy)
+        except Exception:
+            log.exception("drift_seed_failed")
 
     def deliver(self, *, force: bool = False, budget: float | None = None) -> None:
         """Deliver the Slack outbox entries that are due, any deployment's (bot/outbox.py)."""
