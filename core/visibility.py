@@ -8,6 +8,7 @@ deployment's own environment. Everyone else is answered as if the deployment did
 
 from __future__ import annotations
 
+from core.environments import Environment
 from core.models import Deployment
 from core.policy.access import AccessPolicy
 from core.policy.principals import SlackIdentity
@@ -16,10 +17,27 @@ from core.policy.principals import SlackIdentity
 def may_see(policy: AccessPolicy, user: SlackIdentity, deployment: Deployment) -> bool:
     if user.user_id == deployment.requester_id:
         return True
-    request = deployment.request
-    if policy.can_approve(user, request.profile, request.environment).allowed:
+    return _leads(policy, user, deployment.request.profile, deployment.request.environment)
+
+
+def may_see_environment(
+    policy: AccessPolicy, user: SlackIdentity, environment: Environment, latest: Deployment | None
+) -> bool:
+    """An environment (`/ecs-deploy envs`, App Home), by the same rule: whoever requested one of its
+    applied changes or its newest deployment (`latest`), and the approvers of its profile."""
+    requesters = {change.requester_id for change in environment.changes}
+    if latest is not None:
+        requesters.add(latest.requester_id)
+    if user.user_id in requesters:
         return True
-    entry = policy.entry_for(request.profile)
+    return _leads(policy, user, environment.request.profile, environment.request.environment)
+
+
+def _leads(policy: AccessPolicy, user: SlackIdentity, profile: str, environment: str) -> bool:
+    """An approver of the profile (its own, any of its environments') or of this environment."""
+    if policy.can_approve(user, profile, environment).allowed:
+        return True
+    entry = policy.entry_for(profile)
     if entry is None:
         return False
     if entry.approvers.includes(user):

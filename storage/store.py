@@ -75,6 +75,11 @@ class DeploymentStore:
             pipe.execute()
         return deployment, True
 
+    def created_by(self, submission_key: str) -> str | None:
+        """The id of the deployment `submission_key` created (None: not seen, or its claim expired)."""
+        raw = self.redis.get(f"{PREFIX}submission:{submission_key}")
+        return None if raw is None else _text(raw)
+
     def get(self, deployment_id: str) -> Deployment:
         raw = self.redis.get(_key(deployment_id))
         if raw is None:

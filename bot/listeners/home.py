@@ -1,4 +1,5 @@
-"""App Home: publish the user's deployments (and a lead's pending approvals) when the tab opens."""
+"""App Home: publish the user's deployments (and a lead's pending approvals) and the environments
+they may see when the tab opens."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import redis
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 
-from bot import control
+from bot import control, environments
 from bot.ids import Action
 from bot.services import Services
 from bot.views.home import MAX_MINE, home_view
@@ -46,7 +47,9 @@ def publish_home(services: Services, user_id: str) -> None:
             if lead
             else None
         )
-        view = home_view(mine=mine, pending=pending)
+        view = home_view(
+            mine=mine, pending=pending, environments=environments.visible_environments(services, user_id)
+        )
     except redis.RedisError:
         view = home_view(mine=[], pending=None, store_down=True)
     try:

@@ -13,7 +13,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.environments import EnvironmentEntry
 from bot.ids import Action
+from bot.views import environments as environment_views
 from bot.views.blocks import clip, escape_mrkdwn
 from bot.views.status import deployment_status_text, thread_link, when
 from core.models import Deployment
@@ -33,8 +35,15 @@ HOW_TO = "\n".join(
 )
 
 
-def home_view(*, mine: list[Deployment], pending: list[Deployment] | None, store_down: bool = False) -> View:
-    """`pending` is None for someone who approves nothing (no approvals section at all)."""
+def home_view(
+    *,
+    mine: list[Deployment],
+    pending: list[Deployment] | None,
+    store_down: bool = False,
+    environments: list[EnvironmentEntry] | None = None,
+) -> View:
+    """`pending` is None for someone who approves nothing (no approvals section at all);
+    `environments` None leaves out the Environments section (bot/views/environments.py)."""
     blocks: list[Block] = [
         HeaderBlock(text="ECS deployments"),
         SectionBlock(text=MarkdownTextObject(text=HOW_TO)),
@@ -71,6 +80,8 @@ def home_view(*, mine: list[Deployment], pending: list[Deployment] | None, store
     ]
     if len(mine) > MAX_MINE:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Older ones: `/ecs-deploy list`")]))
+    if environments is not None:
+        blocks += [DividerBlock(), *environment_views.home_section(environments, MAX_BLOCKS - len(blocks) - 1)]
     return View(type="home", blocks=blocks[:MAX_BLOCKS])
 
 

@@ -1,0 +1,109 @@
+"""Environments as the Slack side reads them: which ones a user may see (`/ecs-deploy envs`, App Home),
+each with its newest deployment; and whether a new request names one that exists already.
+
+Visibility is the rule `list` follows (core.visibility): an environment is shown to whoever requested
+one of its changes or its newest deployment, and to the approvers of its profile; nobody else learns
+it exists. The registry (storage.environments.EnvironmentStore) holds the environments; their status
+"changing" is derived from the newest deployment (core.environments.is_changing), never stored.
+
+Reads only; the wording is bot/views/environments.py's, the duplicate rule core/duplicates.py's.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from bot import control
+from bot.services import Services
+from core.duplicates import Duplicate, duplicate_of
+from core.environments import Environment, EnvironmentStatus, environment_key, is_changing
+from core.models import Deployment, DeploymentRequest
+from core.visibility import may_see, may_see_environment
+from storage.environments import EnvironmentStore
+
+ENVIRONMENT_SCAN = 200  # how many environments (most recently changed first) a listing looks through
+
+
+class EnvironmentState(StrEnum):
+    LIVE = "live"
+    CHANGING = "changing"  # live, and its newest deployment is still open
+    DESTROYED = "destroyed"
+
+
+class EnvironmentEntry(BaseModel):
+    """An environment as one user sees it: its newest deployment and whether they may request for it
+    (change, upgrade, destroy: the profile is one the request form offers them, and the policy lets
+    that profile name this environment)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    environment: Environment
+    latest: Deployment | None = None
+    may_request: bool = False
+
+    @property
+    def state(self) -> EnvironmentState:
+        if self.environment.status is EnvironmentStatus.DESTROYED:
+            return EnvironmentState.DESTROYED
+        latest_status = self.latest.status if self.latest else None
+        if is_changing(self.environment, latest_status):
+            return EnvironmentState.CHANGING
+        return EnvironmentState.LIVE
+
+
+def store_of(services: Services) -> EnvironmentStore:
+    return EnvironmentStore(services.redis)
+
+
+def visible_environments(
+    services: Services, user_id: str, *, scan: int = ENVIRONMENT_SCAN
+) -> list[EnvironmentEntry]:
+    """The environments `user_id` may see: live (and changing) ones first, then destroyed ones; each
+    group most recently changed first. Raises redis.RedisError when the store is down."""
+    user = services.identity(user_id)
+    profiles: list[str] | None = None  # read once, only when someone may see an environment
+    entries: list[EnvironmentEntry] = []
+    for environment in store_of(services).all(limit=scan):
+        latest_id = environment.latest_deployment_id
+        latest = services.store.find(latest_id) if latest_id else None
+        if not may_see_environment(services.policy, user, environment, latest):
+            continue
+        if profiles is None:
+            profiles = services.profiles_for(user_id)
+        entries.append(
+            EnvironmentEntry(
+                environment=environment,
+                latest=latest,
+                may_request=_may_request(services, profiles, environment),
+            )
+        )
+    return sorted(entries, key=lambda entry: entry.state is EnvironmentState.DESTROYED)  # stable
+
+
+def _may_request(services: Services, profiles: list[str], environment: Environment) -> bool:
+    request = environment.request
+    return (
+        request.profile in profiles
+        and services.policy.check_environment(request.profile, request.environment).allowed
+    )
+
+
+def existing_for(
+    services: Services, user_id: str, request: DeploymentRequest, *, submission_key: str | None = None
+) -> Duplicate | None:
+    """Why `user_id`'s new deployment of `request` must not start (core.duplicates), or None.
+
+    A submission that already created its deployment (Slack sent it twice) is not a duplicate of
+    itself: None, so the store answers it with the deployment it created. The open deployment is named
+    only to someone who may see it (core.visibility). Raises redis.RedisError when the store is down."""
+    if submission_key and services.store.created_by(submission_key) is not None:
+        return None
+    key = environment_key(request)
+    recent = services.store.recent(limit=control.PENDING_SCAN)
+    duplicate = duplicate_of(key, store_of(services).find(key), recent)
+    opened = duplicate.open_deployment if duplicate else None
+    if duplicate and opened and not may_see(services.policy, services.identity(user_id), opened):
+        return duplicate.model_copy(update={"open_deployment": None})
+    return duplicate
