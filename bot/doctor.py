@@ -139,7 +139,7 @@ def check_policy(settings: Settings) -> Check:
             level="warn",
             detail="ECS_DEPLOY_POLICY_FILE is not set: every profile is usable by everyone (dev default).",
         )
-    from core.policy.access import policy_warnings
+    from core.policy.access import destroy_warnings, policy_warnings
     from core.policy.errors import PolicyError
     from core.policy.loading import load_policy
 
@@ -148,7 +148,7 @@ def check_policy(settings: Settings) -> Check:
     except PolicyError as exc:
         return Check(name="access policy", level="fail", detail=str(exc))
     detail = f"{settings.policy_file}: {len(policy.profiles)} profile(s)"
-    warnings = policy_warnings(policy)
+    warnings = policy_warnings(policy) + destroy_warnings(policy)
     if warnings:
         return Check(name="access policy", level="warn", detail="; ".join([detail, *warnings]))
     return Check(name="access policy", level="ok", detail=detail)

@@ -74,6 +74,7 @@ class ApprovalOutcome(StrEnum):
     REFUSED_NOT_APPROVER = "refused_not_approver"
     REFUSED_NOT_FULL_MEMBER = "refused_not_full_member"  # guest, other organisation, or unknown
     REFUSED_UNDECLARED_ENVIRONMENT = "refused_undeclared_environment"
+    REFUSED_PROTECTED = "refused_protected"  # a destroy of a protected environment (issue 13)
     REFUSED_SELF_APPROVAL = "refused_self_approval"
     REFUSED_ALREADY_APPROVED = "refused_already_approved"
     REFUSED_STALE_PLAN = "refused_stale_plan"
@@ -310,8 +311,11 @@ def record_approval(
     binding_seen: PlanBinding | None,
     now: datetime,
     ttl: timedelta = DEFAULT_APPROVAL_TTL,
+    destroy: bool = False,
 ) -> ApprovalResult:
-    """An Approve click on a button rendered for `binding_seen`. The policy is consulted live."""
+    """An Approve click on a button rendered for `binding_seen`. The policy is consulted live; with
+    `destroy` (a destroy's plan) its destroy rule applies: destroy_approvals, the self-destroy
+    setting, and no approval at all for a protected environment."""
     _check_clock(now, ttl)
     action = ClickAction.APPROVE
 
@@ -320,10 +324,12 @@ def record_approval(
 
     if state.is_decided:
         return refuse(ApprovalOutcome.REFUSED_ALREADY_DECIDED, ClickFacts(plan=state.binding))
-    rule = policy.approval_rule(profile, environment)
+    rule = policy.approval_rule(profile, environment, destroy=destroy)
     decision = policy.can_approve(user, profile, environment)
     if rule is None or not decision.allowed:
         return refuse(ApprovalOutcome.REFUSED_NOT_APPROVER, ClickFacts(policy=decision))
+    if rule.protected:
+        return refuse(ApprovalOutcome.REFUSED_PROTECTED, ClickFacts(scope=rule.scope, environment=environment))
     declared = policy.check_environment(profile, environment)
     if not declared.allowed:
         return refuse(ApprovalOutcome.REFUSED_UNDECLARED_ENVIRONMENT, ClickFacts(policy=declared))

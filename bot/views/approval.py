@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.views.access import describe, mention, reason_text
 from bot.views.blocks import escape_mrkdwn
+from bot.views.destroy import protected_approval_text
 from bot.views.messages import Message, text_message
 from core.approval import (
     Applyability,
@@ -59,6 +60,8 @@ def click_text(result: ApprovalResult) -> str:
             return _policy_text(facts)
         case ApprovalOutcome.REFUSED_UNDECLARED_ENVIRONMENT:
             return f"{_policy_text(facts)} A plan for it cannot be approved; make a new request."
+        case ApprovalOutcome.REFUSED_PROTECTED:
+            return protected_approval_text(facts.scope)
         case ApprovalOutcome.REFUSED_NOT_FULL_MEMBER:
             return MEMBERSHIP_TEXT[facts.membership or Membership.UNCONFIRMED]
         case ApprovalOutcome.REFUSED_SELF_APPROVAL:

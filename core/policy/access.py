@@ -8,6 +8,12 @@ no rule of its own and gets the STRICTEST rule of the profile — never the prof
 so typing `prd` instead of `prod` gains nothing. An environment without its own `approvers` uses the
 profile's approvers; without its own `required_approvals` it uses the profile's (default 1).
 
+Destroys (issue 13) have a rule of their own (`destroy_rule`, `approval_rule(..., destroy=True)`): the
+same approvers, `destroy_approvals` distinct approvals (default 2), the requester never one of them
+unless `allow_self_destroy_approval`, and none at all for a `protected` environment (`is_protected`:
+its own `protected`, else the profile's, else a protected pattern that matches it). An environment
+without a rule of its own needs the most destroy approvals any rule of its profile asks.
+
 Without a policy file, `AccessPolicy.open` is the development default: every profile is usable by
 everyone, every environment name is accepted, and approvers come from ECS_DEPLOY_APPROVERS. `is_open`
 lets `doctor` warn about it. Even where everyone may approve, only full members of the installed
@@ -24,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.policy.errors import PolicyError
 from core.policy.mcp_clients import McpClient
 from core.policy.principals import USER_ID, USERGROUP_ID, Principals, SlackIdentity
+
+DEFAULT_DESTROY_APPROVALS = 2
 
 
 class Why(StrEnum):
@@ -103,6 +111,8 @@ class ApprovalRule(BaseModel):
     # rule applies — the one of `strictest_from` (an environment), or the profile's own settings (None).
     strictest: bool = False
     strictest_from: str | None = None
+    destroy: bool = False  # the rule for a destroy's plan (`ProfilePolicy.destroy_rule`)
+    protected: bool = False  # a protected environment: a destroy is never approved nor applied
 
     @property
     def scope(self) -> str:
@@ -140,6 +150,9 @@ class EnvironmentPolicy(BaseModel):
     required_approvals: int = Field(default=1, ge=1)
     approvers: Principals | None = None  # None: the profile's approvers
     allow_self_approval: bool | None = None  # None: the profile's setting
+    protected: bool | None = None  # None: the profile's (or a protected pattern's) setting
+    destroy_approvals: int | None = Field(default=None, ge=1)  # None: the profile's
+    allow_self_destroy_approval: bool | None = None  # None: the profile's setting
 
 
 class ProfilePolicy(BaseModel):
@@ -156,6 +169,41 @@ class ProfilePolicy(BaseModel):
     # Declared environments (names and patterns, in file order); None: any name (the open default).
     allowed_environments: tuple[str, ...] | None = None
     assume_role: AssumeRole | None = None
+    protected: bool = False
+    protected_patterns: tuple[str, ...] = ()  # declared patterns marked `protected: true`
+    destroy_approvals: int = Field(default=DEFAULT_DESTROY_APPROVALS, ge=1)
+    allow_self_destroy_approval: bool = False
+
+    def is_protected(self, environment: str) -> bool:
+        """Whether a destroy of this environment is refused outright (no approval can lift it)."""
+        env = self.environments.get(environment)
+        if env is not None and env.protected is not None:
+            return env.protected
+        return self.protected or any(fnmatchcase(environment, p) for p in self.protected_patterns)
+
+    def destroy_rule(self, environment: str) -> ApprovalRule:
+        """What approving a destroy's plan takes: the environment's approvers (`rule_for`), its
+        `destroy_approvals` and self-destroy setting; without a rule of its own, the most approvals
+        and no self-approval unless every rule allows it."""
+        env = self.environments.get(environment)
+        if env is not None or self.allowed_environments is None:
+            needed = (env.destroy_approvals if env else None) or self.destroy_approvals
+            own = env.allow_self_destroy_approval if env else None
+            self_ok = own if own is not None else self.allow_self_destroy_approval
+        else:
+            named = self.environments.values()
+            needed = max([self.destroy_approvals, *(e.destroy_approvals or 0 for e in named)])
+            self_ok = self.allow_self_destroy_approval and all(
+                e.allow_self_destroy_approval is not False for e in named
+            )
+        return self.rule_for(environment).model_copy(
+            update={
+                "required_approvals": needed,
+                "allow_self_approval": self_ok,
+                "destroy": True,
+                "protected": self.is_protected(environment),
+            }
+        )
 
     def declares(self, environment: str) -> bool:
         """Whether a request for this environment may be made with the profile."""
@@ -281,9 +329,12 @@ class AccessPolicy(BaseModel):
             declared=tuple(entry.allowed_environments or ()),
         )
 
-    def approval_rule(self, profile: str, environment: str) -> ApprovalRule | None:
+    def approval_rule(self, profile: str, environment: str, *, destroy: bool = False) -> ApprovalRule | None:
+        """The rule for approving a plan (with `destroy`: a destroy's plan, `destroy_rule`)."""
         entry = self.entry_for(profile)
-        return entry.rule_for(environment) if entry is not None else None
+        if entry is None:
+            return None
+        return entry.destroy_rule(environment) if destroy else entry.rule_for(environment)
 
     def can_approve(self, user: SlackIdentity, profile: str, environment: str) -> Decision:
         """Whether the user is an approver for this profile and environment. Self-approval is judged
@@ -316,6 +367,27 @@ def policy_warnings(policy: AccessPolicy) -> list[str]:
                 f"profile {name}: everyone may approve ({', '.join(where)}; allow_everyone: true) — only"
                 " full members of this workspace count, never guests or Slack Connect users"
             )
+    return warnings
+
+
+def destroy_warnings(policy: AccessPolicy) -> list[str]:
+    """Where a destroy could never get its approvals from the approvers listed by name (the default
+    destroy_approvals, 2, with one named approver; set explicitly, such a value fails the load)."""
+    warnings = []
+    entries = list(policy.profiles.values()) + ([policy.open_profile] if policy.open_profile else [])
+    for entry in entries:
+        checks = [("its own settings", entry.destroy_approvals, entry.approvers, entry.protected)]
+        for env_name in sorted(entry.environments):
+            rule = entry.destroy_rule(env_name)
+            checks.append((env_name, rule.required_approvals, rule.approvers, rule.protected))
+        for where, needed, who, protected in checks:
+            if not protected and not who.everyone and not who.groups and needed > len(who.users):
+                named = "every profile (ECS_DEPLOY_APPROVERS)" if policy.is_open else f"profile {entry.name}"
+                warnings.append(
+                    f"{named} ({where}): a destroy needs {needed} approvals"
+                    f" (destroy_approvals, default {DEFAULT_DESTROY_APPROVALS}) but only"
+                    f" {len(who.users)} approver(s) are listed: it can never be destroyed from Slack"
+                )
     return warnings
 
 

@@ -87,6 +87,11 @@ class EnvironmentFile(_FileModel):
     required_approvals: Approvals | None = None
     approvers: list[SlackPrincipal] | None = None
     allow_self_approval: bool | None = None
+    # Destroys (issue 13): never from Slack when protected; else destroy_approvals distinct approvers
+    # (default 2), the requester not among them unless allow_self_destroy_approval.
+    protected: bool | None = None
+    destroy_approvals: Approvals | None = None
+    allow_self_destroy_approval: bool | None = None
 
 
 class ProfileFile(_FileModel):
@@ -95,6 +100,9 @@ class ProfileFile(_FileModel):
     allow_everyone: bool | None = None
     allow_self_approval: bool | None = None
     required_approvals: Approvals | None = None
+    protected: bool | None = None
+    destroy_approvals: Approvals | None = None
+    allow_self_destroy_approval: bool | None = None
     environments: dict[EnvironmentName, EnvironmentFile | None] | None = None
     assume_role_arn: Annotated[str, AfterValidator(_check_role_arn)] | None = None
     external_id: Annotated[str, AfterValidator(_check_external_id)] | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from core.policy.access import AssumeRole, EnvironmentPolicy, ProfilePolicy
+from core.policy.access import DEFAULT_DESTROY_APPROVALS, AssumeRole, EnvironmentPolicy, ProfilePolicy
 from core.policy.errors import PolicyError
 from core.policy.file_schema import EnvironmentFile, ProfileFile, is_pattern
 from core.policy.principals import EVERYONE, Principals
@@ -37,14 +37,15 @@ def check_patterns(
     loc: Loc,
     fail: Callable[[Loc, str], PolicyError],
 ) -> None:
-    """A pattern only declares names; settings on it would be ignored, so they are a mistake."""
+    """A pattern only declares names (and may protect them: `protected`); any other setting on it
+    would be ignored, so it is a mistake."""
     for key, env in (environments or {}).items():
-        if is_pattern(key) and env is not None and env.model_dump(exclude_none=True):
+        if is_pattern(key) and env is not None and env.model_dump(exclude_none=True, exclude={"protected"}):
             raise fail(
                 (*loc, "environments", key),
-                "a pattern declares environment names and takes no settings: an environment matched"
-                " only by a pattern gets the profile's strictest rule (give an environment its own"
-                " entry by name to set its rule)",
+                "a pattern declares environment names and takes no settings but protected: an"
+                " environment matched only by a pattern gets the profile's strictest rule (give an"
+                " environment its own entry by name to set its rule)",
             )
 
 
@@ -89,6 +90,35 @@ def _check_everyone(
         )
 
 
+def _check_destroy_approvals(
+    entry: ProfilePolicy,
+    own: ProfileFile,
+    defaults: ProfileFile,
+    envs: Mapping[str, EnvironmentFile],
+    loc: Loc,
+    fail: Callable[[Loc, str], PolicyError],
+) -> None:
+    """A destroy_approvals written in the file that the named approvers alone can never meet is a
+    typo. (The default, 2, with a single named approver only warns: core.policy.access.destroy_warnings.)"""
+    written: list[tuple[Loc, int, Principals]] = []
+    if own.destroy_approvals is not None or defaults.destroy_approvals is not None:
+        written.append(((*loc, "destroy_approvals"), entry.destroy_approvals, entry.approvers))
+    for env_name, env in envs.items():
+        if env.destroy_approvals is not None and not is_pattern(env_name):
+            rule = entry.destroy_rule(env_name)
+            written.append(
+                ((*loc, "environments", env_name, "destroy_approvals"), env.destroy_approvals, rule.approvers)
+            )
+    for where, needed, who in written:
+        if not who.everyone and not who.groups and needed > len(who.users):
+            raise fail(
+                where,
+                f"a destroy requires {needed} approvals but only {len(who.users)} approver(s) are"
+                f" listed ({', '.join(sorted(who.users)) or 'nobody'}); the requester never counts"
+                " among them unless allow_self_destroy_approval is true",
+            )
+
+
 def resolve_profile(
     name: str, own: ProfileFile, defaults: ProfileFile, fail: Callable[[Loc, str], PolicyError]
 ) -> ProfilePolicy:
@@ -127,6 +157,9 @@ def resolve_profile(
             required_approvals=env.required_approvals or required,
             approvers=env_approvers,
             allow_self_approval=env.allow_self_approval,
+            protected=env.protected,
+            destroy_approvals=env.destroy_approvals,
+            allow_self_destroy_approval=env.allow_self_destroy_approval,
         )
     entry = ProfilePolicy(
         name=name,
@@ -137,6 +170,10 @@ def resolve_profile(
         environments=environments,
         allowed_environments=tuple(envs),
         assume_role=role,
+        protected=bool(merged.protected),
+        protected_patterns=tuple(n for n, env in envs.items() if is_pattern(n) and env.protected),
+        destroy_approvals=merged.destroy_approvals or DEFAULT_DESTROY_APPROVALS,
+        allow_self_destroy_approval=bool(merged.allow_self_destroy_approval),
     )
     # A requirement that named people alone can never meet is a typo, not a policy.
     checks: list[tuple[Loc, int, Principals]] = [((*loc, "required_approvals"), required, approvers)]
@@ -151,6 +188,7 @@ def resolve_profile(
                 f"requires {needed} approvals but only {len(who.users)} approver(s) are listed"
                 f" ({', '.join(sorted(who.users)) or 'nobody'})",
             )
+    _check_destroy_approvals(entry, own, defaults, envs, loc, fail)
     if not envs:
         raise fail(
             loc,
