@@ -29,6 +29,7 @@ from slack_sdk.models.blocks import (
 
 from bot.ids import Action, BlockId
 from bot.views.blocks import escape_mrkdwn
+from bot.views.destroy import DESTROY_HEADER, destroy_summary_text
 from bot.views.messages import Message
 from core.plan_summary import (
     ChangeGroup,
@@ -108,12 +109,38 @@ def plan_blocks(
     return blocks
 
 
-def plan_message(summary: PlanSummary, *, deployment_id: str, plan_sha256: str, button_value: str) -> Message:
-    """The plan's thread message, with its buttons (`plan_blocks`) and its one-line notification."""
+def plan_message(
+    summary: PlanSummary,
+    *,
+    deployment_id: str,
+    plan_sha256: str,
+    button_value: str,
+    destroy_stores: tuple[ResourceChange, ...] | None = None,
+) -> Message:
+    """The plan's thread message, with its buttons (`plan_blocks`) and its one-line notification.
+    With `destroy_stores` (the data stores it deletes, core.destroy.data_stores) it is a destroy's
+    plan: "This destroys the environment", the counts and the data stores first."""
     blocks = plan_blocks(
         summary, deployment_id=deployment_id, plan_sha256=plan_sha256, button_value=button_value
     )
-    return Message(text=plan_text(summary), blocks=blocks)
+    if destroy_stores is None:
+        return Message(text=plan_text(summary), blocks=blocks)
+    top: list[Block] = [
+        HeaderBlock(text=PlainTextObject(text=DESTROY_HEADER, emoji=True)),
+        _section(_clip(destroy_summary_text(summary, destroy_stores), FLAGGED_BUDGET)),
+    ]
+    kept = [
+        block
+        for block in blocks[1:]  # the usual header gives way to the destroy's
+        if not isinstance(block, ActionsBlock)
+    ]
+    actions = [block for block in blocks if isinstance(block, ActionsBlock)]
+    for block in actions:  # a destroy's values are the environment's: nothing to edit
+        block.elements = [
+            e for e in block.elements if getattr(e, "action_id", "") != Action.EDIT_VALUES.value
+        ]
+    text = _clip(f"{DESTROY_HEADER}: {plan_text(summary)}", 1000)
+    return Message(text=text, blocks=top + kept + actions)
 
 
 def plan_decided_blocks(

@@ -14,11 +14,13 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from aws_edge import configs
+from bot.views.destroy import destroyed_message, state_not_empty
 from bot.views.pipeline import VerificationLine, verification_message
-from core.lifecycle import Move
+from core.lifecycle import DeploymentKind, Move
 from core.models import Deployment
-from workers.runtime import Runtime, move
+from workers.runtime import Runtime, StepFailure, move
 from workers.steps.common import aws_session
+from workers.terraform.state_backend import read_state
 
 # The runbook's troubleshooting table, per check (poc-idp's runbook).
 HINTS = {
@@ -283,6 +285,17 @@ def check_http(urls: list[str], *, timeout: float = HTTP_TIMEOUT) -> list[Verifi
     return lines
 
 
+def _destroyed(rt: Runtime, deployment: Deployment) -> None:
+    """A destroy's check: the state in S3 holds no resources any more (no endpoint to check)."""
+    request = deployment.request
+    state = read_state(aws_session(rt, deployment), request.state_bucket, request.state_key)
+    if not state.known or state.addresses:
+        raise StepFailure(*state_not_empty(sorted(state.addresses), state.problem))
+    rt.notifier.post(deployment, destroyed_message(deployment))
+    rt.audit.record("environment_destroyed", deployment.id, "worker", serial=state.serial)
+    move(rt, deployment.id, Move.DESTROYED, "destroyed: the state holds no resources")
+
+
 def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -319,6 +332,9 @@ def verify(
 
 
 def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
+    if deployment.kind is DeploymentKind.DESTROY:
+        _destroyed(rt, deployment)
+        return
     settings = rt.settings
     lines = verify(
         aws_session(rt, deployment),

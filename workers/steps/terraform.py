@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bot.views import failures
+from bot.views.destroy import protected_at_apply
 from bot.views.pipeline import (
     apply_failed_message,
     apply_result_message,
@@ -28,7 +29,8 @@ from bot.views.plan import plan_message
 from bot.views.terraform_runs import apply_progress_text, applying_text, superseded_text
 from core.apply_progress import ApplyProgress, advance
 from core.approval import PlanBinding, is_applyable, new_plan
-from core.lifecycle import Move
+from core.destroy import data_stores, is_protected
+from core.lifecycle import DeploymentKind, Move
 from core.models import Deployment, PlanRecord, utcnow
 from core.plan_summary import PlanParseError, summarise_plan
 from core.sizes import size_profile
@@ -162,7 +164,10 @@ def _plan(rt: Runtime, deployment: Deployment) -> Outcome:
         plan_created_at=utcnow(),
         attempt=attempt,
     )
-    rule = rt.policy.approval_rule(deployment.request.profile, deployment.request.environment)
+    destroy = deployment.kind is DeploymentKind.DESTROY
+    rule = rt.policy.approval_rule(
+        deployment.request.profile, deployment.request.environment, destroy=destroy
+    )
     previous = deployment.plan
     record = PlanRecord(
         attempt=attempt,
@@ -187,7 +192,11 @@ def _plan(rt: Runtime, deployment: Deployment) -> Outcome:
     if previous and previous.message_ts:
         rt.notifier.decide(deployment, previous.message_ts, _superseded(previous, attempt))
     message = plan_message(
-        summary, deployment_id=deployment.id, plan_sha256=digest, button_value=f"{deployment.id}:{attempt}"
+        summary,
+        deployment_id=deployment.id,
+        plan_sha256=digest,
+        button_value=f"{deployment.id}:{attempt}",
+        destroy_stores=data_stores(summary) if destroy else None,
     )
     rt.audit.record(
         "planned",
@@ -233,7 +242,15 @@ def _planned(
     try:
         plan_file = private / f"{plan_artifact(attempt)}.tfplan"
         result = run.command(
-            "plan", lambda opts: runner.plan(workspace, tfvars_file, plan_file, options=opts), options
+            "plan",
+            lambda opts: runner.plan(
+                workspace,
+                tfvars_file,
+                plan_file,
+                options=opts,
+                destroy=deployment.kind is DeploymentKind.DESTROY,
+            ),
+            options,
         )
         if not result.ok:
             _report_failure(rt, deployment, result)
@@ -260,6 +277,10 @@ def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
     binding = deployment.approval.binding
     if deployment.plan is None or binding is None:
         raise StepFailure(*failures.no_approved_plan())
+    request = deployment.request
+    destroying = deployment.kind is DeploymentKind.DESTROY
+    if destroying and is_protected(rt.policy, request.profile, request.environment):
+        raise StepFailure(*protected_at_apply())  # the policy may have changed since the approval
     workspace = ensure_workspace(rt, deployment)
     try:
         data = ArtifactStore.for_settings(rt.redis, rt.settings).get(
