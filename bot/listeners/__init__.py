@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, home, submissions, thread_modals
+from bot.listeners import actions, commands, environments, home, submissions, thread_modals
 from bot.services import Services
 
 
@@ -14,3 +14,4 @@ def register(app: App, services: Services) -> None:
     actions.register(app, services)
     thread_modals.register(app, services)
     home.register(app, services)
+    environments.register(app, services)

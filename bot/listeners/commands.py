@@ -1,4 +1,5 @@
-"""`/ecs-deploy [new | help | status [id] | list | cancel <id> [--force] | plan <id> | unlock <id>]`.
+"""`/ecs-deploy [new | help | status [id] | list | cancel <id> [--force] | plan <id> | unlock <id>
+| change <app>/<env> | upgrade <app>/<env>]`.
 
 Answers are private: the command's ack carries the answer (it works in any channel, even one the
 bot is not in); Slack-side follow-ups (the thread hears who cancelled, Terraform's DynamoDB lock is
@@ -18,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import control
 from bot.control import ControlRefused
+from bot.listeners.environments import change_sub, upgrade_sub
 from bot.payloads import BlockActions, SlashCommand
 from bot.services import Services
 from bot.views import status as views
@@ -210,6 +212,8 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "plan": plan_sub,
     "replan": plan_sub,
     "unlock": unlock_sub,
+    "change": change_sub,
+    "upgrade": upgrade_sub,
 }
 
 
