@@ -1,0 +1,84 @@
+"""Scheduled drift checks on real parts: two long-running workers (RQ's scheduler on), a real Redis.
+Each time slot of an environment is checked exactly once, even when the same slot's job is queued
+twice and both workers take it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import redis
+
+from core.drift import next_slot, slot_job_id
+from core.environments import Environment, EnvironmentChange, EnvironmentKey
+from core.lifecycle import DeploymentKind
+from core.models import utcnow
+from core.settings import Settings
+from storage.audit import AuditTrail
+from storage.drift import DriftStore
+from storage.environments import EnvironmentStore
+from storage.queue import enqueue_drift_check
+from tests.harness.flow import eventually
+from tests.harness.processes import background_workers
+from tests.harness.records import deployment_request
+
+
+def _live_environment(redis_conn: redis.Redis) -> str:
+    """A live environment whose last apply's deployment is gone: its checks end fast (FAILED)."""
+    request = deployment_request()
+    now = utcnow()
+    environment = Environment(
+        key=EnvironmentKey(
+            application=request.application,
+            environment=request.environment,
+            account_id=request.account_id,
+            region=request.region,
+        ),
+        request=request,
+        repo_commit="0" * 40,
+        changes=[
+            EnvironmentChange(
+                deployment_id="gone-deployment",
+                kind=DeploymentKind.CREATE,
+                requester_id="U0REQUEST1",
+                plan_sha256="0" * 64,
+                repo_commit="0" * 40,
+                applied_at=now,
+                channel_id="C_DEPLOYS",
+            )
+        ],
+        deployments=["gone-deployment"],
+        created_at=now,
+        updated_at=now,
+    )
+    EnvironmentStore(redis_conn).put(environment)
+    return str(environment.key)
+
+
+def test_two_workers_never_run_a_slot_twice(
+    bot_env: dict[str, str], redis_conn: redis.Redis, tmp_path: Path
+) -> None:
+    key = _live_environment(redis_conn)
+    env = {**bot_env, "ECS_DEPLOY_DRIFT_INTERVAL": "2"}
+    drift = DriftStore(redis_conn)
+    settings = Settings.model_validate({"REDIS_URL": bot_env["REDIS_URL"]})
+    # the same slot's job queued twice (both in the queue): both workers may take it
+    doubled = slot_job_id(key, next_slot(utcnow() - timedelta(days=1), 2))
+    for _ in range(2):
+        enqueue_drift_check(redis_conn, settings, key, job_id=doubled)
+    with background_workers(env, [tmp_path / "worker-a", tmp_path / "worker-b"]):
+        # both workers seed the first slot; each check schedules the next one
+        eventually(lambda: len(drift.runs(key)) >= 6, timeout=120)
+    runs = drift.runs(key)
+    assert doubled in runs
+    assert len(runs) == len(set(runs)), f"a slot ran twice: {runs}"
+    scheduled = [r for r in runs if r != doubled]
+    assert all(r.startswith(f"drift-{key}-") for r in scheduled)
+    slots = [int(r.rsplit("-", 1)[1]) for r in scheduled]
+    assert slots == sorted(slots) and all(s % 2 == 0 for s in slots), slots
+    record = drift.get(key)
+    assert record is not None and record.checks == len(runs)
+    assert record.last_check is not None and record.last_check.outcome.value == "failed"
+    checked = [e for e in AuditTrail(redis_conn).for_deployment(f"env:{key}") if e.event == "drift_checked"]
+    assert len(checked) == len(runs)
+    assert record.next_run_at is not None
