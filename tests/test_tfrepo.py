@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.views.tfvars import problem_texts
 from core.models import DeploymentRequest
 from core.sizes import SetupSize, size_profile
 from core.tfvars.edit import apply_values
@@ -282,7 +283,7 @@ def test_plan_rejects_an_invalid_fargate_pair(system_or_shim: Terraform, tmp_pat
     (repo / "bad.tfvars").write_text(text)
     assert any(
         "not a valid Fargate pair" in e
-        for e in validate_tfvars(text, (repo / "variables.tf").read_text(), "small").errors
+        for e in problem_texts(validate_tfvars(text, (repo / "variables.tf").read_text(), "small").errors)
     )
     system_or_shim.init_local(repo)
     result = system_or_shim.run(

@@ -11,6 +11,7 @@ import hcl2
 import jinja2
 import pytest
 
+from bot.views.tfvars import problem_texts
 from core.sizes import SetupSize
 from core.tfvars.diff import diff_values
 from core.tfvars.edit import BOT_MARKER_COMMENT, apply_values
@@ -233,7 +234,9 @@ def test_placeholders_split_between_bot_and_user() -> None:
     text = apply_values(sample(), {"application": PLACEHOLDER})
     result = validate_tfvars(text, VARIABLES_TF, "small")
     assert not result.ok
-    assert any(e.startswith("application still holds the CHANGE_ME_PLEASE") for e in result.errors)
+    assert any(
+        e.startswith("application still holds the CHANGE_ME_PLEASE") for e in problem_texts(result.errors)
+    )
     missing = {m.variable: m for m in result.missing_user_values}
     assert set(missing) == {"sns_monitoring_recepients_email_list", "route53_dns_name"}
     assert missing["sns_monitoring_recepients_email_list"].label == "Alarm notification emails"
@@ -246,7 +249,7 @@ def test_placeholders_split_between_bot_and_user() -> None:
 def test_tag_placeholder_is_the_bots_problem() -> None:
     text = generated(additional_tags={"Owner": "CHANGE_ME_PLEASE"})
     result = validate_tfvars(text, VARIABLES_TF, "small")
-    assert any(e.startswith("additional_tags still holds") for e in result.errors)
+    assert any(e.startswith("additional_tags still holds") for e in problem_texts(result.errors))
 
 
 def test_empty_email_list_is_asked_for() -> None:
@@ -264,13 +267,15 @@ def test_user_values_filled_in_clear_the_question() -> None:
 def test_undeclared_variable_is_named() -> None:
     text = generated(rds_instance_cout=2)
     result = validate_tfvars(text, VARIABLES_TF, "small")
-    assert any("rds_instance_cout is set" in e and "'rds_instance_count'" in e for e in result.errors)
+    assert any(
+        "rds_instance_cout is set" in e and "'rds_instance_count'" in e for e in problem_texts(result.errors)
+    )
 
 
 def test_required_variable_missing() -> None:
     text = "\n".join(line for line in generated().splitlines() if not line.startswith("account_id"))
     result = validate_tfvars(text, VARIABLES_TF, "small")
-    assert "account_id has no default in variables.tf and must be set." in result.errors
+    assert "account_id has no default in variables.tf and must be set." in problem_texts(result.errors)
 
 
 WRONG_TYPES = [
@@ -287,7 +292,7 @@ WRONG_TYPES = [
 @pytest.mark.parametrize(("extra", "message"), WRONG_TYPES)
 def test_wrong_types_are_reported(extra: dict[str, object], message: str) -> None:
     result = validate_tfvars(generated("small", **extra), VARIABLES_TF, "small")
-    assert any(e.startswith(message) for e in result.errors), result.errors
+    assert any(e.startswith(message) for e in problem_texts(result.errors)), problem_texts(result.errors)
 
 
 def service(cpu: object = 256, memory: object = 512, **changes: object) -> dict[str, Any]:
@@ -308,14 +313,14 @@ def test_wrong_types_inside_ecs_services() -> None:
     del broken["is_alb_target"]
     broken["desired_cuont"] = 2
     result = validate_tfvars(generated(ecs_services={"api": broken}), VARIABLES_TF, "small")
-    errors = "\n".join(result.errors)
+    errors = "\n".join(problem_texts(result.errors))
     assert "ecs_services[\"api\"]: the attribute 'is_alb_target' is required." in errors
     assert 'ecs_services["api"].container_definitions[0].cpu: number required, got a string' in errors
     assert (
         'ecs_services["api"].container_definitions[0].open_ports: list(number) required, got a number'
         in errors
     )
-    assert any("desired_cuont" in w and "'desired_count'" in w for w in result.warnings)
+    assert any("desired_cuont" in w and "'desired_count'" in w for w in problem_texts(result.warnings))
 
 
 def test_terraform_conversions_are_accepted() -> None:
@@ -333,12 +338,12 @@ def test_expressions_are_not_literals() -> None:
     text = generated().replace('region      = "eu-west-1"', "region      = var.other")
     assert "var.other" in text
     result = validate_tfvars(text, VARIABLES_TF, "small")
-    assert any(e.startswith("region: `var.other` is an expression") for e in result.errors)
+    assert any(e.startswith("region: `var.other` is an expression") for e in problem_texts(result.errors))
 
 
 def test_unreadable_tfvars() -> None:
     result = validate_tfvars('region = "eu-west-1', VARIABLES_TF, "small")
-    assert not result.ok and result.errors[0].startswith("The tfvars file cannot be read")
+    assert not result.ok and problem_texts(result.errors)[0].startswith("The tfvars file cannot be read")
 
 
 @pytest.mark.parametrize(
@@ -350,13 +355,13 @@ def test_invalid_fargate_pairs(cpu: int, memory: int) -> None:
         e.startswith(
             f'ecs_services["api"] container "app": cpu {cpu} with memory {memory} is not a valid Fargate pair'
         )
-        for e in result.errors
-    ), result.errors
+        for e in problem_texts(result.errors)
+    ), problem_texts(result.errors)
 
 
 def test_unknown_fargate_cpu() -> None:
     result = validate_tfvars(generated(ecs_services={"api": service(300, 600)}), VARIABLES_TF, "small")
-    assert any("cpu 300 is not a Fargate cpu value" in e for e in result.errors)
+    assert any("cpu 300 is not a Fargate cpu value" in e for e in problem_texts(result.errors))
 
 
 @pytest.mark.parametrize(
@@ -385,9 +390,10 @@ def sidecars(*pairs: tuple[int, int]) -> dict[str, Any]:
 )
 def test_summed_task_size_must_be_a_fargate_size(pairs: tuple[tuple[int, int], ...], total: str) -> None:
     result = validate_tfvars(generated(ecs_services={"api": sidecars(*pairs)}), VARIABLES_TF, "small")
-    assert any(e.startswith('ecs_services["api"]: the task size') and total in e for e in result.errors), (
-        result.errors
-    )
+    assert any(
+        e.startswith('ecs_services["api"]: the task size') and total in e
+        for e in problem_texts(result.errors)
+    ), problem_texts(result.errors)
 
 
 def test_summed_task_size_that_fits() -> None:
@@ -411,15 +417,17 @@ def test_summed_task_size_that_fits() -> None:
 def test_service_count_fits_the_size(size: str, count: int, ok: bool) -> None:
     services = {f"svc-{i}": service(alb_path=f"/s{i}") for i in range(count)}
     result = validate_tfvars(generated(size, ecs_services=services), VARIABLES_TF, size)
-    too_many = [e for e in result.errors if e.startswith(f"ecs_services defines {count} services")]
-    assert bool(too_many) is not ok, result.errors
+    too_many = [
+        e for e in problem_texts(result.errors) if e.startswith(f"ecs_services defines {count} services")
+    ]
+    assert bool(too_many) is not ok, problem_texts(result.errors)
     assert result.service_count == count
 
 
 def test_duplicate_alb_path() -> None:
     services = {"a": service(alb_path="/x"), "b": service(alb_path="/x")}
     result = validate_tfvars(generated(ecs_services=services), VARIABLES_TF, "small")
-    assert 'ecs_services["b"]: alb_path \'/x\' is already used by "a".' in result.errors
+    assert 'ecs_services["b"]: alb_path \'/x\' is already used by "a".' in problem_texts(result.errors)
 
 
 # -- parse_variables / parse_type ---------------------------------------------------------------
@@ -509,7 +517,7 @@ def test_templates_use_strict_undefined() -> None:
 def test_fallback_templates_match_the_per_size_values(size: str) -> None:
     template = render_fallback_tfvars(size)
     placeholders = validate_tfvars(template, VARIABLES_TF, size)
-    assert {e.split()[0] for e in placeholders.errors} == {
+    assert {e.split()[0] for e in problem_texts(placeholders.errors)} == {
         "account_id",
         "region",
         "application",

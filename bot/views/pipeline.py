@@ -10,7 +10,9 @@ from slack_sdk.models.blocks import ActionsBlock, Block
 from bot.ids import Action
 from bot.views.blocks import MESSAGE_TEXT_LIMIT, buttons, clip, context, section
 from bot.views.messages import Message
+from bot.views.tfvars import problem_texts
 from core.backend_fix import BackendFixPlan
+from core.tfvars.validate import TfvarsProblem
 
 _md = section
 _context = context
@@ -125,8 +127,8 @@ def workspace_message(
     tfvars_path: str,
     tfbackend_path: str,
     changes: Sequence[str],
-    errors: Sequence[str],
-    warnings: Sequence[str],
+    errors: Sequence[TfvarsProblem],
+    warnings: Sequence[TfvarsProblem],
 ) -> Message:
     blocks: list[Block] = [
         _md(
@@ -137,9 +139,9 @@ def workspace_message(
     if changes:
         blocks.append(_md("*Values set:*\n```" + _lines(changes, 20).replace("```", "'''") + "```"))
     if errors:
-        blocks.append(_md(":x: *The generated tfvars has problems:*\n" + _lines(f"• {e}" for e in errors)))
+        blocks.append(_md(":x: *The generated tfvars has problems:*\n" + _lines(f"• {e}" for e in problem_texts(errors))))
     if warnings:
-        blocks.append(_context("Warnings: " + clip("; ".join(warnings), 2000)))
+        blocks.append(_context("Warnings: " + clip("; ".join(problem_texts(warnings)), 2000)))
     return Message(text=f"Workspace ready at {commit[:12]}: {tfvars_path}", blocks=blocks)
 
 

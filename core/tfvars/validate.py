@@ -1,15 +1,16 @@
 """Validation of a generated tfvars: against the repository's `variables.tf` (declared, required,
 typed), poc-idp's rules (placeholders, Fargate sizes, unique ALB paths) and the setup size's limits.
-Values only the requester can give are reported as missing rather than as errors.
+Values only the requester can give are reported as missing rather than as errors. Each problem is a
+model with its facts (`TfvarsProblem`); `bot.views.tfvars` words them.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.sizes import SetupSize, size_profile
 from core.tfvars.poc_idp import (
@@ -34,11 +35,83 @@ class MissingValue(BaseModel):
     paths: tuple[str, ...] = ()
 
 
+class _Problem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Unreadable(_Problem):
+    """The tfvars file, or the repository's variables.tf, cannot be read (`error`: the reader's own)."""
+
+    problem: Literal["unreadable"] = "unreadable"
+    file: Literal["tfvars", "variables"]
+    error: str
+
+
+class BotPlaceholder(_Problem):
+    """A value the bot sets from the request still holds the placeholder."""
+
+    problem: Literal["bot_placeholder"] = "bot_placeholder"
+    variable: str
+
+
+class Undeclared(_Problem):
+    problem: Literal["undeclared"] = "undeclared"
+    variable: str
+    close_match: str | None = None  # a declared variable with a close name
+
+
+class RequiredUnset(_Problem):
+    """A variable without a default in variables.tf that the file does not set."""
+
+    problem: Literal["required_unset"] = "required_unset"
+    variable: str
+
+
+class TooManyServices(_Problem):
+    problem: Literal["too_many_services"] = "too_many_services"
+    count: int
+    size: SetupSize
+
+
+class DuplicateAlbPath(_Problem):
+    problem: Literal["duplicate_alb_path"] = "duplicate_alb_path"
+    service: str
+    alb_path: str
+    used_by: str
+
+
+class NoServices(_Problem):
+    """A warning: ecs_services is empty."""
+
+    problem: Literal["no_services"] = "no_services"
+
+
+class CheckedRule(_Problem):
+    """A type check (core.tfvars.type_constraints) or a Fargate rule (core.tfvars.poc_idp) that failed,
+    as those modules word it."""
+
+    problem: Literal["checked_rule"] = "checked_rule"
+    text: str
+
+
+TfvarsProblem = Annotated[
+    Unreadable
+    | BotPlaceholder
+    | Undeclared
+    | RequiredUnset
+    | TooManyServices
+    | DuplicateAlbPath
+    | NoServices
+    | CheckedRule,
+    Field(discriminator="problem"),
+]
+
+
 class TfvarsValidation(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    errors: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
+    errors: tuple[TfvarsProblem, ...] = ()
+    warnings: tuple[TfvarsProblem, ...] = ()
     missing_user_values: tuple[MissingValue, ...] = ()
     service_count: int = 0
 
@@ -69,23 +142,17 @@ def _missing(name: str, paths: Iterable[str] = ()) -> MissingValue:
     return MissingValue(variable=name, label=label, hint=hint, paths=tuple(paths))
 
 
-def _service_problems(services: dict[str, Any], size: SetupSize) -> list[str]:
-    problems: list[str] = []
-    profile = size_profile(size)
-    if len(services) > profile.max_services:
-        problems.append(
-            f"ecs_services defines {len(services)} services; a {profile.title.lower()} setup takes at most"
-            f" {profile.max_services} ({profile.services_hint}). Choose a larger size or fewer services."
-        )
+def _service_problems(services: dict[str, Any], size: SetupSize) -> list[TfvarsProblem]:
+    problems: list[TfvarsProblem] = []
+    if len(services) > size_profile(size).max_services:
+        problems.append(TooManyServices(count=len(services), size=size))
     paths: dict[str, str] = {}
     for name, definition in services.items():
-        problems.extend(fargate_problems(name, definition))
+        problems.extend(CheckedRule(text=text) for text in fargate_problems(name, definition))
         alb_path = definition.get("alb_path") if isinstance(definition, dict) else None
         if isinstance(alb_path, str):
             if alb_path in paths:
-                problems.append(
-                    f'ecs_services["{name}"]: alb_path {alb_path!r} is already used by "{paths[alb_path]}".'
-                )
+                problems.append(DuplicateAlbPath(service=name, alb_path=alb_path, used_by=paths[alb_path]))
             paths.setdefault(alb_path, name)
     return problems
 
@@ -102,23 +169,21 @@ def validate_tfvars(tfvars_text: str, variables_tf_text: str, size: SetupSize | 
     try:
         values = read_tfvars(tfvars_text)
     except TfvarsError as error:
-        return TfvarsValidation(errors=(f"The tfvars file cannot be read: {error}.",))
+        return TfvarsValidation(errors=(Unreadable(file="tfvars", error=str(error)),))
     try:
         variables = parse_variables(variables_tf_text)
     except TfvarsError as error:
-        return TfvarsValidation(errors=(f"The repository's variables cannot be read: {error}.",))
+        return TfvarsValidation(errors=(Unreadable(file="variables", error=str(error)),))
 
-    errors: list[str] = []
-    warnings: list[str] = []
+    errors: list[TfvarsProblem] = []
+    warnings: list[TfvarsProblem] = []
     missing: list[MissingValue] = []
     for name, value in values.items():
         paths = _placeholder_paths(value, name)
         if not paths:
             continue
         if name in BOT_OWNED_VARIABLES:
-            errors.append(
-                f"{name} still holds the {PLACEHOLDER} placeholder; it should come from the request."
-            )
+            errors.append(BotPlaceholder(variable=name))
         else:
             missing.append(_missing(name, paths))
     if SNS_EMAILS in variables and not any(m.variable == SNS_EMAILS for m in missing):
@@ -130,13 +195,16 @@ def validate_tfvars(tfvars_text: str, variables_tf_text: str, size: SetupSize | 
         spec = variables.get(name)
         if spec is None:
             close = difflib.get_close_matches(name, list(variables), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            errors.append(f"{name} is set, but variables.tf declares no variable {name!r}.{hint}")
+            errors.append(Undeclared(variable=name, close_match=close[0] if close else None))
             continue
-        check_type(value, spec.type, name, errors, warnings)
+        type_errors: list[str] = []
+        type_warnings: list[str] = []
+        check_type(value, spec.type, name, type_errors, type_warnings)
+        errors += [CheckedRule(text=text) for text in type_errors]
+        warnings += [CheckedRule(text=text) for text in type_warnings]
     for name, spec in variables.items():
         if spec.required and name not in values:
-            errors.append(f"{name} has no default in variables.tf and must be set.")
+            errors.append(RequiredUnset(variable=name))
 
     services = values.get("ecs_services", {})
     service_count = 0
@@ -144,7 +212,7 @@ def validate_tfvars(tfvars_text: str, variables_tf_text: str, size: SetupSize | 
         service_count = len(services)
         errors.extend(_service_problems(services, size))
         if not services:
-            warnings.append("ecs_services is empty: no ECS service will be deployed.")
+            warnings.append(NoServices())
     return TfvarsValidation(
         errors=tuple(errors),
         warnings=tuple(warnings),
