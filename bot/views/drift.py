@@ -259,3 +259,25 @@ def drift_line(record: DriftRecord | None, next_run: datetime | None) -> str:
             parts.append(f"{len(report.resources) + report.more_resources} resource(s)")
     parts.append(f"next check {_when(next_run)}" if next_run else "no check scheduled")
     return " · ".join(parts)
+
+
+# -- why a check was skipped or failed (kept in the record, shown in App Home's logs) ---------------
+
+NO_APPLY_ON_RECORD = "the environment has no successful apply on record"
+TERRAFORM_LOCK_HELD = "Terraform's state lock is held by another run"
+
+
+def last_deployment_gone(deployment_id: str) -> str:
+    return f"the deployment of its last apply ({deployment_id}) is gone"
+
+
+def no_workspace_record(deployment_id: str) -> str:
+    return f"the deployment of its last apply ({deployment_id}) has no workspace record"
+
+
+def state_in_use(holder_id: str | None, step: str | None) -> str:
+    return f"state in use by {holder_id} ({step})" if holder_id else "state in use"
+
+
+def terraform_failed(what: str, excerpt: str) -> str:
+    return f"terraform {what} failed: {excerpt[-300:]}"
