@@ -32,10 +32,15 @@ from workers.environments import record_apply
 from workers.runtime import Runtime
 from workers.steps.common import TFBACKEND, TFVARS, manager
 
-ALARM_EMAILS = {"sns_monitoring_recepients_email_list": ["ops@example.com"], "route53_dns_name": "example.com"}
+ALARM_EMAILS = {
+    "sns_monitoring_recepients_email_list": ["ops@example.com"],
+    "route53_dns_name": "example.com",
+}
 
 
-def config_runtime(bot_env: dict[str, str], redis_conn: redis.Redis, tmp_path: Path, **settings: str) -> Runtime:
+def config_runtime(
+    bot_env: dict[str, str], redis_conn: redis.Redis, tmp_path: Path, **settings: str
+) -> Runtime:
     """A worker's Runtime on the test Redis and Slack stand-in, with the test Terraform repository
     (a git repository under tmp_path) and `settings` (aliases, e.g. ECS_DEPLOY_CONFIG_PUSH_URL)."""
     if not (tmp_path / "poc-idp").exists():
@@ -130,7 +135,9 @@ def commit_jobs(rt: Runtime) -> list[tuple[str, ...]]:
 
 
 @pytest.fixture
-def rt(bot_env: dict[str, str], redis_conn: redis.Redis, slack_api: SlackApiStandIn, tmp_path: Path) -> Runtime:
+def rt(
+    bot_env: dict[str, str], redis_conn: redis.Redis, slack_api: SlackApiStandIn, tmp_path: Path
+) -> Runtime:
     return config_runtime(bot_env, redis_conn, tmp_path)
 
 
@@ -178,7 +185,11 @@ def test_a_change_then_a_destroy_update_the_same_environment(rt: Runtime, slack_
 
     env = EnvironmentStore(rt.redis).find(created.request.environment_key)
     assert env is not None
-    assert [c.kind for c in env.changes] == [DeploymentKind.CREATE, DeploymentKind.CHANGE, DeploymentKind.DESTROY]
+    assert [c.kind for c in env.changes] == [
+        DeploymentKind.CREATE,
+        DeploymentKind.CHANGE,
+        DeploymentKind.DESTROY,
+    ]
     assert env.status is EnvironmentStatus.DESTROYED and env.outputs == {}
     assert env.request.size.value == "medium"
     assert env.deployments == [created.id, changed.id, destroyed.id]

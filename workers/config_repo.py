@@ -81,6 +81,14 @@ class BranchCommit(BaseModel):
         return values[-1] if values else None
 
 
+def _reason(what: str, error: WorkspaceError) -> str:
+    """`what` failed, with git's own first `fatal:`/`error:` line (its last line is often a hint)."""
+    stderr = str(getattr(error, "stderr", "") or "")
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    first = next((line for line in lines if line.startswith(("fatal:", "error:", "remote:"))), None)
+    return f"{what} failed: {first}" if first else str(error)
+
+
 def parse_trailers(text: str) -> list[tuple[str, str]]:
     pairs = []
     for item in text.split(UNIT):
@@ -103,7 +111,7 @@ class ConfigRepo:
         self.author_name, self.author_email = name, email
         self.git_timeout = git_timeout
         self.scratch_root = Path(settings.data_dir) / "config-repos"
-        self._secrets = [s for s in (configured, self._password(configured)) if s]
+        self._secrets = [s for s in (self._password(configured),) if s]
         if settings.github_token is not None and settings.github_token.get_secret_value():
             self._secrets.append(settings.github_token.get_secret_value())
 
@@ -113,9 +121,12 @@ class ConfigRepo:
 
         try:
             parts = urlsplit(url)
-            return parts.password or parts.username or ""
         except ValueError:
             return ""
+        if parts.password:
+            return parts.password
+        # https://TOKEN@host: a token as the user name (an ssh user such as `git` is no secret)
+        return parts.username if parts.username and len(parts.username) >= 16 else ""
 
     @property
     def shown_push_url(self) -> str:
@@ -138,7 +149,7 @@ class ConfigRepo:
         try:
             return run_git(args, cwd=cwd, timeout=self.git_timeout, what=what)
         except WorkspaceError as exc:
-            raise ConfigRepoError(self.redact(str(exc))) from None
+            raise ConfigRepoError(self.redact(_reason(what, exc))) from None
 
     @contextlib.contextmanager
     def _scratch(self, start: str | None = None) -> Iterator[Path]:
@@ -223,7 +234,7 @@ class ConfigRepo:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             self._git(
-                ["-C", str(repo), "add", "--", files.tfvars_path, files.tfbackend_path],
+                ["-C", str(repo), "add", "--force", "--", files.tfvars_path, files.tfbackend_path],
                 what="Adding the configuration files",
             )
             message_file = repo.parent / "message.txt"

@@ -24,6 +24,7 @@ from bot.views import approval as approval_views
 from bot.views import clicks
 from bot.views.access import reason_text
 from bot.views.clicks import STORE_DOWN
+from bot.views.config_commit import RETRY_WRONG_ENVIRONMENT, retry_requested
 from bot.views.decisions import ThreadContext, edit_values_modal, missing_values_modal, reject_modal
 from core import lifecycle
 from core.analysis.recommendations import apply_recommendations
@@ -36,6 +37,7 @@ from core.policy.access import Decision
 from core.policy.principals import SlackIdentity
 from core.steering import may_override, may_steer
 from core.tfvars.poc_idp import USER_VALUE_LABELS
+from storage.queue import enqueue_commit_config
 from storage.store import DeploymentNotFound
 
 log = get_logger(__name__)
@@ -158,6 +160,7 @@ def register(app: App, services: Services) -> None:
         Action.REJECT: reject_clicked,
         Action.EDIT_VALUES: edit_values_clicked,
         Action.REPLAN: replan_clicked,
+        Action.RETRY_CONFIG_COMMIT: retry_config_commit_clicked,
     }
     for action, handler in handlers.items():
         app.action(action.value)(_listener(services, handler))
@@ -170,7 +173,7 @@ def _listener(services: Services, handler: Handler) -> Callable[..., None]:
         channel = (
             click.channel.id if click.channel else (click.container.channel_id if click.container else None)
         )
-        deployment_id = click.action.value.split(":", 1)[0]
+        deployment_id = _deployment_of(click)
         action = click.action.action_id
         try:
             deployment = services.store.get(deployment_id)
@@ -185,6 +188,15 @@ def _listener(services: Services, handler: Handler) -> Callable[..., None]:
             _tell(services, channel, click.user.id, STORE_DOWN)
 
     return listener
+
+
+def _deployment_of(click: BlockActions) -> str:
+    """The deployment a button is about: its value is `{deployment id}[:{plan attempt}]`, except the
+    config Retry's, `{environment key}:{deployment id}` (bot/ids.py)."""
+    value = click.action.value
+    if click.action.action_id == Action.RETRY_CONFIG_COMMIT.value:
+        return value.rpartition(":")[2]
+    return value.split(":", 1)[0]
 
 
 def _tell(services: Services, channel: str | None, user: str, text: str) -> None:
@@ -365,3 +377,18 @@ def edit_values_clicked(c: Clicked) -> None:
     if not lifecycle.edit_form_opens(c.deployment.status):
         raise Refusal(clicks.NOT_EDITABLE)
     c.open(edit_values_modal(c.thread_context(), c.deployment))
+
+
+# -- the environment's configuration in the repository ----------------------------------------------
+
+
+def retry_config_commit_clicked(c: Clicked) -> None:
+    """Queue the configuration commit again (after a failed push): the requester, or an approver
+    (lead) of the deployment's profile."""
+    environment_key = c.click.action.value.rpartition(":")[0]
+    if environment_key != c.deployment.request.environment_key:
+        raise Refusal(RETRY_WRONG_ENVIRONMENT)
+    c.may_steer()
+    services = c.services
+    enqueue_commit_config(services.redis, services.settings, environment_key, c.deployment.id)
+    c.decided(retry_requested(c.user.user_id))

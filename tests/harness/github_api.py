@@ -130,7 +130,10 @@ class GitHubApiStandIn:
         if method == "POST" and len(rest) == 1:
             missing = [k for k in ("title", "head", "base") if not body.get(k)]
             if missing:
-                return 422, {"message": "Validation Failed", "errors": [{"field": missing[0], "code": "missing"}]}
+                return 422, {
+                    "message": "Validation Failed",
+                    "errors": [{"field": missing[0], "code": "missing"}],
+                }
             head = str(body["head"]).split(":")[-1]
             if any(p.state == "open" and p.head == head and p.base == body["base"] for p in mine):
                 return 422, {

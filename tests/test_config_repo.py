@@ -1,0 +1,308 @@
+"""The configuration commit after an apply (workers/environments.run_commit_config): real git with
+bare repositories under tmp_path, real Redis, the Slack stand-in, the GitHub stand-in over HTTP
+(PyGithub), and the Retry button through the real Bolt app."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from structlog.testing import capture_logs
+
+from core.environment_config import ConfigTrailers
+from core.environments import config_branch
+from core.lifecycle import DeploymentKind, DeploymentStatus
+from core.tfvars.reading import read_tfvars
+from storage.environments import EnvironmentStore
+from tests.harness.flow import BYSTANDER, LEAD, OTHER, REQUESTER, click, ephemeral_to, eventually
+from tests.harness.github_api import GITHUB_TOKEN, GitHubApiStandIn
+from tests.harness.records import deployment_request
+from tests.harness.slack_api import SlackApiStandIn
+from tests.harness.slack_requests import SlackClientSim
+from tests.harness.tfrepo import git
+from tests.test_environment_record import (
+    applied_deployment,
+    bare_repo,
+    commit_jobs,
+    config_runtime,
+)
+from workers.config_repo import parse_trailers
+from workers.environments import record_apply, run_commit_config
+from workers.runtime import Runtime
+
+KEY = deployment_request().environment_key
+BRANCH = config_branch(KEY)
+STEM = deployment_request().file_stem
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubApiStandIn]:
+    server = GitHubApiStandIn().start()
+    server.add_repository("acme/poc-idp")
+    yield server
+    server.stop()
+
+
+def runtime_pushing_to(
+    bot_env: dict[str, str], redis_conn: redis.Redis, tmp_path: Path, push_url: str, **settings: str
+) -> Runtime:
+    return config_runtime(bot_env, redis_conn, tmp_path, ECS_DEPLOY_CONFIG_PUSH_URL=push_url, **settings)
+
+
+def branch_log(remote: Path) -> list[str]:
+    """The branch's commits on the remote, newest first (sha)."""
+    return git(remote, "rev-list", f"refs/heads/{BRANCH}").splitlines()
+
+
+def trailers_of(remote: Path, sha: str) -> list[tuple[str, str]]:
+    return parse_trailers(
+        git(remote, "log", "-1", "--format=%(trailers:only=true,unfold=true,separator=%x1f)", sha)
+    )
+
+
+def show(remote: Path, rev: str, path: str) -> str:
+    return git(remote, "show", f"{rev}:{path}")
+
+
+def test_an_apply_commits_its_files_with_trailers_once(
+    bot_env: dict[str, str], redis_conn: redis.Redis, slack_api: SlackApiStandIn, tmp_path: Path
+) -> None:
+    remote = bare_repo(tmp_path)
+    rt = runtime_pushing_to(bot_env, redis_conn, tmp_path, str(remote))
+    deployment = applied_deployment(rt, slack_api, approvers=(LEAD, OTHER))
+    record_apply(rt, deployment, {})
+    assert deployment.workspace is not None and deployment.approval.binding is not None
+
+    assert run_commit_config(rt, KEY, deployment.id) == "committed"
+
+    applied = deployment.workspace.commit
+    shas = branch_log(remote)
+    assert shas[1:] == git(remote, "rev-list", applied).splitlines()  # one commit on top of the applied one
+    head = shas[0]
+    assert git(remote, "log", "-1", "--format=%an <%ae>|%cn <%ce>", head) == (
+        "ecs-deploy-bot <ecs-deploy-bot@users.noreply.local>|ecs-deploy-bot <ecs-deploy-bot@users.noreply.local>"
+    )
+    subject = git(remote, "log", "-1", "--format=%s", head)
+    assert deployment.id in subject and "web/dev" in subject and subject.startswith("Create")
+    trailers = trailers_of(remote, head)
+    assert ("Requested-by", REQUESTER) in trailers
+    assert [v for k, v in trailers if k == "Approved-by"] == [LEAD, OTHER]
+    assert ("Plan-SHA256", deployment.approval.binding.plan_sha256) in trailers
+    assert ("Applied-commit", applied) in trailers
+    assert ConfigTrailers.parse(trailers) == ConfigTrailers.of(deployment)
+    tfvars_path, tfbackend_path = deployment.workspace.tfvars_path, deployment.workspace.tfbackend_path
+    assert (tfvars_path, tfbackend_path) == (f"tfvars/{STEM}.tfvars", f"tfbackends/{STEM}.tfbackend")
+    workspace = rt.settings.data_dir / "workspaces" / deployment.id
+    assert show(remote, head, tfvars_path) + "\n" == (workspace / tfvars_path).read_text()
+    assert show(remote, head, tfbackend_path) + "\n" == (workspace / tfbackend_path).read_text()
+
+    env = EnvironmentStore(redis_conn).find(KEY)
+    assert env is not None and env.config is not None
+    assert (env.config.branch, env.config.commit, env.config.pushed) == (BRANCH, head, True)
+    assert any(
+        BRANCH in text and head[:12] in text for text in slack_api.thread_texts(deployment.thread_ts or "")
+    )
+
+    # the job again (a retry after a lost answer): nothing new on the branch
+    assert run_commit_config(rt, KEY, deployment.id) == "unchanged"
+    assert branch_log(remote)[0] == head
+
+
+def test_a_second_apply_adds_a_commit_with_its_values(
+    bot_env: dict[str, str], redis_conn: redis.Redis, slack_api: SlackApiStandIn, tmp_path: Path
+) -> None:
+    remote = bare_repo(tmp_path)
+    rt = runtime_pushing_to(bot_env, redis_conn, tmp_path, str(remote))
+    first = applied_deployment(rt, slack_api)
+    record_apply(rt, first, {})
+    run_commit_config(rt, KEY, first.id)
+    first_head = branch_log(remote)[0]
+
+    new_values = {
+        "sns_monitoring_recepients_email_list": ["oncall@example.com"],
+        "route53_dns_name": "web.example.org",
+    }
+    second = applied_deployment(
+        rt,
+        slack_api,
+        request=deployment_request(size="medium"),
+        kind=DeploymentKind.CHANGE,
+        extra_values=new_values,
+    )
+    record_apply(rt, second, {})
+    assert run_commit_config(rt, KEY, second.id) == "committed"
+
+    head = branch_log(remote)[0]
+    assert git(remote, "rev-parse", f"{head}^") == first_head
+    values = read_tfvars(show(remote, head, f"tfvars/{STEM}.tfvars"))
+    assert values["sns_monitoring_recepients_email_list"] == ["oncall@example.com"]
+    assert values["route53_dns_name"] == "web.example.org"
+    assert read_tfvars(show(remote, first_head, f"tfvars/{STEM}.tfvars"))["route53_dns_name"] == "example.com"
+    assert ("Ecs-Deploy-Size", "medium") in trailers_of(remote, head)
+    assert ("Ecs-Deploy-Kind", "change") in trailers_of(remote, head)
+
+
+def test_a_destroy_commits_the_last_files_with_a_message_saying_so(
+    bot_env: dict[str, str], redis_conn: redis.Redis, slack_api: SlackApiStandIn, tmp_path: Path
+) -> None:
+    remote = bare_repo(tmp_path)
+    rt = runtime_pushing_to(bot_env, redis_conn, tmp_path, str(remote))
+    created = applied_deployment(rt, slack_api)
+    record_apply(rt, created, {})
+    run_commit_config(rt, KEY, created.id)
+    destroy = applied_deployment(rt, slack_api, kind=DeploymentKind.DESTROY)
+    record_apply(rt, destroy, {})
+
+    assert run_commit_config(rt, KEY, destroy.id) == "committed"
+
+    head, before = branch_log(remote)[:2]
+    assert git(remote, "log", "-1", "--format=%s", head).startswith("Destroy")
+    assert "destroyed" in git(remote, "log", "-1", "--format=%b", head)
+    assert show(remote, head, f"tfvars/{STEM}.tfvars") == show(remote, before, f"tfvars/{STEM}.tfvars")
+    assert ("Ecs-Deploy-Kind", "destroy") in trailers_of(remote, head)
+
+
+def test_a_failed_push_leaves_the_deployment_alone_and_retry_pushes_after_the_fix(
+    bot_env: dict[str, str],
+    redis_conn: redis.Redis,
+    slack_api: SlackApiStandIn,
+    bot: SlackClientSim,
+    tmp_path: Path,
+) -> None:
+    unreachable = f"file://{tmp_path}/no-such-remote.git"
+    rt = runtime_pushing_to(bot_env, redis_conn, tmp_path, unreachable)
+    deployment = applied_deployment(rt, slack_api)
+    rt.store.update(deployment.id, lambda d: d.with_status(DeploymentStatus.DEPLOYED))
+    record_apply(rt, deployment, {})
+    thread = deployment.thread_ts or ""
+
+    assert run_commit_config(rt, KEY, deployment.id) == "not pushed"
+
+    assert rt.store.get(deployment.id).status is DeploymentStatus.DEPLOYED
+    env = EnvironmentStore(redis_conn).find(KEY)
+    assert env is not None and env.config is not None and not env.config.pushed
+    assert "no-such-remote" in env.config.error
+    [notice] = [t for t in slack_api.thread_texts(thread) if "not pushed" in t]
+    assert BRANCH in notice
+    _, button = slack_api.find_button(thread, "environment_config_retry")
+    assert button["value"] == f"{KEY}:{deployment.id}"
+
+    # someone who is neither the requester nor a lead is refused, and nothing is queued
+    jobs_before = commit_jobs(rt)
+    click(bot, slack_api, thread, "environment_config_retry", BYSTANDER)
+    ephemeral_to(slack_api, BYSTANDER, "")
+    assert commit_jobs(rt) == jobs_before
+
+    # the requester's click queues the job again
+    click(bot, slack_api, thread, "environment_config_retry", REQUESTER)
+    eventually(lambda: len(commit_jobs(rt)) > len(jobs_before))
+    assert commit_jobs(rt) == [*jobs_before, (KEY, deployment.id)]
+
+    # the operator fixes the push URL; the worker runs the queued job
+    remote = bare_repo(tmp_path)
+    fixed = runtime_pushing_to(bot_env, redis_conn, tmp_path, str(remote))
+    assert run_commit_config(fixed, KEY, deployment.id) == "committed"
+    assert len(branch_log(remote)) == 2
+    env = EnvironmentStore(redis_conn).find(KEY)
+    assert env is not None and env.config is not None and env.config.pushed
+    assert env.config.commit == branch_log(remote)[0]
+
+
+def test_credentials_in_the_push_url_never_reach_slack_or_the_logs(
+    bot_env: dict[str, str], redis_conn: redis.Redis, slack_api: SlackApiStandIn, tmp_path: Path
+) -> None:
+    secret = "s3cr3t-push-token"
+    rt = runtime_pushing_to(
+        bot_env, redis_conn, tmp_path, f"https://bot:{secret}@127.0.0.1:9/acme/poc-idp.git"
+    )
+    deployment = applied_deployment(rt, slack_api)
+    record_apply(rt, deployment, {})
+    with capture_logs() as logs:
+        assert run_commit_config(rt, KEY, deployment.id) == "not pushed"
+    assert logs and secret not in repr(logs)
+    assert secret not in slack_api.all_payload_text()
+    env = EnvironmentStore(redis_conn).find(KEY)
+    assert env is not None and env.config is not None and secret not in env.config.error
+    assert "127.0.0.1" in env.config.error  # the reason is still there, without the credentials
+
+
+def test_a_pull_request_is_opened_then_updated_and_the_token_stays_secret(
+    bot_env: dict[str, str],
+    redis_conn: redis.Redis,
+    slack_api: SlackApiStandIn,
+    github: GitHubApiStandIn,
+    tmp_path: Path,
+) -> None:
+    remote = bare_repo(tmp_path)
+    rt = runtime_pushing_to(
+        bot_env,
+        redis_conn,
+        tmp_path,
+        str(remote),
+        ECS_DEPLOY_GITHUB_TOKEN=GITHUB_TOKEN,
+        ECS_DEPLOY_GITHUB_API_URL=github.base_url,
+        ECS_DEPLOY_GITHUB_REPOSITORY="acme/poc-idp",
+    )
+    first = applied_deployment(rt, slack_api)
+    record_apply(rt, first, {})
+    with capture_logs() as logs:
+        run_commit_config(rt, KEY, first.id)
+        second = applied_deployment(
+            rt, slack_api, request=deployment_request(size="medium"), kind=DeploymentKind.CHANGE
+        )
+        record_apply(rt, second, {})
+        run_commit_config(rt, KEY, second.id)
+
+    [pull] = github.pulls
+    assert (pull.head, pull.base, pull.state) == (BRANCH, "main", "open")
+    assert len(github.calls_to("POST", "/pulls")) == 1
+    [edit] = github.calls_to("PATCH", f"/pulls/{pull.number}")
+    assert second.id in edit.body["title"] and second.id in edit.body["body"]
+    assert pull.title == edit.body["title"]
+    lookups = github.calls_to("GET", "/pulls")
+    assert lookups and all(c.query["head"] == f"acme:{BRANCH}" and c.query["base"] == "main" for c in lookups)
+    assert all(c.authorized for c in github.calls)
+
+    url = "https://github.example/acme/poc-idp/pull/1"
+    env = EnvironmentStore(redis_conn).find(KEY)
+    assert env is not None and env.config is not None and env.config.pull_request_url == url
+    assert any(url in text for text in slack_api.thread_texts(second.thread_ts or ""))
+    assert logs and GITHUB_TOKEN not in repr(logs)
+    assert GITHUB_TOKEN not in slack_api.all_payload_text()
+
+
+def test_a_pull_request_github_refuses_is_said_but_the_push_stands(
+    bot_env: dict[str, str],
+    redis_conn: redis.Redis,
+    slack_api: SlackApiStandIn,
+    github: GitHubApiStandIn,
+    tmp_path: Path,
+) -> None:
+    remote = bare_repo(tmp_path)
+    rt = runtime_pushing_to(
+        bot_env,
+        redis_conn,
+        tmp_path,
+        str(remote),
+        ECS_DEPLOY_GITHUB_TOKEN="ghp_wrong_token_000000000000000000000000",
+        ECS_DEPLOY_GITHUB_API_URL=github.base_url,
+        ECS_DEPLOY_GITHUB_REPOSITORY="acme/poc-idp",
+    )
+    deployment = applied_deployment(rt, slack_api)
+    record_apply(rt, deployment, {})
+
+    assert run_commit_config(rt, KEY, deployment.id) == "committed"
+
+    assert github.pulls == [] and not github.calls[0].authorized
+    env = EnvironmentStore(redis_conn).find(KEY)
+    assert (
+        env is not None
+        and env.config is not None
+        and env.config.pushed
+        and env.config.pull_request_url is None
+    )
+    assert "401" in env.config.error
+    texts = slack_api.thread_texts(deployment.thread_ts or "")
+    assert any("Configuration committed" in t for t in texts)
