@@ -11,19 +11,26 @@ Reads only; the wording is bot/views/environments.py's, the duplicate rule core/
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 
+import redis
 from pydantic import BaseModel, ConfigDict
+from redis.exceptions import LockError
 
 from bot import control
 from bot.services import Services
-from core.duplicates import Duplicate, duplicate_of
+from core.duplicates import Duplicate, DuplicateWhy, duplicate_of
 from core.environments import Environment, EnvironmentStatus, environment_key, is_changing
 from core.models import Deployment, DeploymentRequest
 from core.visibility import may_see, may_see_environment
 from storage.environments import EnvironmentStore
+from storage.store import PREFIX
 
 ENVIRONMENT_SCAN = 200  # how many environments (most recently changed first) a listing looks through
+REQUEST_GUARD_SECONDS = 30  # at most this long one submission holds off another for its environment
 
 
 class EnvironmentState(StrEnum):
@@ -90,17 +97,46 @@ def _may_request(services: Services, profiles: list[str], environment: Environme
     )
 
 
+def request_guard_key(request: DeploymentRequest) -> str:
+    return f"{PREFIX}environment-request:{request.environment_key}"
+
+
+@contextmanager
+def request_guard(services: Services, request: DeploymentRequest) -> Iterator[bool]:
+    """Held while a new request for the environment is checked and stored (`existing_for`, then the
+    store's create), so two submissions at the same moment cannot both pass the check. Yields whether
+    it was got: False while another submission for the same environment is being stored. It expires
+    by itself, so a crashed listener holds it for seconds only."""
+    guard = services.redis.lock(request_guard_key(request), timeout=REQUEST_GUARD_SECONDS)
+    got = bool(guard.acquire(blocking=False))
+    try:
+        yield got
+    finally:
+        if got:
+            with contextlib.suppress(LockError, redis.RedisError):  # expired or unreachable: it expires
+                guard.release()
+
+
 def existing_for(
-    services: Services, user_id: str, request: DeploymentRequest, *, submission_key: str | None = None
+    services: Services,
+    user_id: str,
+    request: DeploymentRequest,
+    *,
+    submission_key: str | None = None,
+    alone: bool = True,
 ) -> Duplicate | None:
     """Why `user_id`'s new deployment of `request` must not start (core.duplicates), or None.
 
     A submission that already created its deployment (Slack sent it twice) is not a duplicate of
-    itself: None, so the store answers it with the deployment it created. The open deployment is named
-    only to someone who may see it (core.visibility). Raises redis.RedisError when the store is down."""
+    itself: None, so the store answers it with the deployment it created. Without the request guard
+    (`alone` False) another submission for the environment is being stored right now: in flight. The
+    open deployment is named only to someone who may see it (core.visibility). Raises
+    redis.RedisError when the store is down."""
     if submission_key and services.store.created_by(submission_key) is not None:
         return None
     key = environment_key(request)
+    if not alone:
+        return Duplicate(key=key, why=DuplicateWhy.IN_FLIGHT)
     recent = services.store.recent(limit=control.PENDING_SCAN)
     duplicate = duplicate_of(key, store_of(services).find(key), recent)
     opened = duplicate.open_deployment if duplicate else None

@@ -18,7 +18,7 @@ import redis
 import requests
 from rq import Queue
 
-from bot.environments import EnvironmentEntry
+from bot.environments import EnvironmentEntry, request_guard_key
 from bot.views.environments import MESSAGE_BLOCKS, envs_answer, home_section
 from bot.views.home import home_view
 from core.duplicates import DuplicateWhy, duplicate_of
@@ -278,6 +278,25 @@ def test_a_destroyed_environment_may_be_requested_again(
     assert new.kind is DeploymentKind.CREATE
     assert jobs(redis_conn) == 1
     assert slack_api.calls_to("chat.postEphemeral") == []
+
+
+def test_a_request_while_another_for_the_same_environment_is_being_stored_creates_nothing(
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+) -> None:
+    """Two submissions at the same moment: the second finds the first one's request guard held."""
+    store = DeploymentStore(redis_conn)
+    guard = redis_conn.lock(request_guard_key(deployment_request()), timeout=60)
+    assert guard.acquire(blocking=False)
+
+    held = bot.view_submission(request_values(), private_metadata=METADATA, view_id="V-RACE-1")
+
+    assert "being deployed already" in held.json()["errors"]["application"]
+    assert store.recent(limit=50) == [] and jobs(redis_conn) == 0
+    guard.release()
+    free = bot.view_submission(request_values(), private_metadata=METADATA, view_id="V-RACE-2")
+    assert free.text in ("", "{}"), free.text
+    assert len(store.recent(limit=50)) == 1 and jobs(redis_conn) == 1
+    assert redis_conn.exists(request_guard_key(deployment_request())) == 0, "given back after the create"
 
 
 # -- the rule -------------------------------------------------------------------------------------

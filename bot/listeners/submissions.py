@@ -49,10 +49,26 @@ def register(app: App, services: Services) -> None:
             ack(response_action="errors", errors=parsed)
             return
         submission_key = f"view:{submission.view.id}"
+        deployment = Deployment(
+            request=parsed,
+            requester_id=submission.user.id,
+            team_id=submission.team.id if submission.team else context.team_id,
+            channel_id=context.channel_id,
+        )
+        created = False
         try:
-            duplicate = environments.existing_for(
-                services, submission.user.id, parsed, submission_key=submission_key
-            )
+            with environments.request_guard(services, parsed) as alone:
+                duplicate = environments.existing_for(
+                    services, submission.user.id, parsed, submission_key=submission_key, alone=alone
+                )
+                if duplicate is None:
+                    deployment, created = services.store.create(
+                        deployment,
+                        submission_key=submission_key,
+                        also=lambda pipe: enqueue_step(
+                            services.redis, services.settings, Step.VERIFY, deployment.id, pipeline=pipe
+                        ),
+                    )
         except redis.RedisError:
             log.warning("store_unavailable", user=submission.user.id)
             ack(
@@ -66,27 +82,6 @@ def register(app: App, services: Services) -> None:
                 errors={BlockId.APPLICATION.value: environment_views.duplicate_field_error(duplicate)},
             )
             refuse_duplicate(services, submission.user.id, context.channel_id, duplicate)
-            return
-        deployment = Deployment(
-            request=parsed,
-            requester_id=submission.user.id,
-            team_id=submission.team.id if submission.team else context.team_id,
-            channel_id=context.channel_id,
-        )
-        try:
-            deployment, created = services.store.create(
-                deployment,
-                submission_key=submission_key,
-                also=lambda pipe: enqueue_step(
-                    services.redis, services.settings, Step.VERIFY, deployment.id, pipeline=pipe
-                ),
-            )
-        except redis.RedisError:
-            log.warning("store_unavailable", user=submission.user.id)
-            ack(
-                response_action="errors",
-                errors={BlockId.PROFILE.value: form_errors.REQUEST_STORE_DOWN},
-            )
             return
         ack()
         if created:
