@@ -20,33 +20,6 @@ ALL_SIZES = frozenset(SetupSize)
 MEDIUM_UP = frozenset({SetupSize.MEDIUM, SetupSize.LARGE})
 LARGE_ONLY = frozenset({SetupSize.LARGE})
 
-# Human labels for IAM service prefixes (the grouping key of denied actions).
-SERVICE_LABELS: dict[str, str] = {
-    "acm": "ACM (certificates)",
-    "application-autoscaling": "Application Auto Scaling",
-    "backup": "AWS Backup",
-    "cloudfront": "CloudFront",
-    "cloudwatch": "CloudWatch alarms",
-    "ec2": "EC2 / VPC",
-    "ecr": "ECR",
-    "ecs": "ECS",
-    "elasticache": "ElastiCache",
-    "elasticfilesystem": "EFS",
-    "elasticloadbalancing": "Elastic Load Balancing",
-    "iam": "IAM",
-    "kms": "KMS",
-    "logs": "CloudWatch Logs",
-    "rds": "RDS / Aurora / DocumentDB",
-    "route53": "Route 53",
-    "s3": "S3",
-    "secretsmanager": "Secrets Manager",
-    "servicediscovery": "Cloud Map",
-    "sns": "SNS",
-    "ssm": "SSM Parameter Store",
-    "sts": "STS",
-    "dynamodb": "DynamoDB (state lock)",
-}
-
 ACTION = re.compile(r"[a-z0-9-]+:[A-Za-z0-9*]+")
 
 
@@ -386,10 +359,6 @@ def service_of(action: str) -> str:
     """The IAM service prefix of an action (`ec2:CreateVpc` → `ec2`)."""
     prefix, sep, _ = action.partition(":")
     return prefix.lower() if sep else "unknown"
-
-
-def service_label(prefix: str) -> str:
-    return SERVICE_LABELS.get(prefix, prefix)
 
 
 def group_by_service(actions: Iterable[str]) -> dict[str, list[str]]:

@@ -14,6 +14,10 @@ Read from the source (AST), so a regression fails here before it reaches a threa
   reaches people (text_message, Message, failure_message, status messages, Refusal, ControlRefused,
   StepFailure, ephemeral, set_status). The modules that still hold such text are listed in
   REMAINING with how many they hold: a count may only go down, and no other module may start.
+- Rules that return facts (FACTS_ONLY: the account analysis, the permission pre-check, the tfvars
+  validation) hold no sentence at all outside docstrings and the messages of the exceptions they raise,
+  whatever it is passed to: a finding is a model, and bot/views/ words it. The data they still name on
+  purpose is counted in FACTS_REMAINING, a count that may only go down.
 """
 
 from __future__ import annotations
@@ -62,6 +66,12 @@ TEXT_SINKS = {
 # Modules outside bot/views/ that still build text people read: {module: findings}. Empty: none may
 # start (move the text into a view instead).
 REMAINING: dict[str, int] = {}
+FACTS_ONLY = ("core/analysis/", "core/permissions.py", "core/tfvars/validate.py")
+FACTS_REMAINING: dict[str, int] = {
+    "core/analysis/scan.py": 21,  # the scan sections' titles and the quotas' names
+    "core/permissions.py": 15,  # the names of poc-idp's components (what groups the IAM actions)
+    "core/tfvars/validate.py": 1,  # the fallback hint for a value only the requester can give
+}
 
 
 def modules() -> list[Path]:
@@ -141,6 +151,21 @@ def user_text(tree: ast.AST) -> list[str]:
     return found
 
 
+def sentences(tree: ast.AST) -> list[str]:
+    """Every sentence literal a module holds, but its docstrings and the messages it raises."""
+    skip = docstrings(tree)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Raise):
+            skip |= {id(inner) for inner in ast.walk(node)}
+        elif isinstance(node, ast.JoinedStr):  # the f-string counts once, not its fixed parts again
+            skip |= {id(part) for part in node.values}
+    return [
+        f"sentence at line {node.lineno}"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant | ast.JoinedStr) and id(node) not in skip and is_sentence(node)
+    ]
+
+
 def test_only_the_notifier_writes_to_slack() -> None:
     writers = {
         rel(path): sorted(slack_methods(ast.parse(path.read_text())) & WRITE_METHODS) for path in modules()
@@ -168,6 +193,18 @@ def test_user_facing_text_is_built_in_views_only() -> None:
     assert not grown, f"user-facing text outside bot/views/ (found, allowed): {grown}"
 
 
+def test_rules_that_return_facts_word_nothing() -> None:
+    facts_only = [path for path in modules() if rel(path).startswith(FACTS_ONLY)]
+    assert {rel(path) for path in facts_only} >= set(FACTS_REMAINING), "FACTS_REMAINING names a lost module"
+    counts = {rel(path): len(sentences(ast.parse(path.read_text()))) for path in facts_only}
+    grown = {
+        path: (count, FACTS_REMAINING.get(path, 0))
+        for path, count in counts.items()
+        if count > FACTS_REMAINING.get(path, 0)
+    }
+    assert not grown, f"sentences in modules that return facts (found, allowed): {grown}"
+
+
 def test_the_rules_catch_what_they_are_for() -> None:
     """The detectors themselves: each would catch the regression it exists for."""
     post = ast.parse("def f(client):\n    client.chat_update(channel='C', ts='1', text='x')\n")
@@ -183,3 +220,12 @@ def test_the_rules_catch_what_they_are_for() -> None:
     assert Counter(user_text(text)) == Counter(
         ["emoji :white_check_mark:", "mention <@", "sentence to text_message", "sentence to Refusal"]
     )
+    rule = ast.parse(
+        '"""Docstrings may say anything at all."""\n'
+        "def f(cidr):\n"
+        "    if not cidr:\n"
+        "        raise ValueError(f'Not a CIDR block: {cidr}')\n"
+        "    notes = [f'Use VPC CIDR {cidr} instead.']\n"
+        "    return Conflict(kind=CIDR, message='Every candidate overlaps a VPC.', key='vpc_cidr_block')\n"
+    )
+    assert sorted(sentences(rule)) == ["sentence at line 5", "sentence at line 6"]

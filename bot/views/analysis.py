@@ -30,12 +30,12 @@ from bot.views.findings import (
     permission_warning,
     recommendation_lines,
     section_line,
+    service_label,
     verdict_label,
 )
 from bot.views.messages import Message
 from core.analysis.report import AnalysisReport, Conflict, ConflictKind, Severity, Verdict
 from core.analysis.scan import ExistingResource, ResourceKind
-from core.permissions import service_label
 from core.validation import DEFAULT_VPC_CIDR
 
 MAX_BLOCKS = 50

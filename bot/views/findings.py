@@ -22,7 +22,7 @@ from core.analysis.report import (
     VpcQuotaReached,
 )
 from core.analysis.scan import Quota, ResourceKind, SectionResult, SectionStatus
-from core.permissions import PermissionCaveat, PermissionCheck, service_label
+from core.permissions import PermissionCaveat, PermissionCheck
 from core.sizes import SetupSize, size_profile
 
 VERDICT_LABELS: dict[Verdict, str] = {
@@ -47,6 +47,32 @@ KIND_LABELS: dict[ResourceKind, str] = {
     ResourceKind.S3_BUCKET: "S3 buckets",
     ResourceKind.EFS_FILE_SYSTEM: "EFS file systems",
 }
+# IAM service prefixes (the grouping key of denied actions) as people know them.
+SERVICE_LABELS: dict[str, str] = {
+    "acm": "ACM (certificates)",
+    "application-autoscaling": "Application Auto Scaling",
+    "backup": "AWS Backup",
+    "cloudfront": "CloudFront",
+    "cloudwatch": "CloudWatch alarms",
+    "ec2": "EC2 / VPC",
+    "ecr": "ECR",
+    "ecs": "ECS",
+    "elasticache": "ElastiCache",
+    "elasticfilesystem": "EFS",
+    "elasticloadbalancing": "Elastic Load Balancing",
+    "iam": "IAM",
+    "kms": "KMS",
+    "logs": "CloudWatch Logs",
+    "rds": "RDS / Aurora / DocumentDB",
+    "route53": "Route 53",
+    "s3": "S3",
+    "secretsmanager": "Secrets Manager",
+    "servicediscovery": "Cloud Map",
+    "sns": "SNS",
+    "ssm": "SSM Parameter Store",
+    "sts": "STS",
+    "dynamodb": "DynamoDB (state lock)",
+}
 # What a section not scanned leaves unchecked (core.analysis.analyse.COVERED_BY).
 UNCHECKED_BY_SECTION = {
     "vpcs": "CIDR overlap and the VPC quota",
@@ -68,6 +94,10 @@ def verdict_label(verdict: Verdict) -> str:
 
 def kind_label(kind: ResourceKind) -> str:
     return KIND_LABELS[kind]
+
+
+def service_label(prefix: str) -> str:
+    return SERVICE_LABELS.get(prefix, prefix)
 
 
 def section_summary(section: SectionResult) -> str:
