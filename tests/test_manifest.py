@@ -24,6 +24,9 @@ METHOD_SCOPES: dict[str, str | tuple[str, ...] | None] = {
     # the outbox looks a post up before posting it again (public and private channels)
     "conversations.replies": ("channels:history", "groups:history"),
     "conversations.history": ("channels:history", "groups:history"),
+    # an MCP request's `channel` argument: the bot and the user must be members (bot/mcp/channels.py)
+    "conversations.info": ("channels:read", "groups:read"),
+    "conversations.members": ("channels:read", "groups:read"),
 }
 # slack_sdk helpers that call several API methods.
 COMPOSITE = {"files.upload.v2": ["files.getUploadURLExternal", "files.completeUploadExternal"]}

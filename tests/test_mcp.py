@@ -75,12 +75,22 @@ EXPECTED_TOOLS = {
     "request_deployment",
     "analyse_account",
     "get_analysis",
+    "list_environments",
+    "get_environment",
+    "get_drift",
 }
 # What no tool may do; a description may mention it only in a sentence saying it happens in Slack.
 DANGEROUS = re.compile(
     r"\b(approv|apply|applie|destroy|cancel|unlock|delet|reject|force|terminat)", re.IGNORECASE
 )
-READ_ONLY_TOOLS = {"list_profiles", "get_deployment", "get_analysis"}
+READ_ONLY_TOOLS = {
+    "list_profiles",
+    "get_deployment",
+    "get_analysis",
+    "list_environments",
+    "get_environment",
+    "get_drift",
+}
 REQUEST = {
     **REQUEST_FIELDS,
     "additional_tags": "team=platform",
@@ -230,7 +240,10 @@ def test_stdio_tools_resources_policy_and_modal_messages(
         assert tool.annotations is not None and tool.annotations.destructive_hint is False, tool.name
         assert tool.annotations.read_only_hint is (tool.name in READ_ONLY_TOOLS), tool.name
         assert tool.output_schema is not None, tool.name  # typed outputs
-    assert [t.uri_template for t in out["templates"]] == ["deployment://{deployment_id}"]
+    assert {t.uri_template for t in out["templates"]} == {
+        "deployment://{deployment_id}",
+        "environment://{key}",
+    }
 
     # the caller (ECS_DEPLOY_MCP_USER) sees only the profile the policy gives them
     profiles = out["profiles"].structured_content

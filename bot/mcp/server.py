@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import redis
@@ -30,6 +28,9 @@ from pydantic import Field
 
 from bot.forms import parse_request
 from bot.ids import INPUT_ACTION
+from bot.mcp.caller import Caller, CallerOf
+from bot.mcp.channels import check_channel
+from bot.mcp.environments import register_environment_tools
 from bot.mcp.settings import McpSettings
 from bot.mcp.views import (
     AnalysisView,
@@ -66,15 +67,6 @@ POLL_SECONDS = 0.5
 ANALYSIS_JOB_TIMEOUT = 900
 UNKNOWN_DEPLOYMENT = "No deployment {id} is known to the bot."
 STDIO_FALLBACK_NAME = "a local MCP client"
-
-
-@dataclass(frozen=True)
-class Caller:
-    user_id: str
-    client: str  # shown in Slack ("via …") and recorded in the audit trail
-
-
-CallerOf = Callable[[Context], Caller]
 
 
 def stdio_caller(user_id: str) -> CallerOf:
@@ -124,11 +116,27 @@ Tags = Annotated[str, Field(description="Extra AWS tags, one key=value per line"
 Cidr = Annotated[str, Field(description="Private VPC CIDR /16-/24 (default 10.0.0.0/16)")]
 Bucket = Annotated[str, Field(description="Terraform state bucket (empty: tfstate-{account}-{region})")]
 LockTable = Annotated[str, Field(description="DynamoDB lock table (default terraform-state-lock)")]
+ChannelArg = Annotated[
+    str,
+    Field(
+        description="Slack channel id (C…/G…) to post the request in, one you and the bot are both members"
+        " of; empty: the server's deployment channel (ECS_DEPLOY_MCP_CHANNEL)"
+    ),
+]
 
 
 def _form_values(fields: dict[str, str]) -> dict[str, dict[str, dict[str, Any]]]:
     """The tool's arguments in the shape of a submitted Slack form (block id = field name)."""
     return {field: {INPUT_ACTION: {"value": value}} for field, value in fields.items() if value != ""}
+
+
+def field_errors(*results: object) -> dict[str, str]:
+    """The per-field errors among checks' results (a result is a value or {field: message})."""
+    merged: dict[str, str] = {}
+    for result in results:
+        if isinstance(result, dict):
+            merged.update(result)
+    return merged
 
 
 def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSettings) -> MCPServer:
@@ -145,6 +153,26 @@ def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSetti
         return parse_request(
             _form_values(fields), services.profiles_for(caller.user_id), services.policy.check_environment
         )
+
+    def target_channel(caller: Caller, channel: str) -> str | dict[str, str]:
+        """The channel a request is posted in: `channel` when the caller may use it (bot/mcp/channels.py),
+        else ECS_DEPLOY_MCP_CHANNEL; {"channel": why} when neither is possible."""
+        channel = channel.strip()
+        if not channel:
+            if mcp_settings.channel is None:
+                raise ToolError(
+                    "This MCP server has no deployment channel: an operator must set ECS_DEPLOY_MCP_CHANNEL"
+                    " (or name a channel you and the bot are members of in `channel`)."
+                )
+            return mcp_settings.channel
+        check = check_channel(services.notifier.client, channel, caller.user_id)
+        return channel if check.allowed else {"channel": check.why}
+
+    def refused_request(caller: Caller, errors: dict[str, str]) -> RequestOutcome:
+        services.audit.record(
+            "mcp_request_refused", "-", caller.user_id, client=caller.client, fields=",".join(sorted(errors))
+        )
+        return RequestOutcome(created=False, errors=errors, message="The request was refused; see errors.")
 
     def visible(caller: Caller, deployment_id: str) -> DeploymentView:
         deployment = services.store.find(deployment_id.strip()[:64])
@@ -213,13 +241,9 @@ def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSetti
         vpc_cidr_block: Cidr = "",
         state_bucket: Bucket = "",
         lock_table: LockTable = "",
+        channel: ChannelArg = "",
     ) -> RequestOutcome:
         caller = audited(ctx, "request_deployment", profile=profile[:64])
-        channel = mcp_settings.channel
-        if channel is None:
-            raise ToolError(
-                "This MCP server has no deployment channel: an operator must set ECS_DEPLOY_MCP_CHANNEL."
-            )
         parsed = validate(
             caller,
             {
@@ -236,17 +260,10 @@ def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSetti
                 "lock_table": lock_table,
             },
         )
-        if isinstance(parsed, dict):
-            services.audit.record(
-                "mcp_request_refused",
-                "-",
-                caller.user_id,
-                client=caller.client,
-                fields=",".join(sorted(parsed)),
-            )
-            return RequestOutcome(
-                created=False, errors=parsed, message="The request was refused; see errors."
-            )
+        target = target_channel(caller, channel)
+        if isinstance(parsed, dict) or isinstance(target, dict):
+            return refused_request(caller, field_errors(parsed, target))
+        channel = target
         deployment = Deployment(
             request=parsed,
             requester_id=caller.user_id,
@@ -357,4 +374,5 @@ def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSetti
             raise ToolError(f"No analysis {analysis_id.strip()[:64]} is known (analyses are kept for a day).")
         return analysis_view(analysis)
 
+    register_environment_tools(server, services, audited=audited, read=READ)
     return server

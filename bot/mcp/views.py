@@ -7,12 +7,16 @@ never holds values), as in Slack.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from bot.views.access import describe
 from bot.views.status import thread_link
 from bot.views.statuses import status_label
+from core.changes import thread_permalink
+from core.drift import DriftRecord, drift_state, is_acknowledged
+from core.environments import Environment, EnvironmentChange, config_branch
 from core.models import Deployment
 from core.policy.access import AccessPolicy
 from storage.account_analysis import AccountAnalysis
@@ -202,4 +206,168 @@ def analysis_view(analysis: AccountAnalysis) -> AnalysisView:
         report=analysis.report_text,
         failure=analysis.failure,
         what_next=analysis.what_next,
+    )
+
+
+# -- environments ------------------------------------------------------------------------------------
+
+
+class ChangeView(BaseModel):
+    deployment_id: str
+    kind: str = Field(description="create, change, upgrade or destroy")
+    requester_id: str
+    approver_ids: list[str]
+    applied_at: datetime
+    summary: str = Field(description="What the apply did, as in the thread (counts, no values)")
+    thread_link: str | None = Field(description="Link to the Slack thread of that deployment")
+
+
+class ConfigView(BaseModel):
+    branch: str = Field(description="The branch of the Terraform repository holding the committed tfvars")
+    commit: str | None = None
+    pushed: bool = False
+    error: str = Field(default="", description="Why the last push failed (empty when it did not)")
+    pull_request_url: str | None = None
+
+
+class DriftResourceView(BaseModel):
+    kind: str = Field(description="outside: changed outside Terraform; pending: Terraform would change it")
+    address: str
+    action: str
+    attributes: list[AttributeView] = Field(description="Changed attributes, masked as in a plan review")
+    more_attributes: int = 0
+
+
+class AttributeView(BaseModel):
+    name: str
+    before: str
+    after: str
+
+
+class DriftView(BaseModel):
+    state: str = Field(description="none, drifted, acknowledged, or unknown (never checked successfully)")
+    checked_at: datetime | None = Field(default=None, description="When the last check ran")
+    check_outcome: str | None = Field(default=None, description="checked, busy (skipped) or failed")
+    check_detail: str = ""
+    result_at: datetime | None = Field(default=None, description="When the report below was made")
+    resources: list[DriftResourceView] = Field(default_factory=list)
+    more_resources: int = 0
+    acknowledged_by: str | None = None
+    acknowledged_reason: str | None = None
+    next_run_at: datetime | None = None
+    message: str = ""
+
+
+class EnvironmentView(BaseModel):
+    key: str = Field(description="{application}-{environment}-{account_id}-{region}")
+    name: str = Field(description="application/environment, as people type it in Slack")
+    status: str = Field(description="live, changing (a deployment for it is open) or destroyed")
+    profile: str
+    account_id: str
+    region: str
+    application: str
+    environment: str
+    size: str
+    request: dict[str, Any] = Field(description="The request values of the last apply")
+    extra_values: dict[str, Any] = Field(description="Values given beyond the request (alarm e-mails, DNS)")
+    repo_commit: str = Field(description="The Terraform repository commit of the last apply")
+    repo_ref: str | None = None
+    last_change: ChangeView | None
+    latest_deployment_id: str | None = None
+    latest_deployment_status: str | None = None
+    config: ConfigView = Field(description="The environment's configuration branch (and pull request)")
+    drift: DriftView
+    deployments: list[str] = Field(description="Every deployment for it, oldest first")
+
+
+class EnvironmentList(BaseModel):
+    user_id: str
+    environments: list[EnvironmentView]
+
+
+def change_thread_link(change: EnvironmentChange) -> str | None:
+    """The thread of the deployment that made `change`."""
+    return thread_permalink(change.channel_id, change.thread_ts) if change.thread_ts else None
+
+
+def drift_view(record: DriftRecord | None) -> DriftView:
+    if record is None:
+        return DriftView(state=drift_state(None).value, message="No drift check has run yet.")
+    last, result = record.last_check, record.last_result
+    report = result.report if result is not None else None
+    acknowledgement = record.acknowledgement
+    acknowledged = report is not None and is_acknowledged(acknowledgement, report)
+    return DriftView(
+        state=record.state.value,
+        checked_at=last.at if last else None,
+        check_outcome=last.outcome.value if last else None,
+        check_detail=last.detail if last else "",
+        result_at=result.at if result else None,
+        resources=[
+            DriftResourceView(
+                kind=r.kind.value,
+                address=r.address,
+                action=r.action.value,
+                attributes=[AttributeView(name=a.name, before=a.before, after=a.after) for a in r.attributes],
+                more_attributes=r.more_attributes,
+            )
+            for r in (report.resources if report else ())
+        ],
+        more_resources=report.more_resources if report else 0,
+        acknowledged_by=acknowledgement.user_id if acknowledged and acknowledgement else None,
+        acknowledged_reason=acknowledgement.reason if acknowledged and acknowledgement else None,
+        next_run_at=record.next_run_at,
+        message="" if report is not None else "No drift check has completed yet.",
+    )
+
+
+def environment_view(
+    environment: Environment,
+    *,
+    state: str,
+    latest: Deployment | None,
+    branch_prefix: str,
+    drift: DriftRecord | None,
+) -> EnvironmentView:
+    request = environment.request
+    change = environment.last_change
+    config = environment.config
+    return EnvironmentView(
+        key=str(environment.key),
+        name=environment.key.short,
+        status=state,
+        profile=request.profile,
+        account_id=request.account_id,
+        region=request.region,
+        application=request.application,
+        environment=request.environment,
+        size=request.size.value,
+        request=request.model_dump(mode="json"),
+        extra_values=dict(environment.extra_values),
+        repo_commit=environment.repo_commit,
+        repo_ref=environment.repo_ref,
+        last_change=None
+        if change is None
+        else ChangeView(
+            deployment_id=change.deployment_id,
+            kind=change.kind.value,
+            requester_id=change.requester_id,
+            approver_ids=list(change.approver_ids),
+            applied_at=change.applied_at,
+            summary=change.summary,
+            thread_link=change_thread_link(change),
+        ),
+        latest_deployment_id=environment.latest_deployment_id,
+        latest_deployment_status=latest.status.value if latest else None,
+        config=ConfigView(branch=config_branch(environment.key, branch_prefix))
+        if config is None
+        else ConfigView(
+            branch=config.branch,
+            commit=config.commit,
+            pushed=config.pushed,
+            error=config.error,
+            pull_request_url=config.pull_request_url,
+        ),
+        drift=drift_view(drift),
+        deployments=list(environment.deployments),
     )

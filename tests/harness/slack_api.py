@@ -70,6 +70,9 @@ class SlackApiStandIn:
         self.channels: dict[str, str] = {}  # message ts -> its channel
         self.metadata: dict[str, dict[str, Any]] = {}  # message ts -> the metadata it was posted with
         self.shares: dict[str, dict[str, Any]] = {}  # file shares (files.completeUploadExternal), by ts
+        # conversations.info / .members: channel id -> {"is_member": the bot is in it, "members": [user ids],
+        # "is_archived": …}; a channel not listed here does not exist (channel_not_found)
+        self.conversations: dict[str, dict[str, Any]] = {}
         self.held = 0  # calls being held unanswered now (stall)
         self._stalled: set[str] = set()
         self._open = threading.Event()
@@ -108,6 +111,7 @@ class SlackApiStandIn:
             self.channels.clear()
             self.metadata.clear()
             self.shares.clear()
+            self.conversations.clear()
         self.release()
 
     # -- test controls ------------------------------------------------------------------------
@@ -380,6 +384,39 @@ class SlackApiStandIn:
 
     def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "channel": {"id": "D" + str(params.get("users", "U"))[:10]}}
+
+    def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = str(params.get("channel", ""))
+        with self._lock:
+            known = self.conversations.get(channel)
+        if known is None:
+            return {"ok": False, "error": "channel_not_found"}
+        return {
+            "ok": True,
+            "channel": {
+                "id": channel,
+                "is_channel": channel.startswith("C"),
+                "is_private": channel.startswith("G"),
+                "is_archived": bool(known.get("is_archived")),
+                "is_member": bool(known.get("is_member")),
+            },
+        }
+
+    def _conversations_members(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The channel's members, paged like Slack (`limit`, `cursor` → response_metadata.next_cursor)."""
+        channel = str(params.get("channel", ""))
+        with self._lock:
+            known = self.conversations.get(channel)
+        if known is None:
+            return {"ok": False, "error": "channel_not_found"}
+        members = list(known.get("members") or [])
+        start = int(params.get("cursor") or 0)
+        end = start + int(params.get("limit") or 100)
+        return {
+            "ok": True,
+            "members": members[start:end],
+            "response_metadata": {"next_cursor": str(end) if end < len(members) else ""},
+        }
 
     def _conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
         """The thread's parent, then its replies (messages and file shares), oldest first."""

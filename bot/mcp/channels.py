@@ -1,0 +1,81 @@
+"""Which Slack channel an MCP request may be posted in (the `channel` argument of request_deployment
+and request_change).
+
+Without the argument a request goes to ECS_DEPLOY_MCP_CHANNEL, the operator's choice. A channel the
+assistant names instead is one the user "may use" when all of this holds, read from Slack through the
+notifier's client (conversations.info and conversations.members; scopes channels:read, groups:read):
+- it is a channel id (C… or G…), the channel exists and is not archived;
+- the bot is a member of it (someone invited it: `/invite @ecs-deploy-bot`), so the operator's
+  workspace decides where the bot speaks and a private channel is never reached by a guess;
+- the calling user is a member of it, so nobody posts in a channel they could not post in themselves.
+The access policy has no notion of channels; this is the whole rule. Anything Slack does not answer
+(rate limits past the client's retries, an outage) refuses too: fail closed, say why.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from bot.mcp.settings import CHANNEL_ID
+from core.logs import get_logger
+
+log = get_logger(__name__)
+MEMBER_PAGES = 20  # conversations.members pages read (1,000 members each) before giving up
+MEMBER_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class ChannelCheck:
+    allowed: bool
+    why: str = ""  # the refusal, for the `channel` field's error
+
+
+def _refused(why: str) -> ChannelCheck:
+    return ChannelCheck(False, why)
+
+
+def check_channel(client: WebClient, channel_id: str, user_id: str) -> ChannelCheck:
+    """Whether `user_id` may have the bot post a request in `channel_id` (see the module docstring)."""
+    if not CHANNEL_ID.fullmatch(channel_id):
+        return _refused(f"'{channel_id[:40]}' is not a Slack channel id (C… or G…, not a #name).")
+    try:
+        info = client.conversations_info(channel=channel_id)
+        channel = info.get("channel") or {}
+        if channel.get("is_archived"):
+            return _refused(f"Channel {channel_id} is archived.")
+        if not channel.get("is_member"):
+            return _refused(
+                f"The bot is not a member of channel {channel_id}: invite it there (/invite @ecs-deploy-bot)"
+                " or leave `channel` empty for the default deployment channel."
+            )
+        if not _is_member(client, channel_id, user_id):
+            return _refused(
+                f"You are not a member of channel {channel_id}: join it, or leave `channel` empty for the"
+                " default deployment channel."
+            )
+    except SlackApiError as exc:
+        error = str(exc.response.get("error") or "")
+        log.warning("mcp_channel_check_failed", channel=channel_id, error=error)
+        if error == "channel_not_found":
+            return _refused(f"Channel {channel_id} does not exist or the bot cannot see it (invite the bot).")
+        return _refused(f"Slack did not say whether channel {channel_id} may be used ({error}); try again.")
+    except (OSError, SlackClientError) as exc:
+        log.warning("mcp_channel_check_failed", channel=channel_id, error=type(exc).__name__)
+        return _refused(f"Slack could not be reached to check channel {channel_id}; try again.")
+    return ChannelCheck(True)
+
+
+def _is_member(client: WebClient, channel_id: str, user_id: str) -> bool:
+    cursor: str | None = None
+    for _ in range(MEMBER_PAGES):
+        page = client.conversations_members(channel=channel_id, limit=MEMBER_PAGE_SIZE, cursor=cursor)
+        if user_id in (page.get("members") or []):
+            return True
+        cursor = (page.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            return False
+    log.warning("mcp_channel_members_truncated", channel=channel_id, pages=MEMBER_PAGES)
+    return False

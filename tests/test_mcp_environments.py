@@ -1,0 +1,359 @@
+"""The MCP server's environment tools — list_environments, get_environment, the environment://{key}
+resource, get_drift, request_change — and the `channel` argument of the request tools, driven by the
+official SDK's own client over stdio and streamable HTTP against the real Redis and the Slack stand-in.
+
+Environments are stored as the registry holds them (EnvironmentStore.put), their deployments in the
+deployment store; the access policy gives REQUESTER the `deployer` profile and OTHER `other-account`,
+with separate leads, so REQUESTER must not learn that OTHER's environment exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+import redis
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp_types import Implementation
+
+from core.drift import (
+    CheckOutcome,
+    DriftCheck,
+    DriftedResource,
+    DriftKind,
+    DriftReport,
+    after_check,
+)
+from core.environments import (
+    ALARM_EMAILS,
+    DNS_NAME,
+    Environment,
+    EnvironmentChange,
+    EnvironmentStatus,
+    environment_key,
+)
+from core.lifecycle import DeploymentKind, DeploymentStatus
+from core.models import DeploymentRequest, utcnow
+from core.plan.model import AttributeChange, PlanAction
+from core.policy.mcp_clients import token_sha256
+from storage.audit import AuditTrail
+from storage.drift import DriftStore
+from storage.environments import EnvironmentStore
+from storage.store import DeploymentStore
+from tests.harness.flow import LEAD, OTHER, REQUESTER
+from tests.harness.processes import ROOT, with_policy
+from tests.harness.records import REQUEST_FIELDS, deployment_record, deployment_request
+from tests.harness.slack_api import SlackApiStandIn
+from tests.test_mcp import (  # the server over HTTP on a free port, and the SDK client's helpers
+    CHANNEL,
+    CLIENT,
+    TOKEN,
+    _over_http,
+    call,
+    mcp_http,  # noqa: F401  (a fixture: this module's mcp_env configures it)
+)
+
+OTHER_LEAD = "U0LEAD0009"
+POLICY = f"""
+profiles:
+  deployer:
+    requesters: [{REQUESTER}]
+    approvers: [{LEAD}]
+    environments:
+      dev:
+  other-account:
+    requesters: [{OTHER}]
+    approvers: [{OTHER_LEAD}]
+    assume_role_arn: arn:aws:iam::222233334444:role/DeployRole
+    environments:
+      dev:
+mcp_clients:
+  - name: {CLIENT}
+    token_sha256: {token_sha256(TOKEN)}
+    user: {REQUESTER}
+"""
+COMMIT = "3f2a9c1b7d0e4f5a6b7c8d9e0f1a2b3c4d5e6f70"
+WEB_THREAD = "1700000000.000100"
+ELSEWHERE = "C0ELSEWHERE"  # a channel the bot and REQUESTER are both in
+NOT_MINE = "C0NOTMINE01"  # the bot is in it, REQUESTER is not
+BOT_ABSENT = "C0NOBOT0001"  # REQUESTER is in it, the bot is not
+
+
+@pytest.fixture
+def mcp_env(pipeline_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    return {
+        **with_policy(pipeline_env, tmp_path, POLICY),
+        "ECS_DEPLOY_MCP_USER": REQUESTER,
+        "ECS_DEPLOY_MCP_CHANNEL": CHANNEL,
+    }
+
+
+def put_environment(
+    redis_conn: redis.Redis,
+    request: DeploymentRequest,
+    requester: str,
+    *,
+    latest_status: DeploymentStatus = DeploymentStatus.DEPLOYED,
+    status: EnvironmentStatus = EnvironmentStatus.LIVE,
+) -> Environment:
+    """A live environment created by one applied deployment of `request` (stored too), whose newest
+    deployment has `latest_status` (a second, open one when that is not final)."""
+    store = DeploymentStore(redis_conn)
+    created, _ = store.create(
+        deployment_record(requester, request=request, status=DeploymentStatus.DEPLOYED, thread_ts=WEB_THREAD)
+    )
+    deployments = [created.id]
+    if not latest_status.is_final:
+        open_change, _ = store.create(
+            deployment_record(requester, request=request, status=latest_status, kind=DeploymentKind.CHANGE)
+        )
+        deployments.append(open_change.id)
+    applied = utcnow() - timedelta(hours=1)
+    environment = Environment(
+        key=environment_key(request),
+        request=request,
+        extra_values={ALARM_EMAILS: ["ops@example.com"], DNS_NAME: f"{request.application}.example.com"},
+        repo_commit=COMMIT,
+        status=status,
+        changes=[
+            EnvironmentChange(
+                deployment_id=created.id,
+                kind=DeploymentKind.CREATE,
+                requester_id=requester,
+                approver_ids=[LEAD],
+                plan_sha256="a" * 64,
+                repo_commit=COMMIT,
+                applied_at=applied,
+                channel_id="C_DEPLOYS",
+                thread_ts=WEB_THREAD,
+                summary="Apply complete! Resources: 38 added, 0 changed, 0 destroyed.",
+            )
+        ],
+        deployments=deployments,
+        created_at=applied,
+        updated_at=applied,
+    )
+    return EnvironmentStore(redis_conn).put(environment)
+
+
+@pytest.fixture
+def environments(redis_conn: redis.Redis) -> dict[str, Environment]:
+    """web/dev (REQUESTER's, live), api/dev (REQUESTER's, a change open: changing) and billing/dev in
+    the other account (OTHER's: hidden from REQUESTER)."""
+    return {
+        "web": put_environment(redis_conn, deployment_request(), REQUESTER),
+        "api": put_environment(
+            redis_conn,
+            deployment_request(application="api"),
+            REQUESTER,
+            latest_status=DeploymentStatus.AWAITING_APPROVAL,
+        ),
+        "billing": put_environment(
+            redis_conn,
+            deployment_request(application="billing", profile="other-account", account_id="222233334444"),
+            OTHER,
+        ),
+    }
+
+
+def drift_found(redis_conn: redis.Redis, key: str) -> None:
+    """A drift check of `key` that found terraform_data.cluster's input changed outside Terraform."""
+    report = DriftReport(
+        resources=(
+            DriftedResource(
+                kind=DriftKind.OUTSIDE,
+                address="terraform_data.cluster",
+                type="terraform_data",
+                action=PlanAction.UPDATE,
+                attributes=(AttributeChange(name="input", before='"small"', after='"tampered"'),),
+                changed=("input",),
+                digest="d" * 16,
+            ),
+        )
+    )
+    check = DriftCheck(at=utcnow(), outcome=CheckOutcome.CHECKED, report=report)
+    DriftStore(redis_conn).update(key, lambda record: after_check(record, check).record)
+
+
+def stdio_params(env: dict[str, str]) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "bot.cli", "mcp"], env={**os.environ, **env}, cwd=str(ROOT)
+    )
+
+
+def structured(result: Any) -> dict[str, Any]:
+    assert not result.is_error, result.content
+    assert isinstance(result.structured_content, dict), result
+    return result.structured_content
+
+
+# -- reading environments over stdio ------------------------------------------------------------------
+
+
+def test_environments_over_stdio_follow_the_access_policy(
+    mcp_env: dict[str, str],
+    slack_api: SlackApiStandIn,
+    redis_conn: redis.Redis,
+    environments: dict[str, Environment],
+) -> None:
+    web, billing = str(environments["web"].key), str(environments["billing"].key)
+
+    async def session_run() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        with open(os.devnull, "w") as errlog:
+            async with (
+                stdio_client(stdio_params(mcp_env), errlog=errlog) as (read, write),
+                ClientSession(
+                    read, write, client_info=Implementation(name="pytest-stdio", version="1")
+                ) as session,
+            ):
+                await session.initialize()
+                out["templates"] = (await session.list_resource_templates()).resource_templates
+                out["list"] = await session.call_tool("list_environments", {})
+                out["by_name"] = await session.call_tool("get_environment", {"environment": "web/dev"})
+                out["by_key"] = await session.call_tool("get_environment", {"environment": web})
+                out["hidden"] = await session.call_tool("get_environment", {"environment": billing})
+                out["hidden_by_name"] = await session.call_tool(
+                    "get_environment", {"environment": "billing/dev"}
+                )
+                resource = await session.read_resource(f"environment://{web}")
+                out["resource"] = str(getattr(resource.contents[0], "text", ""))
+                try:
+                    await session.read_resource(f"environment://{billing}")
+                    out["hidden_resource"] = None
+                except Exception as exc:  # the SDK raises the server's error
+                    out["hidden_resource"] = str(exc)
+                out["no_drift"] = await session.call_tool("get_drift", {"environment": "web/dev"})
+                out["hidden_drift"] = await session.call_tool("get_drift", {"environment": billing})
+                drift_found(redis_conn, web)
+                out["drift"] = await session.call_tool("get_drift", {"environment": "web/dev"})
+                out["after_drift"] = await session.call_tool("get_environment", {"environment": web})
+        return out
+
+    out = anyio.run(session_run)
+
+    templates = {t.uri_template for t in out["templates"]}
+    assert templates == {"deployment://{deployment_id}", "environment://{key}"}
+
+    # only what the policy lets REQUESTER see: their two environments, live one first... and not OTHER's
+    listed = structured(out["list"])
+    assert listed["user_id"] == REQUESTER
+    by_key = {e["key"]: e for e in listed["environments"]}
+    assert set(by_key) == {web, str(environments["api"].key)}
+    assert by_key[str(environments["api"].key)]["status"] == "changing"
+    assert by_key[web]["status"] == "live"
+    assert "billing" not in json.dumps(listed)
+
+    seen = structured(out["by_name"])
+    assert seen == structured(out["by_key"]) == json.loads(out["resource"])
+    assert seen["key"] == web and seen["name"] == "web/dev" and seen["profile"] == "deployer"
+    assert seen["request"]["size"] == "small" and seen["request"]["vpc_cidr_block"]
+    assert seen["extra_values"] == {ALARM_EMAILS: ["ops@example.com"], DNS_NAME: "web.example.com"}
+    assert seen["repo_commit"] == COMMIT
+    change = seen["last_change"]
+    assert change["kind"] == "create" and change["requester_id"] == REQUESTER
+    assert change["approver_ids"] == [LEAD] and change["applied_at"]
+    assert change["thread_link"] == f"https://slack.com/archives/C_DEPLOYS/p{WEB_THREAD.replace('.', '')}"
+    assert seen["latest_deployment_status"] == "deployed"
+    assert seen["config"]["branch"] == f"ecs-deploy/{web}" and seen["config"]["pushed"] is False
+    assert seen["drift"]["state"] == "unknown"
+
+    # OTHER's environment is answered like one that does not exist, by key, by name and as a resource
+    for hidden in ("hidden", "hidden_by_name", "hidden_drift"):
+        assert out[hidden].is_error, out[hidden]
+        assert "is known to the bot" in str(out[hidden].content), out[hidden].content
+    assert out["hidden_resource"] and billing in out["hidden_resource"]
+
+    # drift: none checked yet says so; after a check that found drift, its resources and attributes
+    no_drift = structured(out["no_drift"])
+    assert no_drift["state"] == "unknown" and "No drift check has run yet" in no_drift["message"]
+    drift = structured(out["drift"])
+    assert drift["state"] == "drifted" and drift["check_outcome"] == "checked"
+    assert [(r["kind"], r["address"], r["action"]) for r in drift["resources"]] == [
+        ("outside", "terraform_data.cluster", "update")
+    ]
+    assert drift["resources"][0]["attributes"] == [
+        {"name": "input", "before": '"small"', "after": '"tampered"'}
+    ]
+    assert structured(out["after_drift"])["drift"]["state"] == "drifted"
+
+    calls = [e for e in AuditTrail(redis_conn).export() if e.event == "mcp_call"]
+    assert {e.detail["tool"] for e in calls} >= {
+        "list_environments",
+        "get_environment",
+        "get_drift",
+        "resource:environment",
+    }
+    assert {(e.actor, e.detail["client"]) for e in calls} == {(REQUESTER, "pytest-stdio")}
+
+
+# -- the channel a request is posted in ---------------------------------------------------------------
+
+
+def test_request_channel_argument_must_be_one_the_user_and_the_bot_are_in(
+    mcp_http: str,  # noqa: F811
+    mcp_env: dict[str, str],
+    slack_api: SlackApiStandIn,
+    redis_conn: redis.Redis,
+) -> None:
+    slack_api.conversations.update(
+        {
+            ELSEWHERE: {"is_member": True, "members": [OTHER, REQUESTER]},
+            NOT_MINE: {"is_member": True, "members": [OTHER, LEAD]},
+            BOT_ABSENT: {"is_member": False, "members": [REQUESTER]},
+        }
+    )
+    store = DeploymentStore(redis_conn)
+    request = {**REQUEST_FIELDS, "additional_tags": "team=platform"}
+
+    refusals = {
+        NOT_MINE: "You are not a member of channel",
+        BOT_ABSENT: "The bot is not a member of channel",
+        "C0UNKNOWN01": "does not exist or the bot cannot see it",
+        "#deploys": "is not a Slack channel id",
+    }
+    for channel, why in refusals.items():
+        refused = call(mcp_http, "request_deployment", {**request, "channel": channel})
+        assert refused["created"] is False and why in refused["errors"]["channel"], refused
+    # a bad value and a bad channel: both reported at once, nothing stored
+    both = call(mcp_http, "request_deployment", {**request, "account_id": "12345", "channel": NOT_MINE})
+    assert set(both["errors"]) == {"account_id", "channel"}
+    assert store.recent() == []
+    assert not [c for c in slack_api.calls_to("chat.postMessage")]
+
+    accepted = call(mcp_http, "request_deployment", {**request, "channel": ELSEWHERE})
+    assert accepted["created"] is True and accepted["channel_id"] == ELSEWHERE
+    assert store.get(accepted["deployment_id"]).channel_id == ELSEWHERE
+    root = slack_api.wait_for("chat.postMessage", lambda c: c.params.get("channel") == ELSEWHERE)
+    assert f"by <@{REQUESTER}> via {CLIENT}" in json.dumps(root.params, ensure_ascii=False)
+
+    default = call(mcp_http, "request_deployment", {**request, "application": "api"})
+    assert default["created"] is True and default["channel_id"] == CHANNEL
+    refused_events = [e for e in AuditTrail(redis_conn).export() if e.event == "mcp_request_refused"]
+    assert len(refused_events) == len(refusals) + 1
+
+
+async def _list_tools(session: ClientSession) -> set[str]:
+    return {tool.name for tool in (await session.list_tools()).tools}
+
+
+def test_environment_tools_over_http(
+    mcp_http: str,  # noqa: F811
+    slack_api: SlackApiStandIn,
+    redis_conn: redis.Redis,
+    environments: dict[str, Environment],
+) -> None:
+    tools = anyio.run(_over_http, mcp_http, TOKEN, _list_tools)
+    assert {"list_environments", "get_environment", "get_drift"} <= tools
+    listed = call(mcp_http, "list_environments", {})
+    assert {e["name"] for e in listed["environments"]} == {"web/dev", "api/dev"}
+    web = call(mcp_http, "get_environment", {"environment": "web/dev@123456789012/us-east-1"})
+    assert web["key"] == str(environments["web"].key) and web["status"] == "live"
+    assert call(mcp_http, "get_drift", {"environment": "web/dev"})["state"] == "unknown"
