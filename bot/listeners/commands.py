@@ -1,5 +1,5 @@
-"""`/ecs-deploy [new | help | status [id] | list | cancel <id> [--force] | plan <id> | unlock <id>
-| change <app>/<env> | upgrade <app>/<env>]`.
+"""`/ecs-deploy [new | help | status [id] | list | cancel <id> [--force] | plan <id> | unlock <id> | envs | destroy <app>/<env>
+| change <app>/<env> | upgrade <app>/<env> | drift <app>/<env>]`.
 
 Answers are private: the command's ack carries the answer (it works in any channel, even one the
 bot is not in); Slack-side follow-ups (the thread hears who cancelled, Terraform's DynamoDB lock is
@@ -17,11 +17,14 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import control
+from bot import control, environments
 from bot.control import ControlRefused
+from bot.listeners.destroys import destroy_sub
+from bot.listeners.drift import drift_sub
 from bot.listeners.environments import change_sub, upgrade_sub
 from bot.payloads import BlockActions, SlashCommand
 from bot.services import Services
+from bot.views import environments as environment_views
 from bot.views import status as views
 from bot.views.messages import Message
 from bot.views.refusals import unknown_deployment
@@ -205,6 +208,15 @@ def unlock_sub(
     return views.no_lock_text(view), check_terraform
 
 
+def envs_sub(
+    services: Services, slash: SlashCommand, args: list[str], flags: set[str]
+) -> tuple[Reply, FollowUp | None]:
+    """The environments the caller may see (the rule `list` follows), live ones first."""
+    if args or flags:
+        raise Usage(views.usage_text("/ecs-deploy envs", sorted(flags)))
+    return environment_views.envs_answer(environments.visible_environments(services, slash.user_id)), None
+
+
 SUBCOMMANDS: dict[str, Subcommand] = {
     "status": status_sub,
     "list": list_sub,
@@ -212,8 +224,11 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "plan": plan_sub,
     "replan": plan_sub,
     "unlock": unlock_sub,
+    "envs": envs_sub,
+    "destroy": destroy_sub,
     "change": change_sub,
     "upgrade": upgrade_sub,
+    "drift": drift_sub,
 }
 
 

@@ -49,11 +49,17 @@ HELP = "\n".join(
         "• `/ecs-deploy plan <id>` — re-plan with the deployment's current values (requester or lead)",
         "• `/ecs-deploy unlock <id>` — release the bot's lock on the deployment's Terraform state"
         " (leads only; asks to confirm)",
+        "• `/ecs-deploy envs` — the environments you can see: live ones first, with their status,"
+        " size, account and region, last change and thread",
+        "• `/ecs-deploy destroy <app>/<env>` — destroy an environment: type its name to confirm, then"
+        " `terraform plan -destroy` and two approvers other than you (protected ones: never from Slack)",
         "• `/ecs-deploy change <app>/<env>` — change a live environment (size, tags, alarm e-mails,"
         " DNS name, repository ref) in a form pre-filled with its current values; planned, approved"
         " and applied like a new deployment",
         "• `/ecs-deploy upgrade <app>/<env>` — the same values at the current head of the Terraform"
         " repository's ref",
+        "• `/ecs-deploy drift <app>/<env>` — check a live environment for drift now; the channel"
+        " hears of it only if its drift changed",
         "• `/ecs-deploy help` — this help",
         "The App Home tab shows your deployments and, for leads, the plans waiting for approval.",
     ]
