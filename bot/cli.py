@@ -326,5 +326,30 @@ def doctor() -> None:
     sys.exit(1 if any(check.level == "fail" for check in checks) else 0)
 
 
+@main.group()
+def environments() -> None:
+    """The environment registry (what each deployment created, kept in Redis)."""
+
+
+@environments.command("import")
+def environments_import() -> None:
+    """Rebuild the registry from the repository's environment branches; exit 1 if any failed."""
+    from bot.views.config_commit import import_line, import_summary
+    from workers.config_repo import ConfigRepoError
+    from workers.environments_import import import_environments
+
+    current = _settings()
+    try:
+        report = import_environments(current, _redis(current))
+    except ConfigRepoError as exc:
+        raise click.ClickException(str(exc)) from None
+    for result in report.results:
+        click.echo(import_line(result.key, result.outcome.value, result.detail))
+        for warning in result.warnings:
+            click.echo(f"  ! {warning}")
+    click.echo(import_summary(report.imported, report.failed, len(report.results), report.remote))
+    sys.exit(1 if report.failed else 0)
+
+
 if __name__ == "__main__":
     main()
