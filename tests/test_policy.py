@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,18 @@ def rule(policy: AccessPolicy, profile: str, environment: str) -> ApprovalRule:
 
 # ---------------------------------------------------------------------------------------------
 # Loading errors: (yaml, expected line, expected key, words the message must contain)
+
+
+def bad_role_arn(arn: str, case: str, *words: str) -> Any:
+    """A profile whose assume_role_arn (line 4) is not an IAM role's ARN."""
+    text = f"""
+        profiles:
+          dev:
+            approvers: [U1]
+            assume_role_arn: {arn}
+        """
+    return pytest.param(text, 4, "profiles.dev.assume_role_arn", ["not an IAM role ARN", *words], id=case)
+
 
 LOAD_ERRORS = [
     pytest.param(
@@ -87,66 +100,11 @@ LOAD_ERRORS = [
         ["unknown key", "required_approvals"],
         id="unknown-key-in-environment",
     ),
-    pytest.param(
-        """
-        profiles:
-          dev:
-            approvers: [U1]
-            assume_role_arn: arn:aws:iam::12345678901:role/deploy
-        """,
-        4,
-        "profiles.dev.assume_role_arn",
-        ["not an IAM role ARN", "12345678901"],
-        id="arn-account-11-digits",
-    ),
-    pytest.param(
-        """
-        profiles:
-          dev:
-            approvers: [U1]
-            assume_role_arn: arn:aws:iam::123456789012:user/deploy
-        """,
-        4,
-        "profiles.dev.assume_role_arn",
-        ["not an IAM role ARN"],
-        id="arn-user-not-role",
-    ),
-    pytest.param(
-        """
-        profiles:
-          dev:
-            approvers: [U1]
-            assume_role_arn: arn:aws:sts::123456789012:role/deploy
-        """,
-        4,
-        "profiles.dev.assume_role_arn",
-        ["not an IAM role ARN"],
-        id="arn-wrong-service",
-    ),
-    pytest.param(
-        """
-        profiles:
-          dev:
-            approvers: [U1]
-            assume_role_arn: "123456789012:role/deploy"
-        """,
-        4,
-        "profiles.dev.assume_role_arn",
-        ["not an IAM role ARN"],
-        id="arn-missing-prefix",
-    ),
-    pytest.param(
-        """
-        profiles:
-          dev:
-            approvers: [U1]
-            assume_role_arn: arn:aws:iam::123456789012:role/
-        """,
-        4,
-        "profiles.dev.assume_role_arn",
-        ["not an IAM role ARN"],
-        id="arn-empty-role-name",
-    ),
+    bad_role_arn("arn:aws:iam::12345678901:role/deploy", "arn-account-11-digits", "12345678901"),
+    bad_role_arn("arn:aws:iam::123456789012:user/deploy", "arn-user-not-role"),
+    bad_role_arn("arn:aws:sts::123456789012:role/deploy", "arn-wrong-service"),
+    bad_role_arn('"123456789012:role/deploy"', "arn-missing-prefix"),
+    bad_role_arn("arn:aws:iam::123456789012:role/", "arn-empty-role-name"),
     pytest.param(
         """
         profiles:
