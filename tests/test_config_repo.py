@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from core.environment_config import ConfigTrailers
 from core.environments import config_branch
 from core.lifecycle import DeploymentKind, DeploymentStatus
+from core.settings import Settings
 from core.tfvars.reading import read_tfvars
 from storage.environments import EnvironmentStore
 from tests.harness.flow import BYSTANDER, LEAD, OTHER, REQUESTER, click, ephemeral_to, eventually
@@ -30,6 +31,7 @@ from tests.test_environment_record import (
 )
 from workers.config_repo import parse_trailers
 from workers.environments import record_apply, run_commit_config
+from workers.github_pr import github_repository
 from workers.runtime import Runtime
 
 KEY = deployment_request().environment_key
@@ -306,3 +308,14 @@ def test_a_pull_request_github_refuses_is_said_but_the_push_stands(
     assert "401" in env.config.error
     texts = slack_api.thread_texts(deployment.thread_ts or "")
     assert any("Configuration committed" in t for t in texts)
+
+
+def test_pull_requests_need_a_token_and_a_github_repository() -> None:
+    token = {"ECS_DEPLOY_GITHUB_TOKEN": GITHUB_TOKEN}
+    with_token = Settings(**token)  # type: ignore[arg-type]
+    assert github_repository(with_token, "https://github.com/acme/poc-idp.git") == "acme/poc-idp"
+    assert github_repository(with_token, "git@github.com:acme/poc-idp.git") == "acme/poc-idp"
+    assert github_repository(with_token, "https://gitlab.example/acme/poc-idp.git") is None
+    named = Settings(**token, ECS_DEPLOY_GITHUB_REPOSITORY="acme/infra")  # type: ignore[arg-type]
+    assert github_repository(named, "/srv/git/poc-idp.git") == "acme/infra"
+    assert github_repository(Settings(), "https://github.com/acme/poc-idp.git") is None

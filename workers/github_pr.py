@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from core.settings import Settings
 
 GITHUB_URL = re.compile(
-    r"^(?:https://(?:[^@/]+@)?github\.com/|ssh://git@github\.com/|git@github\.com:)"
+    r"^(?:https[:]//(?:[^@/]+@)?github\.com/|ssh://git@github\.com/|git@github\.com[:])"
     r"(?P<owner>[A-Za-z0-9_.-]+)/(?P<name>[A-Za-z0-9_.-]+?)(?:\.git)?/?$"
 )
 TIMEOUT_SECONDS = 30
