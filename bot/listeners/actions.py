@@ -22,6 +22,7 @@ from bot.payloads import BlockActions
 from bot.services import Services
 from bot.views import approval as approval_views
 from bot.views import clicks
+from bot.views import destroy as destroy_views
 from bot.views.access import reason_text
 from bot.views.clicks import STORE_DOWN
 from bot.views.config_commit import RETRY_WRONG_ENVIRONMENT, retry_requested
@@ -30,7 +31,7 @@ from core import lifecycle
 from core.analysis.recommendations import apply_recommendations
 from core.approval import ApprovalOutcome, ApprovalResult, record_approval
 from core.backend_confirm import may_confirm_fix
-from core.lifecycle import Move
+from core.lifecycle import DeploymentKind, Move
 from core.logs import get_logger
 from core.models import Deployment, utcnow
 from core.policy.access import Decision
@@ -324,6 +325,7 @@ def approve_clicked(c: Clicked) -> None:
             binding_seen=d.plan_seen(c.attempt),
             now=utcnow(),
             ttl=timedelta(hours=services.settings.approval_ttl_hours),
+            destroy=d.kind is DeploymentKind.DESTROY,
         )
         outcome[:] = [result]
         update: dict[str, Any] = {"approval": result.state}
@@ -363,7 +365,12 @@ def approve_clicked(c: Clicked) -> None:
     if result.apply_now:
         notifier.flush(updated.id)  # queued with the apply job (above)
     else:
-        notifier.post(updated, approval_views.waiting_message(result.state, updated.request.environment))
+        waiting = (
+            destroy_views.waiting_message(result.state)
+            if updated.kind is DeploymentKind.DESTROY
+            else approval_views.waiting_message(result.state, updated.request.environment)
+        )
+        notifier.post(updated, waiting)
 
 
 def reject_clicked(c: Clicked) -> None:
