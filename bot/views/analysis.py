@@ -189,35 +189,22 @@ def analysis_blocks(
     region: str,
     can_keep_values: bool,
 ) -> list[Block]:
-    """The analysis summary message with its decision buttons. Lists shrink until Slack's limits hold."""
+    """The analysis summary message with its decision buttons. The conflicts listed per kind shrink until
+    Slack's limits hold."""
+    head = _head_blocks(report, profile=profile, account_id=account_id, region=region)
+    tail = _tail_blocks(report, deployment_id=deployment_id, can_keep_values=can_keep_values)
     blocks: list[Block] = []
     for per_kind in (LISTED_PER_KIND, 2, 1, 0):
-        blocks = _analysis_blocks(
-            report,
-            deployment_id=deployment_id,
-            profile=profile,
-            account_id=account_id,
-            region=region,
-            can_keep_values=can_keep_values,
-            per_kind=per_kind,
-        )
+        blocks = [*head, *_conflict_blocks(report, per_kind), *tail]
         if len(blocks) <= MAX_BLOCKS and block_text_length(blocks) <= MESSAGE_BUDGET:
             break
     return blocks
 
 
-def _analysis_blocks(
-    report: AnalysisReport,
-    *,
-    deployment_id: str,
-    profile: str,
-    account_id: str,
-    region: str,
-    can_keep_values: bool,
-    per_kind: int,
-) -> list[Block]:
+def _head_blocks(report: AnalysisReport, *, profile: str, account_id: str, region: str) -> list[Block]:
+    """Where, what was asked, the verdict and the resource counts."""
     verdict = report.verdict
-    blocks: list[Block] = [
+    return [
         HeaderBlock(text=PlainTextObject(text="AWS account analysis summary")),
         SectionBlock(
             fields=[
@@ -235,8 +222,12 @@ def _analysis_blocks(
         ),
         DividerBlock(),
         _section(_counts_text(report)),
-        *_conflict_blocks(report, per_kind),
     ]
+
+
+def _tail_blocks(report: AnalysisReport, *, deployment_id: str, can_keep_values: bool) -> list[Block]:
+    """What to change, the permissions, the notes, the scan's time and the decision buttons."""
+    blocks: list[Block] = []
     if report.names_unresolved or report.recommended_changes:
         blocks.append(_section(_recommendation_text(report)))
     permissions = _permission_text(report)

@@ -124,19 +124,11 @@ def quota_conflicts(scan: AccountScan, size: SetupSize | str) -> list[Conflict]:
     if scan.scanned("elastic_ips"):
         left = scan.eip_quota.value - scan.elastic_ip_count
         if needed > left:
-            conflicts.append(
-                Conflict(
-                    kind=ConflictKind.QUOTA,
-                    severity=Severity.WARNING,
-                    fact=ElasticIpsShort(
-                        size=profile.size,
-                        needed=needed,
-                        allocated=scan.elastic_ip_count,
-                        left=max(left, 0),
-                        quota=scan.eip_quota,
-                    ),
-                )
-            )
+            short = ElasticIpsShort(
+                size=profile.size, needed=needed, allocated=scan.elastic_ip_count, left=max(left, 0),
+                quota=scan.eip_quota,
+            )  # fmt: skip
+            conflicts.append(Conflict(kind=ConflictKind.QUOTA, severity=Severity.WARNING, fact=short))
     if scan.scanned("nat_gateways") and scan.scanned("availability_zones") and scan.availability_zones:
         zone_of = scan.azs_of_subnets()
         per_zone = dict.fromkeys(scan.availability_zones, 0)
@@ -146,19 +138,11 @@ def quota_conflicts(scan: AccountScan, size: SetupSize | str) -> list[Conflict]:
                 per_zone[zone] += 1
         zones_with_room = [zone for zone, used in per_zone.items() if used < scan.nat_quota.value]
         if len(zones_with_room) < needed:
-            conflicts.append(
-                Conflict(
-                    kind=ConflictKind.QUOTA,
-                    severity=Severity.WARNING,
-                    fact=NatGatewaysShort(
-                        size=profile.size,
-                        needed=needed,
-                        zones_with_room=len(zones_with_room),
-                        nat_gateways=len(scan.nat_gateways),
-                        quota=scan.nat_quota,
-                    ),
-                )
-            )
+            short_of_nat = NatGatewaysShort(
+                size=profile.size, needed=needed, zones_with_room=len(zones_with_room),
+                nat_gateways=len(scan.nat_gateways), quota=scan.nat_quota,
+            )  # fmt: skip
+            conflicts.append(Conflict(kind=ConflictKind.QUOTA, severity=Severity.WARNING, fact=short_of_nat))
     return conflicts
 
 

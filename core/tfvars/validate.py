@@ -47,24 +47,25 @@ class Unreadable(_Problem):
     error: str
 
 
-class BotPlaceholder(_Problem):
+class _VariableProblem(_Problem):
+    variable: str
+
+
+class BotPlaceholder(_VariableProblem):
     """A value the bot sets from the request still holds the placeholder."""
 
     problem: Literal["bot_placeholder"] = "bot_placeholder"
-    variable: str
 
 
-class Undeclared(_Problem):
+class Undeclared(_VariableProblem):
     problem: Literal["undeclared"] = "undeclared"
-    variable: str
     close_match: str | None = None  # a declared variable with a close name
 
 
-class RequiredUnset(_Problem):
+class RequiredUnset(_VariableProblem):
     """A variable without a default in variables.tf that the file does not set."""
 
     problem: Literal["required_unset"] = "required_unset"
-    variable: str
 
 
 class TooManyServices(_Problem):
