@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, environments, home, submissions, thread_modals
+from bot.listeners import actions, commands, destroys, environments, home, submissions, thread_modals
 from bot.services import Services
 
 
@@ -15,3 +15,4 @@ def register(app: App, services: Services) -> None:
     thread_modals.register(app, services)
     home.register(app, services)
     environments.register(app, services)
+    destroys.register(app, services)
