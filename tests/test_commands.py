@@ -289,6 +289,17 @@ def unlock_button(response: Any) -> dict[str, Any]:
     return dict(buttons[0])
 
 
+def click_unlock(
+    bot: SlackClientSim, slack_api: SlackApiStandIn, value: str, user: str, says: str = ""
+) -> str:
+    """`user` clicks the unlock confirmation button; the text of the ephemeral answer (one that says `says`)."""
+    bot.block_action(UNLOCK_ACTION, value, user=user)
+    told = slack_api.wait_for(
+        "chat.postEphemeral", lambda c: c.params.get("user") == user and says in c.params["text"], timeout=30
+    )
+    return str(told.params["text"])
+
+
 def test_unlock_is_for_leads_only(
     bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
 ) -> None:
@@ -300,9 +311,9 @@ def test_unlock_is_for_leads_only(
     assert "Only an approver (lead) for profile `deployer` in `dev` can release a state lock" in refused
 
     # a forged click on the confirm button by a non-lead releases nothing either
-    bot.block_action(UNLOCK_ACTION, f"{deployment.id}:{held.token}", user=BYSTANDER)
-    told = slack_api.wait_for("chat.postEphemeral", lambda c: c.params.get("user") == BYSTANDER, timeout=10)
-    assert "Only an approver (lead)" in told.params["text"]
+    assert "Only an approver (lead)" in click_unlock(
+        bot, slack_api, f"{deployment.id}:{held.token}", BYSTANDER
+    )
     assert lock.holder() == held
 
 
@@ -322,20 +333,16 @@ def test_a_lead_releases_the_bots_lock_and_learns_how_to_force_unlock_terraform(
     assert f"held by `{crashed.id}` (apply" in text and "has not finished" in text
     assert lock.holder() == held, "nothing is released before the lead confirms"
 
-    bot.block_action(UNLOCK_ACTION, button["value"], user=LEAD)
-    told = slack_api.wait_for(
-        "chat.postEphemeral", lambda c: c.params.get("user") == LEAD and "force-unlock" in c.params["text"]
-    )
+    told = click_unlock(bot, slack_api, button["value"], LEAD, says="force-unlock")
     assert lock.holder() is None
-    assert f"terraform force-unlock {TF_LOCK_ID}" in told.params["text"]
-    assert "OperationTypeApply" in told.params["text"] and "rq@worker-7" in told.params["text"]
-    assert "-backend-config=tfvars/web.tfbackend" in told.params["text"]
-    assert "Released the bot's lock" in told.params["text"]
+    assert f"terraform force-unlock {TF_LOCK_ID}" in told
+    assert "OperationTypeApply" in told and "rq@worker-7" in told
+    assert "-backend-config=tfvars/web.tfbackend" in told
+    assert "Released the bot's lock" in told
     thread_post(slack_api, crashed, f"<@{LEAD}> released the bot's lock")
 
     # the same button again: the lock is gone, nothing else is touched
-    bot.block_action(UNLOCK_ACTION, button["value"], user=LEAD)
-    slack_api.wait_for("chat.postEphemeral", lambda c: "holds no lock" in c.params["text"], timeout=10)
+    click_unlock(bot, slack_api, button["value"], LEAD, says="holds no lock")
 
 
 def test_unlock_never_releases_a_lock_taken_since_the_lead_looked(
@@ -348,9 +355,7 @@ def test_unlock_never_releases_a_lock_taken_since_the_lead_looked(
     lock.release(first.token)
     newer = lock.try_acquire("d-newer001", OTHER, "apply")
 
-    bot.block_action(UNLOCK_ACTION, button["value"], user=LEAD)
-    told = slack_api.wait_for("chat.postEphemeral", lambda c: c.params.get("user") == LEAD, timeout=10)
-    assert "changed hands" in told.params["text"]
+    assert "changed hands" in click_unlock(bot, slack_api, button["value"], LEAD)
     assert lock.holder() == newer
 
 
