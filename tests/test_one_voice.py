@@ -179,17 +179,18 @@ def test_views_are_opened_and_published_only_where_interactions_arrive() -> None
         assert not methods or rel(path).startswith("bot/listeners/"), (rel(path), methods)
 
 
+def over_ratchet(counts: dict[str, int], allowed: dict[str, int]) -> dict[str, tuple[int, int]]:
+    """The modules holding more than a ratchet allows them: {module: (found, allowed)}."""
+    return {path: (n, allowed.get(path, 0)) for path, n in counts.items() if n > allowed.get(path, 0)}
+
+
 def test_user_facing_text_is_built_in_views_only() -> None:
     counts = {
         rel(path): len(found)
         for path in modules()
         if not rel(path).startswith("bot/views/") and (found := user_text(ast.parse(path.read_text())))
     }
-    grown = {
-        path: (count, REMAINING.get(path, 0))
-        for path, count in counts.items()
-        if count > REMAINING.get(path, 0)
-    }
+    grown = over_ratchet(counts, REMAINING)
     assert not grown, f"user-facing text outside bot/views/ (found, allowed): {grown}"
 
 
@@ -197,11 +198,7 @@ def test_rules_that_return_facts_word_nothing() -> None:
     facts_only = [path for path in modules() if rel(path).startswith(FACTS_ONLY)]
     assert {rel(path) for path in facts_only} >= set(FACTS_REMAINING), "FACTS_REMAINING names a lost module"
     counts = {rel(path): len(sentences(ast.parse(path.read_text()))) for path in facts_only}
-    grown = {
-        path: (count, FACTS_REMAINING.get(path, 0))
-        for path, count in counts.items()
-        if count > FACTS_REMAINING.get(path, 0)
-    }
+    grown = over_ratchet(counts, FACTS_REMAINING)
     assert not grown, f"sentences in modules that return facts (found, allowed): {grown}"
 
 
