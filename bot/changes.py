@@ -244,14 +244,18 @@ def start(
     channel_id: str | None,
     team_id: str | None,
     submission_key: str | None,
+    requested_via: str | None = None,
+    post_in: str | None = None,
 ) -> tuple[Deployment, bool]:
     """Store the change/upgrade deployment with its VERIFY job and its first thread messages (root
     message, what changes) in one transaction; then append it to the environment and start delivery.
-    Returns (deployment, created): a repeated submission finds the first one. Raises redis errors."""
-    channel = environment_channel(environment, channel_id) or requester_id  # a DM as the last resort
+    Returns (deployment, created): a repeated submission finds the first one. Raises redis errors.
+    An MCP client's request (bot/mcp) names itself (`requested_via`) and the channel it is posted in
+    (`post_in`, checked there) instead of the environment's."""
+    channel = post_in or environment_channel(environment, channel_id) or requester_id  # DM: last resort
     deployment = change_deployment(
         environment, planned, requester_id=requester_id, channel_id=channel, team_id=team_id
-    )
+    ).model_copy(update={"requested_via": requested_via})
     notifier = services.notifier
     entries = (
         notifier.root_entry(deployment.id),
@@ -282,6 +286,7 @@ def start(
         kind=deployment.kind.value,
         environment=str(environment.key),
         changed=",".join(planned.changed),
+        **({"via": requested_via} if requested_via else {}),
     )
     notifier.flush(deployment.id)
     return deployment, True

@@ -78,6 +78,7 @@ EXPECTED_TOOLS = {
     "list_environments",
     "get_environment",
     "get_drift",
+    "request_change",
 }
 # What no tool may do; a description may mention it only in a sentence saying it happens in Slack.
 DANGEROUS = re.compile(

@@ -47,17 +47,20 @@ from storage.audit import AuditTrail
 from storage.drift import DriftStore
 from storage.environments import EnvironmentStore
 from storage.store import DeploymentStore
-from tests.harness.flow import LEAD, OTHER, REQUESTER
+from tests.harness.flow import LEAD, OTHER, REQUESTER, submit_modal
 from tests.harness.processes import ROOT, with_policy
 from tests.harness.records import REQUEST_FIELDS, deployment_record, deployment_request
 from tests.harness.slack_api import SlackApiStandIn
+from tests.harness.slack_requests import SlackClientSim
+from tests.test_change_flow import change_values, command_opens
 from tests.test_mcp import (  # the server over HTTP on a free port, and the SDK client's helpers
     CHANNEL,
     CLIENT,
     TOKEN,
     _over_http,
     call,
-    mcp_http,  # noqa: F401  (a fixture: this module's mcp_env configures it)
+    mcp_http,  # noqa: F401  (fixtures: this module's mcp_env configures them)
+    slack_web,  # noqa: F401
 )
 
 OTHER_LEAD = "U0LEAD0009"
@@ -351,9 +354,98 @@ def test_environment_tools_over_http(
     environments: dict[str, Environment],
 ) -> None:
     tools = anyio.run(_over_http, mcp_http, TOKEN, _list_tools)
-    assert {"list_environments", "get_environment", "get_drift"} <= tools
+    assert {"list_environments", "get_environment", "get_drift", "request_change"} <= tools
     listed = call(mcp_http, "list_environments", {})
     assert {e["name"] for e in listed["environments"]} == {"web/dev", "api/dev"}
     web = call(mcp_http, "get_environment", {"environment": "web/dev@123456789012/us-east-1"})
     assert web["key"] == str(environments["web"].key) and web["status"] == "live"
     assert call(mcp_http, "get_drift", {"environment": "web/dev"})["state"] == "unknown"
+
+
+# -- request_change ------------------------------------------------------------------------------------
+
+
+def change_modal_errors(slack: SlackClientSim, api: SlackApiStandIn, **values: str) -> dict[str, str]:
+    """The Slack change form's errors for `values` (opened with /ecs-deploy change web/dev)."""
+    view = command_opens(slack, api, "change web/dev")
+    response = submit_modal(slack, view, change_values(**values), user=REQUESTER, view_id="V-MCP")
+    errors: dict[str, str] = response.json()["errors"]
+    return errors
+
+
+def test_request_change_validates_like_the_change_form_and_posts_via_the_client(
+    mcp_http: str,  # noqa: F811
+    slack_web: SlackClientSim,  # noqa: F811
+    slack_api: SlackApiStandIn,
+    redis_conn: redis.Redis,
+    environments: dict[str, Environment],
+) -> None:
+    store = DeploymentStore(redis_conn)
+    web = environments["web"]
+    slack_api.conversations[NOT_MINE] = {"is_member": True, "members": [OTHER]}
+
+    # bad values: the change form's own messages, on the tool's argument names; nothing stored
+    modal = change_modal_errors(
+        slack_web, slack_api, size="medium", tags="aws:owner=me", emails="not-an-email"
+    )
+    bad = call(
+        mcp_http,
+        "request_change",
+        {
+            "environment": "web/dev",
+            "size": "medium",
+            "additional_tags": "aws:owner=me",
+            "alarm_emails": "not-an-email",
+        },
+    )
+    assert bad["created"] is False
+    assert bad["errors"] == {
+        "additional_tags": modal["additional_tags"],
+        "alarm_emails": modal[f"var:{ALARM_EMAILS}"],
+    }
+    # the form as it is now (every omitted argument keeps its value): nothing would change
+    same = call(mcp_http, "request_change", {"environment": "web/dev"})
+    assert same["errors"] == {"size": change_modal_errors(slack_web, slack_api, ref=COMMIT, tags="")["size"]}
+    assert "Nothing would change" in same["errors"]["size"]
+    # a change open on api/dev: refused as in Slack; OTHER's environment is not known to REQUESTER
+    busy = call(mcp_http, "request_change", {"environment": "api/dev", "size": "medium"})
+    assert busy["created"] is False and "environment" in busy["errors"], busy
+
+    async def hidden(session: ClientSession) -> Any:
+        return await session.call_tool("request_change", {"environment": "billing/dev", "size": "medium"})
+
+    refused = anyio.run(_over_http, mcp_http, TOKEN, hidden)
+    assert refused.is_error and "No environment billing/dev is known" in str(refused.content)
+    # a channel REQUESTER is not in
+    elsewhere = call(
+        mcp_http, "request_change", {"environment": "web/dev", "size": "medium", "channel": NOT_MINE}
+    )
+    assert elsewhere["errors"] == {"channel": elsewhere["errors"]["channel"]}
+    assert "You are not a member" in elsewhere["errors"]["channel"]
+    changes_before = {d.id for d in store.recent(limit=50)}
+    assert len(changes_before) == 4  # the fixture's (3 creates + api's open change)
+
+    # small -> medium: a CHANGE deployment, as the Slack flow makes it, posted via the client
+    outcome = call(mcp_http, "request_change", {"environment": "web/dev", "size": "medium"})
+    assert outcome["created"] is True and outcome["channel_id"] == CHANNEL, outcome
+    deployment = store.get(outcome["deployment_id"])
+    assert deployment.kind is DeploymentKind.CHANGE and deployment.request.size.value == "medium"
+    assert deployment.repo_commit == COMMIT and deployment.repo_ref is None  # pinned to the last apply
+    assert deployment.extra_values == web.extra_values
+    assert deployment.requester_id == REQUESTER and deployment.requested_via == CLIENT
+    assert deployment.previous_threads == [
+        f"https://slack.com/archives/C_DEPLOYS/p{WEB_THREAD.replace('.', '')}"
+    ]
+    stored = EnvironmentStore(redis_conn).find(web.key)
+    assert stored is not None and stored.deployments[-1] == deployment.id
+    root = slack_api.wait_for(
+        "chat.postMessage", lambda c: c.params.get("channel") == CHANNEL and not c.params.get("thread_ts")
+    )
+    assert f"by <@{REQUESTER}> via {CLIENT}" in json.dumps(root.params, ensure_ascii=False)
+    requested = next(e for e in AuditTrail(redis_conn).export() if e.event == "requested")
+    assert requested.deployment_id == deployment.id and requested.detail["via"] == CLIENT
+
+    # ... and now web/dev is changing: a second change is refused
+    assert call(mcp_http, "get_environment", {"environment": "web/dev"})["status"] == "changing"
+    again = call(mcp_http, "request_change", {"environment": "web/dev", "size": "large"})
+    assert again["created"] is False and "environment" in again["errors"]

@@ -10,22 +10,41 @@ refusals, the same deployment, posted as the Slack change flow posts it.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
+import redis
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
+from bot import changes
+from bot.control import ControlRefused
 from bot.environments import EnvironmentEntry, visible_environments
-from bot.mcp.caller import Audited
-from bot.mcp.views import DriftView, EnvironmentList, EnvironmentView, drift_view, environment_view
+from bot.ids import INPUT_ACTION, BlockId
+from bot.mcp.arguments import STORE_DOWN, ChannelArg, field_errors
+from bot.mcp.caller import Audited, Caller
+from bot.mcp.views import (
+    DriftView,
+    EnvironmentList,
+    EnvironmentView,
+    RequestOutcome,
+    drift_view,
+    environment_view,
+)
 from bot.services import Services
+from bot.views import change_modal
+from core.changes import PlannedChange, current_form
 from core.environments import Environment, choose_environment, parse_environment_ref
+from core.logs import get_logger
 from core.visibility import may_see_environment
 from storage.drift import DriftStore
 from storage.environments import EnvironmentStore
 
+log = get_logger(__name__)
+TargetChannel = Callable[[Caller, str], str | dict[str, str]]
+RefusedRequest = Callable[[Caller, dict[str, str]], RequestOutcome]
 UNKNOWN_ENVIRONMENT = "No environment {name} is known to the bot."
 SEVERAL = (
     "{name} names several environments: {keys}. Name one by its key, or as"
@@ -42,9 +61,38 @@ EnvironmentName = Annotated[
     ),
 ]
 
+# The change form's fields as tool arguments (None: keep the environment's current value).
+ChangeSize = Annotated[str | None, Field(description="Setup size: 'small', 'medium' or 'large'")]
+ChangeTags = Annotated[
+    str | None, Field(description="Extra AWS tags, one key=value per line (replaces the current ones)")
+]
+ChangeEmails = Annotated[str | None, Field(description="Alarm e-mail addresses, separated by commas")]
+ChangeDns = Annotated[str | None, Field(description="The DNS name, e.g. web.example.com")]
+ChangeRef = Annotated[
+    str | None,
+    Field(
+        description="A branch, tag or commit of the Terraform repository (omitted: the commit of the last apply)"
+    ),
+]
+# The change form's block ids -> the tool's argument names (for per-field errors).
+CHANGE_FIELDS = {
+    BlockId.SIZE.value: "size",
+    BlockId.TAGS.value: "additional_tags",
+    change_modal.ALARM_EMAILS_BLOCK: "alarm_emails",
+    change_modal.DNS_NAME_BLOCK: "dns_name",
+    change_modal.REF_BLOCK: "repo_ref",
+}
+
 
 def register_environment_tools(
-    server: MCPServer, services: Services, *, audited: Audited, read: ToolAnnotations
+    server: MCPServer,
+    services: Services,
+    *,
+    audited: Audited,
+    target_channel: TargetChannel,
+    refused_request: RefusedRequest,
+    read: ToolAnnotations,
+    request: ToolAnnotations,
 ) -> None:
     environments = EnvironmentStore(services.redis)
     drifts = DriftStore(services.redis)
@@ -150,3 +198,97 @@ def register_environment_tools(
         caller = audited(ctx, "get_drift", environment.strip()[:MAX_NAME])
         entry = find_visible(caller.user_id, environment)
         return drift_view(drifts.get(str(entry.environment.key)))
+
+    @server.tool(
+        title="Request a change of an environment",
+        annotations=request,
+        description="Request a change of a live environment: its size, tags, alarm e-mails, DNS name or"
+        " Terraform repository ref (an omitted argument keeps the current value; the names, account,"
+        " region, VPC CIDR and state backend never change). Validated exactly like the Slack change"
+        " form (errors come back per field and nothing is stored). A valid change becomes a change"
+        " deployment posted in Slack as requested by you via this client; the bot's workers plan it"
+        " against the live state and people approve that plan in the Slack thread. Follow it with"
+        " get_deployment.",
+    )
+    def request_change(
+        environment: EnvironmentName,
+        ctx: Context,
+        size: ChangeSize = None,
+        additional_tags: ChangeTags = None,
+        alarm_emails: ChangeEmails = None,
+        dns_name: ChangeDns = None,
+        repo_ref: ChangeRef = None,
+        channel: ChannelArg = "",
+    ) -> RequestOutcome:
+        caller = audited(ctx, "request_change", environment.strip()[:MAX_NAME])
+        entry = find_visible(caller.user_id, environment)
+        target = target_channel(caller, channel)
+        env = entry.environment
+        try:
+            changes.check_may_change(services, caller.user_id, env)
+            planned: PlannedChange | dict[str, str] = changes.parse_change_form(
+                env,
+                change_form_values(
+                    env,
+                    size=size,
+                    additional_tags=additional_tags,
+                    alarm_emails=alarm_emails,
+                    dns_name=dns_name,
+                    repo_ref=repo_ref,
+                ),
+            )
+        except ControlRefused as refused:
+            planned = {"environment": str(refused)}
+        except changes.FieldErrors as invalid:
+            planned = {CHANGE_FIELDS.get(block, block): message for block, message in invalid.errors.items()}
+        if isinstance(planned, dict) or isinstance(target, dict):
+            return refused_request(caller, field_errors(planned, target))
+        try:
+            deployment, _ = changes.start(
+                services,
+                env,
+                planned,
+                requester_id=caller.user_id,
+                channel_id=None,
+                team_id=services.directory.workspace_team_id(),
+                submission_key=None,
+                requested_via=caller.client,
+                post_in=target,
+            )
+        except redis.RedisError:
+            log.warning("store_unavailable", user=caller.user_id)
+            raise ToolError(STORE_DOWN) from None
+        return RequestOutcome(
+            created=True,
+            deployment_id=deployment.id,
+            status=deployment.status.value,
+            channel_id=deployment.channel_id,
+            message=f"Change {deployment.id} of {env.key.short} requested ({', '.join(planned.changed)});"
+            f" its thread is in Slack channel {deployment.channel_id}. Leads approve the plan there.",
+        )
+
+
+def change_form_values(
+    environment: Environment,
+    *,
+    size: str | None,
+    additional_tags: str | None,
+    alarm_emails: str | None,
+    dns_name: str | None,
+    repo_ref: str | None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """The change form as Slack would submit it: pre-filled with the environment's current values
+    (core.changes.current_form, as the modal is), with the given arguments typed over them."""
+    now = current_form(environment)
+    fields = {
+        BlockId.SIZE.value: now.size.value if size is None else size,
+        BlockId.TAGS.value: "\n".join(f"{k}={v}" for k, v in now.additional_tags.items())
+        if additional_tags is None
+        else additional_tags,
+        change_modal.ALARM_EMAILS_BLOCK: ", ".join(now.alarm_emails)
+        if alarm_emails is None
+        else alarm_emails,
+        change_modal.DNS_NAME_BLOCK: now.dns_name if dns_name is None else dns_name,
+        change_modal.REF_BLOCK: now.repo_ref if repo_ref is None else repo_ref,
+    }
+    return {block: {INPUT_ACTION: {"value": value}} for block, value in fields.items()}

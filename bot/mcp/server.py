@@ -28,6 +28,7 @@ from pydantic import Field
 
 from bot.forms import parse_request
 from bot.ids import INPUT_ACTION
+from bot.mcp.arguments import STORE_DOWN, ChannelArg, field_errors
 from bot.mcp.caller import Caller, CallerOf
 from bot.mcp.channels import check_channel
 from bot.mcp.environments import register_environment_tools
@@ -116,27 +117,11 @@ Tags = Annotated[str, Field(description="Extra AWS tags, one key=value per line"
 Cidr = Annotated[str, Field(description="Private VPC CIDR /16-/24 (default 10.0.0.0/16)")]
 Bucket = Annotated[str, Field(description="Terraform state bucket (empty: tfstate-{account}-{region})")]
 LockTable = Annotated[str, Field(description="DynamoDB lock table (default terraform-state-lock)")]
-ChannelArg = Annotated[
-    str,
-    Field(
-        description="Slack channel id (C…/G…) to post the request in, one you and the bot are both members"
-        " of; empty: the server's deployment channel (ECS_DEPLOY_MCP_CHANNEL)"
-    ),
-]
 
 
 def _form_values(fields: dict[str, str]) -> dict[str, dict[str, dict[str, Any]]]:
     """The tool's arguments in the shape of a submitted Slack form (block id = field name)."""
     return {field: {INPUT_ACTION: {"value": value}} for field, value in fields.items() if value != ""}
-
-
-def field_errors(*results: object) -> dict[str, str]:
-    """The per-field errors among checks' results (a result is a value or {field: message})."""
-    merged: dict[str, str] = {}
-    for result in results:
-        if isinstance(result, dict):
-            merged.update(result)
-    return merged
 
 
 def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSettings) -> MCPServer:
@@ -280,9 +265,7 @@ def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSetti
             )
         except redis.RedisError:
             log.warning("store_unavailable", user=caller.user_id)
-            raise ToolError(
-                "The bot cannot reach its store right now; nothing was saved. Try again in a minute."
-            ) from None
+            raise ToolError(STORE_DOWN) from None
         log.info("deployment_requested", deployment_id=deployment.id, user=caller.user_id, via=caller.client)
         services.audit.record(
             "requested",
@@ -374,5 +357,13 @@ def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSetti
             raise ToolError(f"No analysis {analysis_id.strip()[:64]} is known (analyses are kept for a day).")
         return analysis_view(analysis)
 
-    register_environment_tools(server, services, audited=audited, read=READ)
+    register_environment_tools(
+        server,
+        services,
+        audited=audited,
+        target_channel=target_channel,
+        refused_request=refused_request,
+        read=READ,
+        request=REQUEST,
+    )
     return server
