@@ -821,6 +821,10 @@ def test_example_policy_in_docs_loads() -> None:
     assert rule(policy, "prod-admin", "prod").required_approvals == 2
     assert policy.role_for("prod-admin") is not None
     assert policy_warnings(policy) == []
+    for profile in ("sandbox", "dev-admin", "prod-admin"):  # every prod is protected from a destroy
+        assert policy.profiles[profile].is_protected("prod")
+        assert not policy.profiles[profile].is_protected("dev")
+        assert policy.profiles[profile].destroy_rule("dev").required_approvals == 2
 
 
 @pytest.mark.parametrize("typed", ["prd", "production", "prod2", "Prod", "dev-prod", "feature"])
