@@ -23,6 +23,7 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp_types import Implementation
 
+from bot.ids import Action
 from core.drift import (
     CheckOutcome,
     DriftCheck,
@@ -60,6 +61,7 @@ from tests.test_mcp import (  # the server over HTTP on a free port, and the SDK
     _over_http,
     call,
     mcp_http,  # noqa: F401  (fixtures: this module's mcp_env configures them)
+    modal_error,
     slack_web,  # noqa: F401
 )
 
@@ -349,6 +351,7 @@ async def _list_tools(session: ClientSession) -> set[str]:
 
 def test_environment_tools_over_http(
     mcp_http: str,  # noqa: F811
+    slack_web: SlackClientSim,  # noqa: F811
     slack_api: SlackApiStandIn,
     redis_conn: redis.Redis,
     environments: dict[str, Environment],
@@ -360,6 +363,19 @@ def test_environment_tools_over_http(
     web = call(mcp_http, "get_environment", {"environment": "web/dev@123456789012/us-east-1"})
     assert web["key"] == str(environments["web"].key) and web["status"] == "live"
     assert call(mcp_http, "get_drift", {"environment": "web/dev"})["state"] == "unknown"
+
+    # a new request for web/dev, which is live: refused as the request form refuses it, nothing stored
+    before = {d.id for d in DeploymentStore(redis_conn).recent(limit=50)}
+    duplicate = call(mcp_http, "request_deployment", {**REQUEST_FIELDS, "additional_tags": "team=platform"})
+    assert duplicate["created"] is False
+    assert duplicate["errors"] == {"application": modal_error(slack_web, "application", "web")}
+    assert "already exists" in duplicate["errors"]["application"]
+    assert {d.id for d in DeploymentStore(redis_conn).recent(limit=50)} == before
+    offered = slack_api.wait_for(
+        "chat.postEphemeral",
+        lambda c: c.params.get("user") == REQUESTER and c.params.get("channel") == CHANNEL,
+    )
+    assert Action.CHANGE_ENVIRONMENT.value in json.dumps(offered.params)  # the Change it button
 
 
 # -- request_change ------------------------------------------------------------------------------------

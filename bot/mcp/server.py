@@ -5,10 +5,16 @@ gives in its `initialize`; over HTTP, the `mcp_clients:` entry of the access pol
 request carries (bot/mcp/http.py refuses any other request with 401 before it reaches a tool). From
 then on the access policy applies as for that user, exactly as in Slack: profiles are filtered, the
 request is validated by the request form's own function (bot.forms.parse_request, same messages per
-field), a deployment is visible only to its requester and its profile's approvers (core.visibility),
+field; an environment that exists or is being created is refused as the form refuses it, with the
+same private Change it message in Slack), a deployment is visible only to its requester and its profile's approvers (core.visibility),
 and a request made here is the mapped user's request — so they cannot approve it themselves unless
 the policy allows it. Every tool call is recorded in the audit trail (`mcp_call`, with the client's
 name and the tool), and a deployment it creates is audited `requested` with `via`.
+
+The environment tools (list_environments, get_environment, get_drift, request_change and the
+`environment://{key}` resource) are bot/mcp/environments.py's. A request may name the Slack channel it
+is posted in (`channel`, bot/mcp/channels.py: one the bot and the caller are both members of); by
+default it goes to ECS_DEPLOY_MCP_CHANNEL.
 
 The tool set is read and request only: no tool approves, applies, destroys, cancels or unlocks
 (tests/test_mcp.py lists the tools and fails if one could).
@@ -26,8 +32,10 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
+from bot import environments
 from bot.forms import parse_request
-from bot.ids import INPUT_ACTION
+from bot.ids import INPUT_ACTION, BlockId
+from bot.listeners.submissions import refuse_duplicate
 from bot.mcp.arguments import STORE_DOWN, ChannelArg, field_errors
 from bot.mcp.caller import Caller, CallerOf
 from bot.mcp.channels import check_channel
@@ -43,6 +51,7 @@ from bot.mcp.views import (
     profile_views,
 )
 from bot.services import Services
+from bot.views import environments as environment_views
 from core.logs import get_logger
 from core.models import Deployment, DeploymentRequest
 from core.policy.mcp_clients import CLIENT_NAME, authenticate
@@ -57,7 +66,9 @@ INSTRUCTIONS = (
     "Read and request ECS deployments made with ecs-deploy-bot. You act as one Slack user under the"
     " bot's access policy. Requests are validated like the Slack form and posted to a Slack channel;"
     " the pipeline (AWS checks, state backend, terraform plan) then runs on the bot's workers and"
-    " people approve the plan in the Slack thread. No tool can approve, apply, cancel or unlock."
+    " people approve the plan in the Slack thread. Live environments can be read (values, last change,"
+    " drift) and a change of one requested the same way. No tool can approve, apply, destroy, cancel or"
+    " unlock."
 )
 # Hints for the assistant: reading tools change nothing; the request tools add a record and a job,
 # and destroy or overwrite nothing.
@@ -257,15 +268,24 @@ def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSetti
             requested_via=caller.client,
         )
         try:
-            deployment, _ = services.store.create(
-                deployment,
-                also=lambda pipe: enqueue_step(
-                    services.redis, services.settings, Step.VERIFY, deployment.id, pipeline=pipe
-                ),
-            )
+            # as the request form: an environment that exists (or is being created) starts nothing
+            with environments.request_guard(services, parsed) as alone:
+                duplicate = environments.existing_for(services, caller.user_id, parsed, alone=alone)
+                if duplicate is None:
+                    deployment, _ = services.store.create(
+                        deployment,
+                        also=lambda pipe: enqueue_step(
+                            services.redis, services.settings, Step.VERIFY, deployment.id, pipeline=pipe
+                        ),
+                    )
         except redis.RedisError:
             log.warning("store_unavailable", user=caller.user_id)
             raise ToolError(STORE_DOWN) from None
+        if duplicate is not None:  # the form's answer, and the same private Change it message in Slack
+            refuse_duplicate(services, caller.user_id, channel, duplicate)
+            return refused_request(
+                caller, {BlockId.APPLICATION.value: environment_views.duplicate_field_error(duplicate)}
+            )
         log.info("deployment_requested", deployment_id=deployment.id, user=caller.user_id, via=caller.client)
         services.audit.record(
             "requested",
