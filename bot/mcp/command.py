@@ -21,7 +21,8 @@ def run_mcp(services: Services, *, use_http: bool, host: str, port: int) -> None
         raise click.ClickException(str(exc)) from None
     if mcp_settings.channel is None:
         log.warning(
-            "mcp_channel_unset", detail="request_deployment refuses until ECS_DEPLOY_MCP_CHANNEL is set"
+            "mcp_channel_unset",
+            detail="request_deployment and request_change need a channel argument until ECS_DEPLOY_MCP_CHANNEL is set",
         )
     if use_http:
         clients = services.policy.mcp_clients
