@@ -21,6 +21,8 @@ from core.settings import Settings
 from storage.connection import redis_connection
 from storage.persistence import read_persistence
 
+DOCTOR_GIT_TIMEOUT = 20.0
+
 
 class Check(BaseModel):
     name: str
@@ -92,9 +94,7 @@ def check_artifact_key(settings: Settings) -> Check:
     from storage.artifacts import ArtifactStore
 
     try:
-        store = ArtifactStore.for_settings(
-            redis_connection(settings, "cli"), settings
-        )
+        store = ArtifactStore.for_settings(redis_connection(settings, "cli"), settings)
         readable, total = store.readable_count()
     except redis.RedisError as exc:
         return Check(
@@ -164,6 +164,35 @@ def check_terraform(settings: Settings) -> Check:
     return Check(name="terraform", level="ok", detail=f"{binary.version} via {binary.source}")
 
 
+def check_config_repo(settings: Settings) -> Check:
+    """Where applied configuration is pushed (ECS_DEPLOY_CONFIG_PUSH_URL or the repository) can be
+    read, and a GitHub token has a repository to open pull requests in. Never a failure: a push that
+    fails never fails a deployment (the thread offers a retry)."""
+    from workers.config_repo import ConfigRepo, ConfigRepoError
+    from workers.github_pr import github_repository
+    from workers.workspace import WorkspaceError
+
+    try:
+        repo = ConfigRepo(settings, git_timeout=DOCTOR_GIT_TIMEOUT)
+        branches = repo.remote_heads(f"{settings.config_branch_prefix}*")
+    except (ConfigRepoError, WorkspaceError) as exc:
+        return Check(
+            name="config repository", level="warn", detail=f"configuration will not be pushed: {exc}"
+        )
+    detail = f"{repo.shown_push_url}: {len(branches)} {settings.config_branch_prefix}* branch(es)"
+    token = settings.github_token is not None and bool(settings.github_token.get_secret_value())
+    if token and github_repository(settings, repo.push_url) is None:
+        return Check(
+            name="config repository",
+            level="warn",
+            detail=f"{detail}; ECS_DEPLOY_GITHUB_TOKEN is set but the push URL is not a github.com "
+            "repository: set ECS_DEPLOY_GITHUB_REPOSITORY=owner/name for pull requests",
+        )
+    return Check(
+        name="config repository", level="ok", detail=detail + ("; pull requests on" if token else "")
+    )
+
+
 def run_checks(settings: Settings) -> list[Check]:
     return [
         check_signing(settings),
@@ -173,4 +202,5 @@ def run_checks(settings: Settings) -> list[Check]:
         check_policy(settings),
         check_aws_profiles(),
         check_terraform(settings),
+        check_config_repo(settings),
     ]

@@ -20,6 +20,7 @@ from storage.audit import AuditTrail
 from tests.harness.processes import ROOT
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SIGNING_SECRET
+from tests.harness.tfrepo import make_git_repo
 
 SETTING_NAMES = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "REDIS_URL", "ECS_DEPLOY_")
 
@@ -117,11 +118,33 @@ def test_doctor_reports_every_dependency(bot_env: dict[str, str], aws: object) -
     result = cli("doctor", env={**os.environ, **bot_env})
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    for name in ("slack:", "redis:", "access policy:", "aws profiles:", "terraform:"):
+    for name in ("slack:", "redis:", "access policy:", "aws profiles:", "terraform:", "config repository:"):
         assert name in out, out
     assert "deployer → 123456789012" in out and "other-account → 222233334444" in out
     assert "! access policy" in out  # open policy: a warning
     assert "broken" in out  # the profile without credentials is named
+
+
+def test_doctor_checks_where_configuration_is_pushed(
+    bot_env: dict[str, str], aws: object, tmp_path: Path
+) -> None:
+    repo, _ = make_git_repo(tmp_path)
+    base = {
+        **os.environ,
+        **bot_env,
+        "ECS_DEPLOY_REPO_URL": str(repo),
+        "ECS_DEPLOY_DATA_DIR": str(tmp_path / "data"),
+    }
+    readable = cli("doctor", env=base)
+    assert f"✓ config repository: {repo}: 0 ecs-deploy/* branch(es)" in readable.stdout, readable.stdout
+
+    missing = cli("doctor", env={**base, "ECS_DEPLOY_CONFIG_PUSH_URL": str(tmp_path / "nowhere")})
+    assert missing.returncode == 0, missing.stdout  # a push that fails never fails a deployment: a warning
+    assert "! config repository: configuration will not be pushed:" in missing.stdout, missing.stdout
+
+    token = cli("doctor", env={**base, "ECS_DEPLOY_GITHUB_TOKEN": "ghp_" + "x" * 36})
+    assert "ECS_DEPLOY_GITHUB_TOKEN is set but the push URL is not a github.com repository" in token.stdout
+    assert "ghp_" not in token.stdout + token.stderr
 
 
 def test_doctor_fails_on_a_refused_token(bot_env: dict[str, str], aws: object) -> None:
