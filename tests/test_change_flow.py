@@ -21,6 +21,16 @@ import boto3
 import pytest
 import redis
 
+from core.changes import (
+    Blocked,
+    ChangeForm,
+    ChangeWarning,
+    blocked,
+    check_ref,
+    current_form,
+    plan_change,
+    upgrade_blocked,
+)
 from core.environments import (
     ALARM_EMAILS,
     DNS_NAME,
@@ -396,3 +406,51 @@ def test_workspace_checks_out_the_deployments_own_ref(tmp_path: Path) -> None:
     own = manager.prepare("d-own", ref="release-2")
     assert own.commit == second and own.ref == "release-2" and (own.path / "NOTES.md").is_file()
     assert manager.prepare("d-pinned", commit=first, ref="release-2").commit == first
+
+
+# -- the pure rules (core/changes.py) ----------------------------------------------------------------
+
+
+def _environment(commit: str = "ab" * 20) -> Environment:
+    at = utcnow()
+    return Environment(
+        key=environment_key(deployment_request()),
+        request=deployment_request(size="medium", additional_tags={"team": "platform"}),
+        extra_values={ALARM_EMAILS: ["ops@example.com"], DNS_NAME: "web.example.com"},
+        repo_commit=commit,
+        created_at=at,
+        updated_at=at,
+    )
+
+
+def test_a_change_keeps_the_locked_fields_and_says_what_it_changes() -> None:
+    environment = _environment()
+    now = current_form(environment)
+    assert plan_change(environment, now).changed == []
+    assert plan_change(environment, now.model_copy(update={"repo_ref": "abababa"})).changed == []  # a prefix
+    form = ChangeForm(
+        size="small", additional_tags={"team": "web"}, alarm_emails=("a@example.com",), repo_ref="v2"
+    )
+    planned = plan_change(environment, form)
+    assert planned.changed == ["size", "additional_tags", ALARM_EMAILS, "repo_ref"]
+    assert planned.warnings == [ChangeWarning.SMALLER_SIZE, ChangeWarning.NEW_REF]
+    assert planned.repo_ref == "v2" and planned.repo_commit is None
+    assert planned.extra_values[DNS_NAME] == "web.example.com"  # an empty field keeps the value
+    request, before = planned.request, environment.request
+    assert [getattr(request, f) for f in ("vpc_cidr_block", "state_bucket", "profile")] == [
+        getattr(before, f) for f in ("vpc_cidr_block", "state_bucket", "profile")
+    ]
+
+
+def test_refs_blocks_and_heads() -> None:
+    assert check_ref(" release/2.1 ") == "release/2.1" and check_ref("") == ""
+    for bad in ("-x", "a..b", "a b", "main.lock", "x/"):
+        with pytest.raises(ValueError):
+            check_ref(bad)
+    environment = _environment()
+    assert blocked(environment, DeploymentStatus.DEPLOYED) is None
+    assert blocked(environment, DeploymentStatus.AWAITING_APPROVAL) is Blocked.OPEN_DEPLOYMENT
+    gone = environment.model_copy(update={"status": EnvironmentStatus.DESTROYED})
+    assert blocked(gone, None) is Blocked.DESTROYED
+    assert upgrade_blocked(environment, environment.repo_commit.upper()) is Blocked.ALREADY_AT_HEAD
+    assert upgrade_blocked(environment, None) is None and upgrade_blocked(environment, "cd" * 20) is None
