@@ -13,8 +13,10 @@ A custom prometheus_client Collector reads, on each scrape:
   `ecs_deploy_outbox_failed_attempts` (failed attempts of those entries so far);
 - `ecs_deploy_redis_up`: 1 when all of the above could be read, else 0 (and nothing else).
 
-Only counts and durations: no deployment id, user, account or name is ever a label. Environments by
-drift state are not reported yet (there is no environment registry to count).
+- `ecs_deploy_environments{drift_state}`: live environments by drift state (none, drifted,
+  acknowledged, unknown: core.drift.DriftState; every state is present, 0 when none);
+
+Only counts and durations: no deployment id, user, account or name is ever a label.
 """
 
 from __future__ import annotations
@@ -33,8 +35,12 @@ from prometheus_client.registry import Collector
 from rq import Queue
 
 from bot.outbox import Outbox, OutboxEntry, list_key
+from core.drift import DriftState, drift_state
+from core.environments import EnvironmentStatus
 from core.logs import get_logger
 from core.models import DeploymentStatus
+from storage.drift import DriftStore
+from storage.environments import EnvironmentStore
 from storage.queue import JOB_SERIALIZER
 from storage.store import PREFIX
 
@@ -66,7 +72,7 @@ class BotCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("ecs_deploy_redis_up", "1 if the bot's Redis could be read for this scrape.")
         try:
-            families = [*self._deployments(), *self._queues(), *self._outbox()]
+            families = [*self._deployments(), *self._queues(), *self._outbox(), *self._drift()]
         except redis.RedisError as exc:
             log.warning("metrics_redis_unreachable", error=type(exc).__name__)
             up.add_metric([], 0)
@@ -143,6 +149,21 @@ class BotCollector(Collector):
             for state, registry in registries.items():
                 jobs.add_metric([queue.name, state], registry.get_job_count(cleanup=False))
         return [jobs]
+
+    # -- environments by drift state -----------------------------------------------------------
+
+    def _drift(self) -> list[Metric]:
+        family = GaugeMetricFamily(
+            "ecs_deploy_environments", "Live environments by drift state.", labels=["drift_state"]
+        )
+        live = [
+            e for e in EnvironmentStore(self.redis).all(limit=10_000) if e.status is EnvironmentStatus.LIVE
+        ]
+        records = DriftStore(self.redis).many([str(e.key) for e in live])
+        states = Counter(drift_state(records.get(str(e.key))) for e in live)
+        for state in DriftState:
+            family.add_metric([state.value], states[state])
+        return [family]
 
     # -- the Slack outbox ----------------------------------------------------------------------
 

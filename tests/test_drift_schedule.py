@@ -1,6 +1,6 @@
 """Scheduled drift checks on real parts: two long-running workers (RQ's scheduler on), a real Redis.
 Each time slot of an environment is checked exactly once, even when the same slot's job is queued
-twice and both workers take it."""
+twice and both workers take it. And the web /metrics counts environments by drift state."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from core.drift import next_slot, slot_job_id
+from core.drift import CheckOutcome, DriftCheck, after_check, drift_report, next_slot, slot_job_id
 from core.environments import Environment, EnvironmentChange, EnvironmentKey
 from core.lifecycle import DeploymentKind
 from core.models import utcnow
@@ -19,8 +19,9 @@ from storage.drift import DriftStore
 from storage.environments import EnvironmentStore
 from storage.queue import enqueue_drift_check
 from tests.harness.flow import eventually
-from tests.harness.processes import background_workers
+from tests.harness.processes import WebProcess, background_workers
 from tests.harness.records import deployment_request
+from tests.test_metrics import metrics_url, scrape, value
 
 
 def _live_environment(redis_conn: redis.Redis) -> str:
@@ -82,3 +83,39 @@ def test_two_workers_never_run_a_slot_twice(
     checked = [e for e in AuditTrail(redis_conn).for_deployment(f"env:{key}") if e.event == "drift_checked"]
     assert len(checked) == len(runs)
     assert record.next_run_at is not None
+
+
+def test_web_metrics_count_environments_by_drift_state(
+    web_process: WebProcess, redis_conn: redis.Redis
+) -> None:
+    key = _live_environment(redis_conn)
+    families = scrape(metrics_url(web_process))
+    environments = families["ecs_deploy_environments"]
+    assert value(environments, "ecs_deploy_environments", drift_state="unknown") == 1
+    assert value(environments, "ecs_deploy_environments", drift_state="drifted") == 0
+    report = drift_report(
+        {"format_version": "1.2", "resource_drift": [], "planned_values": {}},
+        {
+            "format_version": "1.2",
+            "planned_values": {},
+            "resource_changes": [
+                {
+                    "address": "terraform_data.a",
+                    "type": "terraform_data",
+                    "change": {"actions": ["update"], "before": {"input": 1}, "after": {"input": 2}},
+                }
+            ],
+        },
+    )
+    check = DriftCheck(at=utcnow(), outcome=CheckOutcome.CHECKED, report=report)
+    DriftStore(redis_conn).update(key, lambda record: after_check(record, check).record)
+    families = scrape(metrics_url(web_process))
+    environments = families["ecs_deploy_environments"]
+    assert value(environments, "ecs_deploy_environments", drift_state="drifted") == 1
+    assert value(environments, "ecs_deploy_environments", drift_state="unknown") == 0
+    assert {s.labels["drift_state"] for s in environments} == {
+        "none",
+        "drifted",
+        "acknowledged",
+        "unknown",
+    }
