@@ -48,6 +48,7 @@ from core.models import Deployment, utcnow
 from core.plan_summary import PlanParseError
 from core.policy.access import AccessPolicy
 from core.settings import Settings
+from storage.artifacts import ArtifactError
 from storage.drift import DriftStore
 from storage.environments import EnvironmentStore
 from storage.locks import StateLock, state_id
@@ -196,7 +197,7 @@ def _check(rt: Runtime, environment: Environment) -> DriftCheck:
         return DriftCheck(at=utcnow(), outcome=CheckOutcome.BUSY, detail=str(busy))
     except StepFailure as failure:
         return DriftCheck(at=utcnow(), outcome=CheckOutcome.FAILED, detail=failure.reason[:500])
-    except (TerraformError, PlanParseError, PlanIntegrityError, OSError) as exc:
+    except (TerraformError, PlanParseError, PlanIntegrityError, ArtifactError, OSError) as exc:
         return DriftCheck(
             at=utcnow(), outcome=CheckOutcome.FAILED, detail=f"{type(exc).__name__}: {exc}"[:500]
         )
