@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.listeners import actions, commands, destroys, environments, home, submissions, thread_modals
+from bot.listeners import actions, commands, destroys, drift, environments, home, submissions, thread_modals
 from bot.services import Services
 
 
@@ -16,3 +16,4 @@ def register(app: App, services: Services) -> None:
     home.register(app, services)
     environments.register(app, services)
     destroys.register(app, services)
+    drift.register(app, services)
