@@ -184,6 +184,13 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+# How long to wait for something that will happen (a message, a status, a process starting or gone)
+# but that a loaded machine delays: a fresh worker process's start and first boto3 session take
+# seconds on a busy 2-core machine. Not a bound the product promises; those (detection_bound) are
+# asserted as they are.
+SLOW = 60
+
+
 def wait_until(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -191,6 +198,14 @@ def wait_until(predicate: Any, timeout: float, what: str) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def thread_texts(api: SlackApiStandIn, store: DeploymentStore, deployment_id: str) -> list[str]:
+    """What the deployment's thread says so far. A record made without a root message gets one with
+    its first status change, delivered after the status is stored: until then it has no thread (read
+    the thread's ts again each time, never once right after the status changed)."""
+    thread = store.get(deployment_id).thread_ts
+    return api.thread_texts(thread) if thread else []
 
 
 def wait_for_new_plan(store: DeploymentStore, deployment_id: str, attempt: int) -> None:
@@ -281,7 +296,7 @@ def test_worker_killed_mid_apply_is_reported_and_never_retried(
         pids_file = tmp_path / "terraform.pids"
         wait_until(
             lambda: pids_file.exists() and "\napply " in f"\n{pids_file.read_text()}",
-            40,
+            2 * SLOW,  # a fresh worker starts, rebuilds the workspace, then runs the job
             "terraform apply to start",
         )
         lock = StateLock(
@@ -294,14 +309,14 @@ def test_worker_killed_mid_apply_is_reported_and_never_retried(
         sweepers = [WorkerProcess(crash_env, tmp_path / f"worker-{n}.log", f"worker-{n}") for n in ("b", "c")]
         wait_until(
             lambda: all(redis_conn.exists(f"ecs-deploy:alive:worker:worker-{n}") for n in ("b", "c")),
-            20,
+            SLOW,
             "the other workers' heartbeats",
         )
 
         killed_at = time.monotonic()
         killed = doomed.kill_everything()
         assert len(killed) >= 3, "worker, work horse and terraform"  # (and RQ's scheduler)
-        wait_until(lambda: not any(alive(pid) for pid in killed), 10, "the killed processes to be gone")
+        wait_until(lambda: not any(alive(pid) for pid in killed), SLOW, "the killed processes to be gone")
 
         wait_until(
             lambda: store.get(deployment.id).status is DeploymentStatus.INTERRUPTED,
@@ -310,14 +325,15 @@ def test_worker_killed_mid_apply_is_reported_and_never_retried(
         )
         elapsed = time.monotonic() - killed_at
         assert elapsed <= bounds.detection_bound + 5, elapsed
-        current = store.get(deployment.id)
-        thread = current.thread_ts
-        assert thread
         wait_until(
-            lambda: any("Interrupted: terraform apply" in t for t in slack_api.thread_texts(thread)),
-            10,
+            lambda: any(
+                "Interrupted: terraform apply" in t for t in thread_texts(slack_api, store, deployment.id)
+            ),
+            SLOW,
             "the interrupted message",
         )
+        thread = store.get(deployment.id).thread_ts
+        assert thread
         time.sleep(3 * bounds.sweep_interval)  # more sweeps by both workers change nothing
 
         # the thread: what was running, what to do, which locks
@@ -410,15 +426,17 @@ def test_worker_restarted_after_a_kill_reports_a_plan_it_finds_dead(
     try:
         wait_until(
             lambda: store.get(deployment.id).status is DeploymentStatus.INTERRUPTED,
-            20,
+            SLOW,
             "the plan to be interrupted",
         )
-        thread = store.get(deployment.id).thread_ts or ""
         wait_until(
-            lambda: any("Interrupted: terraform plan" in t for t in slack_api.thread_texts(thread)),
-            10,
+            lambda: any(
+                "Interrupted: terraform plan" in t for t in thread_texts(slack_api, store, deployment.id)
+            ),
+            SLOW,  # after INTERRUPTED, the sweeper reads the state and the lock in moto, then posts
             "the message",
         )
+        thread = store.get(deployment.id).thread_ts or ""
         text = next(t for t in slack_api.thread_texts(thread) if "Interrupted: terraform plan" in t)
         assert "Re-plan" in text and "has been released" in text
         assert "A plan changes nothing in AWS" in text
@@ -490,12 +508,19 @@ def slow_env(bot_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     }
 
 
-def slow_sleeps() -> list[int]:
+def slow_sleeps(data_dir: Path) -> list[int]:
+    """The slow provisioner's `sleep 417` processes of this test: those running in a checkout under its
+    workers' `data_dir` (Terraform's working directory, which the provisioner inherits and keeps when
+    orphaned), not those of another test run on the same machine."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "cmdline").read_bytes() == b"sleep\x00417\x00" and alive(int(entry.name)):
+                if (
+                    (entry / "cmdline").read_bytes() == b"sleep\x00417\x00"
+                    and Path(os.readlink(entry / "cwd")).is_relative_to(data_dir)
+                    and alive(int(entry.name))
+                ):
                     found.append(int(entry.name))
             except OSError:
                 continue
@@ -510,20 +535,29 @@ def planned(
     drive_to_plan_stage(slack, api, store, env, deployment_id)
     worker_log = run_worker_burst(env)
     deployment = store.get(deployment_id)
-    assert deployment.status is DeploymentStatus.AWAITING_APPROVAL, (deployment.status_detail, worker_log[-3000:])
+    assert deployment.status is DeploymentStatus.AWAITING_APPROVAL, (
+        deployment.status_detail,
+        worker_log[-3000:],
+    )
     return deployment
 
 
 def approve_and_start_applying(
-    slack: SlackClientSim, api: SlackApiStandIn, redis_conn: redis.Redis, deployment: Deployment
+    slack: SlackClientSim,
+    api: SlackApiStandIn,
+    redis_conn: redis.Redis,
+    deployment: Deployment,
+    data_dir: Path,
 ) -> TerraformRun:
-    """The lead approves; once the apply runs the slow provisioner, its run record (with the lock ID
-    the bot read back from DynamoDB)."""
+    """The lead approves; once the apply runs the slow provisioner (in a checkout under `data_dir`),
+    its run record (with the lock ID the bot read back from DynamoDB)."""
     click(slack, api, deployment.thread_ts or "", "plan_approve", LEAD)
-    wait_until(lambda: bool(slow_sleeps()), 180, "the apply to reach the slow resource")
+    wait_until(lambda: bool(slow_sleeps(data_dir)), 180, "the apply to reach the slow resource")
     runs = TerraformRuns(redis_conn)
     state = state_id(deployment.request.state_bucket, deployment.request.state_key)
-    wait_until(lambda: (r := runs.get(state)) is not None and r.lock is not None, 20, "the lock ID recorded")
+    wait_until(
+        lambda: (r := runs.get(state)) is not None and r.lock is not None, SLOW, "the lock ID recorded"
+    )
     run = runs.get(state)
     assert run is not None and run.step == "apply" and run.pid is not None and run.lock is not None
     return run
@@ -562,6 +596,7 @@ def test_work_horse_killed_during_a_real_apply(
     """SIGKILL of the work horse alone (the OOM killer's choice) while `terraform apply` waits on a slow
     provisioner: Terraform gets one SIGINT, writes its state and releases its lock; nothing of the run
     is left; the thread says what happened from what it checked; `/ecs-deploy plan` plans again."""
+    data_dir = Path(slow_env["ECS_DEPLOY_DATA_DIR"]).resolve()
     web = WebProcess(slow_env).start()
     worker = None
     try:
@@ -569,21 +604,25 @@ def test_work_horse_killed_during_a_real_apply(
         deployment = planned(slack, slack_api, store, slow_env)
         thread = deployment.thread_ts or ""
         worker = WorkerProcess(slow_env, tmp_path / "worker-a.log", "worker-a")
-        run = approve_and_start_applying(slack, slack_api, redis_conn, deployment)
+        run = approve_and_start_applying(slack, slack_api, redis_conn, deployment, data_dir)
         assert run.job_id
         horse = int(redis_conn.get(f"ecs-deploy:alive:job:{run.job_id}") or 0)
         assert horse in descendants(worker.process.pid) and run.pid in descendants(horse)
 
         os.kill(horse, signal.SIGKILL)
 
-        wait_until(lambda: store.get(deployment.id).status is DeploymentStatus.INTERRUPTED, 60, "interrupted")
         wait_until(
-            lambda: not group_members(run.pid or 0) and not slow_sleeps(), 60, "no process of the run left"
+            lambda: store.get(deployment.id).status is DeploymentStatus.INTERRUPTED, SLOW, "interrupted"
+        )
+        wait_until(
+            lambda: not group_members(run.pid or 0) and not slow_sleeps(data_dir),
+            SLOW,
+            "no process of the run left",
         )
         assert worker.process.poll() is None, "only the horse was killed; the worker lives on"
         wait_until(
             lambda: any("Interrupted: terraform apply" in t for t in slack_api.thread_texts(thread)),
-            30,
+            SLOW,
             "the interrupted message",
         )
         text = interrupted_text(slack_api, thread)
@@ -623,6 +662,7 @@ def test_a_cancelled_deployment_replans_and_a_killed_runs_own_lock_is_released_b
     container kill): Terraform's lock stays in DynamoDB; the thread says it is provably the dead run's
     (the bot recorded its ID), and whether the state changed. 3. `/ecs-deploy plan` releases that lock
     (audited) and plans, without a `terraform force-unlock`."""
+    data_dir = Path(slow_env["ECS_DEPLOY_DATA_DIR"]).resolve()
     web = WebProcess(slow_env).start()
     workers: list[WorkerProcess] = []
     try:
@@ -632,10 +672,10 @@ def test_a_cancelled_deployment_replans_and_a_killed_runs_own_lock_is_released_b
 
         # 1. cancelled, then re-planned: plans
         slack.slash_command(f"cancel {deployment.id}", user=REQUESTER)
-        wait_until(lambda: store.get(deployment.id).status is DeploymentStatus.CANCELLED, 15, "cancelled")
+        wait_until(lambda: store.get(deployment.id).status is DeploymentStatus.CANCELLED, SLOW, "cancelled")
         assert redis_conn.exists(f"ecs-deploy:cancel:{deployment.id}")
         slack.slash_command(f"plan {deployment.id}", user=REQUESTER)
-        wait_until(lambda: store.get(deployment.id).status is DeploymentStatus.PLANNING, 15, "re-planning")
+        wait_until(lambda: store.get(deployment.id).status is DeploymentStatus.PLANNING, SLOW, "re-planning")
         assert not redis_conn.exists(f"ecs-deploy:cancel:{deployment.id}")
         run_worker_burst(slow_env)
         deployment = store.get(deployment.id)
@@ -645,18 +685,20 @@ def test_a_cancelled_deployment_replans_and_a_killed_runs_own_lock_is_released_b
         # 2. the approved apply's worker is killed with everything under it
         doomed = WorkerProcess(slow_env, tmp_path / "worker-a.log", "worker-a")
         workers.append(doomed)
-        run = approve_and_start_applying(slack, slack_api, redis_conn, deployment)
+        run = approve_and_start_applying(slack, slack_api, redis_conn, deployment, data_dir)
         assert run.lock is not None
         workers.append(WorkerProcess(slow_env, tmp_path / "worker-b.log", "worker-b"))
-        wait_until(lambda: redis_conn.exists("ecs-deploy:alive:worker:worker-b"), 20, "worker-b")
+        wait_until(lambda: redis_conn.exists("ecs-deploy:alive:worker:worker-b"), SLOW, "worker-b")
         killed = doomed.kill_everything()
-        wait_until(lambda: not any(alive(pid) for pid in killed), 10, "the killed processes to be gone")
-        assert not slow_sleeps()
+        wait_until(lambda: not any(alive(pid) for pid in killed), SLOW, "the killed processes to be gone")
+        assert not slow_sleeps(data_dir)
 
-        wait_until(lambda: store.get(deployment.id).status is DeploymentStatus.INTERRUPTED, 60, "interrupted")
+        wait_until(
+            lambda: store.get(deployment.id).status is DeploymentStatus.INTERRUPTED, SLOW, "interrupted"
+        )
         wait_until(
             lambda: any("Interrupted: terraform apply" in t for t in slack_api.thread_texts(thread)),
-            30,
+            SLOW,
             "the interrupted message",
         )
         text = interrupted_text(slack_api, thread)
@@ -721,9 +763,7 @@ def test_pending_approval_survives_a_web_restart(
             "plan_approve", button, user=LEAD, message_ts="1700000000.000002"
         )
         assert response.status_code == 200
-        wait_until(
-            lambda: store.get(deployment.id).status is DeploymentStatus.APPROVED, 10, "the approval"
-        )
+        wait_until(lambda: store.get(deployment.id).status is DeploymentStatus.APPROVED, SLOW, "the approval")
     finally:
         second.stop()
     current = store.get(deployment.id)
