@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, NamedTuple
 
+import boto3
 import requests
 
+from core.environments import ALARM_EMAILS, DNS_NAME
 from core.models import Deployment
 from storage.store import DeploymentStore
 from tests.harness.processes import run_worker_burst
 from tests.harness.slack_api import SlackApiStandIn
-from tests.harness.slack_requests import SlackClientSim, request_values, text_value
+from tests.harness.slack_requests import SlackClientSim, request_values, select_value, text_value
 
 REQUESTER, LEAD, BYSTANDER, OTHER = "U0REQUEST1", "U0LEAD0001", "U0BYSTAND1", "U0OTHER001"
 GROUP_LEAD, LEADS_GROUP = "U0LEAD0002", "S0LEADS001"  # a lead through the leads' user group
@@ -18,6 +21,7 @@ USER_VALUES = {
     "var:sns_monitoring_recepients_email_list": text_value("ops@example.com"),
     "var:route53_dns_name": text_value("web.example.com"),
 }
+STATE_KEY = "terraform/web/dev/terraform.tfstate"  # the state of the standard request (web/dev)
 
 
 def click(slack: SlackClientSim, api: SlackApiStandIn, thread: str, action: str, user: str) -> None:
@@ -138,6 +142,81 @@ class PipelineRun(NamedTuple):
         deployment_id = self.submit_new_account(view_id, **overrides)
         drive_to_plan_stage(self.slack, self.api, self.store, self.env, deployment_id)
         return deployment_id
+
+
+def created_environment(run: PipelineRun, view_id: str = "V-CREATE", **overrides: str) -> str:
+    """An environment created through the pipeline (brand-new account, one lead approves, applied);
+    returns its deployment id."""
+    deployment_id = run.new_account_at_plan_stage(view_id, **overrides)
+    run_worker_burst(run.env)  # workspace + plan
+    deployment = run.store.get(deployment_id)
+    assert deployment.status.value == "awaiting_approval", deployment.status_detail
+    deployment = approve_and_apply(run, deployment_id)
+    assert deployment.status.value == "deployed", deployment.status_detail
+    return deployment_id
+
+
+def approve_and_apply(run: PipelineRun, deployment_id: str, approver: str = LEAD) -> Deployment:
+    """`approver` approves the deployment's plan; a burst worker applies it (and verifies)."""
+    thread = run.store.get(deployment_id).thread_ts
+    assert thread
+    click(run.slack, run.api, thread, "plan_approve", approver)
+    eventually(lambda: run.store.get(deployment_id).status.value == "approved")
+    run_worker_burst(run.env)
+    return run.store.get(deployment_id)
+
+
+def change_values(
+    *,
+    size: str = "small",
+    tags: str = "team=platform",
+    emails: str = "ops@example.com",
+    dns: str = "web.example.com",
+    ref: str = "",
+) -> dict[str, dict[str, Any]]:
+    """State values of a filled-in change modal."""
+    return {
+        "size": select_value(size, "radio_buttons"),
+        "additional_tags": text_value(tags),
+        f"var:{ALARM_EMAILS}": text_value(emails),
+        f"var:{DNS_NAME}": text_value(dns),
+        "repo_ref": text_value(ref),
+    }
+
+
+def opened_view(api: SlackApiStandIn, before: int) -> dict[str, Any]:
+    """The view of the first `views.open` after the first `before` ones."""
+    eventually(lambda: len(api.calls_to("views.open")) > before)
+    view: dict[str, Any] = api.calls_to("views.open")[before].params["view"]
+    return view
+
+
+def command_opens(
+    slack: SlackClientSim, api: SlackApiStandIn, text: str, user: str = REQUESTER
+) -> dict[str, Any]:
+    """`/ecs-deploy {text}` as `user`, answered with no text: the view of the modal it opened."""
+    before = len(api.calls_to("views.open"))
+    response = slack.slash_command(text, user=user)
+    assert response.status_code == 200 and response.text == "", response.text
+    return opened_view(api, before)
+
+
+def inputs(view: dict[str, Any]) -> dict[str, Any]:
+    """block id -> the initial value of its input element."""
+    found: dict[str, Any] = {}
+    for block in view["blocks"]:
+        if block["type"] == "input":
+            element = block["element"]
+            option = element.get("initial_option")
+            found[block["block_id"]] = option["value"] if option else element.get("initial_value")
+    return found
+
+
+def state_resources(bucket: str, key: str = STATE_KEY) -> set[str]:
+    """The names of the resources with instances in the Terraform state at s3://bucket/key (moto)."""
+    s3 = boto3.Session(profile_name="deployer", region_name="us-east-1").client("s3")
+    state = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    return {r["name"] for r in state["resources"] if r["instances"]}
 
 
 def eventually(check: object, timeout: float = 15.0, interval: float = 0.05) -> None:
