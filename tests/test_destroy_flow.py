@@ -27,6 +27,7 @@ from tests.harness.flow import (
     REQUESTER,
     PipelineRun,
     click,
+    created_environment,
     ephemeral_to,
     eventually,
     submit_modal,
@@ -64,20 +65,6 @@ def destroy_run(
         yield PipelineRun(slack, slack_api, DeploymentStore(redis_conn), env)
 
 
-def _created_environment(run: PipelineRun) -> str:
-    """web/dev created through the pipeline (one lead approves); returns its deployment id."""
-    deployment_id = run.new_account_at_plan_stage("V-CREATE")
-    run_worker_burst(run.env)  # workspace + plan
-    deployment = run.store.get(deployment_id)
-    assert deployment.status.value == "awaiting_approval", deployment.status_detail
-    click(run.slack, run.api, deployment.thread_ts or "", "plan_approve", LEAD)
-    eventually(lambda: run.store.get(deployment_id).status.value == "approved")
-    run_worker_burst(run.env)  # apply + verification
-    deployment = run.store.get(deployment_id)
-    assert deployment.status.value == "deployed", deployment.status_detail
-    return deployment_id
-
-
 def _slash(run: PipelineRun, text: str, user: str = REQUESTER) -> str:
     response = run.slack.slash_command(text, user=user)
     assert response.status_code == 200
@@ -97,7 +84,7 @@ def test_destroy_needs_the_typed_name_and_two_approvers_other_than_the_requester
     destroy_run: PipelineRun, redis_conn: redis.Redis
 ) -> None:
     run = destroy_run
-    created = _created_environment(run)
+    created = created_environment(run)  # web/dev, one lead approves
     environments = EnvironmentStore(redis_conn)
     [environment] = environments.named("web", "dev")  # written by the apply (workers/environments.py)
     assert environment.status is EnvironmentStatus.LIVE and created in environment.deployments
