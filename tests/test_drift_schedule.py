@@ -25,7 +25,8 @@ from tests.test_metrics import metrics_url, scrape, value
 
 
 def _live_environment(redis_conn: redis.Redis) -> str:
-    """A live environment whose last apply's deployment is gone: its checks end fast (FAILED)."""
+    """A live environment with no recorded tfvars SHA-256: its checks end fast (FAILED, before any
+    checkout)."""
     request = deployment_request()
     now = utcnow()
     environment = Environment(
@@ -80,6 +81,7 @@ def test_two_workers_never_run_a_slot_twice(
     record = drift.get(key)
     assert record is not None and record.checks == len(runs)
     assert record.last_check is not None and record.last_check.outcome.value == "failed"
+    assert "environments import" in record.last_check.detail, record.last_check.detail
     checked = [e for e in AuditTrail(redis_conn).for_deployment(f"env:{key}") if e.event == "drift_checked"]
     assert len(checked) == len(runs)
     assert record.next_run_at is not None

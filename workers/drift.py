@@ -3,10 +3,12 @@
 One check, on any worker:
 1. claim its slot (storage/drift.py: SET NX on the job id, which names environment and time slot), so
    a duplicate job of the same slot — two workers seeding, a slot enqueued twice — does nothing;
-2. the workspace of the environment's last applied configuration: the last successful deployment's
-   workspace record (commit + tfvars), rebuilt exactly by `ensure_workspace`;
-3. the bot's state lock, taken without waiting: a state a plan or apply holds is skipped (BUSY) and
+2. the bot's state lock, taken without waiting: a state a plan or apply holds is skipped (BUSY) and
    tried again soon — a check never queues behind an apply;
+3. the workspace of the environment's committed configuration, built from the registry alone
+   (workers/environments.py `environment_workspace`: the repository at `Environment.repo_commit`, the
+   tfvars/tfbackend generated from its request and values, the tfvars' SHA-256 checked against the
+   registry's) — nothing that expires, so any worker can check any environment at any time;
 4. `terraform init`, `plan -refresh-only` and a normal plan, both with `-lock=true` and a short
    `-lock-timeout` (Terraform's own DynamoDB lock held by someone else: BUSY as well). Both are
    read-only: nothing is applied, and the plans are neither stored nor approvable;
@@ -44,20 +46,20 @@ from core.drift import (
 )
 from core.environments import Environment, EnvironmentStatus
 from core.logs import get_logger
-from core.models import Deployment, utcnow
+from core.models import utcnow
 from core.plan_summary import PlanParseError
 from core.policy.access import AccessPolicy
 from core.settings import Settings
-from storage.artifacts import ArtifactError
 from storage.drift import DriftStore
 from storage.environments import EnvironmentStore
 from storage.locks import StateLock, state_id
 from storage.queue import enqueue_drift_check
-from storage.store import DeploymentNotFound
+from workers.environments import ConfigurationMismatch, environment_workspace
 from workers.runtime import Runtime, StepFailure
-from workers.steps.common import ensure_workspace, terraform_env, workspace_file
+from workers.steps.common import request_terraform_env
 from workers.terraform import runner
 from workers.terraform.runner import PlanIntegrityError, RunOptions, TerraformError
+from workers.workspace import WorkspaceError
 
 log = get_logger(__name__)
 
@@ -191,34 +193,30 @@ def seed_schedules(rt_redis: redis.Redis, settings: Settings, policy: AccessPoli
 
 def _check(rt: Runtime, environment: Environment) -> DriftCheck:
     try:
-        deployment = _last_applied(rt, environment)
-        report = _plans(rt, deployment)
+        report = _plans(rt, environment)
     except _Busy as busy:
         return DriftCheck(at=utcnow(), outcome=CheckOutcome.BUSY, detail=str(busy))
-    except StepFailure as failure:
-        return DriftCheck(at=utcnow(), outcome=CheckOutcome.FAILED, detail=failure.reason[:500])
-    except (TerraformError, PlanParseError, PlanIntegrityError, ArtifactError, OSError) as exc:
+    except (StepFailure, ConfigurationMismatch) as failure:
+        detail = failure.reason if isinstance(failure, StepFailure) else str(failure)
+        return DriftCheck(at=utcnow(), outcome=CheckOutcome.FAILED, detail=detail[:500])
+    except WorkspaceError as exc:
+        return DriftCheck(
+            at=utcnow(), outcome=CheckOutcome.FAILED, detail=views.workspace_failed(str(exc))[:500]
+        )
+    except (TerraformError, PlanParseError, PlanIntegrityError, OSError) as exc:
         return DriftCheck(
             at=utcnow(), outcome=CheckOutcome.FAILED, detail=f"{type(exc).__name__}: {exc}"[:500]
         )
     return DriftCheck(at=utcnow(), outcome=CheckOutcome.CHECKED, report=report)
 
 
-def _last_applied(rt: Runtime, environment: Environment) -> Deployment:
-    change = environment.last_change
-    if change is None:
-        raise StepFailure(views.NO_APPLY_ON_RECORD)
-    try:
-        deployment = rt.store.get(change.deployment_id)
-    except DeploymentNotFound as exc:
-        raise StepFailure(views.last_deployment_gone(change.deployment_id)) from exc
-    if deployment.workspace is None:
-        raise StepFailure(views.no_workspace_record(deployment.id))
-    return deployment
+def workspace_id(environment_key: str) -> str:
+    """The check's own workspace on a worker (one per environment, reused while its commit holds)."""
+    return f"drift-{environment_key}"
 
 
-def _plans(rt: Runtime, deployment: Deployment) -> DriftReport:
-    request = deployment.request
+def _plans(rt: Runtime, environment: Environment) -> DriftReport:
+    request = environment.request
     lock = StateLock(
         rt.redis, state_id(request.state_bucket, request.state_key), ttl_seconds=LOCK_TTL_SECONDS
     )
@@ -230,7 +228,7 @@ def _plans(rt: Runtime, deployment: Deployment) -> DriftReport:
     keeper = threading.Thread(target=_keep, args=(lock, holder.token, stop), daemon=True)
     keeper.start()
     try:
-        return _run_plans(rt, deployment)
+        return _run_plans(rt, environment)
     finally:
         stop.set()
         keeper.join(timeout=5)
@@ -246,29 +244,26 @@ def _keep(lock: StateLock, token: str, stop: threading.Event) -> None:
             log.warning("drift_lock_refresh_failed", error=type(exc).__name__)
 
 
-def _run_plans(rt: Runtime, deployment: Deployment) -> DriftReport:
-    assert deployment.workspace is not None
-    workspace = ensure_workspace(rt, deployment)
+def _run_plans(rt: Runtime, environment: Environment) -> DriftReport:
+    built = environment_workspace(rt, environment, workspace_id(str(environment.key)))
+    workspace = built.path
     options = RunOptions(
-        env=terraform_env(rt, deployment, workspace),
+        env=request_terraform_env(rt, environment.request, workspace),
         lock_timeout_seconds=min(DRIFT_LOCK_TIMEOUT_SECONDS, rt.settings.terraform_lock_timeout_seconds),
         timeouts={
             "plan": float(rt.settings.plan_timeout_seconds),
             "init": float(rt.settings.plan_timeout_seconds),
         },
     )
-    init = runner.init(
-        workspace, workspace_file(workspace, deployment.workspace.tfbackend_path), options=options
-    )
+    init = runner.init(workspace, built.tfbackend, options=options)
     if not init.ok:
         if init.lock_error:
             raise _Busy(views.TERRAFORM_LOCK_HELD)
         raise StepFailure(views.terraform_failed("init", init.error_excerpt or init.output_tail))
-    tfvars = workspace_file(workspace, deployment.workspace.tfvars_path)
     private = runner.private_directory(workspace, prefix="drift-")
     try:
-        refresh = _plan_json(workspace, tfvars, private / "refresh.tfplan", options, refresh_only=True)
-        normal = _plan_json(workspace, tfvars, private / "plan.tfplan", options, refresh_only=False)
+        refresh = _plan_json(workspace, built.tfvars, private / "refresh.tfplan", options, refresh_only=True)
+        normal = _plan_json(workspace, built.tfvars, private / "plan.tfplan", options, refresh_only=False)
     finally:
         shutil.rmtree(private, ignore_errors=True)
     return drift_report(refresh, normal)

@@ -12,6 +12,10 @@ commit and checked against the recorded SHA-256 — on the environment's branch 
 (workers/config_repo.py), then opens or updates its GitHub pull request (workers/github_pr.py).
 One run per environment at a time (a redis-py Lock). A failure never fails the deployment: the
 thread says what went wrong (redacted) and offers Retry; the outcome is kept in `Environment.config`.
+
+`environment_workspace` builds an environment's committed configuration in a workspace from the
+registry alone (its commit, request and values, checked against its tfvars SHA-256): what a drift
+check plans against, on any worker, however long ago the last apply's artifacts expired.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
 from redis.exceptions import LockError
 
 from bot.views.config_commit import (
@@ -28,6 +33,7 @@ from bot.views.config_commit import (
     pull_request_body,
     pull_request_title,
 )
+from bot.views.drift import configuration_mismatch, configuration_unrecorded
 from core.environment_config import ConfigTrailers, TrailerError
 from core.environments import ConfigCommit, Environment, EnvironmentChange, after_apply, config_branch
 from core.logs import get_logger
@@ -39,7 +45,7 @@ from workers import github_pr
 from workers.config_repo import ConfigFiles, ConfigRepo, ConfigRepoError
 from workers.runtime import Runtime
 from workers.steps.common import TFBACKEND, TFVARS, manager
-from workers.workspace import WorkspaceError, inside
+from workers.workspace import Workspace, WorkspaceError, inside, run_git
 
 log = get_logger(__name__)
 LOCK_SECONDS = 1200  # held at most this long (a crashed holder's lock ends by then)
@@ -261,3 +267,72 @@ def _read(root: Path, relpath: str) -> bytes | None:
     except WorkspaceError:
         return None
     return target.read_bytes() if target.is_file() else None
+
+
+# -- an environment's committed configuration, as a workspace ------------------------------------------
+
+
+class ConfigurationMismatch(Exception):
+    """The registry's request and values do not regenerate the tfvars it recorded (the message says
+    what to do: `environments import`)."""
+
+
+class EnvironmentWorkspace(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    commit: str
+    tfvars: Path
+    tfbackend: Path
+
+
+def environment_workspace(rt: Runtime, environment: Environment, workspace_id: str) -> EnvironmentWorkspace:
+    """The environment's committed configuration in the workspace `workspace_id` on this worker: the
+    Terraform repository at `Environment.repo_commit` with the tfvars/tfbackend generated from
+    `Environment.request` + `extra_values` (deterministic: the files its configuration branch holds),
+    the tfvars checked against `Environment.tfvars_sha256`. Needs nothing that expires — neither the
+    last apply's deployment record nor its stored artifacts — so any worker can build it. A workspace
+    already at that commit is reused (Terraform's providers stay installed); the files are always
+    generated again. Raises WorkspaceError (checkout, generation) or ConfigurationMismatch."""
+    if not environment.tfvars_sha256:  # nothing to check the files against: fail before any checkout
+        raise ConfigurationMismatch(configuration_unrecorded())
+    workspaces = manager(rt)
+    path = workspaces.workspace_path(workspace_id)
+    commit = environment.repo_commit.strip().lower()
+    if _checked_out_commit(path) == commit:
+        workspace = Workspace(
+            deployment_id=workspace_id,
+            path=path,
+            commit=commit,
+            ref=workspaces.repo_ref,
+            repo_url=workspaces.shown_url,
+        )
+    else:
+        workspace = workspaces.prepare(workspace_id, commit=commit)
+    files = workspaces.generate_files(workspace, environment.request, environment.extra_values)
+    if files.tfvars_sha256 != environment.tfvars_sha256:
+        log.warning(
+            "environment_configuration_mismatch",
+            environment=str(environment.key),
+            recorded=environment.tfvars_sha256[:12],
+            generated=files.tfvars_sha256[:12],
+        )
+        raise ConfigurationMismatch(
+            configuration_mismatch(
+                files.tfvars_relpath, environment.tfvars_sha256, files.tfvars_sha256, workspace.commit
+            )
+        )
+    return EnvironmentWorkspace(
+        path=workspace.path, commit=workspace.commit, tfvars=files.tfvars_path, tfbackend=files.tfbackend_path
+    )
+
+
+def _checked_out_commit(path: Path) -> str | None:
+    if not (path / ".git").exists():
+        return None
+    try:
+        return run_git(
+            ["-C", str(path), "rev-parse", "HEAD"], timeout=30, what="Reading the workspace commit"
+        ).strip()
+    except WorkspaceError:
+        return None

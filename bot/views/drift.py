@@ -261,18 +261,30 @@ def drift_line(record: DriftRecord | None, next_run: datetime | None) -> str:
     return " · ".join(parts)
 
 
-# -- why a check was skipped or failed (kept in the record, shown in App Home's logs) ---------------
+# -- why a check was skipped or failed (kept in the record, shown on App Home) ----------------------
 
-NO_APPLY_ON_RECORD = "the environment has no successful apply on record"
 TERRAFORM_LOCK_HELD = "Terraform's state lock is held by another run"
 
 
-def last_deployment_gone(deployment_id: str) -> str:
-    return f"the deployment of its last apply ({deployment_id}) is gone"
+def configuration_mismatch(tfvars_path: str, recorded: str, generated: str, commit: str) -> str:
+    """The registry's request and values do not regenerate the committed tfvars."""
+    return (
+        f"the committed configuration and the registry disagree: {tfvars_path} generated at"
+        f" {commit[:12]} from the registry's values has SHA-256 {generated[:12]}, the registry recorded"
+        f" {recorded[:12] or 'none'}; run `ecs-deploy-bot environments import` to rebuild the registry"
+        " from the configuration branches"
+    )
 
 
-def no_workspace_record(deployment_id: str) -> str:
-    return f"the deployment of its last apply ({deployment_id}) has no workspace record"
+def configuration_unrecorded() -> str:
+    return (
+        "the registry records no SHA-256 of the environment's committed tfvars; run"
+        " `ecs-deploy-bot environments import` to rebuild the registry from the configuration branches"
+    )
+
+
+def workspace_failed(reason: str) -> str:
+    return f"the workspace of the committed configuration could not be built: {reason}"
 
 
 def state_in_use(holder_id: str | None, step: str | None) -> str:

@@ -17,7 +17,7 @@ from bot.views.pipeline import step_status_message
 from bot.views.terraform_runs import waiting_text
 from core.lifecycle import Move
 from core.logs import get_logger
-from core.models import Deployment
+from core.models import Deployment, DeploymentRequest
 from core.policy.access import AssumeRole
 from storage.artifacts import ArtifactStore
 from storage.locks import LockHolder, StateLock, state_id
@@ -43,7 +43,11 @@ def terraform_env(rt: Runtime, deployment: Deployment, workspace: Path) -> dict[
     refreshes SSO, credential-process and assumed-role credentials itself, so a long apply never
     runs out of credentials half-way. When the access policy names a role to assume, a config file
     in the workspace adds a profile that assumes it from the deployment's profile."""
-    request = deployment.request
+    return request_terraform_env(rt, deployment.request, workspace)
+
+
+def request_terraform_env(rt: Runtime, request: DeploymentRequest, workspace: Path) -> dict[str, str]:
+    """`terraform_env` for a request without its deployment (a drift check of an environment)."""
     env = {"AWS_PROFILE": request.profile, "AWS_REGION": request.region, "AWS_DEFAULT_REGION": request.region}
     role = rt.policy.role_for(request.profile)
     if role is not None:
