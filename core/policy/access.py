@@ -14,6 +14,11 @@ unless `allow_self_destroy_approval`, and none at all for a `protected` environm
 its own `protected`, else the profile's, else a protected pattern that matches it). An environment
 without a rule of its own needs the most destroy approvals any rule of its profile asks.
 
+Drift checks (issue 14) run every `drift_interval` seconds (`drift_interval_for`, `drift_interval`):
+the environment's own value, else that of the first declared pattern matching it that sets one, else
+the profile's (or defaults'); None means the policy says nothing and ECS_DEPLOY_DRIFT_INTERVAL
+applies. 0 turns scheduled checks off.
+
 Without a policy file, `AccessPolicy.open` is the development default: every profile is usable by
 everyone, every environment name is accepted, and approvers come from ECS_DEPLOY_APPROVERS. `is_open`
 lets `doctor` warn about it. Even where everyone may approve, only full members of the installed
@@ -153,6 +158,7 @@ class EnvironmentPolicy(BaseModel):
     protected: bool | None = None  # None: the profile's (or a protected pattern's) setting
     destroy_approvals: int | None = Field(default=None, ge=1)  # None: the profile's
     allow_self_destroy_approval: bool | None = None  # None: the profile's setting
+    drift_interval: int | None = Field(default=None, ge=0)  # None: a pattern's, else the profile's
 
 
 class ProfilePolicy(BaseModel):
@@ -173,6 +179,20 @@ class ProfilePolicy(BaseModel):
     protected_patterns: tuple[str, ...] = ()  # declared patterns marked `protected: true`
     destroy_approvals: int = Field(default=DEFAULT_DESTROY_APPROVALS, ge=1)
     allow_self_destroy_approval: bool = False
+    drift_interval: int | None = Field(default=None, ge=0)  # None: ECS_DEPLOY_DRIFT_INTERVAL
+    drift_patterns: tuple[tuple[str, int], ...] = ()  # declared patterns that set drift_interval
+
+    def drift_interval_for(self, environment: str) -> int | None:
+        """Seconds between scheduled drift checks of the environment (0: none): its own
+        `drift_interval`, else the first declared pattern's that matches it, else the profile's; None
+        when the policy sets none (ECS_DEPLOY_DRIFT_INTERVAL applies)."""
+        env = self.environments.get(environment)
+        if env is not None and env.drift_interval is not None:
+            return env.drift_interval
+        for pattern, seconds in self.drift_patterns:
+            if fnmatchcase(environment, pattern):
+                return seconds
+        return self.drift_interval
 
     def is_protected(self, environment: str) -> bool:
         """Whether a destroy of this environment is refused outright (no approval can lift it)."""
@@ -347,6 +367,12 @@ class AccessPolicy(BaseModel):
         if rule.approvers.includes(user):
             return Decision.allow(Why.APPROVER, scope=rule.scope)
         return Decision.deny(Why.NOT_APPROVER, scope=rule.scope, people=rule.approvers)
+
+    def drift_interval(self, profile: str, environment: str) -> int | None:
+        """The policy's drift interval for the profile's environment (ProfilePolicy.drift_interval_for);
+        None: the policy sets none (or does not know the profile) and ECS_DEPLOY_DRIFT_INTERVAL applies."""
+        entry = self.entry_for(profile)
+        return entry.drift_interval_for(environment) if entry is not None else None
 
     def role_for(self, profile: str) -> AssumeRole | None:
         entry = self.entry_for(profile)

@@ -20,6 +20,8 @@ SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
 EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
 ENVIRONMENT_PATTERN = re.compile(r"[a-z0-9*?-]{1,64}")
 MAX_REQUIRED_APPROVALS = 10
+MIN_DRIFT_INTERVAL = 60  # seconds: a drift check runs two Terraform plans
+MAX_DRIFT_INTERVAL = 30 * 24 * 3600
 
 
 def _check_principal(value: str) -> str:
@@ -73,10 +75,20 @@ def _check_env(value: str) -> str:
         raise ValueError(f"'{value}' is not a valid environment name: {exc}") from None
 
 
+def _check_drift_interval(value: int) -> int:
+    if value != 0 and not MIN_DRIFT_INTERVAL <= value <= MAX_DRIFT_INTERVAL:
+        raise ValueError(
+            f"{value} is not a drift interval: seconds between drift checks, 0 (no scheduled checks) or"
+            f" {MIN_DRIFT_INTERVAL}-{MAX_DRIFT_INTERVAL} (a minute to 30 days; 21600 is 6 h)"
+        )
+    return value
+
+
 SlackPrincipal = Annotated[str, AfterValidator(_check_principal)]
 ProfileName = Annotated[str, AfterValidator(_check_profile)]
 EnvironmentName = Annotated[str, AfterValidator(_check_env)]
 Approvals = Annotated[int, Field(ge=1, le=MAX_REQUIRED_APPROVALS)]
+DriftInterval = Annotated[int, AfterValidator(_check_drift_interval)]
 
 
 class _FileModel(BaseModel):
@@ -92,6 +104,9 @@ class EnvironmentFile(_FileModel):
     protected: bool | None = None
     destroy_approvals: Approvals | None = None
     allow_self_destroy_approval: bool | None = None
+    # Drift (issue 14): seconds between scheduled drift checks, 0 = none; None: the profile's, else
+    # ECS_DEPLOY_DRIFT_INTERVAL. A pattern may set it too (like protected).
+    drift_interval: DriftInterval | None = None
 
 
 class ProfileFile(_FileModel):
@@ -103,6 +118,7 @@ class ProfileFile(_FileModel):
     protected: bool | None = None
     destroy_approvals: Approvals | None = None
     allow_self_destroy_approval: bool | None = None
+    drift_interval: DriftInterval | None = None
     environments: dict[EnvironmentName, EnvironmentFile | None] | None = None
     assume_role_arn: Annotated[str, AfterValidator(_check_role_arn)] | None = None
     external_id: Annotated[str, AfterValidator(_check_external_id)] | None = None

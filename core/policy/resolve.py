@@ -17,6 +17,7 @@ from core.policy.file_schema import EnvironmentFile, ProfileFile, is_pattern
 from core.policy.principals import EVERYONE, Principals
 
 Loc = tuple[str | int, ...]  # where a value sits in the file: keys and list indexes from the top
+PATTERN_SETTINGS = {"protected", "drift_interval"}  # the settings a pattern takes
 
 
 def _merge_envs(
@@ -37,15 +38,19 @@ def check_patterns(
     loc: Loc,
     fail: Callable[[Loc, str], PolicyError],
 ) -> None:
-    """A pattern only declares names (and may protect them: `protected`); any other setting on it
-    would be ignored, so it is a mistake."""
+    """A pattern only declares names (and may protect them: `protected`, and set how often they are
+    checked for drift: `drift_interval`); any other setting on it would be ignored, so it is a mistake."""
     for key, env in (environments or {}).items():
-        if is_pattern(key) and env is not None and env.model_dump(exclude_none=True, exclude={"protected"}):
+        if (
+            is_pattern(key)
+            and env is not None
+            and env.model_dump(exclude_none=True, exclude=PATTERN_SETTINGS)
+        ):
             raise fail(
                 (*loc, "environments", key),
-                "a pattern declares environment names and takes no settings but protected: an"
-                " environment matched only by a pattern gets the profile's strictest rule (give an"
-                " environment its own entry by name to set its rule)",
+                "a pattern declares environment names and takes no settings but protected and"
+                " drift_interval: an environment matched only by a pattern gets the profile's strictest"
+                " rule (give an environment its own entry by name to set its rule)",
             )
 
 
@@ -160,6 +165,7 @@ def resolve_profile(
             protected=env.protected,
             destroy_approvals=env.destroy_approvals,
             allow_self_destroy_approval=env.allow_self_destroy_approval,
+            drift_interval=env.drift_interval,
         )
     entry = ProfilePolicy(
         name=name,
@@ -174,6 +180,12 @@ def resolve_profile(
         protected_patterns=tuple(n for n, env in envs.items() if is_pattern(n) and env.protected),
         destroy_approvals=merged.destroy_approvals or DEFAULT_DESTROY_APPROVALS,
         allow_self_destroy_approval=bool(merged.allow_self_destroy_approval),
+        drift_interval=merged.drift_interval,
+        drift_patterns=tuple(
+            (n, env.drift_interval)
+            for n, env in envs.items()
+            if is_pattern(n) and env.drift_interval is not None
+        ),
     )
     # A requirement that named people alone can never meet is a typo, not a policy.
     checks: list[tuple[Loc, int, Principals]] = [((*loc, "required_approvals"), required, approvers)]
