@@ -13,19 +13,17 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict
 
 from aws_edge import configs
 from aws_edge.errors import aws_problem, error_code
 from core.terraform_locks import TerraformLockInfo
+from core.values import Value
 
 LOCK_KEY = "LockID"
 
 
-class LockRead(BaseModel):
+class LockRead(Value):
     """Terraform's lock item for the state, as far as it could be read."""
-
-    model_config = ConfigDict(frozen=True)
 
     held: bool = False
     lock: TerraformLockInfo | None = None  # None while held: the item is not Terraform's lock JSON

@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict
 from redis.client import Pipeline
 
 from aws_edge import configs
@@ -43,6 +42,7 @@ from core.policy.access import AccessPolicy
 from core.policy.principals import SlackIdentity
 from core.steering import may_override, may_steer
 from core.terraform_locks import TerraformLockInfo, own_lock
+from core.values import Value
 from storage.locks import LockHolder, StateLock, TerraformRuns, state_id
 from storage.store import PREFIX
 
@@ -128,9 +128,7 @@ def pending_approvals(
 # -- cancel ----------------------------------------------------------------------------------------
 
 
-class Cancelled(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class Cancelled(Value):
     deployment: Deployment
     previous: DeploymentStatus
     by: str
@@ -197,9 +195,7 @@ def announce(services: Services, result: Cancelled | Replanned, text: str) -> No
 # -- re-plan ---------------------------------------------------------------------------------------
 
 
-class Replanned(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class Replanned(Value):
     deployment: Deployment
     previous: DeploymentStatus
     by: str
@@ -239,10 +235,8 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
 # -- unlock ----------------------------------------------------------------------------------------
 
 
-class LockView(BaseModel):
+class LockView(Value):
     """The bot's Redis lock on a deployment's Terraform state, and whose run holds it."""
-
-    model_config = ConfigDict(frozen=True)
 
     deployment: Deployment
     state: str
@@ -303,10 +297,8 @@ def release(services: Services, user: SlackIdentity, deployment_id: str, token: 
     return view
 
 
-class TerraformLock(BaseModel):
+class TerraformLock(Value):
     """Terraform's own lock item in the state backend's DynamoDB table, as far as it could be read."""
-
-    model_config = ConfigDict(frozen=True)
 
     state: str
     table: str

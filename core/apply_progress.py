@@ -12,18 +12,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from core.terraform_ui import diagnostic, message
+from core.values import Value
 
 _VERBS = {"create": "creating", "update": "modifying", "delete": "destroying", "read": "reading"}
 _KINDS = {"create": "creation", "update": "modifications", "delete": "destruction", "read": "read"}
 _COUNTED = frozenset({"create", "update", "delete"})  # data sources are read, not counted in the plan
 
 
-class ApplyProgress(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class ApplyProgress(Value):
     total: int | None = None
     done: int = 0
     in_progress: tuple[str, ...] = ()

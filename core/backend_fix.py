@@ -20,7 +20,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, ConfigDict
+
+from core.values import Value
 
 MANAGED_TAG_KEY = "ecs-deploy-bot:managed"
 MANAGED_TAG_VALUE = "true"
@@ -42,10 +44,10 @@ class Setting(StrEnum):
     PUBLIC_ACCESS = "public access block"
 
 
-class BucketFacts(BaseModel):
+class BucketFacts(Value):
     """An existing bucket's settings as read from S3."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     bucket: str
     managed: bool  # tagged MANAGED_TAG_KEY=true: the bot created it
@@ -54,10 +56,10 @@ class BucketFacts(BaseModel):
     public_access: tuple[str, ...] = ()  # the public access block flags that are on
 
 
-class BackendChange(BaseModel):
+class BackendChange(Value):
     """One setting the bot would change on an existing bucket."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     setting: Setting
     before: str
@@ -73,10 +75,10 @@ class BackendChange(BaseModel):
         )
 
 
-class BackendFixPlan(BaseModel):
+class BackendFixPlan(Value):
     """The changes to an existing bucket waiting for (or given) a confirmation."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     bucket: str
     managed: bool

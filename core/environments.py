@@ -25,10 +25,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from core.lifecycle import DeploymentKind, DeploymentStatus
 from core.models import Deployment, DeploymentRequest
+from core.values import Value
 
 CONFIG_BRANCH_PREFIX = "ecs-deploy/"
 ALARM_EMAILS = "sns_monitoring_recepients_email_list"  # (sic) poc-idp's variable name
@@ -51,9 +52,7 @@ class EnvironmentStatus(StrEnum):
     DESTROYED = "destroyed"
 
 
-class EnvironmentKey(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class EnvironmentKey(Value):
     application: str
     environment: str
     account_id: str
@@ -184,11 +183,9 @@ def after_apply(
     )
 
 
-class EnvironmentRef(BaseModel):
+class EnvironmentRef(Value):
     """How people name an environment: `web/dev`, or `web/dev@123456789012/eu-west-1` when `web/dev`
     lives in more than one account or region."""
-
-    model_config = ConfigDict(frozen=True)
 
     application: str
     environment: str

@@ -15,6 +15,7 @@ from core.backend_fix import BackendFixPlan
 from core.lifecycle import DeploymentKind as DeploymentKind
 from core.lifecycle import DeploymentStatus as DeploymentStatus
 from core.sizes import SetupSize
+from core.values import Value
 
 
 def utcnow() -> datetime:
@@ -34,10 +35,10 @@ class DeploymentStopped(Exception):
     """The deployment was cancelled or rejected while a step was running: stop quietly."""
 
 
-class DeploymentRequest(BaseModel):
+class DeploymentRequest(Value):
     """What the requester asked for, validated field by field (messages name the field's rule)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     profile: str
     account_situation: AccountSituation

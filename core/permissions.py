@@ -12,9 +12,10 @@ import re
 from collections.abc import Iterable
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from core.sizes import SetupSize
+from core.values import Value
 
 ALL_SIZES = frozenset(SetupSize)
 MEDIUM_UP = frozenset({SetupSize.MEDIUM, SetupSize.LARGE})
@@ -23,10 +24,8 @@ LARGE_ONLY = frozenset({SetupSize.LARGE})
 ACTION = re.compile(r"[a-z0-9-]+:[A-Za-z0-9*]+")
 
 
-class ServiceActions(BaseModel):
+class ServiceActions(Value):
     """The actions one poc-idp component needs, and the sizes that create it."""
-
-    model_config = ConfigDict(frozen=True)
 
     component: str
     sizes: frozenset[SetupSize]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
+from core.values import Value
 
 
 class SetupSize(StrEnum):
@@ -16,9 +16,7 @@ class SetupSize(StrEnum):
     LARGE = "large"
 
 
-class SizeProfile(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class SizeProfile(Value):
     size: SetupSize
     title: str
     monthly_cost: str

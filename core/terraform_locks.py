@@ -13,9 +13,10 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from core.models import utcnow
+from core.values import Value
 
 RunOutcome = Literal["running", "finished", "interrupted"]
 
@@ -25,11 +26,9 @@ OWN_LOCK_CLOCK_SKEW = timedelta(seconds=5)
 OPERATIONS = {"plan": "OperationTypePlan", "apply": "OperationTypeApply"}
 
 
-class TerraformLockInfo(BaseModel):
+class TerraformLockInfo(Value):
     """Terraform's lock Info, as stored in DynamoDB; `raw` is the exact attribute value (the condition
     a release deletes on, so that a lock re-taken since is never deleted)."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     operation: str = ""
@@ -101,10 +100,8 @@ class TerraformRun(BaseModel):
     ended_at: datetime | None = None
 
 
-class OwnLock(BaseModel):
+class OwnLock(Value):
     """Whether a Terraform lock is provably a given run's own, and why (said to people as is)."""
-
-    model_config = ConfigDict(frozen=True)
 
     own: bool
     reason: str

@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from core.values import Value
 
 EXCERPT_MAX_CHARS = 4000
 STALE_PLAN_SUMMARY = "Saved plan is stale"
@@ -25,10 +25,8 @@ LOCK_ERROR_SUMMARY = "Error acquiring the state lock"
 INTERRUPT_TEXT = "Interrupt received"
 
 
-class Diagnostic(BaseModel):
+class Diagnostic(Value):
     """One `diagnostic` message: an error or a warning."""
-
-    model_config = ConfigDict(frozen=True)
 
     severity: str
     summary: str

@@ -28,10 +28,11 @@ from datetime import datetime
 from email.utils import parseaddr
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from core.environment_config import DEPLOYMENT
 from core.settings import Settings
+from core.values import Value
 from workers.workspace import (
     COMMIT_SHA,
     WorkspaceError,
@@ -52,10 +53,8 @@ class ConfigRepoError(Exception):
     """Committing or pushing the configuration failed; the message is redacted (no credentials)."""
 
 
-class ConfigFiles(BaseModel):
+class ConfigFiles(Value):
     """The two generated files of an apply, with their paths in the repository."""
-
-    model_config = ConfigDict(frozen=True)
 
     tfvars_path: str
     tfvars: bytes

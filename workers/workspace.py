@@ -34,8 +34,6 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel, ConfigDict
-
 from core.models import DeploymentRequest
 from core.tfvars.diff import ValueChange, diff_values
 from core.tfvars.edit import apply_values
@@ -43,6 +41,7 @@ from core.tfvars.poc_idp import values_for_request
 from core.tfvars.reading import TfvarsError
 from core.tfvars.templates import fallback_template_name, render_fallback_tfvars, render_tfbackend
 from core.tfvars.validate import TfvarsValidation, validate_tfvars
+from core.values import Value
 from workers.child_env import inherited_environment
 
 GIT_TIMEOUT = 300.0
@@ -56,9 +55,7 @@ class WorkspaceError(Exception):
     """The workspace could not be prepared; the message is meant for the requester."""
 
 
-class Workspace(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class Workspace(Value):
     deployment_id: str
     path: Path
     commit: str
@@ -66,9 +63,7 @@ class Workspace(BaseModel):
     repo_url: str  # credentials removed
 
 
-class GeneratedFiles(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class GeneratedFiles(Value):
     tfvars_path: Path
     tfbackend_path: Path
     tfvars_sha256: str

@@ -9,13 +9,12 @@ import ipaddress
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
 from core import validation
 from core.analysis.report import AnalysisReport
 from core.analysis.rules import name_conflicts, overlapping_blocks
 from core.analysis.scan import AccountScan, Vpc
 from core.models import DeploymentRequest
+from core.values import Value
 
 
 def cidr_candidates() -> Iterator[ipaddress.IPv4Network]:
@@ -90,10 +89,8 @@ def propose_names(scan: AccountScan, application: str, environment: str) -> tupl
 RECOMMENDABLE_FIELDS = frozenset({"vpc_cidr_block", "application", "environment"})
 
 
-class FieldChange(BaseModel):
+class FieldChange(Value):
     """One value of the request that applying the recommendations changed."""
-
-    model_config = ConfigDict(frozen=True)
 
     field: str
     old: str

@@ -9,12 +9,13 @@ from collections.abc import Iterable
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from core.analysis.scan import ExistingResource, Quota, ResourceKind, SectionResult
 from core.models import AccountSituation
 from core.permissions import PermissionCheck
 from core.sizes import SetupSize
+from core.values import Value
 
 
 class Severity(StrEnum):
@@ -32,11 +33,7 @@ class ConflictKind(StrEnum):
     COVERAGE = "coverage"  # a check that could not run because its section was not scanned
 
 
-class _Fact(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class CidrOverlap(_Fact):
+class CidrOverlap(Value):
     """The requested CIDR overlaps one of a VPC's blocks (primary or secondary)."""
 
     finding: Literal["cidr_overlap"] = "cidr_overlap"
@@ -47,13 +44,13 @@ class CidrOverlap(_Fact):
     secondary: bool = False
 
 
-class NoFreeCidr(_Fact):
+class NoFreeCidr(Value):
     """Every candidate /16 of the runbook's order overlaps an existing VPC."""
 
     finding: Literal["no_free_cidr"] = "no_free_cidr"
 
 
-class NameClash(_Fact):
+class NameClash(Value):
     """An existing resource named like one poc-idp would generate: it starts with the generated prefix
     (`prefix` set) or contains the application's name (`prefix` None)."""
 
@@ -65,14 +62,14 @@ class NameClash(_Fact):
     prefix: str | None = None
 
 
-class VpcQuotaReached(_Fact):
+class VpcQuotaReached(Value):
     finding: Literal["vpc_quota_reached"] = "vpc_quota_reached"
     region: str
     existing: int
     quota: Quota
 
 
-class ElasticIpsShort(_Fact):
+class ElasticIpsShort(Value):
     finding: Literal["elastic_ips_short"] = "elastic_ips_short"
     size: SetupSize
     needed: int
@@ -81,7 +78,7 @@ class ElasticIpsShort(_Fact):
     quota: Quota
 
 
-class NatGatewaysShort(_Fact):
+class NatGatewaysShort(Value):
     finding: Literal["nat_gateways_short"] = "nat_gateways_short"
     size: SetupSize
     needed: int
@@ -90,28 +87,28 @@ class NatGatewaysShort(_Fact):
     quota: Quota
 
 
-class TooFewZones(_Fact):
+class TooFewZones(Value):
     finding: Literal["too_few_zones"] = "too_few_zones"
     region: str
     zones: tuple[str, ...]
     needed: int
 
 
-class NotNewAccount(_Fact):
+class NotNewAccount(Value):
     """The account was described as brand new, but these non-default resources exist."""
 
     finding: Literal["not_new_account"] = "not_new_account"
     found: tuple[ExistingResource, ...]
 
 
-class ActionsDenied(_Fact):
+class ActionsDenied(Value):
     finding: Literal["actions_denied"] = "actions_denied"
     service: str
     actions: tuple[str, ...]
     overridden: bool = False
 
 
-class NotChecked(_Fact):
+class NotChecked(Value):
     """A check that could not run because the scan section it needs was not scanned."""
 
     finding: Literal["not_checked"] = "not_checked"

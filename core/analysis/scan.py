@@ -9,7 +9,9 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from core.values import Value
 
 # Documented defaults used when Service Quotas cannot be read.
 VPC_QUOTA_CODE, VPC_QUOTA_DEFAULT = "L-F678F1CE", 5  # vpc: VPCs per Region
@@ -49,10 +51,8 @@ class ResourceKind(StrEnum):
     EFS_FILE_SYSTEM = "efs_file_system"
 
 
-class SectionSpec(BaseModel):
+class SectionSpec(Value):
     """One scan section: one API listing, the IAM action it needs, and the kind of resource it lists."""
-
-    model_config = ConfigDict(frozen=True)
 
     name: str
     title: str
@@ -132,10 +132,8 @@ class SectionResult(BaseModel):
         return self.status is SectionStatus.NO_PERMISSION
 
 
-class ExistingResource(BaseModel):
+class ExistingResource(Value):
     """A resource already in the account, as it is named in conflicts and counts."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: ResourceKind
     id: str

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from functools import cached_property
 
-from pydantic import BaseModel, ConfigDict
+from core.values import Value
 
 SENSITIVE = "(sensitive)"
 UNKNOWN = "(known after apply)"
@@ -70,11 +70,7 @@ class ChangeGroup(StrEnum):
         return self in (ChangeGroup.DESTROY, ChangeGroup.REPLACE)
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-
-class AttributeChange(_Frozen):
+class AttributeChange(Value):
     """One top-level attribute of an update or replacement; values are already masked and short."""
 
     name: str
@@ -83,7 +79,7 @@ class AttributeChange(_Frozen):
     forces_replacement: bool = False
 
 
-class ResourceChange(_Frozen):
+class ResourceChange(Value):
     address: str
     type: str
     mode: str = "managed"
@@ -104,7 +100,7 @@ class ResourceChange(_Frozen):
         return bool(self.previous_address) and self.previous_address != self.address
 
 
-class DriftChange(_Frozen):
+class DriftChange(Value):
     """A resource Terraform found changed (or deleted) outside Terraform while refreshing."""
 
     address: str
@@ -113,14 +109,14 @@ class DriftChange(_Frozen):
     description: str
 
 
-class OutputChange(_Frozen):
+class OutputChange(Value):
     name: str
     action: PlanAction
     value: str
     sensitive: bool = False
 
 
-class CostlyChange(_Frozen):
+class CostlyChange(Value):
     """How many resources of one costly type this plan adds, replaces, changes or destroys."""
 
     type: str
@@ -135,7 +131,7 @@ class CostlyChange(_Frozen):
         return self.added + self.replaced + self.changed + self.destroyed
 
 
-class PlanCounts(_Frozen):
+class PlanCounts(Value):
     """Terraform's counts: a replacement is one to add and one to destroy."""
 
     to_import: int = 0
@@ -147,7 +143,7 @@ class PlanCounts(_Frozen):
     to_read: int = 0
 
 
-class TypeCount(_Frozen):
+class TypeCount(Value):
     type: str
     changes: tuple[ResourceChange, ...]
 
@@ -156,7 +152,7 @@ class TypeCount(_Frozen):
         return len(self.changes)
 
 
-class GroupedChanges(_Frozen):
+class GroupedChanges(Value):
     group: ChangeGroup
     by_type: tuple[TypeCount, ...]
 
@@ -165,7 +161,7 @@ class GroupedChanges(_Frozen):
         return sum(type_count.count for type_count in self.by_type)
 
 
-class PlanSummary(_Frozen):
+class PlanSummary(Value):
     format_version: str
     terraform_version: str | None = None
     errored: bool = False

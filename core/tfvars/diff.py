@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from core.tfvars.literals import compact_literal
 from core.tfvars.reading import read_tfvars
+from core.values import Value
 
 
-class ValueChange(BaseModel):
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+class ValueChange(Value):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     variable: str
     kind: Literal["changed", "added", "removed"]

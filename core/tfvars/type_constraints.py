@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import hcl2
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 from core.tfvars.literals import IDENTIFIER, compact_literal
 from core.tfvars.reading import HclExpression, TfvarsError, decode_value, describe_parse_error
+from core.values import Value
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,8 @@ def parse_type(expression: str) -> TfType:
     return result
 
 
-class VariableSpec(BaseModel):
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+class VariableSpec(Value):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     name: str
     type: TfType

@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from core.sizes import SetupSize, size_profile
 from core.tfvars.poc_idp import (
@@ -22,12 +22,11 @@ from core.tfvars.poc_idp import (
 )
 from core.tfvars.reading import TfvarsError, read_tfvars
 from core.tfvars.type_constraints import check_type, child_path, parse_variables
+from core.values import Value
 
 
-class MissingValue(BaseModel):
+class MissingValue(Value):
     """A value only the requester can give; the bot asks for it in the thread."""
-
-    model_config = ConfigDict(frozen=True)
 
     variable: str
     label: str
@@ -35,8 +34,8 @@ class MissingValue(BaseModel):
     paths: tuple[str, ...] = ()
 
 
-class _Problem(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class _Problem(Value):
+    """What the tfvars problems below share: each is a frozen value."""
 
 
 class Unreadable(_Problem):
@@ -108,9 +107,7 @@ TfvarsProblem = Annotated[
 ]
 
 
-class TfvarsValidation(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class TfvarsValidation(Value):
     errors: tuple[TfvarsProblem, ...] = ()
     warnings: tuple[TfvarsProblem, ...] = ()
     missing_user_values: tuple[MissingValue, ...] = ()

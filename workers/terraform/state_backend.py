@@ -10,17 +10,15 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import BaseModel, ConfigDict
 
 from aws_edge import configs
 from aws_edge.errors import aws_problem
 from core.apply_progress import state_addresses
+from core.values import Value
 
 
-class StateObject(BaseModel):
+class StateObject(Value):
     """The state object in S3 as far as it could be read."""
-
-    model_config = ConfigDict(frozen=True)
 
     exists: bool = False
     serial: int | None = None
