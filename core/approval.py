@@ -166,6 +166,7 @@ class ClickFacts(BaseModel):
     expires_at: AwareDatetime | None = None
     ttl: timedelta | None = None
     value_author: bool = False  # refused because they set values of the deployment
+    destroy: bool = False  # the rule was a destroy's (allow_self_destroy_approval, not allow_self_approval)
     by_requester: bool = False  # a rejection by the requester (a withdrawal)
 
 
@@ -343,6 +344,7 @@ def record_approval(
             scope=rule.scope,
             approvers=rule.approvers,
             value_author=user.user_id != requester_id,
+            destroy=rule.destroy,
         )
         return refuse(ApprovalOutcome.REFUSED_SELF_APPROVAL, facts)
     if _is_stale(state, binding_seen):

@@ -64,6 +64,12 @@ def click_text(result: ApprovalResult) -> str:
             return protected_approval_text(facts.scope)
         case ApprovalOutcome.REFUSED_NOT_FULL_MEMBER:
             return MEMBERSHIP_TEXT[facts.membership or Membership.UNCONFIRMED]
+        case ApprovalOutcome.REFUSED_SELF_APPROVAL if facts.destroy:
+            return (
+                "A destroy needs approvers other than the person who requested it (the access policy's"
+                f" `allow_self_destroy_approval` is off for {facts.scope}), so you cannot approve this"
+                f" destroy plan yourself. Ask other approvers: {describe(facts.approvers)}."
+            )
         case ApprovalOutcome.REFUSED_SELF_APPROVAL:
             did = "set values of this deployment, so you cannot approve its plan yourself"
             if not facts.value_author:

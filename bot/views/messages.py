@@ -28,8 +28,10 @@ ROOT_HEADLINES = {  # by DeploymentKind (core/lifecycle.py)
     DeploymentKind.CREATE: "ECS deployment requested",
     DeploymentKind.CHANGE: "Change of a live ECS environment requested",
     DeploymentKind.UPGRADE: "Upgrade of a live ECS environment requested",
-    DeploymentKind.DESTROY: "Destroy of an ECS environment requested",
+    DeploymentKind.DESTROY: "Destroy requested",
 }
+# One pattern for every kind: "{headline}: {app}/{env} · {account} · {region} · {size} — by <@U…>",
+# e.g. "Destroy requested: web/dev · 123456789012 · us-east-1 · small — by <@U0REQUEST1>".
 MAX_EARLIER_THREADS = 10
 
 
