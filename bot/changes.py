@@ -17,15 +17,16 @@ from typing import Any
 from pydantic import ValidationError
 
 from bot.control import ControlRefused
-from bot.forms import errors_from_validation
+from bot.environments import environment_guard, open_deployment
+from bot.forms import errors_from_validation, parse_user_value
 from bot.ids import INPUT_ACTION, BlockId
-from bot.listeners.thread_modals import _parse_user_value
 from bot.payloads import ViewSubmission, input_value
 from bot.services import Services
 from bot.views import change_modal as views
 from bot.views import form_errors
 from core import validation
 from core.changes import (
+    Blocked,
     ChangeForm,
     PlannedChange,
     blocked,
@@ -100,11 +101,15 @@ def check_may_change(services: Services, user_id: str, environment: Environment)
     decision = services.policy.check_environment(profile, environment.request.environment)
     if not decision.allowed:
         raise ControlRefused(views.not_allowed(decision))
-    latest_id = environment.latest_deployment_id
-    latest = services.store.find(latest_id) if latest_id else None
-    why = blocked(environment, latest.status if latest is not None else None)
+    _check_nothing_open(services, environment)
+
+
+def _check_nothing_open(services: Services, environment: Environment) -> None:
+    """Refused while the environment is destroyed or one of its deployments is still open (named)."""
+    opened = open_deployment(services, environment.key, environment)
+    why = blocked(environment, opened.status if opened is not None else None)
     if why is not None:
-        raise ControlRefused(views.blocked_text(why, environment, latest))
+        raise ControlRefused(views.blocked_text(why, environment, opened))
 
 
 def resolve_head(repo_url: str, ref: str, timeout: float = HEAD_TIMEOUT) -> str | None:
@@ -195,7 +200,7 @@ def parse_change_form(
     given: dict[str, Any] = {}
     for name, block in ((ALARM_EMAILS, views.ALARM_EMAILS_BLOCK), (DNS_NAME, views.DNS_NAME_BLOCK)):
         try:
-            given[name] = _parse_user_value(name, _text(values, block))
+            given[name] = parse_user_value(name, _text(values, block))
         except ValueError as exc:
             errors[block] = str(exc)
     ref = ""
@@ -251,7 +256,12 @@ def start(
     message, what changes) in one transaction; then append it to the environment and start delivery.
     Returns (deployment, created): a repeated submission finds the first one. Raises redis errors.
     An MCP client's request (bot/mcp) names itself (`requested_via`) and the channel it is posted in
-    (`post_in`, checked there) instead of the environment's."""
+    (`post_in`, checked there) instead of the environment's.
+
+    The "nothing open" check is made again, with the stored environment, under the environment's
+    guard (bot/environments.py) and the create follows under it: of several requests at the same
+    moment (the change form, MCP, drift's Plan to reconcile, a destroy, a new request) one is stored
+    and the others are refused (ControlRefused) naming it."""
     channel = post_in or environment_channel(environment, channel_id) or requester_id  # DM: last resort
     deployment = change_deployment(
         environment, planned, requester_id=requester_id, channel_id=channel, team_id=team_id
@@ -266,10 +276,20 @@ def start(
         enqueue_step(services.redis, services.settings, Step.VERIFY, deployment.id, pipeline=pipe)
         notifier.queue_in(pipe, *entries)
 
-    deployment, created = services.store.create(deployment, submission_key=submission_key, also=also)
-    if not created:
-        return deployment, False
-    environments(services).add_deployment(environment.key, deployment.id)
+    with environment_guard(services, environment.key) as alone:
+        earlier = services.store.created_by(submission_key) if submission_key else None
+        done = services.store.find(earlier) if earlier else None
+        if done is not None:
+            return done, False  # Slack retried, or a double submit
+        current = environments(services).find(environment.key) or environment
+        if not alone:
+            opened = open_deployment(services, current.key, current)
+            raise ControlRefused(views.blocked_text(Blocked.OPEN_DEPLOYMENT, current, opened))
+        _check_nothing_open(services, current)
+        deployment, created = services.store.create(deployment, submission_key=submission_key, also=also)
+        if not created:
+            return deployment, False
+        environments(services).add_deployment(environment.key, deployment.id)
     log.info(
         "environment_change_requested",
         deployment_id=deployment.id,

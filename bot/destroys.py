@@ -12,8 +12,12 @@ from dataclasses import dataclass
 
 from slack_sdk.models.views import View
 
+from bot.environments import environment_guard
+from bot.environments import open_deployment as open_one
 from bot.services import Services
 from bot.views import destroy as views
+from bot.views.change_modal import blocked_text
+from core.changes import Blocked
 from core.destroy import (
     DestroyCheck,
     check_destroy,
@@ -28,7 +32,6 @@ from storage.environments import EnvironmentStore
 from storage.queue import Step, enqueue_step
 
 log = get_logger(__name__)
-OPEN_SCAN = 5  # the newest deployments of an environment looked at for an open one
 
 
 class DestroyRefused(Exception):
@@ -59,12 +62,10 @@ def named_environment(services: Services, typed: str) -> Environment:
 
 
 def open_deployment(services: Services, environment: Environment) -> str | None:
-    """The environment's newest deployment that is still open (waiting or running), if any."""
-    for deployment_id in reversed(environment.deployments[-OPEN_SCAN:]):
-        found = services.store.find(deployment_id)
-        if found is not None and not found.status.is_final:
-            return found.id
-    return None
+    """The id of the environment's deployment that is still open (waiting or running), if any
+    (bot.environments.open_deployment: found through the environment's index)."""
+    found = open_one(services, environment.key, environment)
+    return found.id if found is not None else None
 
 
 def check(services: Services, user: SlackIdentity, environment: Environment) -> DestroyCheck:
@@ -101,31 +102,38 @@ def request_destroy(
 ) -> Requested:
     """A submitted confirmation: checked again (the environment and the policy may have changed
     since the modal opened), then the DESTROY deployment stored with its VERIFY job. Raises
-    DestroyRefused (shown on the field) for a wrong confirmation or a refusal; nothing is stored."""
-    earlier = services.store.created_by(submission_key)
-    if earlier is not None and (done := services.store.find(earlier)) is not None:
-        return Requested(done, created=False)  # Slack retried, or a double submit
-    environment = environments(services).find(context.environment_key)
-    if environment is None:
+    DestroyRefused (shown on the field) for a wrong confirmation or a refusal; nothing is stored.
+    The check and the create hold the environment's guard (bot/environments.py), so of several
+    requests at the same moment one is stored and the others are refused naming it."""
+    found = environments(services).find(context.environment_key)
+    if found is None:
         raise DestroyRefused(views.FORM_OUT_OF_DATE)
-    if not confirmation_matches(typed, environment.key):
-        raise DestroyRefused(views.confirmation_mismatch(environment.key))
-    checked(services, services.identity(user_id), environment)
-    deployment = destroy_deployment(
-        environment,
-        requester_id=user_id,
-        team_id=team_id,
-        channel_id=context.channel_id,
-    )
-    deployment, created = services.store.create(
-        deployment,
-        submission_key=submission_key,
-        also=lambda pipe: enqueue_step(
-            services.redis, services.settings, Step.VERIFY, deployment.id, pipeline=pipe
-        ),
-    )
-    if created:
-        environments(services).add_deployment(environment.key, deployment.id)
+    if not confirmation_matches(typed, found.key):
+        raise DestroyRefused(views.confirmation_mismatch(found.key))
+    with environment_guard(services, found.key) as alone:
+        earlier = services.store.created_by(submission_key)
+        if earlier is not None and (done := services.store.find(earlier)) is not None:
+            return Requested(done, created=False)  # Slack retried, or a double submit
+        environment = environments(services).find(found.key) or found  # as stored now
+        if not alone:
+            opened = open_one(services, environment.key, environment)
+            raise DestroyRefused(blocked_text(Blocked.OPEN_DEPLOYMENT, environment, opened))
+        checked(services, services.identity(user_id), environment)
+        deployment = destroy_deployment(
+            environment,
+            requester_id=user_id,
+            team_id=team_id,
+            channel_id=context.channel_id,
+        )
+        deployment, created = services.store.create(
+            deployment,
+            submission_key=submission_key,
+            also=lambda pipe: enqueue_step(
+                services.redis, services.settings, Step.VERIFY, deployment.id, pipeline=pipe
+            ),
+        )
+        if created:
+            environments(services).add_deployment(environment.key, deployment.id)
     return Requested(deployment, created)
 
 

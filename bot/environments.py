@@ -1,12 +1,14 @@
 """Environments as the Slack side reads them: which ones a user may see (`/ecs-deploy envs`, App Home),
-each with its newest deployment; and whether a new request names one that exists already.
+each with its newest deployment; whether a new request names one that exists already; its open
+deployment (through the index storage/ keeps); and the guard every new, change and destroy request
+holds around its "nothing open" check and its create, so only one of them is ever open.
 
 Visibility is the rule `list` follows (core.visibility): an environment is shown to whoever requested
 one of its changes or its newest deployment, and to the approvers of its profile; nobody else learns
 it exists. The registry (storage.environments.EnvironmentStore) holds the environments; their status
 "changing" is derived from the newest deployment (core.environments.is_changing), never stored.
 
-Reads only; the wording is bot/views/environments.py's, the duplicate rule core/duplicates.py's.
+The wording is bot/views/environments.py's, the duplicate rule core/duplicates.py's.
 """
 
 from __future__ import annotations
@@ -20,10 +22,15 @@ import redis
 from pydantic import BaseModel, ConfigDict
 from redis.exceptions import LockError
 
-from bot import control
 from bot.services import Services
 from core.duplicates import Duplicate, DuplicateWhy, duplicate_of
-from core.environments import Environment, EnvironmentStatus, environment_key, is_changing
+from core.environments import (
+    Environment,
+    EnvironmentKey,
+    EnvironmentStatus,
+    environment_key,
+    is_changing,
+)
 from core.models import Deployment, DeploymentRequest
 from core.visibility import may_see, may_see_environment
 from storage.environments import EnvironmentStore
@@ -31,6 +38,7 @@ from storage.store import PREFIX
 
 ENVIRONMENT_SCAN = 200  # how many environments (most recently changed first) a listing looks through
 REQUEST_GUARD_SECONDS = 30  # at most this long one submission holds off another for its environment
+GUARD_WAIT_SECONDS = 2.0  # how long a submission waits for another one for its environment to be stored
 
 
 class EnvironmentState(StrEnum):
@@ -97,24 +105,53 @@ def _may_request(services: Services, profiles: list[str], environment: Environme
     )
 
 
+def guard_key(key: EnvironmentKey | str) -> str:
+    return f"{PREFIX}environment-request:{key}"
+
+
 def request_guard_key(request: DeploymentRequest) -> str:
-    return f"{PREFIX}environment-request:{request.environment_key}"
+    return guard_key(request.environment_key)
 
 
 @contextmanager
-def request_guard(services: Services, request: DeploymentRequest) -> Iterator[bool]:
-    """Held while a new request for the environment is checked and stored (`existing_for`, then the
-    store's create), so two submissions at the same moment cannot both pass the check. Yields whether
-    it was got: False while another submission for the same environment is being stored. It expires
-    by itself, so a crashed listener holds it for seconds only."""
-    guard = services.redis.lock(request_guard_key(request), timeout=REQUEST_GUARD_SECONDS)
-    got = bool(guard.acquire(blocking=False))
+def environment_guard(
+    services: Services, key: EnvironmentKey | str, *, wait: float = GUARD_WAIT_SECONDS
+) -> Iterator[bool]:
+    """Held while a deployment for the environment is checked and stored — a new request
+    (`existing_for`), a change or upgrade (bot/changes.py `start`), a destroy (bot/destroys.py) —
+    so two submissions at the same moment cannot both pass the "nothing open" check: the second
+    waits (at most `wait` seconds, well within Slack's 3 s) and then finds the first one's deployment.
+    Yields whether it was got: False when another submission held it all that time. It expires by
+    itself, so a crashed listener holds it for seconds only."""
+    guard = services.redis.lock(guard_key(key), timeout=REQUEST_GUARD_SECONDS)
+    got = bool(guard.acquire(blocking=wait > 0, blocking_timeout=wait if wait > 0 else None))
     try:
         yield got
     finally:
         if got:
             with contextlib.suppress(LockError, redis.RedisError):  # expired or unreachable: it expires
                 guard.release()
+
+
+def request_guard(services: Services, request: DeploymentRequest) -> contextlib.AbstractContextManager[bool]:
+    """`environment_guard` for the environment a new request names."""
+    return environment_guard(services, request.environment_key)
+
+
+def open_deployment(
+    services: Services, key: EnvironmentKey | str, environment: Environment | None = None
+) -> Deployment | None:
+    """The environment's deployment that is still open (not final), if any: the one the store named
+    its newest when creating it (storage.environments), else — for a deployment stored before that
+    index existed — the environment's newest recorded deployment. Raises redis.RedisError."""
+    candidates = [store_of(services).newest_deployment_id(key)]
+    if environment is not None:
+        candidates.append(environment.latest_deployment_id)
+    for deployment_id in dict.fromkeys(c for c in candidates if c):
+        found = services.store.find(deployment_id)
+        if found is not None and not found.status.is_final:
+            return found
+    return None
 
 
 def existing_for(
@@ -128,18 +165,21 @@ def existing_for(
     """Why `user_id`'s new deployment of `request` must not start (core.duplicates), or None.
 
     A submission that already created its deployment (Slack sent it twice) is not a duplicate of
-    itself: None, so the store answers it with the deployment it created. Without the request guard
-    (`alone` False) another submission for the environment is being stored right now: in flight. The
-    open deployment is named only to someone who may see it (core.visibility). Raises
-    redis.RedisError when the store is down."""
+    itself: None, so the store answers it with the deployment it created. Without the guard (`alone`
+    False) another submission for the environment is being stored right now: in flight. The open
+    deployment is found through the environment's index (`open_deployment`), however old it is, and
+    named only to someone who may see it (core.visibility). Raises redis.RedisError when the store
+    is down."""
     if submission_key and services.store.created_by(submission_key) is not None:
         return None
     key = environment_key(request)
+    environment = store_of(services).find(key)
+    opened = open_deployment(services, key, environment)
     if not alone:
-        return Duplicate(key=key, why=DuplicateWhy.IN_FLIGHT)
-    recent = services.store.recent(limit=control.PENDING_SCAN)
-    duplicate = duplicate_of(key, store_of(services).find(key), recent)
-    opened = duplicate.open_deployment if duplicate else None
-    if duplicate and opened and not may_see(services.policy, services.identity(user_id), opened):
+        duplicate: Duplicate | None = Duplicate(key=key, why=DuplicateWhy.IN_FLIGHT, open_deployment=opened)
+    else:
+        duplicate = duplicate_of(key, environment, [opened] if opened else [])
+    shown = duplicate.open_deployment if duplicate else None
+    if duplicate and shown and not may_see(services.policy, services.identity(user_id), shown):
         return duplicate.model_copy(update={"open_deployment": None})
     return duplicate

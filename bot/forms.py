@@ -1,7 +1,10 @@
-"""Turn a submitted request modal into a DeploymentRequest, or into per-field errors for Slack."""
+"""Turn a submitted request modal into a DeploymentRequest, or into per-field errors for Slack; and
+parse one value a person types for a variable (`parse_user_value`: the thread's value forms and the
+change form share it)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +35,28 @@ FIELD_BLOCKS: dict[str, BlockId] = {
     "lock_table": BlockId.LOCK_TABLE,
 }
 MAX_FIELD_LENGTH = 3000
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+HOSTNAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+SAFE_TEXT = re.compile(r"[ -~]{1,256}")
+
+
+def parse_user_value(name: str, raw: str) -> object:
+    """A value typed for variable `name`: a list (split on commas or spaces, each an e-mail address
+    when the name speaks of e-mails) for a `*_list` variable, a domain name for a `*dns_name*` one,
+    else the text. Raises ValueError with the message shown on the field."""
+    if not raw or not SAFE_TEXT.fullmatch(raw):
+        raise ValueError("Required: up to 256 plain characters.")
+    if name.endswith("_list"):
+        items = [item for item in re.split(r"[,\s]+", raw) if item]
+        bad = [item for item in items if "email" in name and not EMAIL.fullmatch(item)]
+        if bad or not items:
+            raise ValueError(
+                f"Give e-mail addresses separated by commas ({validation.shown(bad[0]) if bad else ''})."
+            )
+        return items
+    if "dns_name" in name and not HOSTNAME.fullmatch(raw.lower()):
+        raise ValueError("Give a domain name such as example.com.")
+    return raw
 
 
 def _message(error: Any) -> str:

@@ -45,8 +45,9 @@ def duplicate_of(
 ) -> Duplicate | None:
     """None when a new (CREATE) deployment of `key` may start; otherwise why not.
 
-    `deployments` are any recent deployments: only the open ones for `key` count (newest first is
-    the caller's order, and the first open one found is named)."""
+    `deployments` are the candidates for the open deployment (bot/environments.py passes the one the
+    environment's index names, found however old it is): only the open ones for `key` count, and the
+    first open one found is named."""
     open_one = next(
         (d for d in deployments if d.request.environment_key == str(key) and not d.status.is_final),
         None,

@@ -5,6 +5,9 @@ Storage model:
 - `ecs-deploy:environments`                  sorted set of keys by last update (newest last)
 - `ecs-deploy:environment-name:{app}/{env}`  set of the keys with that application/environment name
   (the same `web/dev` may live in several accounts or regions)
+- `ecs-deploy:environment-open:{key}`        the id of the newest deployment created for the key
+  (written in the MULTI that creates it: storage/store.py); it is the environment's open deployment
+  while that deployment is not final, and is simply ignored once it is (never cleared)
 Updates are optimistic transactions (redis-py's `Redis.transaction`), as in storage/store.py.
 The registry can be rebuilt from the Terraform repository (`ecs-deploy-bot environments import`).
 """
@@ -34,6 +37,17 @@ def _name_index(application: str, environment: str) -> str:
     return f"{PREFIX}environment-name:{application}/{environment}"
 
 
+def open_deployment_key(key: EnvironmentKey | str) -> str:
+    return f"{PREFIX}environment-open:{key}"
+
+
+def name_newest_deployment(
+    pipe: redis.client.Pipeline, key: EnvironmentKey | str, deployment_id: str
+) -> None:
+    """Add to `pipe` (the deployment's creating MULTI) that `deployment_id` is the key's newest one."""
+    pipe.set(open_deployment_key(key), deployment_id)
+
+
 class EnvironmentStore:
     def __init__(self, connection: redis.Redis) -> None:
         self.redis = connection
@@ -41,6 +55,12 @@ class EnvironmentStore:
     def find(self, key: EnvironmentKey | str) -> Environment | None:
         raw = self.redis.get(_key(key))
         return None if raw is None else Environment.model_validate_json(raw)
+
+    def newest_deployment_id(self, key: EnvironmentKey | str) -> str | None:
+        """The id of the newest deployment created for `key` (the environment's open one when its
+        status is not final; the caller reads it and decides), None when none was recorded."""
+        raw = self.redis.get(open_deployment_key(key))
+        return None if raw is None else _text(raw)
 
     def named(self, application: str, environment: str) -> list[Environment]:
         """Every environment called `application/environment` (any account or region)."""

@@ -5,6 +5,8 @@ Storage model:
 - `ecs-deploy:deployments`       sorted set of ids by creation time (newest last)
 - `ecs-deploy:user:{user}`       sorted set of the ids a user requested
 - `ecs-deploy:submission:{key}`  the deployment id a Slack submission created (deduplication)
+- `ecs-deploy:environment-open:{environment key}`  the newest deployment of the environment, written
+  in the creating MULTI (storage/environments.py reads it: the environment's open deployment)
 Updates go through `update()` / `transition()`, an optimistic transaction (redis-py's
 `Redis.transaction`: WATCH, read, MULTI/EXEC, again from the read when another writer won), so two
 processes never overwrite each other's changes.
@@ -18,6 +20,7 @@ from typing import cast
 import redis
 
 from core.models import Deployment, utcnow
+from storage.environments import name_newest_deployment
 
 PREFIX = "ecs-deploy:"
 SUBMISSION_TTL_SECONDS = 24 * 3600
@@ -55,7 +58,8 @@ class DeploymentStore:
         """Store a new deployment once per submission. Returns (deployment, created).
 
         `also` adds commands (e.g. enqueueing the first job) to the same MULTI, so a record never
-        exists without its job, nor a job without its record.
+        exists without its job, nor a job without its record. The same MULTI names it as its
+        environment's newest deployment, so the open one is found without scanning.
         """
         if submission_key:
             claim = f"{PREFIX}submission:{submission_key}"
@@ -70,6 +74,7 @@ class DeploymentStore:
             pipe.set(_key(deployment.id), deployment.model_dump_json())
             pipe.zadd(f"{PREFIX}deployments", {deployment.id: score})
             pipe.zadd(f"{PREFIX}user:{deployment.requester_id}", {deployment.id: score})
+            name_newest_deployment(pipe, deployment.request.environment_key, deployment.id)
             if also is not None:
                 also(pipe)
             pipe.execute()

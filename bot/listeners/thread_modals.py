@@ -9,7 +9,7 @@ import redis
 from pydantic import ValidationError
 from slack_bolt import Ack, App
 
-from bot.forms import errors_from_validation
+from bot.forms import errors_from_validation, parse_user_value
 from bot.ids import INPUT_ACTION, BlockId, Callback
 from bot.payloads import ViewSubmission, input_value
 from bot.services import Services
@@ -24,9 +24,6 @@ from core.models import Deployment, DeploymentRequest, utcnow
 from core.steering import may_steer
 from storage.store import DeploymentNotFound
 
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
-HOSTNAME = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
-SAFE_TEXT = re.compile(r"[ -~]{1,256}")
 KNOB_PATTERNS = {
     "string": re.compile(r"[a-z0-9][a-z0-9.-]{1,40}"),
     "number": re.compile(r"[1-9]"),
@@ -123,22 +120,6 @@ def _with_author(deployment: Deployment, user_id: str) -> list[str]:
     return [*deployment.value_authors, user_id]
 
 
-def _parse_user_value(name: str, raw: str) -> object:
-    if not raw or not SAFE_TEXT.fullmatch(raw):
-        raise ValueError("Required: up to 256 plain characters.")
-    if name.endswith("_list"):
-        items = [item for item in re.split(r"[,\s]+", raw) if item]
-        bad = [item for item in items if "email" in name and not EMAIL.fullmatch(item)]
-        if bad or not items:
-            raise ValueError(
-                f"Give e-mail addresses separated by commas ({validation.shown(bad[0]) if bad else ''})."
-            )
-        return items
-    if "dns_name" in name and not HOSTNAME.fullmatch(raw.lower()):
-        raise ValueError("Give a domain name such as example.com.")
-    return raw
-
-
 def provide_values(
     ack: Ack, submission: ViewSubmission, context: ThreadContext, deployment: Deployment, services: Services
 ) -> None:
@@ -152,7 +133,7 @@ def provide_values(
     for block, raw in _values(submission).items():
         name = block.removeprefix("var:")
         try:
-            given[name] = _parse_user_value(name, raw)
+            given[name] = parse_user_value(name, raw)
         except ValueError as exc:
             errors[block] = str(exc)
     if errors:

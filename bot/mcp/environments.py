@@ -255,6 +255,8 @@ def register_environment_tools(
                 requested_via=caller.client,
                 post_in=target,
             )
+        except ControlRefused as refused:  # another deployment for it was stored first
+            return refused_request(caller, field_errors({"environment": str(refused)}, target))
         except redis.RedisError:
             log.warning("store_unavailable", user=caller.user_id)
             raise ToolError(STORE_DOWN) from None
