@@ -43,6 +43,12 @@ TF_LOCK_ID = "6f1c0c5e-2d4b-4f7e-9a61-1d0c3b2a9e77"
 # -- records ---------------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def store(redis_conn: redis.Redis) -> DeploymentStore:
+    """The deployment store on this test's (flushed) Redis."""
+    return DeploymentStore(redis_conn)
+
+
 def make_deployment(
     store: DeploymentStore,
     api: SlackApiStandIn,
@@ -127,9 +133,8 @@ def test_help_lists_every_subcommand_and_unknown_ones_get_the_help(bot: SlackCli
 
 
 def test_status_shows_step_requester_approvers_and_thread_link(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     older = make_deployment(
         store, slack_api, status=DeploymentStatus.REJECTED, rejected_by=LEAD, age_minutes=30
     )
@@ -153,9 +158,8 @@ def test_status_shows_step_requester_approvers_and_thread_link(
 
 
 def test_list_shows_the_callers_own_newest_first_and_everything_to_a_lead(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     first = make_deployment(
         store, slack_api, application="api", status=DeploymentStatus.DEPLOYED, age_minutes=20
     )
@@ -180,10 +184,15 @@ def test_list_shows_the_callers_own_newest_first_and_everything_to_a_lead(
 # -- cancel ----------------------------------------------------------------------------------------
 
 
+def assert_not_cancelled(store: DeploymentStore, deployment: Deployment, status: DeploymentStatus) -> None:
+    """The deployment kept its status and no cancel key was set for the Terraform runner."""
+    assert store.get(deployment.id).status is status
+    assert not store.redis.exists(cancel_key(deployment.id))
+
+
 def test_requester_cancels_a_running_step_and_the_thread_says_who(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     deployment = make_deployment(store, slack_api, status=DeploymentStatus.PLANNING)
 
     reply = answer(bot.slash_command(f"cancel {deployment.id}", user=REQUESTER))
@@ -201,9 +210,8 @@ def test_requester_cancels_a_running_step_and_the_thread_says_who(
 
 
 def test_a_lead_may_cancel_someone_elses_deployment(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     deployment = make_deployment(store, slack_api, status=DeploymentStatus.APPROVED)
     assert "is cancelled" in answer(bot.slash_command(f"cancel {deployment.id}", user=GROUP_LEAD))
     assert store.get(deployment.id).status is DeploymentStatus.CANCELLED
@@ -211,9 +219,8 @@ def test_a_lead_may_cancel_someone_elses_deployment(
 
 
 def test_a_bystander_cannot_cancel(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     deployment = make_deployment(store, slack_api, status=DeploymentStatus.PLANNING)
     reply = answer(bot.slash_command(f"cancel {deployment.id}", user=BYSTANDER))
     # a stranger learns nothing of it: the answer an unknown id gets, word for word
@@ -221,31 +228,26 @@ def test_a_bystander_cannot_cancel(
         "d-00000000", deployment.id
     )
     assert REQUESTER not in reply and deployment.request.profile not in reply
-    assert store.get(deployment.id).status is DeploymentStatus.PLANNING
-    assert not redis_conn.exists(cancel_key(deployment.id))
+    assert_not_cancelled(store, deployment, DeploymentStatus.PLANNING)
 
 
 def test_a_finished_deployment_cannot_be_cancelled(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     deployment = make_deployment(store, slack_api, status=DeploymentStatus.DEPLOYED)
     reply = answer(bot.slash_command(f"cancel {deployment.id}", user=REQUESTER))
     assert "already deployed" in reply and "nothing to cancel" in reply
-    assert store.get(deployment.id).status is DeploymentStatus.DEPLOYED
-    assert not redis_conn.exists(cancel_key(deployment.id))
+    assert_not_cancelled(store, deployment, DeploymentStatus.DEPLOYED)
 
 
 def test_cancelling_a_running_apply_needs_force_and_warns_of_a_partial_apply(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     deployment = make_deployment(store, slack_api, status=DeploymentStatus.APPLYING, approvers=(LEAD,))
 
     warned = answer(bot.slash_command(f"cancel {deployment.id}", user=REQUESTER))
     assert "partially applied" in warned and f"/ecs-deploy cancel {deployment.id} --force" in warned
-    assert store.get(deployment.id).status is DeploymentStatus.APPLYING
-    assert not redis_conn.exists(cancel_key(deployment.id))
+    assert_not_cancelled(store, deployment, DeploymentStatus.APPLYING)
 
     forced = answer(bot.slash_command(f"cancel {deployment.id} --force", user=REQUESTER))
     assert "is cancelled" in forced and "partially applied" in forced
@@ -301,9 +303,8 @@ def click_unlock(
 
 
 def test_unlock_is_for_leads_only(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     deployment = make_deployment(store, slack_api, status=DeploymentStatus.FAILED)
     lock, held = held_lock(redis_conn, deployment, "apply")
 
@@ -318,9 +319,8 @@ def test_unlock_is_for_leads_only(
 
 
 def test_a_lead_releases_the_bots_lock_and_learns_how_to_force_unlock_terraform(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     crashed = make_deployment(store, slack_api, status=DeploymentStatus.APPLYING, approvers=(LEAD,))
     lock, held = held_lock(redis_conn, crashed, "apply")
     lock_table_with_terraform_lock(crashed)
@@ -346,9 +346,8 @@ def test_a_lead_releases_the_bots_lock_and_learns_how_to_force_unlock_terraform(
 
 
 def test_unlock_never_releases_a_lock_taken_since_the_lead_looked(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     deployment = make_deployment(store, slack_api, status=DeploymentStatus.FAILED)
     lock, first = held_lock(redis_conn, deployment, "plan")
     button = unlock_button(bot.slash_command(f"unlock {deployment.id}", user=LEAD))
@@ -360,9 +359,8 @@ def test_unlock_never_releases_a_lock_taken_since_the_lead_looked(
 
 
 def test_unlock_without_a_bot_lock_still_checks_terraforms_lock(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     deployment = make_deployment(store, slack_api, status=DeploymentStatus.FAILED)
     lock_table_with_terraform_lock(deployment)
     assert "holds no lock" in answer(bot.slash_command(f"unlock {deployment.id}", user=LEAD))
@@ -374,9 +372,8 @@ def test_unlock_without_a_bot_lock_still_checks_terraforms_lock(
 
 
 def test_plan_requeues_a_plan_with_the_current_values(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     plan_ts = str(
         WebClient(token=BOT_TOKEN, base_url=slack_api.base_url).chat_postMessage(
             channel="C_DEPLOYS",
@@ -418,10 +415,9 @@ def test_plan_requeues_a_plan_with_the_current_values(
 
 
 def test_an_interrupted_deployment_can_be_replanned(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
 ) -> None:
     """After a killed apply the sweeper says "re-plan to see": that must work."""
-    store = DeploymentStore(redis_conn)
     deployment = make_deployment(store, slack_api, status=DeploymentStatus.INTERRUPTED)
     assert "A new plan" in answer(bot.slash_command(f"plan {deployment.id}", user=REQUESTER))
     assert store.get(deployment.id).status is DeploymentStatus.PLANNING
