@@ -211,7 +211,9 @@ def test_the_requester_approving_their_own_destroy_is_told_destroys_need_other_a
     assert refused.outcome is ApprovalOutcome.REFUSED_SELF_APPROVAL and refused.facts.destroy
     text = click_text(refused)
     assert "does not allow self-approval" not in text, text
-    assert "destroy needs approvers other than the person who requested it" in text, text
+    assert (
+        "cannot approve it yourself: a destroy needs approvers other than the person who requested it" in text
+    ), text
     assert "allow_self_destroy_approval" in text and "<@U0LEAD1>" in text, text
 
 

@@ -66,9 +66,10 @@ def click_text(result: ApprovalResult) -> str:
             return MEMBERSHIP_TEXT[facts.membership or Membership.UNCONFIRMED]
         case ApprovalOutcome.REFUSED_SELF_APPROVAL if facts.destroy:
             return (
-                "A destroy needs approvers other than the person who requested it (the access policy's"
-                f" `allow_self_destroy_approval` is off for {facts.scope}), so you cannot approve this"
-                f" destroy plan yourself. Ask other approvers: {describe(facts.approvers)}."
+                "You requested this destroy, so you cannot approve it yourself: a destroy needs approvers"
+                " other than the person who requested it (the access policy's"
+                f" `allow_self_destroy_approval` is off for {facts.scope}). Ask other approvers:"
+                f" {describe(facts.approvers)}."
             )
         case ApprovalOutcome.REFUSED_SELF_APPROVAL:
             did = "set values of this deployment, so you cannot approve its plan yourself"

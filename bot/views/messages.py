@@ -30,7 +30,7 @@ ROOT_HEADLINES = {  # by DeploymentKind (core/lifecycle.py)
     DeploymentKind.UPGRADE: "Upgrade of a live ECS environment requested",
     DeploymentKind.DESTROY: "Destroy requested",
 }
-# One pattern for every kind: "{headline}: {app}/{env} · {account} · {region} · {size} — by <@U…>",
+# One pattern for every kind: "{title}: {app}/{env} · {account} · {region} · {size} — by <@U…>",
 # e.g. "Destroy requested: web/dev · 123456789012 · us-east-1 · small — by <@U0REQUEST1>".
 MAX_EARLIER_THREADS = 10
 
