@@ -15,7 +15,7 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 from bot.ids import Action, BlockId, Callback
-from bot.views.blocks import buttons, context, escape_mrkdwn, inline_code, section
+from bot.views.blocks import buttons, clip, context, escape_mrkdwn, inline_code, section
 from bot.views.messages import Message
 from bot.views.request_modal import modal, text_input
 from core.drift import (
@@ -242,8 +242,12 @@ def _when(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M UTC")
 
 
-def drift_line(record: DriftRecord | None, next_run: datetime | None) -> str:
-    """App Home's line for one environment: the last check, its result, the next run."""
+FAILED_DETAIL_SHOWN = 300  # characters of why the last check failed
+
+
+def drift_line(record: DriftRecord | None, next_run: datetime | None, *, scheduled: bool = True) -> str:
+    """App Home's line for one environment (mrkdwn): the last check, its result, the next run
+    (`scheduled` False: its drift interval is 0), and why the last check failed when it did."""
     state = drift_state(record)
     parts = [f"Drift: {STATE_WORDS[state]}"]
     last = record.last_check if record else None
@@ -257,8 +261,14 @@ def drift_line(record: DriftRecord | None, next_run: datetime | None) -> str:
         report = record.last_result.report if record and record.last_result else None
         if report is not None and report.has_drift:
             parts.append(f"{len(report.resources) + report.more_resources} resource(s)")
-    parts.append(f"next check {_when(next_run)}" if next_run else "no check scheduled")
-    return " · ".join(parts)
+    if not scheduled:
+        parts.append("no scheduled checks (drift_interval 0)")
+    else:
+        parts.append(f"next check {_when(next_run)}" if next_run else "no check scheduled yet")
+    line = " · ".join(parts)
+    if last is not None and last.outcome is CheckOutcome.FAILED and last.detail:
+        line += f"\n:warning: {escape_mrkdwn(clip(last.detail, FAILED_DETAIL_SHOWN))}"
+    return line
 
 
 # -- why a check was skipped or failed (kept in the record, shown on App Home) ----------------------

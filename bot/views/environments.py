@@ -7,6 +7,8 @@ exists already (the form's field error and an ephemeral message with a **Change 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from slack_sdk.models.blocks import ActionsBlock, Block, ButtonElement, HeaderBlock
 
 from bot.environments import EnvironmentEntry, EnvironmentState
@@ -99,8 +101,9 @@ def _open_text(entry: EnvironmentEntry) -> str:
     return f"{status_label(latest.status)} (`{latest.id}`{thread})"
 
 
-def entry_text(entry: EnvironmentEntry) -> str:
-    """Two lines of mrkdwn: what and where, its status; the last change and the configuration."""
+def entry_text(entry: EnvironmentEntry, drift: str | None = None) -> str:
+    """Two lines of mrkdwn: what and where, its status; the last change and the configuration; then
+    App Home's drift line (bot/views/drift.py `drift_line`) when given."""
     environment = entry.environment
     status = state_label(entry.state)
     if entry.state is EnvironmentState.CHANGING:
@@ -109,7 +112,8 @@ def entry_text(entry: EnvironmentEntry) -> str:
     config = _config_text(environment)
     if config:
         details.append(config)
-    return clip(f"{headline(environment)} — {status}\n" + " · ".join(details))
+    drift_text = f"\n{drift}" if drift else ""
+    return clip(f"{headline(environment)} — {status}\n" + " · ".join(details) + drift_text)
 
 
 def entry_buttons(entry: EnvironmentEntry) -> ActionsBlock | None:
@@ -147,9 +151,11 @@ def envs_answer(entries: list[EnvironmentEntry]) -> Message:
 # -- App Home ---------------------------------------------------------------------------------------
 
 
-def home_section(entries: list[EnvironmentEntry], budget: int) -> list[Block]:
+def home_section(
+    entries: list[EnvironmentEntry], budget: int, drift: Mapping[str, str] | None = None
+) -> list[Block]:
     """App Home's "Environments" section in at most `budget` blocks (empty when not even its header
-    and one line fit)."""
+    and one line fit); `drift`: environment key → its drift line."""
     if budget < 2:
         return []
     blocks: list[Block] = [HeaderBlock(text=f"Environments ({len(entries)})")]
@@ -162,7 +168,7 @@ def home_section(entries: list[EnvironmentEntry], budget: int) -> list[Block]:
         needed = 1 if actions is None else 2
         if needed > room:
             break
-        blocks.append(section(entry_text(entry)))
+        blocks.append(section(entry_text(entry, (drift or {}).get(str(entry.environment.key)))))
         if actions is not None:
             blocks.append(actions)
         room -= needed

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
@@ -41,9 +43,11 @@ def home_view(
     pending: list[Deployment] | None,
     store_down: bool = False,
     environments: list[EnvironmentEntry] | None = None,
+    drift: Mapping[str, str] | None = None,
 ) -> View:
     """`pending` is None for someone who approves nothing (no approvals section at all);
-    `environments` None leaves out the Environments section (bot/views/environments.py)."""
+    `environments` None leaves out the Environments section (bot/views/environments.py); `drift`:
+    each live environment's drift line by key (bot/views/drift.py `drift_line`)."""
     blocks: list[Block] = [
         HeaderBlock(text="ECS deployments"),
         SectionBlock(text=MarkdownTextObject(text=HOW_TO)),
@@ -81,7 +85,10 @@ def home_view(
     if len(mine) > MAX_MINE:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Older ones: `/ecs-deploy list`")]))
     if environments is not None:
-        blocks += [DividerBlock(), *environment_views.home_section(environments, MAX_BLOCKS - len(blocks) - 1)]
+        blocks += [
+            DividerBlock(),
+            *environment_views.home_section(environments, MAX_BLOCKS - len(blocks) - 1, drift),
+        ]
     return View(type="home", blocks=blocks[:MAX_BLOCKS])
 
 
