@@ -93,15 +93,19 @@ class EntrySender:
         if not deployment.thread_ts:
             return self._post_root(deployment)[0]
         message = root_message(deployment)
-        _, failed = self.calls.call(
-            "chat_update",
-            deployment.id,
-            channel=deployment.channel_id,
-            ts=deployment.thread_ts,
-            text=message.text,
-            blocks=message.block_dicts(),
+        failed = self._chat_update(
+            deployment.id, deployment.channel_id, deployment.thread_ts, message.text, message.block_dicts()
         )
         return failed or SendResult(DeliveryOutcome.SENT, deployment.thread_ts)
+
+    def _chat_update(
+        self, deployment_id: str, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]
+    ) -> SendResult | None:
+        """chat.update of one message: None when Slack took it, else what to do with the entry."""
+        _, failed = self.calls.call(
+            "chat_update", deployment_id, channel=channel, ts=ts, text=text, blocks=blocks
+        )
+        return failed
 
     def _ensure_root(self, target: Target) -> tuple[SendResult, Target]:
         if target.thread_ts or target.deployment is None:
@@ -209,14 +213,7 @@ class EntrySender:
         entry = delivery.entry
         ts = self.resolve(target.deployment_id, entry.ts)
         if ts and not entry.in_flight:
-            _, failed = self.calls.call(
-                "chat_update",
-                target.deployment_id,
-                channel=target.channel,
-                ts=ts,
-                text=entry.text,
-                blocks=entry.blocks,
-            )
+            failed = self._chat_update(target.deployment_id, target.channel, ts, entry.text, entry.blocks)
             if failed is None:
                 return SendResult(DeliveryOutcome.SENT, ts)
             if failed.error not in GONE_MESSAGE_ERRORS:
@@ -238,13 +235,8 @@ class EntrySender:
         if not blocks:
             raw = self.redis.get(message_key(target.deployment_id, ts))
             blocks = json.loads(raw) if raw else []
-        _, failed = self.calls.call(
-            "chat_update",
-            target.deployment_id,
-            channel=target.channel,
-            ts=ts,
-            text=entry.text,
-            blocks=decided_blocks(blocks, entry.text),
+        failed = self._chat_update(
+            target.deployment_id, target.channel, ts, entry.text, decided_blocks(blocks, entry.text)
         )
         if failed and failed.error in GONE_MESSAGE_ERRORS:
             return SendResult(DeliveryOutcome.SENT)

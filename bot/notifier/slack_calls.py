@@ -11,7 +11,7 @@ import contextlib
 import threading
 import urllib.request
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import redis
 from redis.exceptions import LockError
@@ -95,28 +95,17 @@ class SlackCalls:
         )
 
     def lookup(
-        self, method: str, deployment_id: str, match: Callable[[dict[str, Any]], bool], **kwargs: Any
+        self,
+        method: Literal["conversations_replies", "conversations_history"],
+        deployment_id: str,
+        match: Callable[[dict[str, Any]], bool],
+        **kwargs: Any,
     ) -> Lookup:
         cursor: str | None = None
         for _ in range(LOOKUP_PAGES):
-            if method == "conversations_replies":
-                response, failed = self.call(
-                    "conversations_replies",
-                    deployment_id,
-                    include_all_metadata=True,
-                    limit=200,
-                    cursor=cursor,
-                    **kwargs,
-                )
-            else:
-                response, failed = self.call(
-                    "conversations_history",
-                    deployment_id,
-                    include_all_metadata=True,
-                    limit=200,
-                    cursor=cursor,
-                    **kwargs,
-                )
+            response, failed = self.call(
+                method, deployment_id, include_all_metadata=True, limit=200, cursor=cursor, **kwargs
+            )
             if failed is not None:
                 if failed.outcome is DeliveryOutcome.RETRY:
                     return Lookup(
