@@ -53,6 +53,21 @@ def runtime_pushing_to(
     return config_runtime(bot_env, redis_conn, tmp_path, ECS_DEPLOY_CONFIG_PUSH_URL=push_url, **settings)
 
 
+def runtime_with_pull_requests(
+    bot_env: dict[str, str], redis_conn: redis.Redis, tmp_path: Path, github: GitHubApiStandIn, token: str
+) -> Runtime:
+    """Pushing to a new bare repository, with pull requests opened on the GitHub stand-in as acme/poc-idp."""
+    return runtime_pushing_to(
+        bot_env,
+        redis_conn,
+        tmp_path,
+        str(bare_repo(tmp_path)),
+        ECS_DEPLOY_GITHUB_TOKEN=token,
+        ECS_DEPLOY_GITHUB_API_URL=github.base_url,
+        ECS_DEPLOY_GITHUB_REPOSITORY="acme/poc-idp",
+    )
+
+
 def branch_log(remote: Path) -> list[str]:
     """The branch's commits on the remote, newest first (sha)."""
     return git(remote, "rev-list", f"refs/heads/{BRANCH}").splitlines()
@@ -237,16 +252,7 @@ def test_a_pull_request_is_opened_then_updated_and_the_token_stays_secret(
     github: GitHubApiStandIn,
     tmp_path: Path,
 ) -> None:
-    remote = bare_repo(tmp_path)
-    rt = runtime_pushing_to(
-        bot_env,
-        redis_conn,
-        tmp_path,
-        str(remote),
-        ECS_DEPLOY_GITHUB_TOKEN=GITHUB_TOKEN,
-        ECS_DEPLOY_GITHUB_API_URL=github.base_url,
-        ECS_DEPLOY_GITHUB_REPOSITORY="acme/poc-idp",
-    )
+    rt = runtime_with_pull_requests(bot_env, redis_conn, tmp_path, github, GITHUB_TOKEN)
     first = applied_deployment(rt, slack_api)
     record_apply(rt, first, {})
     with capture_logs() as logs:
@@ -282,15 +288,8 @@ def test_a_pull_request_github_refuses_is_said_but_the_push_stands(
     github: GitHubApiStandIn,
     tmp_path: Path,
 ) -> None:
-    remote = bare_repo(tmp_path)
-    rt = runtime_pushing_to(
-        bot_env,
-        redis_conn,
-        tmp_path,
-        str(remote),
-        ECS_DEPLOY_GITHUB_TOKEN="ghp_wrong_token_000000000000000000000000",
-        ECS_DEPLOY_GITHUB_API_URL=github.base_url,
-        ECS_DEPLOY_GITHUB_REPOSITORY="acme/poc-idp",
+    rt = runtime_with_pull_requests(
+        bot_env, redis_conn, tmp_path, github, "ghp_wrong_token_000000000000000000000000"
     )
     deployment = applied_deployment(rt, slack_api)
     record_apply(rt, deployment, {})
