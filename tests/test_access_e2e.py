@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+import requests
 
 from storage.store import DeploymentStore
 from tests.harness.processes import WebProcess, web_bot, with_policy
@@ -49,6 +51,18 @@ def offered_profiles(slack_api: SlackApiStandIn) -> list[str]:
     return [o["value"] for o in block["element"]["options"]]
 
 
+def member_submits(
+    web: SlackClientSim,
+    slack_api: SlackApiStandIn,
+    values: dict[str, dict[str, Any]],
+    private_metadata: str = METADATA,
+    view_id: str = "V0001",
+) -> requests.Response:
+    """U0MEMBER01, a member of the S0PLATFORM requesters' group, submits the request form."""
+    slack_api.usergroups["S0PLATFORM"] = ["U0MEMBER01"]
+    return web.view_submission(values, user="U0MEMBER01", private_metadata=private_metadata, view_id=view_id)
+
+
 def test_group_member_sees_only_the_profiles_the_policy_gives_them(
     policy_web: SlackClientSim, slack_api: SlackApiStandIn
 ) -> None:
@@ -71,11 +85,8 @@ def test_user_with_no_profile_is_told_and_gets_no_form(
 def test_forged_submission_with_a_hidden_profile_is_refused(
     policy_web: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
 ) -> None:
-    slack_api.usergroups["S0PLATFORM"] = ["U0MEMBER01"]
-    response = policy_web.view_submission(
-        request_values(profile="other-account"),
-        user="U0MEMBER01",
-        private_metadata=json.dumps({"channel_id": "C1"}),
+    response = member_submits(
+        policy_web, slack_api, request_values(profile="other-account"), json.dumps({"channel_id": "C1"})
     )
     assert "profile" in response.json()["errors"]
     assert redis_conn.keys("ecs-deploy:deployment:*") == []
@@ -87,10 +98,7 @@ def test_an_environment_the_profile_does_not_declare_is_refused_on_its_field(
 ) -> None:
     """Issue 10, finding 8: a requester who may self-approve outside prod names prod differently to
     approve their own production plan. The form refuses the name and lists the allowed ones."""
-    slack_api.usergroups["S0PLATFORM"] = ["U0MEMBER01"]
-    response = policy_web.view_submission(
-        request_values(environment=typed), user="U0MEMBER01", private_metadata=METADATA, view_id="V-ENV"
-    )
+    response = member_submits(policy_web, slack_api, request_values(environment=typed), view_id="V-ENV")
     assert response.status_code == 200
     body = response.json()
     assert body["response_action"] == "errors"
@@ -105,10 +113,7 @@ def test_an_environment_the_profile_does_not_declare_is_refused_on_its_field(
 def test_a_declared_environment_is_accepted(
     policy_web: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
 ) -> None:
-    slack_api.usergroups["S0PLATFORM"] = ["U0MEMBER01"]
-    response = policy_web.view_submission(
-        request_values(environment="prod"), user="U0MEMBER01", private_metadata=METADATA, view_id="V-PROD"
-    )
+    response = member_submits(policy_web, slack_api, request_values(environment="prod"), view_id="V-PROD")
     assert response.status_code == 200 and response.text in ("", "{}"), response.text
     [deployment] = DeploymentStore(redis_conn).recent(limit=10)
     assert (deployment.request.environment, deployment.requester_id) == ("prod", "U0MEMBER01")
@@ -117,12 +122,8 @@ def test_a_declared_environment_is_accepted(
 def test_the_environment_is_checked_along_with_the_other_fields(
     policy_web: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
 ) -> None:
-    slack_api.usergroups["S0PLATFORM"] = ["U0MEMBER01"]
-    response = policy_web.view_submission(
-        request_values(environment="stag", account_id="12345"),
-        user="U0MEMBER01",
-        private_metadata=METADATA,
-        view_id="V-BOTH",
+    response = member_submits(
+        policy_web, slack_api, request_values(environment="stag", account_id="12345"), view_id="V-BOTH"
     )
     errors = response.json()["errors"]
     assert set(errors) == {"environment", "account_id"}
