@@ -36,6 +36,12 @@ def env(bot_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
     return Settings()
 
 
+def verifying(store: DeploymentStore) -> Deployment:
+    """A stored deployment whose verify step is running."""
+    deployment = Deployment(request=deployment_request(), requester_id="U0REQUEST1", channel_id="C_DEPLOYS")
+    return store.create(deployment.with_status(DeploymentStatus.VERIFYING))[0]
+
+
 def started_by_a_worker_that_died(connection: redis.Redis, settings: Settings, deployment: Deployment) -> Job:
     """A job a worker took (RQ's own bookkeeping: an execution in the StartedJobRegistry, the job
     STARTED) and then never finished: the worker is gone."""
@@ -51,8 +57,7 @@ def test_a_job_rq_finds_abandoned_is_reported_once_through_its_on_failure_callba
     env: Settings, redis_conn: redis.Redis, slack_api: SlackApiStandIn
 ) -> None:
     store = DeploymentStore(redis_conn)
-    deployment = Deployment(request=deployment_request(), requester_id="U0REQUEST1", channel_id="C_DEPLOYS")
-    store.create(deployment.with_status(DeploymentStatus.VERIFYING))
+    deployment = verifying(store)
     job = started_by_a_worker_that_died(redis_conn, env, deployment)
     assert job.failure_callback is on_job_failure and ON_FAILURE.name == "workers.worker.on_job_failure"
 
@@ -77,8 +82,7 @@ def test_a_job_that_raised_is_left_to_its_step(
     env: Settings, redis_conn: redis.Redis, slack_api: SlackApiStandIn
 ) -> None:
     store = DeploymentStore(redis_conn)
-    deployment = Deployment(request=deployment_request(), requester_id="U0REQUEST1", channel_id="C_DEPLOYS")
-    store.create(deployment.with_status(DeploymentStatus.VERIFYING))
+    deployment = verifying(store)
     job = enqueue_step(redis_conn, env, Step.VERIFY, deployment.id)
     on_job_failure(job, redis_conn, ValueError, ValueError("boom"), None)
     assert store.get(deployment.id).status is DeploymentStatus.VERIFYING
@@ -92,8 +96,7 @@ def test_a_work_horse_killed_alone_is_reported_through_rqs_handler(
     """RQ's monitor calls the public `handle_work_horse_killed`, which calls the handler the worker
     was built with (`work_horse_killed_handler`): the thread hears of it with the signal."""
     store = DeploymentStore(redis_conn)
-    deployment = Deployment(request=deployment_request(), requester_id="U0REQUEST1", channel_id="C_DEPLOYS")
-    store.create(deployment.with_status(DeploymentStatus.VERIFYING))
+    deployment = verifying(store)
     job = started_by_a_worker_that_died(redis_conn, env, deployment)
     previous = os.umask(0o022)
     try:
