@@ -128,12 +128,18 @@ def test_kms_encryption_uses_the_key_and_bucket_key(deployer_session: boto3.Sess
     assert rule["BucketKeyEnabled"] is True
 
 
+def existing_bucket(session: boto3.Session, bucket: str) -> Any:
+    """A bucket someone else made, with S3's defaults; returns the S3 client."""
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    return s3
+
+
 def test_existing_bucket_missing_settings_needs_confirmation_then_is_fixed(
     deployer_session: boto3.Session,
 ) -> None:
     bucket = "team-existing-state"
-    s3 = deployer_session.client("s3")
-    s3.create_bucket(Bucket=bucket)  # no versioning, no encryption, no public access block
+    s3 = existing_bucket(deployer_session, bucket)  # no versioning, no encryption, no public access block
 
     report = inspect_backend(deployer_session, bucket, "us-east-1", TABLE)
     missing = {check.name for check in report.needs_fix}
@@ -189,8 +195,7 @@ def test_a_confirmation_counts_only_for_the_changes_that_were_confirmed(
     deployer_session: boto3.Session,
 ) -> None:
     bucket = "team-changing-state"
-    s3 = deployer_session.client("s3")
-    s3.create_bucket(Bucket=bucket)
+    s3 = existing_bucket(deployer_session, bucket)
     confirmed = _confirmed_plan(deployer_session, bucket)
 
     # the bucket changed after the confirmation: the plan differs, so nothing is changed and it asks again
@@ -214,8 +219,7 @@ def test_a_confirmation_given_for_a_managed_bucket_does_not_cover_an_untagged_on
     deployer_session: boto3.Session,
 ) -> None:
     bucket = "team-untagged-state"
-    s3 = deployer_session.client("s3")
-    s3.create_bucket(Bucket=bucket)
+    s3 = existing_bucket(deployer_session, bucket)
     s3.put_bucket_tagging(
         Bucket=bucket, Tagging={"TagSet": [{"Key": "ecs-deploy-bot:managed", "Value": "true"}]}
     )
@@ -232,8 +236,7 @@ def test_a_confirmation_given_for_a_managed_bucket_does_not_cover_an_untagged_on
 
 def test_partially_configured_bucket_only_fixes_what_is_missing(deployer_session: boto3.Session) -> None:
     bucket = "team-partial-state"
-    s3 = deployer_session.client("s3")
-    s3.create_bucket(Bucket=bucket)
+    s3 = existing_bucket(deployer_session, bucket)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     s3.put_public_access_block(
         Bucket=bucket,
