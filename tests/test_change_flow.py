@@ -17,7 +17,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import redis
 
@@ -44,68 +43,35 @@ from core.lifecycle import DeploymentKind
 from core.models import Deployment, DeploymentStatus, utcnow
 from storage.environments import EnvironmentStore
 from storage.store import DeploymentStore
-from tests.harness.flow import LEAD, OTHER, REQUESTER, PipelineRun, click, eventually, submit_modal
+from tests.harness.flow import (
+    LEAD,
+    OTHER,
+    REQUESTER,
+    PipelineRun,
+    approve_and_apply,
+    change_values,
+    command_opens,
+    eventually,
+    inputs,
+    opened_view,
+    state_resources,
+    submit_modal,
+)
 from tests.harness.processes import run_worker_burst, web_bot, with_policy
 from tests.harness.records import deployment_record, deployment_request
 from tests.harness.slack_api import SlackApiStandIn
-from tests.harness.slack_requests import SlackClientSim, select_value, text_value
+from tests.harness.slack_requests import SlackClientSim
 from tests.harness.tfrepo import commit_file, git, make_git_repo
 from workers.workspace import WorkspaceManager
 
 pytestmark = pytest.mark.e2e
 
 KEY = "web-dev-123456789012-us-east-1"
-STATE_KEY = "terraform/web/dev/terraform.tfstate"
 CHANGE_CALLBACK = "ecs_deploy_change"
 MEDIUM_ONLY = ("elasticache", "docdb")  # terraform_data resources only the medium sample creates
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-
-
-def change_values(
-    *,
-    size: str = "small",
-    tags: str = "team=platform",
-    emails: str = "ops@example.com",
-    dns: str = "web.example.com",
-    ref: str = "",
-) -> dict[str, dict[str, Any]]:
-    """State values of a filled-in change modal."""
-    return {
-        "size": select_value(size, "radio_buttons"),
-        "additional_tags": text_value(tags),
-        f"var:{ALARM_EMAILS}": text_value(emails),
-        f"var:{DNS_NAME}": text_value(dns),
-        "repo_ref": text_value(ref),
-    }
-
-
-def opened_view(api: SlackApiStandIn, before: int) -> dict[str, Any]:
-    """The view of the first `views.open` after the first `before` ones."""
-    eventually(lambda: len(api.calls_to("views.open")) > before)
-    view: dict[str, Any] = api.calls_to("views.open")[before].params["view"]
-    return view
-
-
-def command_opens(
-    slack: SlackClientSim, api: SlackApiStandIn, text: str, user: str = REQUESTER
-) -> dict[str, Any]:
-    before = len(api.calls_to("views.open"))
-    response = slack.slash_command(text, user=user)
-    assert response.status_code == 200 and response.text == "", response.text
-    return opened_view(api, before)
-
-
-def inputs(view: dict[str, Any]) -> dict[str, Any]:
-    """block id -> the initial value of its input element."""
-    found: dict[str, Any] = {}
-    for block in view["blocks"]:
-        if block["type"] == "input":
-            element = block["element"]
-            option = element.get("initial_option")
-            found[block["block_id"]] = option["value"] if option else element.get("initial_value")
-    return found
 
 
 def view_text(view: dict[str, Any]) -> str:
@@ -182,21 +148,6 @@ def recorded_environment(redis_conn: redis.Redis, deployment: Deployment) -> Env
         outputs={},
     )
     return environments.put(environment)
-
-
-def state_resources(bucket: str) -> set[str]:
-    s3 = boto3.Session(profile_name="deployer", region_name="us-east-1").client("s3")
-    state = json.loads(s3.get_object(Bucket=bucket, Key=STATE_KEY)["Body"].read())
-    return {r["name"] for r in state["resources"] if r["instances"]}
-
-
-def approve_and_apply(run: PipelineRun, deployment_id: str) -> Deployment:
-    thread = run.store.get(deployment_id).thread_ts
-    assert thread
-    click(run.slack, run.api, thread, "plan_approve", LEAD)
-    eventually(lambda: run.store.get(deployment_id).status.value == "approved")
-    run_worker_burst(run.env)
-    return run.store.get(deployment_id)
 
 
 # -- the whole change, on real Terraform -------------------------------------------------------------
