@@ -19,15 +19,13 @@ from core.models import Deployment, DeploymentRequest, WorkspaceRecord, utcnow
 from core.policy.loading import policy_from_settings
 from core.settings import Settings
 from storage.artifacts import ArtifactStore
-from storage.audit import AuditTrail
 from storage.environments import EnvironmentStore
 from storage.queue import COMMIT_CONFIG, queue
 from tests.harness.flow import LEAD, OTHER, REQUESTER
-from tests.harness.records import deployment_request, post_root
+from tests.harness.records import deployment_request, post_root, worker_runtime
 from tests.harness.secrets import ARTIFACT_KEY
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.tfrepo import git, make_git_repo
-from tests.test_outbox import make_notifier
 from workers.environments import record_apply
 from workers.runtime import Runtime
 from workers.steps.common import TFBACKEND, TFVARS, manager
@@ -55,15 +53,7 @@ def config_runtime(
         **settings,
     }
     current = Settings(**values)  # type: ignore[arg-type]
-    notifier = make_notifier(bot_env, redis_conn)
-    return Runtime(
-        settings=current,
-        redis=redis_conn,
-        store=notifier.store,
-        notifier=notifier,
-        policy=policy_from_settings(None, frozenset({LEAD})),
-        audit=AuditTrail(redis_conn),
-    )
+    return worker_runtime(current, redis_conn, policy_from_settings(None, frozenset({LEAD})))
 
 
 def bare_repo(tmp_path: Path, name: str = "config.git") -> Path:

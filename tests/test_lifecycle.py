@@ -25,11 +25,10 @@ from core.lifecycle import (
 from core.models import Deployment, DeploymentStopped
 from core.policy.loading import policy_from_settings
 from core.settings import Settings
-from storage.audit import AuditTrail
 from storage.queue import JOB_FUNCTIONS, queue
-from tests.harness.records import deployment_request
+from tests.harness.records import deployment_request, worker_runtime
+from tests.harness.slack_api import BOT_TOKEN
 from tests.test_crash_recovery import REQUESTER
-from tests.test_outbox import make_notifier
 from workers.runtime import Runtime, move
 
 S = DeploymentStatus
@@ -105,7 +104,9 @@ FINAL = {S.DEPLOYED, S.DESTROYED, S.FAILED, S.REJECTED, S.CANCELLED, S.INTERRUPT
 
 
 def deployment(status: S) -> Deployment:
-    return Deployment(request=deployment_request(), requester_id=REQUESTER, channel_id="C_DEPLOYS", status=status)
+    return Deployment(
+        request=deployment_request(), requester_id=REQUESTER, channel_id="C_DEPLOYS", status=status
+    )
 
 
 def test_the_table_has_every_move_and_the_expectation_too() -> None:
@@ -224,17 +225,9 @@ def test_the_docstring_draws_every_move_and_status() -> None:
 @pytest.fixture
 def rt(bot_env: dict[str, str], redis_conn: redis.Redis) -> Runtime:
     settings = Settings(
-        SLACK_BOT_TOKEN="xoxb-test", SLACK_API_URL=bot_env["SLACK_API_URL"], REDIS_URL=bot_env["REDIS_URL"]
+        SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_API_URL=bot_env["SLACK_API_URL"], REDIS_URL=bot_env["REDIS_URL"]
     )
-    notifier = make_notifier(bot_env, redis_conn)
-    return Runtime(
-        settings=settings,
-        redis=redis_conn,
-        store=notifier.store,
-        notifier=notifier,
-        policy=policy_from_settings(None, frozenset()),
-        audit=AuditTrail(redis_conn),
-    )
+    return worker_runtime(settings, redis_conn, policy_from_settings(None, frozenset()))
 
 
 def stored(rt: Runtime, status: S) -> Deployment:

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from slack_sdk import WebClient
 
+from bot.notifier import Notifier
+from bot.slack import make_web_client
 from core.approval import PlanBinding
 from core.models import Deployment, DeploymentRequest, WorkspaceRecord, utcnow
+from core.policy.access import AccessPolicy
+from core.settings import Settings
+from storage.audit import AuditTrail
+from storage.store import DeploymentStore
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
+from workers.runtime import Runtime
 
 # The request's own fields, as the modal, the MCP tool and the stored JSON spell them.
 REQUEST_FIELDS: dict[str, str] = {
@@ -70,3 +78,17 @@ def post_root(api: SlackApiStandIn, text: str = "ECS deployment requested") -> s
     """A real root message in the stand-in, so thread posts and root refreshes find it."""
     reply = WebClient(token=BOT_TOKEN, base_url=api.base_url).chat_postMessage(channel="C_DEPLOYS", text=text)
     return str(reply["ts"])
+
+
+def worker_runtime(settings: Settings, connection: redis.Redis, policy: AccessPolicy) -> Runtime:
+    """A worker's Runtime on the test Redis: its deployment store, a notifier posting to the Slack API
+    `settings` name, and the audit trail."""
+    store = DeploymentStore(connection)
+    return Runtime(
+        settings=settings,
+        redis=connection,
+        store=store,
+        notifier=Notifier(make_web_client(settings), store),
+        policy=policy,
+        audit=AuditTrail(connection),
+    )
