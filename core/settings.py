@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SLACK_API_DEFAULT = "https://slack.com/api/"
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 class ConfigurationError(Exception):
@@ -189,18 +191,26 @@ class Settings(BaseSettings):
 
 def load_settings() -> Settings:
     """Read the settings; a bad value becomes a ConfigurationError naming the variable."""
+    return load_checked(Settings)
+
+
+def load_checked(model: type[SettingsT]) -> SettingsT:
+    """`model()` read from the environment; a bad value becomes a ConfigurationError naming the
+    variable (pydantic-settings reports it by its alias). A check of the settings together (no
+    field) is said as is."""
     try:
-        return Settings()
+        return model()
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
+            message = str(error["msg"]).removeprefix("Value error, ")
             if not error["loc"]:
-                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                problems.append(message)
                 continue
             variable = str(error["loc"][0])
-            field = Settings.model_fields.get(variable)
+            field = model.model_fields.get(variable)
             name = field.alias if field and field.alias else variable
-            problems.append(f"{name}: {error['msg']}")
+            problems.append(f"{name}: {message}")
         raise ConfigurationError("Invalid setting " + "; ".join(problems)) from None
 
 
