@@ -6,7 +6,9 @@ Every entry takes (deployment_id, options) and is named by dotted path in storag
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
+from core.lifecycle import Step
 from core.models import Deployment, DeploymentStopped
 from workers.metrics import timed_job
 from workers.runtime import Runtime, job_frame, runtime
@@ -25,32 +27,30 @@ def _run(deployment_id: str, options: dict[str, str] | None, what: str, step: St
     return "failed"
 
 
-def run_verify(deployment_id: str, options: dict[str, str] | None = None) -> str:
-    return _run(deployment_id, options, "verify AWS access", analysis.run_verify)
+class JobEntry(Protocol):
+    """An RQ entry point of a step: (deployment_id, options) → "done" or "failed"."""
+
+    def __call__(self, deployment_id: str, options: dict[str, str] | None = None) -> str: ...
 
 
-def run_analyse(deployment_id: str, options: dict[str, str] | None = None) -> str:
-    return _run(deployment_id, options, "analyse the account", analysis.run_analyse)
+def _entry(step: Step, what: str, runner: StepRunner) -> JobEntry:
+    """The entry point of `step`, named as storage.queue.JOB_FUNCTIONS names it (`run_{step}`, a
+    module-level name RQ imports by dotted path); it runs `runner` as `what`."""
+
+    def entry(deployment_id: str, options: dict[str, str] | None = None) -> str:
+        return _run(deployment_id, options, what, runner)
+
+    entry.__name__ = entry.__qualname__ = f"run_{step.value}"
+    return entry
 
 
-def run_backend(deployment_id: str, options: dict[str, str] | None = None) -> str:
-    return _run(deployment_id, options, "prepare the state backend", backend.run)
-
-
-def run_workspace(deployment_id: str, options: dict[str, str] | None = None) -> str:
-    return _run(deployment_id, options, "prepare the workspace", workspace.run)
-
-
-def run_plan(deployment_id: str, options: dict[str, str] | None = None) -> str:
-    return _run(deployment_id, options, "terraform plan", terraform.run_plan)
-
-
-def run_apply(deployment_id: str, options: dict[str, str] | None = None) -> str:
-    return _run(deployment_id, options, "terraform apply", terraform.run_apply)
-
-
-def run_verify_deployment(deployment_id: str, options: dict[str, str] | None = None) -> str:
-    return _run(deployment_id, options, "verify the deployment", postdeploy.run)
+run_verify = _entry(Step.VERIFY, "verify AWS access", analysis.run_verify)
+run_analyse = _entry(Step.ANALYSE, "analyse the account", analysis.run_analyse)
+run_backend = _entry(Step.BACKEND, "prepare the state backend", backend.run)
+run_workspace = _entry(Step.WORKSPACE, "prepare the workspace", workspace.run)
+run_plan = _entry(Step.PLAN, "terraform plan", terraform.run_plan)
+run_apply = _entry(Step.APPLY, "terraform apply", terraform.run_apply)
+run_verify_deployment = _entry(Step.VERIFY_DEPLOYMENT, "verify the deployment", postdeploy.run)
 
 
 def commit_config(environment_key: str, deployment_id: str) -> str:

@@ -287,21 +287,28 @@ def provide_values_clicked(c: Clicked) -> None:
 
 
 def cancel_clicked(c: Clicked) -> None:
-    try:
-        result = control.cancel(c.services, c.user, c.deployment.id, force=False)
-    except control.ControlRefused as refused:
-        raise Refusal(str(refused)) from refused
-    text = clicks.cancelled_by(c.user.user_id)
-    c.decided(text)
-    control.announce(c.services, result, text)
+    _control_clicked(
+        c,
+        lambda: control.cancel(c.services, c.user, c.deployment.id, force=False),
+        clicks.cancelled_by(c.user.user_id),
+    )
 
 
 def replan_clicked(c: Clicked) -> None:
+    _control_clicked(
+        c,
+        lambda: control.replan(c.services, c.user, c.deployment.id),
+        clicks.replan_requested(c.user.user_id),
+    )
+
+
+def _control_clicked(c: Clicked, act: Callable[[], control.Cancelled | control.Replanned], text: str) -> None:
+    """A control button: the /ecs-deploy subcommand's rule (its refusal said as is), the clicked
+    message decided with `text`, then the thread told."""
     try:
-        result = control.replan(c.services, c.user, c.deployment.id)
+        result = act()
     except control.ControlRefused as refused:
         raise Refusal(str(refused)) from refused
-    text = clicks.replan_requested(c.user.user_id)
     c.decided(text)
     control.announce(c.services, result, text)
 

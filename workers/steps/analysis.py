@@ -22,7 +22,7 @@ from workers.aws.identity import verify_access
 from workers.aws.permission_check import check_permissions
 from workers.aws.scan import scan_account
 from workers.runtime import Runtime, StepFailure, move
-from workers.steps.common import aws_session
+from workers.steps.common import aws_session, store_fields
 
 
 def run_verify(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
@@ -35,7 +35,7 @@ def run_verify(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> 
         raise StepFailure(result.problem.reason, result.problem.what_next)
     identity = result.identity
     assert identity is not None
-    deployment = rt.store.update(deployment.id, lambda d: d.model_copy(update={"identity": identity}))
+    deployment = store_fields(rt, deployment.id, identity=identity)
     rt.notifier.post(deployment, verified_message(identity, request.profile))
     rt.audit.record("access_verified", deployment.id, "worker", account=identity.account, arn=identity.arn)
     # a live environment's account was analysed and its backend made before its first apply
@@ -64,15 +64,12 @@ def run_analyse(rt: Runtime, deployment: Deployment, options: dict[str, str]) ->
         recommended=",".join(report.recommended_changes),
         permissions_checked=permissions.checked,
     )
-    deployment = rt.store.update(
+    deployment = store_fields(
+        rt,
         deployment.id,
-        lambda d: d.model_copy(
-            update={
-                "analysis_blocking": bool(report.blocking),
-                "recommendations": dict(report.recommended_changes),
-                "permissions_denied": [a for actions in report.denied_by_service.values() for a in actions],
-            }
-        ),
+        analysis_blocking=bool(report.blocking),
+        recommendations=dict(report.recommended_changes),
+        permissions_denied=[a for actions in report.denied_by_service.values() for a in actions],
     )
     if fresh:
         found = non_default_resources(scan)
@@ -132,5 +129,5 @@ def _post_analysis(rt: Runtime, deployment: Deployment, report: AnalysisReport) 
 
 def _post_decision(rt: Runtime, deployment: Deployment, message: Message, detail: str) -> None:
     ts = rt.notifier.post(deployment, message)
-    rt.store.update(deployment.id, lambda d: d.model_copy(update={"analysis_message_ts": ts}))
+    store_fields(rt, deployment.id, analysis_message_ts=ts)
     move(rt, deployment.id, Move.ANALYSED, detail)

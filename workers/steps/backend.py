@@ -18,7 +18,7 @@ from core.lifecycle import Move
 from core.models import Deployment
 from workers.aws.backend import BackendError, bootstrap_backend
 from workers.runtime import Runtime, StepFailure, move
-from workers.steps.common import aws_session
+from workers.steps.common import aws_session, store_fields
 
 
 def _confirmed(deployment: Deployment, options: dict[str, str]) -> BackendFixPlan | None:
@@ -46,7 +46,7 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
         raise StepFailure(*failures.backend_failed(exc)) from exc
     pending = result.fix_plan if result.needs_confirmation else None
     # A confirmation is used once: the plan waiting for the next one (or none) replaces it.
-    deployment = rt.store.update(deployment.id, lambda d: d.model_copy(update={"backend_fix": pending}))
+    deployment = store_fields(rt, deployment.id, backend_fix=pending)
     if confirmed is not None:
         rt.audit.record(
             "backend_fix" if not result.needs_confirmation else "backend_fix_stale",
@@ -93,7 +93,7 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
             else ""
         )
         raise StepFailure(result.failure or result.message, hint)
-    rt.store.update(deployment.id, lambda d: d.model_copy(update={"backend_ready": True}))
+    store_fields(rt, deployment.id, backend_ready=True)
     rt.audit.record(
         "backend_ready", deployment.id, "worker", bucket=result.bucket, changes="; ".join(result.changes)
     )

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -73,6 +74,12 @@ def _assumed_profile_config(profile: str, region: str, role: AssumeRole) -> str:
     if role.external_id:
         lines.append(f"external_id = {role.external_id}")
     return text.rstrip() + "\n\n" + "\n".join(lines) + "\n"
+
+
+def store_fields(rt: Runtime, deployment_id: str, **fields: Any) -> Deployment:
+    """Store `fields` on the deployment (a read-modify-write the store retries when another writer
+    wins); the updated deployment."""
+    return rt.store.update(deployment_id, lambda d: d.model_copy(update=fields))
 
 
 def manager(rt: Runtime) -> WorkspaceManager:

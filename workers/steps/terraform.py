@@ -42,6 +42,7 @@ from workers.steps.common import (
     ensure_workspace,
     holding_state,
     run_options,
+    store_fields,
     terraform_env,
     workspace_file,
 )
@@ -208,9 +209,7 @@ def _plan(rt: Runtime, deployment: Deployment) -> Outcome:
         commit=binding.repo_commit,
     )
     ts = rt.notifier.post(deployment, message, remember=True)
-    rt.store.update(
-        deployment.id, lambda d: d.model_copy(update={"plan": record.model_copy(update={"message_ts": ts})})
-    )
+    store_fields(rt, deployment.id, plan=record.model_copy(update={"message_ts": ts}))
     rt.notifier.upload(
         deployment,
         filename=f"{deployment.id}-plan-{attempt}.txt",
@@ -335,7 +334,7 @@ def _apply(rt: Runtime, deployment: Deployment) -> Outcome:
         )
         return Move.APPLY_FAILED, f"apply: {reason}"
     outputs = _outputs(workspace, options)
-    deployment = rt.store.update(deployment.id, lambda d: d.model_copy(update={"outputs": outputs}))
+    deployment = store_fields(rt, deployment.id, outputs=outputs)
     summary = tracker.progress.summary or "Apply complete!"
     rt.notifier.post(deployment, apply_result_message(summary, outputs))
     rt.audit.record("applied", deployment.id, "worker", plan_sha256=binding.plan_sha256, summary=summary)

@@ -8,7 +8,7 @@ from core.lifecycle import Move
 from core.models import Deployment, WorkspaceRecord
 from storage.artifacts import ArtifactStore
 from workers.runtime import Runtime, StepFailure, move
-from workers.steps.common import TFBACKEND, TFVARS, manager
+from workers.steps.common import TFBACKEND, TFVARS, manager, store_fields
 from workers.workspace import WorkspaceError
 
 
@@ -33,11 +33,8 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
         tfbackend_sha256=files.tfbackend_sha256,
     )
     missing = [value.variable for value in files.validation.missing_user_values]
-    deployment = rt.store.update(
-        deployment.id,
-        lambda d: d.model_copy(
-            update={"workspace": record, "repo_commit": workspace.commit, "missing_values": missing}
-        ),
+    deployment = store_fields(
+        rt, deployment.id, workspace=record, repo_commit=workspace.commit, missing_values=missing
     )
     validation = files.validation
     rt.notifier.post(
