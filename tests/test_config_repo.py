@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -14,6 +15,7 @@ from structlog.testing import capture_logs
 from core.environment_config import ConfigTrailers
 from core.environments import config_branch
 from core.lifecycle import DeploymentKind, DeploymentStatus
+from core.models import Deployment
 from core.settings import Settings
 from core.tfvars.reading import read_tfvars
 from storage.environments import EnvironmentStore
@@ -68,6 +70,13 @@ def runtime_with_pull_requests(
     )
 
 
+def recorded_apply(rt: Runtime, api: SlackApiStandIn, **kwargs: Any) -> Deployment:
+    """`applied_deployment` with its apply recorded in the environment (no outputs)."""
+    deployment = applied_deployment(rt, api, **kwargs)
+    record_apply(rt, deployment, {})
+    return deployment
+
+
 def branch_log(remote: Path) -> list[str]:
     """The branch's commits on the remote, newest first (sha)."""
     return git(remote, "rev-list", f"refs/heads/{BRANCH}").splitlines()
@@ -88,8 +97,7 @@ def test_an_apply_commits_its_files_with_trailers_once(
 ) -> None:
     remote = bare_repo(tmp_path)
     rt = runtime_pushing_to(bot_env, redis_conn, tmp_path, str(remote))
-    deployment = applied_deployment(rt, slack_api, approvers=(LEAD, OTHER))
-    record_apply(rt, deployment, {})
+    deployment = recorded_apply(rt, slack_api, approvers=(LEAD, OTHER))
     assert deployment.workspace is not None and deployment.approval.binding is not None
 
     assert run_commit_config(rt, KEY, deployment.id) == "committed"
@@ -132,8 +140,7 @@ def test_a_second_apply_adds_a_commit_with_its_values(
 ) -> None:
     remote = bare_repo(tmp_path)
     rt = runtime_pushing_to(bot_env, redis_conn, tmp_path, str(remote))
-    first = applied_deployment(rt, slack_api)
-    record_apply(rt, first, {})
+    first = recorded_apply(rt, slack_api)
     run_commit_config(rt, KEY, first.id)
     first_head = branch_log(remote)[0]
 
@@ -141,14 +148,13 @@ def test_a_second_apply_adds_a_commit_with_its_values(
         "sns_monitoring_recepients_email_list": ["oncall@example.com"],
         "route53_dns_name": "web.example.org",
     }
-    second = applied_deployment(
+    second = recorded_apply(
         rt,
         slack_api,
         request=deployment_request(size="medium"),
         kind=DeploymentKind.CHANGE,
         extra_values=new_values,
     )
-    record_apply(rt, second, {})
     assert run_commit_config(rt, KEY, second.id) == "committed"
 
     head = branch_log(remote)[0]
@@ -166,11 +172,9 @@ def test_a_destroy_commits_the_last_files_with_a_message_saying_so(
 ) -> None:
     remote = bare_repo(tmp_path)
     rt = runtime_pushing_to(bot_env, redis_conn, tmp_path, str(remote))
-    created = applied_deployment(rt, slack_api)
-    record_apply(rt, created, {})
+    created = recorded_apply(rt, slack_api)
     run_commit_config(rt, KEY, created.id)
-    destroy = applied_deployment(rt, slack_api, kind=DeploymentKind.DESTROY)
-    record_apply(rt, destroy, {})
+    destroy = recorded_apply(rt, slack_api, kind=DeploymentKind.DESTROY)
 
     assert run_commit_config(rt, KEY, destroy.id) == "committed"
 
@@ -234,8 +238,7 @@ def test_credentials_in_the_push_url_never_reach_slack_or_the_logs(
     rt = runtime_pushing_to(
         bot_env, redis_conn, tmp_path, f"https://bot:{secret}@127.0.0.1:9/acme/poc-idp.git"
     )
-    deployment = applied_deployment(rt, slack_api)
-    record_apply(rt, deployment, {})
+    deployment = recorded_apply(rt, slack_api)
     with capture_logs() as logs:
         assert run_commit_config(rt, KEY, deployment.id) == "not pushed"
     assert logs and secret not in repr(logs)
@@ -253,14 +256,12 @@ def test_a_pull_request_is_opened_then_updated_and_the_token_stays_secret(
     tmp_path: Path,
 ) -> None:
     rt = runtime_with_pull_requests(bot_env, redis_conn, tmp_path, github, GITHUB_TOKEN)
-    first = applied_deployment(rt, slack_api)
-    record_apply(rt, first, {})
+    first = recorded_apply(rt, slack_api)
     with capture_logs() as logs:
         run_commit_config(rt, KEY, first.id)
-        second = applied_deployment(
+        second = recorded_apply(
             rt, slack_api, request=deployment_request(size="medium"), kind=DeploymentKind.CHANGE
         )
-        record_apply(rt, second, {})
         run_commit_config(rt, KEY, second.id)
 
     [pull] = github.pulls
@@ -291,8 +292,7 @@ def test_a_pull_request_github_refuses_is_said_but_the_push_stands(
     rt = runtime_with_pull_requests(
         bot_env, redis_conn, tmp_path, github, "ghp_wrong_token_000000000000000000000000"
     )
-    deployment = applied_deployment(rt, slack_api)
-    record_apply(rt, deployment, {})
+    deployment = recorded_apply(rt, slack_api)
 
     assert run_commit_config(rt, KEY, deployment.id) == "committed"
 
