@@ -130,22 +130,26 @@ def test_the_environment_is_checked_along_with_the_other_fields(
     assert "Allowed: dev, prod." in errors["environment"]
 
 
-def test_a_broken_policy_file_stops_the_web_process_with_the_line(
-    bot_env: dict[str, str], tmp_path: Path
+@pytest.mark.parametrize(
+    ("policy", "said"),
+    [
+        pytest.param(  # a misspelt key, named with its line
+            "profiles:\n  deployer:\n    requesters: [U1]\n    aprovers: [U2]\n    environments: {dev: }\n",
+            ["ECS_DEPLOY_POLICY_FILE", "policy.yml:4", "aprovers"],
+            id="broken-file",
+        ),
+        pytest.param(
+            "profiles:\n  deployer:\n    requesters: [U1]\n    approvers: [U2]\n",
+            ["policy.yml:2: profiles.deployer: declares no environments"],
+            id="no-declared-environments",
+        ),
+    ],
+)
+def test_a_bad_policy_stops_the_web_process_with_the_line(
+    bot_env: dict[str, str], tmp_path: Path, policy: str, said: list[str]
 ) -> None:
-    policy = "profiles:\n  deployer:\n    requesters: [U1]\n    aprovers: [U2]\n    environments: {dev: }\n"
     web = WebProcess(with_policy(bot_env, tmp_path, policy))
     with pytest.raises(RuntimeError) as failure:
         web.start()
-    assert "ECS_DEPLOY_POLICY_FILE" in str(failure.value)
-    assert "policy.yml:4" in str(failure.value) and "aprovers" in str(failure.value)
-
-
-def test_a_policy_without_declared_environments_stops_the_web_process(
-    bot_env: dict[str, str], tmp_path: Path
-) -> None:
-    policy = "profiles:\n  deployer:\n    requesters: [U1]\n    approvers: [U2]\n"
-    web = WebProcess(with_policy(bot_env, tmp_path, policy))
-    with pytest.raises(RuntimeError) as failure:
-        web.start()
-    assert "policy.yml:2: profiles.deployer: declares no environments" in str(failure.value)
+    for part in said:
+        assert part in str(failure.value)
