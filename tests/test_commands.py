@@ -283,6 +283,15 @@ def held_lock(redis_conn: redis.Redis, deployment: Deployment, step: str) -> tup
     return lock, held
 
 
+def locked_deployment(
+    store: DeploymentStore, api: SlackApiStandIn, step: str, **fields: Any
+) -> tuple[Deployment, StateLock, LockHolder]:
+    """A deployment (`make_deployment`'s `fields`) whose `step` holds the bot's lock on its state."""
+    deployment = make_deployment(store, api, **fields)
+    lock, held = held_lock(store.redis, deployment, step)
+    return deployment, lock, held
+
+
 def unlock_button(response: Any) -> dict[str, Any]:
     assert response.status_code == 200, response.text
     blocks = response.json().get("blocks") or []
@@ -303,10 +312,9 @@ def click_unlock(
 
 
 def test_unlock_is_for_leads_only(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
+    bot: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore
 ) -> None:
-    deployment = make_deployment(store, slack_api, status=DeploymentStatus.FAILED)
-    lock, held = held_lock(redis_conn, deployment, "apply")
+    deployment, lock, held = locked_deployment(store, slack_api, "apply", status=DeploymentStatus.FAILED)
 
     refused = answer(bot.slash_command(f"unlock {deployment.id}", user=REQUESTER))
     assert "Only an approver (lead) for profile `deployer` in `dev` can release a state lock" in refused
@@ -319,10 +327,11 @@ def test_unlock_is_for_leads_only(
 
 
 def test_a_lead_releases_the_bots_lock_and_learns_how_to_force_unlock_terraform(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
+    bot: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore
 ) -> None:
-    crashed = make_deployment(store, slack_api, status=DeploymentStatus.APPLYING, approvers=(LEAD,))
-    lock, held = held_lock(redis_conn, crashed, "apply")
+    crashed, lock, held = locked_deployment(
+        store, slack_api, "apply", status=DeploymentStatus.APPLYING, approvers=(LEAD,)
+    )
     lock_table_with_terraform_lock(crashed)
 
     prompt = bot.slash_command(f"unlock {crashed.id}", user=LEAD)
@@ -346,10 +355,9 @@ def test_a_lead_releases_the_bots_lock_and_learns_how_to_force_unlock_terraform(
 
 
 def test_unlock_never_releases_a_lock_taken_since_the_lead_looked(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
+    bot: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore
 ) -> None:
-    deployment = make_deployment(store, slack_api, status=DeploymentStatus.FAILED)
-    lock, first = held_lock(redis_conn, deployment, "plan")
+    deployment, lock, first = locked_deployment(store, slack_api, "plan", status=DeploymentStatus.FAILED)
     button = unlock_button(bot.slash_command(f"unlock {deployment.id}", user=LEAD))
     lock.release(first.token)
     newer = lock.try_acquire("d-newer001", OTHER, "apply")
