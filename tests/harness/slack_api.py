@@ -385,10 +385,14 @@ class SlackApiStandIn:
     def _conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "channel": {"id": "D" + str(params.get("users", "U"))[:10]}}
 
+    def _conversation(self, channel: str) -> dict[str, Any] | None:
+        """What the stand-in knows of a channel (None: Slack answers channel_not_found)."""
+        with self._lock:
+            return self.conversations.get(channel)
+
     def _conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = str(params.get("channel", ""))
-        with self._lock:
-            known = self.conversations.get(channel)
+        known = self._conversation(channel)
         if known is None:
             return {"ok": False, "error": "channel_not_found"}
         return {
@@ -404,9 +408,7 @@ class SlackApiStandIn:
 
     def _conversations_members(self, params: dict[str, Any]) -> dict[str, Any]:
         """The channel's members, paged like Slack (`limit`, `cursor` → response_metadata.next_cursor)."""
-        channel = str(params.get("channel", ""))
-        with self._lock:
-            known = self.conversations.get(channel)
+        known = self._conversation(str(params.get("channel", "")))
         if known is None:
             return {"ok": False, "error": "channel_not_found"}
         members = list(known.get("members") or [])
