@@ -41,7 +41,7 @@ from core.models import Deployment, DeploymentStatus, utcnow
 from core.policy.access import AccessPolicy
 from core.policy.principals import SlackIdentity
 from core.steering import may_override, may_steer
-from core.terraform_locks import TerraformLockInfo, own_lock
+from core.terraform_locks import TerraformLockInfo, own_lock, release_facts
 from core.values import Value
 from storage.locks import LockHolder, StateLock, TerraformRuns, state_id
 from storage.store import PREFIX
@@ -388,15 +388,9 @@ def _release_if_dead_runs_own(
         "terraform_lock_released",
         deployment.id,
         lead_id,
-        state=held.state,
-        lock_id=info.id,
-        lock_who=info.who,
-        lock_operation=info.operation,
-        holder_deployment=run.deployment_id,
-        holder_job=run.job_id or "",
-        proof=verdict.proof or "",
-        reason=verdict.reason,
-        retried=False,
+        **release_facts(
+            held.state, info, run, proof=verdict.proof or "", reason=verdict.reason, retried=False
+        ),
     )
     log.warning("terraform_lock_released", deployment_id=deployment.id, lock_id=info.id, user=lead_id)
     return held.model_copy(

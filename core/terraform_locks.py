@@ -11,7 +11,7 @@ import json
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -98,6 +98,24 @@ class TerraformRun(BaseModel):
     completed: tuple[str, ...] = ()
     outcome: RunOutcome = "running"
     ended_at: datetime | None = None
+
+
+def release_facts(
+    state: str, lock: TerraformLockInfo, holder: TerraformRun, *, proof: str, reason: str, retried: bool
+) -> dict[str, Any]:
+    """What the audit trail records when the bot releases a Terraform lock (`terraform_lock_released`),
+    whether a worker releases its own run's lock or a lead confirms an unlock."""
+    return {
+        "state": state,
+        "lock_id": lock.id,
+        "lock_who": lock.who,
+        "lock_operation": lock.operation,
+        "holder_deployment": holder.deployment_id,
+        "holder_job": holder.job_id or "",
+        "proof": proof,
+        "reason": reason,
+        "retried": retried,
+    }
 
 
 class OwnLock(Value):

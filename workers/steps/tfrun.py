@@ -43,6 +43,7 @@ from core.terraform_locks import (
     TerraformRun,
     lock_error_info,
     own_lock,
+    release_facts,
     taken_by,
 )
 from storage.locks import TerraformRuns, state_id
@@ -281,15 +282,7 @@ class TerraformRunContext:
             "terraform_lock_released",
             self.deployment.id,
             "worker",
-            state=self.state,
-            lock_id=lock.id,
-            lock_who=lock.who,
-            lock_operation=lock.operation,
-            holder_deployment=holder.deployment_id,
-            holder_job=holder.job_id or "",
-            proof=proof,
-            reason=reason,
-            retried=retried,
+            **release_facts(self.state, lock, holder, proof=proof, reason=reason, retried=retried),
         )
         log.warning(
             "terraform_lock_released", lock_id=lock.id, state=self.state, retried=retried, proof=proof
