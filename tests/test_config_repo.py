@@ -55,6 +55,18 @@ def runtime_pushing_to(
     return config_runtime(bot_env, redis_conn, tmp_path, ECS_DEPLOY_CONFIG_PUSH_URL=push_url, **settings)
 
 
+@pytest.fixture
+def remote(tmp_path: Path) -> Path:
+    """The bare repository the configuration is pushed to."""
+    return bare_repo(tmp_path)
+
+
+@pytest.fixture
+def rt(bot_env: dict[str, str], redis_conn: redis.Redis, tmp_path: Path, remote: Path) -> Runtime:
+    """A worker's Runtime pushing to `remote`."""
+    return runtime_pushing_to(bot_env, redis_conn, tmp_path, str(remote))
+
+
 def runtime_with_pull_requests(
     bot_env: dict[str, str], redis_conn: redis.Redis, tmp_path: Path, github: GitHubApiStandIn, token: str
 ) -> Runtime:
@@ -93,10 +105,8 @@ def show(remote: Path, rev: str, path: str) -> str:
 
 
 def test_an_apply_commits_its_files_with_trailers_once(
-    bot_env: dict[str, str], redis_conn: redis.Redis, slack_api: SlackApiStandIn, tmp_path: Path
+    rt: Runtime, remote: Path, redis_conn: redis.Redis, slack_api: SlackApiStandIn
 ) -> None:
-    remote = bare_repo(tmp_path)
-    rt = runtime_pushing_to(bot_env, redis_conn, tmp_path, str(remote))
     deployment = recorded_apply(rt, slack_api, approvers=(LEAD, OTHER))
     assert deployment.workspace is not None and deployment.approval.binding is not None
 
@@ -136,10 +146,8 @@ def test_an_apply_commits_its_files_with_trailers_once(
 
 
 def test_a_second_apply_adds_a_commit_with_its_values(
-    bot_env: dict[str, str], redis_conn: redis.Redis, slack_api: SlackApiStandIn, tmp_path: Path
+    rt: Runtime, remote: Path, slack_api: SlackApiStandIn
 ) -> None:
-    remote = bare_repo(tmp_path)
-    rt = runtime_pushing_to(bot_env, redis_conn, tmp_path, str(remote))
     first = recorded_apply(rt, slack_api)
     run_commit_config(rt, KEY, first.id)
     first_head = branch_log(remote)[0]
@@ -168,10 +176,8 @@ def test_a_second_apply_adds_a_commit_with_its_values(
 
 
 def test_a_destroy_commits_the_last_files_with_a_message_saying_so(
-    bot_env: dict[str, str], redis_conn: redis.Redis, slack_api: SlackApiStandIn, tmp_path: Path
+    rt: Runtime, remote: Path, slack_api: SlackApiStandIn
 ) -> None:
-    remote = bare_repo(tmp_path)
-    rt = runtime_pushing_to(bot_env, redis_conn, tmp_path, str(remote))
     created = recorded_apply(rt, slack_api)
     run_commit_config(rt, KEY, created.id)
     destroy = recorded_apply(rt, slack_api, kind=DeploymentKind.DESTROY)
