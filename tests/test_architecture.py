@@ -4,6 +4,7 @@ enqueues jobs by dotted path); only the composition roots (the CLI and doctor) m
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +32,15 @@ def offenders(package: str, forbidden: set[str]) -> list[str]:
         if bad:
             found.append(f"{relative} imports {sorted(bad)}")
     return found
+
+
+def hits(
+    check: Callable[[Path], list[str]], packages: tuple[str, ...] = ("core", "bot", "workers")
+) -> list[str]:
+    """What `check` finds in every module of `packages`."""
+    return [
+        hit for package in packages for path in sorted((ROOT / package).rglob("*.py")) for hit in check(path)
+    ]
 
 
 def test_core_imports_neither_slack_side_nor_workers() -> None:
@@ -88,13 +98,7 @@ def test_aws_edge_imports_core_only() -> None:
 
 
 def test_only_the_aws_edge_assumes_roles_or_builds_client_configs() -> None:
-    found = [
-        hit
-        for package in ("core", "bot", "workers")
-        for path in sorted((ROOT / package).rglob("*.py"))
-        for hit in aws_edge_bypasses(path)
-    ]
-    assert found == []
+    assert hits(aws_edge_bypasses) == []
 
 
 def test_the_aws_edge_check_can_see_a_bypass(tmp_path: Path) -> None:
@@ -152,13 +156,7 @@ def internal_library_names(path: Path) -> list[str]:
 
 
 def test_no_private_or_internal_rq_or_structlog_names() -> None:
-    found = [
-        hit
-        for package in ("core", "bot", "workers")
-        for path in sorted((ROOT / package).rglob("*.py"))
-        for hit in internal_library_names(path)
-    ]
-    assert found == []
+    assert hits(internal_library_names) == []
 
 
 def test_the_internal_names_check_can_see_them(tmp_path: Path) -> None:

@@ -407,14 +407,21 @@ def test_permission_error_names_the_iam_action() -> None:
     ]
 
 
-def test_permission_error_while_inspecting_is_a_failure_not_a_crash() -> None:
-    """Stubber: AccessDenied on GetBucketEncryption while reading an existing bucket."""
-    fake = _StubbedSession()
-    bucket = "tfstate-readonly-example"
+def stubbed_own_bucket(fake: _StubbedSession, bucket: str) -> Stubber:
+    """The S3 stubs of an inspection up to the bucket's location: it exists, is the caller's own, and
+    is in us-east-1. The S3 stubber is returned for the answers that follow."""
     s3 = fake.stubs["s3"]
     s3.add_response("head_bucket", {})
     s3.add_response("list_buckets", {"Buckets": [{"Name": bucket}]})
     s3.add_response("get_bucket_location", {})
+    return s3
+
+
+def test_permission_error_while_inspecting_is_a_failure_not_a_crash() -> None:
+    """Stubber: AccessDenied on GetBucketEncryption while reading an existing bucket."""
+    fake = _StubbedSession()
+    bucket = "tfstate-readonly-example"
+    s3 = stubbed_own_bucket(fake, bucket)
     s3.add_response("get_bucket_versioning", {"Status": "Enabled"})
     s3.add_client_error("get_bucket_encryption", service_error_code="AccessDenied", http_status_code=403)
     with fake:
@@ -429,10 +436,7 @@ def test_unreadable_tags_count_as_not_the_bots_bucket() -> None:
     treated as someone else's — the stricter path, where a change needs an approver."""
     fake = _StubbedSession()
     bucket = "tfstate-untaggable-example"
-    s3 = fake.stubs["s3"]
-    s3.add_response("head_bucket", {})
-    s3.add_response("list_buckets", {"Buckets": [{"Name": bucket}]})
-    s3.add_response("get_bucket_location", {})
+    s3 = stubbed_own_bucket(fake, bucket)
     s3.add_response("get_bucket_versioning", {})
     s3.add_response(
         "get_bucket_encryption",
