@@ -21,6 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.harness.served import ServedOnThread
+
 GITHUB_TOKEN = "ghp_testtoken0000000000000000000000000000"
 
 
@@ -46,28 +48,19 @@ class Pull:
     edits: list[dict[str, Any]] = field(default_factory=list)
 
 
-class GitHubApiStandIn:
+class GitHubApiStandIn(ServedOnThread):
     def __init__(self, token: str = GITHUB_TOKEN) -> None:
         self.token = token
         self.repositories: set[str] = set()
         self.pulls: list[Pull] = []
         self.calls: list[GitHubCall] = []
         self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class()))
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> GitHubApiStandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        host, port = self.address
+        return f"http://{host}:{port}"
 
     def add_repository(self, full_name: str) -> None:
         self.repositories.add(full_name)

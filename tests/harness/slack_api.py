@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from tests.harness.served import ServedOnThread
+
 BOT_TOKEN = "xoxb-test-0000-ecs-deploy-bot"
 APP_TOKEN = "xapp-1-A111-0000-ecs-deploy-bot"  # app-level token: Socket Mode's apps.connections.open
 APP_TOKEN_METHODS = frozenset({"apps.connections.open"})
@@ -54,7 +56,7 @@ class Failure:
     until: float | None = None  # a window: every call fails until then (time.time()), `times` unused
 
 
-class SlackApiStandIn:
+class SlackApiStandIn(ServedOnThread):
     def __init__(self, token: str = BOT_TOKEN, app_token: str = APP_TOKEN) -> None:
         self.token = token
         self.app_token = app_token
@@ -81,24 +83,18 @@ class SlackApiStandIn:
         self._ts_lock = threading.Lock()
         self._last_ts = 0
         self._ids = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        super().__init__(ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class()))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}/api/"
-
-    def start(self) -> SlackApiStandIn:
-        self._thread.start()
-        return self
+        host, port = self.address
+        return f"http://{host}:{port}/api/"
 
     def stop(self) -> None:
         self.release()
-        self._server.shutdown()
-        self._server.server_close()
+        super().stop()
 
     def reset(self) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from bot.embedded_redis import redis_server_binary
+from tests.harness.served import ServedOnThread
 
 
 def redis_server_has_tls() -> bool:
@@ -119,7 +120,7 @@ def make_certificates(directory: Path, ca_name: str = "ecs-deploy test CA") -> C
     return files
 
 
-class TlsFront:
+class TlsFront(ServedOnThread):
     """Terminates TLS (server certificate, client certificate required and checked against the CA) on
     127.0.0.1 and passes the bytes to a plain Redis: what `tls-port` + `tls-auth-clients yes` do, for a
     redis-server built without TLS."""
@@ -148,17 +149,8 @@ class TlsFront:
             daemon_threads = True
             allow_reuse_address = True
 
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def start(self) -> TlsFront:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Server(("127.0.0.1", 0), Handler))
+        self.port = self.address[1]
 
 
 def _copy(source: socket.socket, target: socket.socket) -> None:
