@@ -48,10 +48,8 @@ def inspect_with(clients: Clients, bucket: str, region: str, lock_table: str) ->
         if problem:
             report.suggestion = suggest_bucket_name(report.account_id, region)
             report.checks.append(
-                BackendCheck(
-                    name=CheckName.NAME,
-                    ok=False,
-                    blocking=True,
+                BackendCheck.blocker(
+                    CheckName.NAME,
                     detail=f"'{bucket}' is not a valid S3 bucket name: {problem}",
                     fix=f"choose another name, for example {report.suggestion}",
                 )
@@ -80,10 +78,8 @@ def _owned_by_caller(clients: Clients, bucket: str) -> bool | None:
 
 def _foreign_bucket(report: BackendReport) -> BackendCheck:
     report.suggestion = suggest_bucket_name(report.account_id, report.region)
-    return BackendCheck(
-        name=CheckName.OWNER,
-        ok=False,
-        blocking=True,
+    return BackendCheck.blocker(
+        CheckName.OWNER,
         detail=f"bucket {report.bucket} exists but belongs to another account — choose another name",
         fix=f"use another bucket name, for example {report.suggestion}",
     )
@@ -134,10 +130,8 @@ def _inspect_bucket(clients: Clients, report: BackendReport) -> None:
             alternative if alternative != bucket else suggest_bucket_name(report.account_id, report.region)
         )
         report.checks.append(
-            BackendCheck(
-                name=CheckName.REGION,
-                ok=False,
-                blocking=True,
+            BackendCheck.blocker(
+                CheckName.REGION,
                 detail=f"bucket {bucket} is in {location}, not in {report.region}",
                 fix=f"use a state bucket in {report.region}, for example {report.suggestion}",
             )
@@ -259,10 +253,8 @@ def _inspect_table(clients: Clients, report: BackendReport) -> None:
     if keys != [(LOCK_KEY, "HASH")] or types.get(LOCK_KEY) != "S":
         shown = ", ".join(f"{attr} ({types.get(attr, '?')}, {kind})" for attr, kind in keys)
         report.checks.append(
-            BackendCheck(
-                name=CheckName.LOCK_TABLE,
-                ok=False,
-                blocking=True,
+            BackendCheck.blocker(
+                CheckName.LOCK_TABLE,
                 detail=f"lock table {name} has key {shown}; Terraform needs hash key {LOCK_KEY} (S) only",
                 fix="use another lock table name",
             )

@@ -79,6 +79,11 @@ class BackendCheck(BaseModel):
     blocking: bool = False  # the bot cannot fix it: the user must choose another name
     fixable: bool = False  # a setting of an existing resource the bot can change after confirmation
 
+    @classmethod
+    def blocker(cls, name: str, *, detail: str, fix: str) -> BackendCheck:
+        """A failed check the bot cannot fix: the requester must choose another name."""
+        return cls(name=name, ok=False, blocking=True, detail=detail, fix=fix)
+
 
 class BackendReport(BaseModel):
     bucket: str
