@@ -4,7 +4,7 @@ bare repositories under tmp_path, real Redis, the Slack stand-in, the GitHub sta
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +67,13 @@ def rt(bot_env: dict[str, str], redis_conn: redis.Redis, tmp_path: Path, remote:
     return runtime_pushing_to(bot_env, redis_conn, tmp_path, str(remote))
 
 
+@pytest.fixture
 def runtime_with_pull_requests(
-    bot_env: dict[str, str], redis_conn: redis.Redis, tmp_path: Path, github: GitHubApiStandIn, token: str
-) -> Runtime:
-    """Pushing to a new bare repository, with pull requests opened on the GitHub stand-in as acme/poc-idp."""
-    return runtime_pushing_to(
+    bot_env: dict[str, str], redis_conn: redis.Redis, tmp_path: Path, github: GitHubApiStandIn
+) -> Callable[[str], Runtime]:
+    """A Runtime pushing to a new bare repository, with pull requests opened on the GitHub stand-in
+    as acme/poc-idp with the token it is given."""
+    return lambda token: runtime_pushing_to(
         bot_env,
         redis_conn,
         tmp_path,
@@ -255,13 +257,12 @@ def test_credentials_in_the_push_url_never_reach_slack_or_the_logs(
 
 
 def test_a_pull_request_is_opened_then_updated_and_the_token_stays_secret(
-    bot_env: dict[str, str],
+    runtime_with_pull_requests: Callable[[str], Runtime],
     redis_conn: redis.Redis,
     slack_api: SlackApiStandIn,
     github: GitHubApiStandIn,
-    tmp_path: Path,
 ) -> None:
-    rt = runtime_with_pull_requests(bot_env, redis_conn, tmp_path, github, GITHUB_TOKEN)
+    rt = runtime_with_pull_requests(GITHUB_TOKEN)
     first = recorded_apply(rt, slack_api)
     with capture_logs() as logs:
         run_commit_config(rt, KEY, first.id)
@@ -289,15 +290,12 @@ def test_a_pull_request_is_opened_then_updated_and_the_token_stays_secret(
 
 
 def test_a_pull_request_github_refuses_is_said_but_the_push_stands(
-    bot_env: dict[str, str],
+    runtime_with_pull_requests: Callable[[str], Runtime],
     redis_conn: redis.Redis,
     slack_api: SlackApiStandIn,
     github: GitHubApiStandIn,
-    tmp_path: Path,
 ) -> None:
-    rt = runtime_with_pull_requests(
-        bot_env, redis_conn, tmp_path, github, "ghp_wrong_token_000000000000000000000000"
-    )
+    rt = runtime_with_pull_requests("ghp_wrong_token_000000000000000000000000")
     deployment = recorded_apply(rt, slack_api)
 
     assert run_commit_config(rt, KEY, deployment.id) == "committed"
