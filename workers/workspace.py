@@ -120,6 +120,18 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+def checked_out_commit(path: Path) -> str | None:
+    """The commit checked out at `path`; None when there is no checkout or git cannot read it."""
+    if not (path / ".git").exists():
+        return None
+    try:
+        return run_git(
+            ["-C", str(path), "rev-parse", "HEAD"], timeout=30, what="Reading the workspace commit"
+        ).strip()
+    except WorkspaceError:
+        return None
+
+
 def run_git(args: list[str], *, cwd: Path | None = None, timeout: float = GIT_TIMEOUT, what: str) -> str:
     """Run `git <args>`; return stdout. Raises WorkspaceError naming `what` failed and why."""
     argv = ["git", "-c", "advice.detachedHead=false", *args]

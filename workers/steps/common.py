@@ -25,7 +25,7 @@ from storage.locks import LockHolder, StateLock, state_id
 from storage.store import PREFIX
 from workers.runtime import Runtime, StepFailure, move
 from workers.terraform.runner import RunOptions
-from workers.workspace import WorkspaceError, WorkspaceManager, inside, write_atomic
+from workers.workspace import WorkspaceError, WorkspaceManager, checked_out_commit, inside, write_atomic
 
 log = get_logger(__name__)
 TFVARS, TFBACKEND = "tfvars", "tfbackend"
@@ -94,8 +94,7 @@ def ensure_workspace(rt: Runtime, deployment: Deployment) -> Path:
         raise StepFailure(*failures.workspace_never_prepared())
     workspaces = manager(rt)
     path = workspaces.workspace_path(deployment.id)
-    head = path / ".git"
-    if not head.exists() or _head_commit(path) != record.commit:
+    if checked_out_commit(path) != record.commit:
         try:
             path = workspaces.prepare(deployment.id, commit=record.commit).path
         except WorkspaceError as exc:
@@ -124,17 +123,6 @@ def _sha(path: Path) -> str:
     from storage.artifacts import sha256
 
     return sha256(path.read_bytes())
-
-
-def _head_commit(path: Path) -> str | None:
-    from workers.workspace import run_git
-
-    try:
-        return run_git(
-            ["-C", str(path), "rev-parse", "HEAD"], timeout=30, what="Reading the workspace commit"
-        ).strip()
-    except WorkspaceError:
-        return None
 
 
 def cancel_key(deployment_id: str) -> str:
