@@ -20,7 +20,7 @@ from slack_sdk import WebClient
 from bot.directory import GroupDirectory
 from bot.doctor import check_policy
 from core.approval import ApprovalState, new_plan
-from core.models import Deployment, DeploymentStatus, PlanRecord
+from core.models import Deployment, DeploymentStatus
 from core.policy.errors import PolicyError
 from core.policy.loading import load_policy
 from core.policy.principals import SlackMember
@@ -33,6 +33,7 @@ from tests.harness.records import (
     deployment_record,
     deployment_request,
     plan_binding,
+    plan_record,
     post_root,
     workspace_record,
 )
@@ -90,14 +91,7 @@ def plan_waiting_for_approval(
         thread_ts=root,
         status=DeploymentStatus.AWAITING_APPROVAL,
         workspace=workspace_record(),
-        plan=PlanRecord(
-            attempt=1,
-            sha256="a" * 64,
-            created_at=binding.plan_created_at,
-            sentence="Plan: 3 to add, 0 to change, 0 to destroy.",
-            has_changes=True,
-            applyable=True,
-        ),
+        plan=plan_record("Plan: 3 to add, 0 to change, 0 to destroy.", created_at=binding.plan_created_at),
         approval=new_plan(ApprovalState(), binding, required_approvals=2),
     )
     created, _ = store.create(deployment)

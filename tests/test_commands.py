@@ -16,7 +16,7 @@ from rq import Queue
 from slack_sdk import WebClient
 
 from core.approval import Approval, ApprovalState, Rejection
-from core.models import Deployment, DeploymentStatus, PlanRecord, utcnow
+from core.models import Deployment, DeploymentStatus, utcnow
 from storage.locks import LockHolder, StateLock, state_id
 from storage.queue import JOB_SERIALIZER
 from storage.store import DeploymentStore
@@ -25,6 +25,7 @@ from tests.harness.records import (
     deployment_record,
     deployment_request,
     plan_binding,
+    plan_record,
     post_root,
     workspace_record,
 )
@@ -79,15 +80,7 @@ def make_deployment(
         status_detail=detail,
         created_at=utcnow() - timedelta(minutes=age_minutes),
         workspace=workspace_record(),
-        plan=PlanRecord(
-            attempt=1,
-            sha256="a" * 64,
-            created_at=utcnow(),
-            sentence="Plan: 112 to add, 0 to change, 0 to destroy.",
-            has_changes=True,
-            applyable=True,
-            message_ts=plan_message_ts,
-        ),
+        plan=plan_record("Plan: 112 to add, 0 to change, 0 to destroy.", message_ts=plan_message_ts),
         approval=approval,
     )
     created, _ = store.create(deployment)

@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 from bot.notifier import Notifier
 from bot.slack import make_web_client
 from core.approval import PlanBinding
-from core.models import Deployment, DeploymentRequest, WorkspaceRecord, utcnow
+from core.models import Deployment, DeploymentRequest, PlanRecord, WorkspaceRecord, utcnow
 from core.policy.access import AccessPolicy
 from core.settings import Settings
 from storage.audit import AuditTrail
@@ -60,6 +60,22 @@ def plan_binding(attempt: int = 1) -> PlanBinding:
         tfvars_sha256="b" * 64,
         plan_created_at=utcnow(),
         attempt=attempt,
+    )
+
+
+def plan_record(sentence: str, **fields: Any) -> PlanRecord:
+    """Plan attempt 1 of the standard deployment (the plan `plan_binding` binds to): it has changes
+    and may be applied; `fields` override the rest."""
+    return PlanRecord.model_validate(
+        {
+            "attempt": 1,
+            "sha256": "a" * 64,
+            "created_at": utcnow(),
+            "sentence": sentence,
+            "has_changes": True,
+            "applyable": True,
+            **fields,
+        }
     )
 
 
