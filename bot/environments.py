@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from enum import StrEnum
 
 import redis
-from pydantic import BaseModel, ConfigDict
 from redis.exceptions import LockError
 
 from bot.services import Services
@@ -32,6 +31,7 @@ from core.environments import (
     is_changing,
 )
 from core.models import Deployment, DeploymentRequest
+from core.values import Value
 from core.visibility import may_see, may_see_environment
 from storage.environments import EnvironmentStore
 from storage.store import PREFIX
@@ -47,12 +47,10 @@ class EnvironmentState(StrEnum):
     DESTROYED = "destroyed"
 
 
-class EnvironmentEntry(BaseModel):
+class EnvironmentEntry(Value):
     """An environment as one user sees it: its newest deployment and whether they may request for it
     (change, upgrade, destroy: the profile is one the request form offers them, and the policy lets
     that profile name this environment)."""
-
-    model_config = ConfigDict(frozen=True)
 
     environment: Environment
     latest: Deployment | None = None

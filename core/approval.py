@@ -36,10 +36,11 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field
 
 from core.policy.access import AccessPolicy, Decision
 from core.policy.principals import Principals, SlackIdentity
+from core.values import Value
 
 DEFAULT_APPROVAL_TTL = timedelta(hours=24)
 MAX_CLICKS = 500
@@ -104,10 +105,10 @@ class Membership(StrEnum):
         return self is Membership.FULL_MEMBER
 
 
-class PlanBinding(BaseModel):
+class PlanBinding(Value):
     """Exactly which plan an approval is for. Two bindings are the same plan only if all fields match."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     plan_sha256: Sha256
     repo_commit: CommitSha
@@ -129,16 +130,16 @@ class PlanBinding(BaseModel):
         return [name for name in PlanBinding.model_fields if getattr(self, name) != getattr(other, name)]
 
 
-class Approval(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Approval(Value):
+    model_config = ConfigDict(extra="forbid")
 
     approver_id: str
     at: AwareDatetime
     binding: PlanBinding
 
 
-class Rejection(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class Rejection(Value):
+    model_config = ConfigDict(extra="forbid")
 
     by: str
     at: AwareDatetime
@@ -147,11 +148,11 @@ class Rejection(BaseModel):
     by_requester: bool = False  # the requester withdrew their own request
 
 
-class ClickFacts(BaseModel):
+class ClickFacts(Value):
     """Why a click had its outcome, as data (bot/views/approval.py words it). Only the fields the
     outcome concerns are set."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     plan: PlanBinding | None = None  # the current plan
     seen: PlanBinding | None = None  # the plan the button was rendered for
@@ -170,10 +171,10 @@ class ClickFacts(BaseModel):
     by_requester: bool = False  # a rejection by the requester (a withdrawal)
 
 
-class Click(BaseModel):
+class Click(Value):
     """One button press, recorded whether or not it was allowed."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     user_id: str
     at: AwareDatetime
@@ -185,10 +186,10 @@ class Click(BaseModel):
     facts: ClickFacts | None = None
 
 
-class ApprovalState(BaseModel):
+class ApprovalState(Value):
     """The approval record of one deployment; replaced, never mutated, by the functions below."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     binding: PlanBinding | None = None
     approvals: tuple[Approval, ...] = ()
@@ -238,11 +239,9 @@ class ApprovalState(BaseModel):
         return self.is_rejected or self.is_ready
 
 
-class ApprovalResult(BaseModel):
+class ApprovalResult(Value):
     """A transition's outcome: the new state to store, and why (bot/views/approval.py tells the
     person who clicked)."""
-
-    model_config = ConfigDict(frozen=True)
 
     state: ApprovalState
     action: ClickAction
@@ -421,10 +420,8 @@ class ApplyBlocker(StrEnum):
     APPROVALS_MISSING = "approvals_missing"
 
 
-class Applyability(BaseModel):
+class Applyability(Value):
     """The answer of `is_applyable`: allowed, or the blocker (with the state and facts to explain it)."""
-
-    model_config = ConfigDict(frozen=True)
 
     state: ApprovalState
     blocker: ApplyBlocker | None = None

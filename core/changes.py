@@ -15,22 +15,21 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from core.environments import ALARM_EMAILS, DNS_NAME, Environment, EnvironmentStatus
 from core.lifecycle import DeploymentKind, DeploymentStatus
 from core.models import Deployment, DeploymentRequest
 from core.sizes import SetupSize
+from core.values import Value
 
 REF = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,199}")
 SIZE_ORDER = tuple(SetupSize)
 REF_FIELD = "repo_ref"
 
 
-class ChangeForm(BaseModel):
+class ChangeForm(Value):
     """The change form's values, already parsed: what the environment should look like."""
-
-    model_config = ConfigDict(frozen=True)
 
     size: SetupSize
     additional_tags: dict[str, str] = Field(default_factory=dict)

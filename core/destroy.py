@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
-
 from core.changes import environment_channel, previous_threads
 from core.environments import Environment, EnvironmentKey, EnvironmentStatus
 from core.lifecycle import DeploymentKind
@@ -25,6 +23,7 @@ from core.models import Deployment
 from core.plan_summary import PlanAction, PlanSummary, ResourceChange
 from core.policy.access import AccessPolicy, Decision
 from core.policy.principals import SlackIdentity
+from core.values import Value
 
 # Resource types that hold data: RDS/Aurora, ElastiCache, DocumentDB, S3, EFS, DynamoDB.
 DATA_STORE_TYPES: frozenset[str] = frozenset(
@@ -54,10 +53,8 @@ class DestroyRefusal(StrEnum):
     OPEN_DEPLOYMENT = "open_deployment"  # `open_deployment`: still running or waiting
 
 
-class DestroyCheck(BaseModel):
+class DestroyCheck(Value):
     """The answer of `check_destroy`, with the facts a refusal is worded from."""
-
-    model_config = ConfigDict(frozen=True)
 
     key: EnvironmentKey
     profile: str

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from core.plan.document import ChangeValues, DriftEntry, ResourceEntry, optional_str
 from core.plan.errors import PlanParseError
@@ -31,12 +31,9 @@ from core.plan.model import AttributeChange, PlanAction
 from core.plan.reading import read_plan
 from core.plan.rules import parse_action
 from core.plan.values import any_true, attribute_diff, child, masked
+from core.values import Value
 
 MAX_LISTED_RESOURCES = 200  # a report keeps this many resources per kind (the rest are counted)
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
 
 class DriftKind(StrEnum):
@@ -44,7 +41,7 @@ class DriftKind(StrEnum):
     PENDING = "pending"  # Terraform would change it back: the normal plan
 
 
-class DriftedResource(_Frozen):
+class DriftedResource(Value):
     kind: DriftKind
     address: str
     type: str
@@ -59,7 +56,7 @@ class DriftedResource(_Frozen):
         return self.kind.value, self.address
 
 
-class DriftReport(_Frozen):
+class DriftReport(Value):
     """What one check found; `resources` sorted by kind, then address."""
 
     resources: tuple[DriftedResource, ...] = ()
@@ -216,14 +213,14 @@ class DriftState(StrEnum):
     UNKNOWN = "unknown"
 
 
-class DriftCheck(_Frozen):
+class DriftCheck(Value):
     at: datetime
     outcome: CheckOutcome
     report: DriftReport | None = None  # with CHECKED
     detail: str = ""  # why it was busy or failed (no values)
 
 
-class Acknowledgement(_Frozen):
+class Acknowledgement(Value):
     fingerprint: str
     user_id: str
     reason: str
@@ -264,7 +261,7 @@ def drift_state(record: DriftRecord | None) -> DriftState:
     return DriftState.ACKNOWLEDGED if is_acknowledged(record.acknowledgement, report) else DriftState.DRIFTED
 
 
-class CheckVerdict(_Frozen):
+class CheckVerdict(Value):
     record: DriftRecord
     change: DriftChange
     notify: bool  # post `change` in the environment's channel

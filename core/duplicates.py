@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict
-
 from core.environments import Environment, EnvironmentKey, EnvironmentStatus
 from core.models import Deployment
+from core.values import Value
 
 
 class DuplicateWhy(StrEnum):
@@ -26,10 +25,8 @@ class DuplicateWhy(StrEnum):
     IN_FLIGHT = "in_flight"  # a deployment for it is still open (e.g. its CREATE)
 
 
-class Duplicate(BaseModel):
+class Duplicate(Value):
     """Why a new request for `key` is refused, and the open deployment when there is one."""
-
-    model_config = ConfigDict(frozen=True)
 
     key: EnvironmentKey
     why: DuplicateWhy

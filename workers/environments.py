@@ -23,7 +23,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from redis.exceptions import LockError
 
 from bot.views.config_commit import (
@@ -38,6 +37,7 @@ from core.environment_config import ConfigTrailers, TrailerError
 from core.environments import ConfigCommit, Environment, EnvironmentChange, after_apply, config_branch
 from core.logs import get_logger
 from core.models import Deployment, utcnow
+from core.values import Value
 from storage.artifacts import ArtifactError, ArtifactStore, sha256
 from storage.environments import EnvironmentStore
 from storage.queue import enqueue_commit_config
@@ -277,9 +277,7 @@ class ConfigurationMismatch(Exception):
     what to do: `environments import`)."""
 
 
-class EnvironmentWorkspace(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class EnvironmentWorkspace(Value):
     path: Path
     commit: str
     tfvars: Path

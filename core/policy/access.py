@@ -30,11 +30,12 @@ from __future__ import annotations
 from enum import StrEnum
 from fnmatch import fnmatchcase
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from core.policy.errors import PolicyError
 from core.policy.mcp_clients import McpClient
 from core.policy.principals import USER_ID, USERGROUP_ID, Principals, SlackIdentity
+from core.values import Value
 
 DEFAULT_DESTROY_APPROVALS = 2
 
@@ -64,11 +65,9 @@ class Why(StrEnum):
     FOREIGN_BUCKET_SELF = "foreign_bucket_self"  # and `scope` does not allow self-approval
 
 
-class Decision(BaseModel):
+class Decision(Value):
     """An answer to "may this person do this?": the answer, its kind and the facts it rests on, as
     data (bot/views/access.py words it for that person)."""
-
-    model_config = ConfigDict(frozen=True)
 
     allowed: bool
     why: Why
@@ -91,20 +90,16 @@ class Decision(BaseModel):
         return cls.model_validate({"allowed": False, "why": why, **facts})
 
 
-class AssumeRole(BaseModel):
+class AssumeRole(Value):
     """The IAM role the bot assumes (from the profile's credentials) before acting for the profile."""
-
-    model_config = ConfigDict(frozen=True)
 
     role_arn: str
     external_id: str | None = None
     session_name: str | None = None
 
 
-class ApprovalRule(BaseModel):
+class ApprovalRule(Value):
     """What approving a plan for one profile and environment takes."""
-
-    model_config = ConfigDict(frozen=True)
 
     profile: str
     environment: str
@@ -149,9 +144,7 @@ class ApprovalRule(BaseModel):
         )
 
 
-class EnvironmentPolicy(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+class EnvironmentPolicy(Value):
     required_approvals: int = Field(default=1, ge=1)
     approvers: Principals | None = None  # None: the profile's approvers
     allow_self_approval: bool | None = None  # None: the profile's setting
@@ -161,10 +154,8 @@ class EnvironmentPolicy(BaseModel):
     drift_interval: int | None = Field(default=None, ge=0)  # None: a pattern's, else the profile's
 
 
-class ProfilePolicy(BaseModel):
+class ProfilePolicy(Value):
     """One profile's effective rules, after `defaults` were merged in."""
-
-    model_config = ConfigDict(frozen=True)
 
     name: str
     requesters: Principals
@@ -280,10 +271,8 @@ class ProfilePolicy(BaseModel):
         return [own] + [self._own_rule(name, env) for name, env in sorted(self.environments.items())]
 
 
-class AccessPolicy(BaseModel):
+class AccessPolicy(Value):
     """The whole policy. With `is_open`, `open_profile` applies to every profile name."""
-
-    model_config = ConfigDict(frozen=True)
 
     source: str | None = None
     is_open: bool = False

@@ -13,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from core import validation
 from core.policy.mcp_clients import McpClientList
 from core.policy.principals import EVERYONE, USER_ID, USERGROUP_ID
+from core.values import Value
 
 # Partitions: aws, aws-cn, aws-us-gov, aws-iso, aws-iso-b, aws-iso-e, aws-iso-f, aws-eusc.
 ROLE_ARN = re.compile(r"arn:aws(-[a-z]+)*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}")
@@ -91,8 +92,8 @@ Approvals = Annotated[int, Field(ge=1, le=MAX_REQUIRED_APPROVALS)]
 DriftInterval = Annotated[int, AfterValidator(_check_drift_interval)]
 
 
-class _FileModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+class _FileModel(Value):
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class EnvironmentFile(_FileModel):

@@ -20,9 +20,10 @@ import hmac
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field
 
 from core.policy.principals import USER_ID
+from core.values import Value
 
 CLIENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -52,10 +53,10 @@ def _check_user(value: str) -> str:
     return value
 
 
-class McpClientFile(BaseModel):
+class McpClientFile(Value):
     """One `mcp_clients:` entry as the operator writes it."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: Annotated[str, AfterValidator(_check_name)]
     token_sha256: Annotated[str, AfterValidator(_check_hash)]
@@ -77,10 +78,8 @@ McpClientList = Annotated[list[McpClientFile], AfterValidator(_unique)]
 MCP_CLIENT_KEYS = ", ".join(McpClientFile.model_fields)
 
 
-class McpClient(BaseModel):
+class McpClient(Value):
     """A declared MCP client: its name and the Slack user it acts as."""
-
-    model_config = ConfigDict(frozen=True)
 
     name: str
     user_id: str

@@ -10,17 +10,17 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from core.values import Value
 
 EVERYONE = "*"
 USER_ID = re.compile(r"[UW][A-Z0-9]+")
 USERGROUP_ID = re.compile(r"S[A-Z0-9]+")
 
 
-class SlackMember(BaseModel):
+class SlackMember(Value):
     """What Slack's users.info says about a user (the facts an approval depends on)."""
-
-    model_config = ConfigDict(frozen=True)
 
     team_id: str | None = None  # the user's own workspace (another one for Slack Connect users)
     is_restricted: bool = False  # multi-channel guest
@@ -29,12 +29,10 @@ class SlackMember(BaseModel):
     deleted: bool = False
 
 
-class SlackIdentity(BaseModel):
+class SlackIdentity(Value):
     """A Slack user as resolved by the caller: the user groups (S…) they belong to, what Slack says
     about them (`member`, None when not looked up or the lookup failed) and the workspace the bot is
     installed in (`workspace_team_id`, from auth.test; None when unknown)."""
-
-    model_config = ConfigDict(frozen=True)
 
     user_id: str = Field(min_length=1)
     group_ids: frozenset[str] = frozenset()
@@ -42,10 +40,8 @@ class SlackIdentity(BaseModel):
     workspace_team_id: str | None = None
 
 
-class Principals(BaseModel):
+class Principals(Value):
     """A set of people: everyone, and/or named users, and/or members of named user groups."""
-
-    model_config = ConfigDict(frozen=True)
 
     everyone: bool = False
     users: frozenset[str] = frozenset()
