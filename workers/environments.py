@@ -45,7 +45,7 @@ from workers import github_pr
 from workers.config_repo import ConfigFiles, ConfigRepo, ConfigRepoError
 from workers.runtime import Runtime
 from workers.steps.common import TFBACKEND, TFVARS, manager
-from workers.workspace import Workspace, WorkspaceError, inside, run_git
+from workers.workspace import Workspace, WorkspaceError, checked_out_commit, inside
 
 log = get_logger(__name__)
 LOCK_SECONDS = 1200  # held at most this long (a crashed holder's lock ends by then)
@@ -297,7 +297,7 @@ def environment_workspace(rt: Runtime, environment: Environment, workspace_id: s
     workspaces = manager(rt)
     path = workspaces.workspace_path(workspace_id)
     commit = environment.repo_commit.strip().lower()
-    if _checked_out_commit(path) == commit:
+    if checked_out_commit(path) == commit:
         workspace = Workspace(
             deployment_id=workspace_id,
             path=path,
@@ -323,14 +323,3 @@ def environment_workspace(rt: Runtime, environment: Environment, workspace_id: s
     return EnvironmentWorkspace(
         path=workspace.path, commit=workspace.commit, tfvars=files.tfvars_path, tfbackend=files.tfbackend_path
     )
-
-
-def _checked_out_commit(path: Path) -> str | None:
-    if not (path / ".git").exists():
-        return None
-    try:
-        return run_git(
-            ["-C", str(path), "rev-parse", "HEAD"], timeout=30, what="Reading the workspace commit"
-        ).strip()
-    except WorkspaceError:
-        return None
