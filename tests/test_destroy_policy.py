@@ -4,7 +4,6 @@ of core/destroy.py (typed confirmation, who may ask, refusals) and the destroy r
 
 from __future__ import annotations
 
-import textwrap
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -17,9 +16,8 @@ from core.environments import Environment, EnvironmentKey, EnvironmentStatus
 from core.models import DeploymentRequest
 from core.plan_summary import PlanAction, PlanCounts, PlanSummary, ResourceChange
 from core.policy.access import AccessPolicy, destroy_warnings
-from core.policy.errors import PolicyError
-from core.policy.loading import parse_policy
 from core.policy.principals import SlackIdentity, SlackMember
+from tests.harness.policies import assert_refused, inline_policy
 
 WORKSPACE = "T0HOME"
 POLICY = """
@@ -50,7 +48,7 @@ profiles:
 
 
 def policy(text: str = POLICY) -> AccessPolicy:
-    return parse_policy(textwrap.dedent(text).lstrip("\n"), "policy.yml")
+    return inline_policy(text)
 
 
 def member(user_id: str) -> SlackIdentity:
@@ -203,13 +201,7 @@ def test_the_default_with_too_few_named_approvers_only_warns() -> None:
     ],
 )
 def test_destroy_keys_load_errors_name_line_and_key(text: str, line: int, key: str, words: list[str]) -> None:
-    with pytest.raises(PolicyError) as caught:
-        policy(text)
-    message = str(caught.value)
-    assert caught.value.key == key, message
-    assert caught.value.line == line, message
-    for word in words:
-        assert word in message, message
+    assert_refused(text, line, key, words)
 
 
 # -- the rules of core/destroy.py ----------------------------------------------------------------------

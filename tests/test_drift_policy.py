@@ -5,7 +5,6 @@ on a real Redis with RQ's scheduler)."""
 
 from __future__ import annotations
 
-import textwrap
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,12 +16,12 @@ from core.drift import next_slot, slot_job_id
 from core.environments import Environment, EnvironmentKey
 from core.models import utcnow
 from core.policy.access import AccessPolicy
-from core.policy.errors import PolicyError
-from core.policy.loading import load_policy, parse_policy
+from core.policy.loading import load_policy
 from core.settings import Settings
 from storage.drift import DriftStore
 from storage.environments import EnvironmentStore
 from storage.queue import JOB_SERIALIZER
+from tests.harness.policies import assert_refused, inline_policy
 from tests.harness.records import deployment_request
 from workers.drift import seed_schedules
 
@@ -49,7 +48,7 @@ profiles:
 
 
 def policy(text: str = POLICY) -> AccessPolicy:
-    return parse_policy(textwrap.dedent(text).lstrip("\n"), "policy.yml")
+    return inline_policy(text)
 
 
 # -- the policy file ---------------------------------------------------------------------------------
@@ -180,13 +179,7 @@ def test_without_drift_interval_the_setting_applies() -> None:
 def test_drift_interval_load_errors_name_line_and_key(
     text: str, line: int, key: str, words: list[str]
 ) -> None:
-    with pytest.raises(PolicyError) as caught:
-        policy(text)
-    message = str(caught.value)
-    assert caught.value.key == key, message
-    assert caught.value.line == line, message
-    for word in words:
-        assert word in message, message
+    assert_refused(text, line, key, words)
 
 
 def test_the_example_policy_sets_drift_intervals_as_its_comments_say() -> None:
