@@ -58,7 +58,7 @@ from tests.harness.flow import (
     submit_modal,
 )
 from tests.harness.processes import run_worker_burst, web_bot, with_policy
-from tests.harness.records import deployment_record, deployment_request
+from tests.harness.records import create_change, deployment_record, deployment_request, stored_environment
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 from tests.harness.tfrepo import commit_file, git, make_git_repo
@@ -93,22 +93,21 @@ def live_environment(
     at = utcnow() - timedelta(hours=1)
     created = deployment_record(REQUESTER, request=request, status=DeploymentStatus.DEPLOYED)
     DeploymentStore(redis_conn).create(created)
-    environment = Environment(
-        key=environment_key(request),
-        request=request,
+    if open_deployment is not None:
+        DeploymentStore(redis_conn).create(open_deployment)
+    return stored_environment(
+        redis_conn,
+        request,
         extra_values={ALARM_EMAILS: ["ops@example.com"], DNS_NAME: "web.example.com"},
         repo_commit=commit,
         status=status,
         changes=[
-            EnvironmentChange(
-                deployment_id=created.id,
-                kind=DeploymentKind.CREATE,
-                requester_id=REQUESTER,
+            create_change(
+                created.id,
+                REQUESTER,
                 approver_ids=[LEAD],
-                plan_sha256="a" * 64,
                 repo_commit=commit,
                 applied_at=at,
-                channel_id="C_DEPLOYS",
                 thread_ts="1700000000.000100",
             )
         ],
@@ -116,9 +115,6 @@ def live_environment(
         created_at=at,
         updated_at=at,
     )
-    if open_deployment is not None:
-        DeploymentStore(redis_conn).create(open_deployment)
-    return EnvironmentStore(redis_conn).put(environment)
 
 
 def recorded_environment(redis_conn: redis.Redis, deployment: Deployment) -> Environment:

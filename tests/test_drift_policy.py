@@ -13,16 +13,14 @@ import redis
 from rq.registry import ScheduledJobRegistry
 
 from core.drift import next_slot, slot_job_id
-from core.environments import Environment, EnvironmentKey
 from core.models import utcnow
 from core.policy.access import AccessPolicy
 from core.policy.loading import load_policy
 from core.settings import Settings
 from storage.drift import DriftStore
-from storage.environments import EnvironmentStore
 from storage.queue import JOB_SERIALIZER
 from tests.harness.policies import assert_refused, inline_policy
-from tests.harness.records import deployment_request
+from tests.harness.records import deployment_request, stored_environment
 from workers.drift import seed_schedules
 
 POLICY = """
@@ -194,22 +192,7 @@ def test_the_example_policy_sets_drift_intervals_as_its_comments_say() -> None:
 
 
 def _live(redis_conn: redis.Redis, environment: str) -> str:
-    request = deployment_request(environment=environment)
-    now = utcnow()
-    record = Environment(
-        key=EnvironmentKey(
-            application=request.application,
-            environment=request.environment,
-            account_id=request.account_id,
-            region=request.region,
-        ),
-        request=request,
-        repo_commit="0" * 40,
-        created_at=now,
-        updated_at=now,
-    )
-    EnvironmentStore(redis_conn).put(record)
-    return str(record.key)
+    return str(stored_environment(redis_conn, deployment_request(environment=environment)).key)
 
 
 def test_seeded_schedules_follow_the_policy(redis_conn: redis.Redis, bot_env: dict[str, str]) -> None:

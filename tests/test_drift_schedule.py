@@ -10,50 +10,25 @@ from pathlib import Path
 import redis
 
 from core.drift import CheckOutcome, DriftCheck, after_check, drift_report, next_slot, slot_job_id
-from core.environments import Environment, EnvironmentChange, EnvironmentKey
-from core.lifecycle import DeploymentKind
 from core.models import utcnow
 from core.settings import Settings
 from storage.audit import AuditTrail
 from storage.drift import DriftStore
-from storage.environments import EnvironmentStore
 from storage.queue import enqueue_drift_check
 from tests.harness.flow import eventually
 from tests.harness.processes import WebProcess, background_workers
-from tests.harness.records import deployment_request
+from tests.harness.records import create_change, stored_environment
 from tests.test_metrics import metrics_url, scrape, value
 
 
 def _live_environment(redis_conn: redis.Redis) -> str:
     """A live environment with no recorded tfvars SHA-256: its checks end fast (FAILED, before any
     checkout)."""
-    request = deployment_request()
-    now = utcnow()
-    environment = Environment(
-        key=EnvironmentKey(
-            application=request.application,
-            environment=request.environment,
-            account_id=request.account_id,
-            region=request.region,
-        ),
-        request=request,
-        repo_commit="0" * 40,
-        changes=[
-            EnvironmentChange(
-                deployment_id="gone-deployment",
-                kind=DeploymentKind.CREATE,
-                requester_id="U0REQUEST1",
-                plan_sha256="0" * 64,
-                repo_commit="0" * 40,
-                applied_at=now,
-                channel_id="C_DEPLOYS",
-            )
-        ],
+    environment = stored_environment(
+        redis_conn,
+        changes=[create_change("gone-deployment", plan_sha256="0" * 64)],
         deployments=["gone-deployment"],
-        created_at=now,
-        updated_at=now,
     )
-    EnvironmentStore(redis_conn).put(environment)
     return str(environment.key)
 
 

@@ -36,9 +36,7 @@ from core.environments import (
     ALARM_EMAILS,
     DNS_NAME,
     Environment,
-    EnvironmentChange,
     EnvironmentStatus,
-    environment_key,
 )
 from core.lifecycle import DeploymentKind, DeploymentStatus
 from core.models import DeploymentRequest, utcnow
@@ -50,7 +48,13 @@ from storage.environments import EnvironmentStore
 from storage.store import DeploymentStore
 from tests.harness.flow import LEAD, OTHER, REQUESTER, submit_modal
 from tests.harness.processes import ROOT, with_policy
-from tests.harness.records import REQUEST_FIELDS, deployment_record, deployment_request
+from tests.harness.records import (
+    REQUEST_FIELDS,
+    create_change,
+    deployment_record,
+    deployment_request,
+    stored_environment,
+)
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 from tests.test_change_flow import change_values, command_opens
@@ -121,22 +125,19 @@ def put_environment(
         )
         deployments.append(open_change.id)
     applied = utcnow() - timedelta(hours=1)
-    environment = Environment(
-        key=environment_key(request),
-        request=request,
+    return stored_environment(
+        redis_conn,
+        request,
         extra_values={ALARM_EMAILS: ["ops@example.com"], DNS_NAME: f"{request.application}.example.com"},
         repo_commit=COMMIT,
         status=status,
         changes=[
-            EnvironmentChange(
-                deployment_id=created.id,
-                kind=DeploymentKind.CREATE,
-                requester_id=requester,
+            create_change(
+                created.id,
+                requester,
                 approver_ids=[LEAD],
-                plan_sha256="a" * 64,
                 repo_commit=COMMIT,
                 applied_at=applied,
-                channel_id="C_DEPLOYS",
                 thread_ts=WEB_THREAD,
                 summary="Apply complete! Resources: 38 added, 0 changed, 0 destroyed.",
             )
@@ -145,7 +146,6 @@ def put_environment(
         created_at=applied,
         updated_at=applied,
     )
-    return EnvironmentStore(redis_conn).put(environment)
 
 
 @pytest.fixture

@@ -15,10 +15,13 @@ from slack_sdk import WebClient
 from bot.notifier import Notifier
 from bot.slack import make_web_client
 from core.approval import PlanBinding
+from core.environments import Environment, EnvironmentChange, environment_key
+from core.lifecycle import DeploymentKind
 from core.models import Deployment, DeploymentRequest, PlanRecord, WorkspaceRecord, utcnow
 from core.policy.access import AccessPolicy
 from core.settings import Settings
 from storage.audit import AuditTrail
+from storage.environments import EnvironmentStore
 from storage.store import DeploymentStore
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from workers.runtime import Runtime
@@ -108,3 +111,40 @@ def worker_runtime(settings: Settings, connection: redis.Redis, policy: AccessPo
         policy=policy,
         audit=AuditTrail(connection),
     )
+
+
+def create_change(deployment_id: str, requester_id: str = "U0REQUEST1", **fields: Any) -> EnvironmentChange:
+    """The change an applied create leaves in its environment's history (plan "a"×64 on commit "0"×40,
+    applied now, thread in #deploys); `fields` override these."""
+    return EnvironmentChange.model_validate(
+        {
+            "deployment_id": deployment_id,
+            "kind": DeploymentKind.CREATE,
+            "requester_id": requester_id,
+            "plan_sha256": "a" * 64,
+            "repo_commit": "0" * 40,
+            "applied_at": utcnow(),
+            "channel_id": "C_DEPLOYS",
+            **fields,
+        }
+    )
+
+
+def stored_environment(
+    connection: redis.Redis, request: DeploymentRequest | None = None, **fields: Any
+) -> Environment:
+    """A live environment of `request` (the standard one by default) on commit "0"×40, made now and
+    stored; `fields` override the record's."""
+    request = request or deployment_request()
+    now = utcnow()
+    record = Environment.model_validate(
+        {
+            "key": environment_key(request),
+            "request": request,
+            "repo_commit": "0" * 40,
+            "created_at": now,
+            "updated_at": now,
+            **fields,
+        }
+    )
+    return EnvironmentStore(connection).put(record)
