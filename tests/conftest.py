@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from bot.embedded_redis import EmbeddedRedis
+from storage.store import DeploymentStore
 from tests.harness.aws import MotoServer, aws_environment, patched_environ
 
 # Nothing in the tests may reach a real AWS account or a real credential chain.
@@ -33,6 +34,12 @@ def redis_conn(redis_server: EmbeddedRedis) -> Iterator[redis.Redis]:
     yield conn
     conn.flushall()
     conn.close()
+
+
+@pytest.fixture
+def store(redis_conn: redis.Redis) -> DeploymentStore:
+    """The deployment store on this test's (flushed) Redis."""
+    return DeploymentStore(redis_conn)
 
 
 @pytest.fixture(scope="session")
@@ -120,7 +127,6 @@ def slack(
 
 # -- the whole pipeline: a web process and workers pointed at the test Terraform repository --------
 
-from storage.store import DeploymentStore  # noqa: E402
 from tests.harness.flow import GROUP_LEAD, LEAD, LEADS_GROUP, REQUESTER, PipelineRun  # noqa: E402
 from tests.harness.tfrepo import make_git_repo  # noqa: E402
 

@@ -44,12 +44,6 @@ TF_LOCK_ID = "6f1c0c5e-2d4b-4f7e-9a61-1d0c3b2a9e77"
 # -- records ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def store(redis_conn: redis.Redis) -> DeploymentStore:
-    """The deployment store on this test's (flushed) Redis."""
-    return DeploymentStore(redis_conn)
-
-
 def make_deployment(
     store: DeploymentStore,
     api: SlackApiStandIn,

@@ -117,9 +117,8 @@ def ephemeral_blocks(api: SlackApiStandIn, user: str) -> list[dict[str, Any]]:
 
 
 def test_envs_lists_only_the_environments_the_policy_lets_each_user_see(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     web = make_deployment(store, slack_api, status=DeploymentStatus.DEPLOYED, age_minutes=60)
     put_environment(redis_conn, web, age_minutes=50)
     old = make_deployment(store, slack_api, status=DeploymentStatus.DESTROYED, application="old")
@@ -180,9 +179,8 @@ def test_envs_answer_stays_within_a_messages_50_blocks() -> None:
 
 
 def test_app_home_shows_the_environments_with_change_upgrade_destroy_on_live_ones(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     web = make_deployment(store, slack_api, status=DeploymentStatus.DEPLOYED)
     config = ConfigCommit(
         branch="ecs-deploy/web-dev-123456789012-us-east-1",
@@ -223,9 +221,8 @@ def test_app_home_shows_the_environments_with_change_upgrade_destroy_on_live_one
 
 
 def test_a_request_for_a_live_environment_creates_nothing_and_offers_to_change_it(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     web = make_deployment(store, slack_api, status=DeploymentStatus.DEPLOYED)
     live = put_environment(redis_conn, web)
     before = {d.id for d in store.recent(limit=50)}
@@ -247,9 +244,8 @@ def test_a_request_for_a_live_environment_creates_nothing_and_offers_to_change_i
 
 
 def test_a_request_while_the_environment_is_being_created_creates_nothing(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     creating = make_deployment(store, slack_api, status=DeploymentStatus.AWAITING_APPROVAL)  # no record yet
 
     response = bot.view_submission(request_values(), private_metadata=METADATA, view_id="V-INFLIGHT")
@@ -263,9 +259,8 @@ def test_a_request_while_the_environment_is_being_created_creates_nothing(
 
 
 def test_a_destroyed_environment_may_be_requested_again(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     old = make_deployment(store, slack_api, status=DeploymentStatus.DESTROYED)
     put_environment(redis_conn, old, status=EnvironmentStatus.DESTROYED)
 
@@ -281,10 +276,9 @@ def test_a_destroyed_environment_may_be_requested_again(
 
 
 def test_a_request_while_another_for_the_same_environment_is_being_stored_creates_nothing(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
 ) -> None:
     """Two submissions at the same moment: the second finds the first one's request guard held."""
-    store = DeploymentStore(redis_conn)
     guard = redis_conn.lock(request_guard_key(deployment_request()), timeout=60)
     assert guard.acquire(blocking=False)
 

@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import pytest
-import redis
 import requests
 
 from bot.views.home import home_view
@@ -66,9 +65,8 @@ def buttons(view: dict[str, Any]) -> dict[str, str]:
 
 
 def test_a_requester_sees_their_deployments_and_the_how_to(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     deployed = make_deployment(store, slack_api, status=DeploymentStatus.DEPLOYED, age_minutes=5)
     waiting = make_deployment(store, slack_api, status=DeploymentStatus.AWAITING_APPROVAL)
     someone_elses = make_deployment(
@@ -87,9 +85,8 @@ def test_a_requester_sees_their_deployments_and_the_how_to(
 
 
 def test_a_lead_sees_the_plans_waiting_for_their_approval(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     pending = make_deployment(store, slack_api, status=DeploymentStatus.AWAITING_APPROVAL)
     already_approved = make_deployment(
         store, slack_api, requester=OTHER, status=DeploymentStatus.AWAITING_APPROVAL, approvers=(LEAD,)

@@ -61,9 +61,8 @@ def _with_rejection_reason(store: DeploymentStore, deployment: Deployment, reaso
 
 
 def test_a_strangers_status_reveals_nothing_of_the_deployment(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     deployment = make_deployment(store, slack_api, status=DeploymentStatus.REJECTED, rejected_by=LEAD)
 
     stranger = answer(bot.slash_command(f"status {deployment.id}", user=BYSTANDER))
@@ -78,9 +77,8 @@ def test_a_strangers_status_reveals_nothing_of_the_deployment(
 
 
 def test_a_rejection_reason_cannot_mention_or_link_in_status(
-    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    bot: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     rejected = make_deployment(store, slack_api, status=DeploymentStatus.REJECTED, rejected_by=LEAD)
     _with_rejection_reason(store, rejected, HOSTILE)
 
@@ -104,9 +102,8 @@ def policy_bot(
 
 
 def test_a_lead_of_another_profile_sees_neither_status_nor_list_entry(
-    policy_bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    policy_bot: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore
 ) -> None:
-    store = DeploymentStore(redis_conn)
     deployment = make_deployment(store, slack_api, status=DeploymentStatus.AWAITING_APPROVAL)
 
     billing_status = answer(policy_bot.slash_command(f"status {deployment.id}", user=BILLING_LEAD))
