@@ -22,9 +22,10 @@ from core.lifecycle import DeploymentKind
 from storage.environments import EnvironmentStore
 from storage.store import DeploymentStore
 from tests.harness.flow import (
-    GROUP_LEAD,
+    DESTROY_POLICY,
     LEAD,
     REQUESTER,
+    SECOND_LEAD,
     PipelineRun,
     click,
     created_environment,
@@ -38,17 +39,6 @@ from tests.harness.slack_requests import text_value
 
 pytestmark = pytest.mark.e2e
 
-SECOND_LEAD = GROUP_LEAD  # any second approver named in the policy
-POLICY = f"""
-defaults:
-  requesters: ["*"]
-  approvers: [{LEAD}, {SECOND_LEAD}, {REQUESTER}]
-profiles:
-  deployer:
-    environments:
-      dev:
-      prod: {{protected: true}}
-"""
 CONFIRM = "destroy_confirm"
 
 
@@ -60,7 +50,7 @@ def destroy_run(
     aws: object,
     tmp_path: Path,
 ) -> Iterator[PipelineRun]:
-    env = with_policy(pipeline_env, tmp_path, POLICY)
+    env = with_policy(pipeline_env, tmp_path, DESTROY_POLICY)
     with web_bot(env) as slack:
         yield PipelineRun(slack, slack_api, DeploymentStore(redis_conn), env)
 

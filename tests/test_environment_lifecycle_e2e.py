@@ -34,10 +34,11 @@ from core.tfvars.reading import read_tfvars
 from storage.environments import EnvironmentStore
 from storage.store import DeploymentStore
 from tests.harness.flow import (
-    GROUP_LEAD,
+    DESTROY_POLICY,
     LEAD,
     OTHER,
     REQUESTER,
+    SECOND_LEAD,
     PipelineRun,
     approve_and_apply,
     change_values,
@@ -59,17 +60,6 @@ from workers.config_repo import parse_trailers
 
 pytestmark = pytest.mark.e2e
 
-SECOND_LEAD = GROUP_LEAD
-POLICY = f"""
-defaults:
-  requesters: ["*"]
-  approvers: [{LEAD}, {SECOND_LEAD}, {REQUESTER}]
-profiles:
-  deployer:
-    environments:
-      dev:
-      prod: {{protected: true}}
-"""
 DEV = "web-dev-123456789012-us-east-1"
 PROD = "web-prod-123456789012-us-east-1"
 TFVARS = "tfvars/web-123456789012-us-east-1.tfvars"
@@ -90,7 +80,7 @@ def lifecycle_run(
     clone of the test repository (the workspaces' origin and the configuration's push target)."""
     bare = tmp_path / "poc-idp.git"
     git(tmp_path, "clone", "--quiet", "--bare", pipeline_env["ECS_DEPLOY_REPO_URL"], str(bare))
-    env = with_policy({**pipeline_env, "ECS_DEPLOY_REPO_URL": str(bare)}, tmp_path, POLICY)
+    env = with_policy({**pipeline_env, "ECS_DEPLOY_REPO_URL": str(bare)}, tmp_path, DESTROY_POLICY)
     with web_bot(env) as slack:
         yield PipelineRun(slack, slack_api, DeploymentStore(redis_conn), env)
 

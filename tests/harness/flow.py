@@ -22,6 +22,18 @@ USER_VALUES = {
     "var:route53_dns_name": text_value("web.example.com"),
 }
 STATE_KEY = "terraform/web/dev/terraform.tfstate"  # the state of the standard request (web/dev)
+SECOND_LEAD = GROUP_LEAD  # the second approver a destroy needs
+# Everyone may request; two leads and the requester approve; prod is protected from destroys.
+DESTROY_POLICY = f"""
+defaults:
+  requesters: ["*"]
+  approvers: [{LEAD}, {SECOND_LEAD}, {REQUESTER}]
+profiles:
+  deployer:
+    environments:
+      dev:
+      prod: {{protected: true}}
+"""
 
 
 def click(slack: SlackClientSim, api: SlackApiStandIn, thread: str, action: str, user: str) -> None:
