@@ -15,7 +15,7 @@ import redis
 from core.approval import Approval, ApprovalState, PlanBinding
 from core.environments import EnvironmentStatus
 from core.lifecycle import DeploymentKind, DeploymentStatus
-from core.models import Deployment, DeploymentRequest, WorkspaceRecord, utcnow
+from core.models import Deployment, DeploymentRequest, utcnow
 from core.policy.loading import policy_from_settings
 from core.settings import Settings
 from storage.artifacts import ArtifactStore
@@ -101,13 +101,7 @@ def applied_deployment(
         approvals=tuple(Approval(approver_id=a, at=utcnow(), binding=binding) for a in approvers),
         required_approvals=len(approvers),
     )
-    record = WorkspaceRecord(
-        commit=workspace.commit,
-        tfvars_path=files.tfvars_relpath,
-        tfbackend_path=files.tfbackend_relpath,
-        tfvars_sha256=files.tfvars_sha256,
-        tfbackend_sha256=files.tfbackend_sha256,
-    )
+    record = files.record(workspace.commit)
     deployment = draft.model_copy(
         update={
             "workspace": record,

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from core.models import DeploymentRequest
+from core.models import DeploymentRequest, WorkspaceRecord
 from core.tfvars.diff import ValueChange, diff_values
 from core.tfvars.edit import apply_values
 from core.tfvars.poc_idp import values_for_request
@@ -80,6 +80,16 @@ class GeneratedFiles(Value):
     @property
     def tfbackend_relpath(self) -> str:
         return f"tfbackends/{self.tfbackend_path.name}"
+
+    def record(self, commit: str) -> WorkspaceRecord:
+        """What a deployment records of these files, generated in a checkout of `commit`."""
+        return WorkspaceRecord(
+            commit=commit,
+            tfvars_path=self.tfvars_relpath,
+            tfbackend_path=self.tfbackend_relpath,
+            tfvars_sha256=self.tfvars_sha256,
+            tfbackend_sha256=self.tfbackend_sha256,
+        )
 
 
 def redact_url(url: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bot.views import failures
 from bot.views.pipeline import missing_values_message, workspace_message
 from core.lifecycle import Move
-from core.models import Deployment, WorkspaceRecord
+from core.models import Deployment
 from storage.artifacts import ArtifactStore
 from workers.runtime import Runtime, StepFailure, move
 from workers.steps.common import TFBACKEND, TFVARS, manager, store_fields
@@ -25,13 +25,7 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
     artifacts = ArtifactStore.for_settings(rt.redis, rt.settings)
     artifacts.put(deployment.id, TFVARS, tfvars_text)
     artifacts.put(deployment.id, TFBACKEND, files.tfbackend_path.read_bytes())
-    record = WorkspaceRecord(
-        commit=workspace.commit,
-        tfvars_path=files.tfvars_relpath,
-        tfbackend_path=files.tfbackend_relpath,
-        tfvars_sha256=files.tfvars_sha256,
-        tfbackend_sha256=files.tfbackend_sha256,
-    )
+    record = files.record(workspace.commit)
     missing = [value.variable for value in files.validation.missing_user_values]
     deployment = store_fields(
         rt, deployment.id, workspace=record, repo_commit=workspace.commit, missing_values=missing
