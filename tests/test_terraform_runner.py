@@ -16,6 +16,7 @@ import textwrap
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,14 +26,15 @@ import boto3
 import pytest
 import redis
 
+from aws_edge.terraform_lock import lock_client, read_lock, release_lock
 from bot.notifier import Notifier
 from bot.slack import make_web_client
 from core import terraform_ui
 from core.apply_progress import ApplyProgress, advance, elapsed_text, replay, total_from_plan_json
-from core.models import Deployment, DeploymentStatus
+from core.models import Deployment, DeploymentStatus, utcnow
 from core.policy.access import AccessPolicy
 from core.settings import Settings
-from core.terraform_locks import lock_error_info
+from core.terraform_locks import OPERATIONS, TerraformRun, lock_error_info, own_lock
 from storage.audit import AuditTrail
 from storage.locks import state_id
 from storage.store import DeploymentStore
@@ -51,6 +53,7 @@ from workers.terraform.binary import (
 )
 from workers.terraform.runner import (
     PlanIntegrityError,
+    PlanResult,
     RunOptions,
     SealedPlan,
     StalePlanError,
@@ -133,6 +136,44 @@ def workspace(
 
 def _assert_group_gone(pgid: int) -> None:
     assert group_members(pgid) == []
+
+
+def _plan(workspace: Workspace, plan_file: Path, options: RunOptions | None = None) -> PlanResult:
+    """`plan` in the workspace, recovering as the plan step does (workers/steps/tfrun.py, "Its own lock,
+    once"): under load the AWS SDK inside Terraform can retry a PutItem whose first attempt landed, and
+    Terraform then waits out -lock-timeout behind the lock it took itself (Terraform's S3 backend turns
+    any failed PutItem into "lock held" and retries). Only when the lock Terraform complained about is,
+    by core.terraform_locks.own_lock, this command's own (same Who and Operation, taken after it
+    started) is it released by its exact item and the plan run once more, with a warning in the report;
+    any other result is returned as it is."""
+    options = options or workspace.options
+    started = utcnow()
+    result = plan(workspace.root, workspace.var_file, plan_file, options=options)
+    if not result.lock_error:
+        return result
+    client, state = lock_client(workspace.session), state_id(BUCKET, KEY)
+    found = read_lock(client, TABLE, state)
+    reported = lock_error_info(result.error_excerpt or result.output_tail) or {}
+    if found.lock is None or reported.get("ID") != found.lock.id:
+        return result
+    command = TerraformRun(
+        state=state,
+        deployment_id="runner-test",
+        step="plan",
+        who=terraform_who(),
+        command="plan",
+        operation=OPERATIONS["plan"],
+        command_started_at=started,
+        ended_at=utcnow(),
+    )
+    verdict = own_lock(found.lock, command, run_alive=False, now=utcnow())
+    if not verdict.own or not release_lock(client, TABLE, state, found.lock):
+        return result
+    warnings.warn(
+        f"terraform plan was blocked by its own state lock {found.lock.id} ({verdict.reason}): released, planned again",
+        stacklevel=2,
+    )
+    return plan(workspace.root, workspace.var_file, plan_file, options=options)
 
 
 # ----------------------------------------------------------------------------------------- binaries
@@ -257,7 +298,7 @@ def test_plan_error_gives_only_the_error_blocks(workspace: Workspace) -> None:
 def test_hanging_apply_times_out_with_sigint_and_releases_the_lock(workspace: Workspace) -> None:
     workspace.set_vars('name = "blue"\nhang_seconds = 600\n')
     plan_file = workspace.root / "hang.tfplan"
-    planned = plan(workspace.root, workspace.var_file, plan_file, options=workspace.options)
+    planned = _plan(workspace, plan_file)
     assert planned.has_changes, planned.log_path.read_text()[-3000:]
 
     options = workspace.options_with(timeouts={"apply": 3}, grace_seconds=10)
@@ -279,7 +320,7 @@ def test_cancel_hook_interrupts_and_kills_left_over_children(workspace: Workspac
     and the runner kills that left-over process so the whole tree is gone."""
     workspace.set_vars('name = "blue"\nhang_seconds = 600\nignore_sigint = true\n')
     plan_file = workspace.root / "hang.tfplan"
-    planned = plan(workspace.root, workspace.var_file, plan_file, options=workspace.options)
+    planned = _plan(workspace, plan_file)
     assert planned.has_changes, planned.log_path.read_text()[-3000:]
     cancel = threading.Event()
     seen: list[str] = []
@@ -596,7 +637,7 @@ def test_terraform_stops_gracefully_when_its_supervisor_is_killed(
     state and releases its lock; then the launcher kills the provisioner's `sleep` left behind."""
     workspace.set_vars('name = "blue"\nhang_seconds = 600\n')
     plan_file = workspace.root / "hang.tfplan"
-    planned = plan(workspace.root, workspace.var_file, plan_file, options=workspace.options)
+    planned = _plan(workspace, plan_file)
     assert planned.has_changes, planned.log_path.read_text()[-3000:]
     out = tmp_path / "started.json"
     root = Path(__file__).resolve().parents[1]
@@ -664,9 +705,11 @@ def test_a_plan_swapped_between_the_hash_and_the_command_is_never_read(workspace
     private = private_directory(ws)
     assert stat.S_IMODE(private.stat().st_mode) == 0o700 and private.stat().st_uid == os.geteuid()
     approved, evil = private / "approved.tfplan", private / "evil.tfplan"
-    assert plan(ws, workspace.var_file, approved, options=workspace.options).has_changes
+    planned = _plan(workspace, approved)
+    assert planned.has_changes, (planned.summary, planned.error_excerpt, planned.output_tail)
     workspace.set_vars('name = "evil"\n')
-    assert plan(ws, workspace.var_file, evil, options=workspace.options).has_changes
+    planned = _plan(workspace, evil)
+    assert planned.has_changes, (planned.summary, planned.error_excerpt, planned.output_tail)
     approved_bytes, evil_bytes = read_plan_file(approved), read_plan_file(evil)
     approved_sha = hashlib.sha256(approved_bytes).hexdigest()
 
