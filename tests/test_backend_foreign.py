@@ -153,7 +153,9 @@ def test_what_the_bot_creates_is_tagged_and_the_requester_alone_may_fix_it(pipel
     assert {t["Key"]: t["Value"] for t in dynamodb.list_tags_of_resource(ResourceArn=arn)["Tags"]} == MANAGED
 
     _s3().delete_public_access_block(Bucket=bucket)  # drift on the bot's own bucket
-    deployment = _to_backend_fix(pipeline_run, "V-OURS-2")
+    deployment = _to_backend_fix(
+        pipeline_run, "V-OURS-2", application="api"
+    )  # another environment, same bucket
     assert deployment.request.state_bucket == bucket
     assert deployment.backend_fix is not None and deployment.backend_fix.managed
     assert [c.setting for c in deployment.backend_fix.changes] == [Setting.PUBLIC_ACCESS]

@@ -6,7 +6,6 @@ restores it → apply, and the drift reported resolved. Plus the pure rules (cor
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from core.drift import (
 from core.models import utcnow
 from storage.drift import DriftStore
 from storage.environments import EnvironmentStore
-from tests.harness.flow import LEAD, REQUESTER, PipelineRun, click, eventually
+from tests.harness.flow import LEAD, REQUESTER, PipelineRun, click, edit_state_outside_terraform, eventually
 from tests.harness.processes import background_workers, run_worker_burst
 
 STATE_KEY = "terraform/web/dev/terraform.tfstate"
@@ -107,27 +106,6 @@ def test_acknowledgement_silences_exactly_one_drift() -> None:
 # -- end to end ----------------------------------------------------------------------------------------
 
 
-def _edit_state_outside_terraform(session: boto3.Session, bucket: str) -> str:
-    """Change the ecs_service's desired_count in the state object itself (serial + 1, same lineage) and
-    update Terraform's digest item, as someone with console access would leave it."""
-    s3 = session.client("s3")
-    state = json.loads(s3.get_object(Bucket=bucket, Key=STATE_KEY)["Body"].read())
-    resource = next(
-        r for r in state["resources"] if r["type"] == "terraform_data" and r["name"] == "ecs_service"
-    )
-    attributes = resource["instances"][0]["attributes"]
-    value = attributes["input"]["value"] if "value" in attributes["input"] else attributes["input"]
-    value["desired_count"] = 7
-    state["serial"] += 1
-    body = json.dumps(state, indent=2).encode()
-    s3.put_object(Bucket=bucket, Key=STATE_KEY, Body=body)
-    session.client("dynamodb").put_item(
-        TableName="terraform-state-lock",
-        Item={"LockID": {"S": f"{bucket}/{STATE_KEY}-md5"}, "Digest": {"S": hashlib.md5(body).hexdigest()}},
-    )
-    return str(resource["instances"][0].get("index_key", ""))
-
-
 def _channel_posts(api: Any, channel: str, contains: str) -> list[dict[str, Any]]:
     return [
         c.params
@@ -157,7 +135,7 @@ def test_drift_found_reported_once_reconciled_and_resolved(
     assert EnvironmentStore(redis_conn).find(key) is not None
 
     session = boto3.Session(profile_name="deployer", region_name="us-east-1")
-    _edit_state_outside_terraform(session, deployment.request.state_bucket)
+    edit_state_outside_terraform(session, deployment.request.state_bucket)
     drift = DriftStore(redis_conn)
     channel = deployment.channel_id
 

@@ -20,10 +20,14 @@ from tests.harness.flow import (
     LEAD,
     REQUESTER,
     PipelineRun,
+    approve_and_apply,
+    change_values,
     click,
     click_to_open_modal,
+    command_opens,
+    created_environment,
     drive_to_input,
-    drive_to_plan_stage,
+    edit_state_outside_terraform,
     ephemeral_to,
     eventually,
     give_values,
@@ -176,40 +180,32 @@ def test_old_plan_buttons_and_expired_approvals_are_refused(pipeline_run: Pipeli
     assert store.get(deployment_id).status.value == "awaiting_approval"
 
 
-def test_same_state_waits_in_line_and_other_states_do_not(
+def test_a_held_state_waits_in_line_and_other_states_do_not(
     pipeline_run: PipelineRun, redis_conn: redis.Redis, tmp_path: Path
 ) -> None:
+    """One environment per state (a second request for it is offered the change flow), so what a
+    plan waits behind is whoever holds its state (here held as a long apply would hold it)."""
     pipeline, slack_api, store, pipeline_env = pipeline_run
     first = pipeline_run.submit_new_account("V-A")
-    second = pipeline_run.submit_new_account("V-B")  # same app/env/account/region: same state
     other = pipeline_run.submit_new_account("V-C", application="api")
-    for deployment_id in (first, second, other):
+    for deployment_id in (first, other):
         drive_to_input(pipeline, slack_api, store, pipeline_env, deployment_id)
-    for deployment_id in (first, second, other):  # queues their workspace-then-plan jobs, runs nothing
+    for deployment_id in (first, other):  # queues their workspace-then-plan jobs, runs nothing
         give_values(pipeline, slack_api, store.get(deployment_id))
-    # hold the first deployment's state as a long apply would, then let three workers plan everything
     from storage.locks import StateLock, state_id
 
     request = store.get(first).request
     lock = StateLock(redis_conn, state_id(request.state_bucket, request.state_key), ttl_seconds=60)
     holder = lock.try_acquire("d-holder", LEAD, "apply")
     assert holder is not None
-    with background_workers(pipeline_env, [tmp_path / f"w{i}" for i in range(3)]):
-        # Two workers wait behind the held state; the third plans the other state meanwhile.
+    with background_workers(pipeline_env, [tmp_path / f"w{i}" for i in range(2)]):
+        # One worker waits behind the held state; the other plans the other state meanwhile.
         eventually(lambda: store.get(other).status.value == "awaiting_approval", timeout=90)
-        eventually(
-            lambda: all("Waiting in line" in thread_text(slack_api, store, d) for d in (first, second)),
-            timeout=30,
-        )
+        eventually(lambda: "Waiting in line" in thread_text(slack_api, store, first), timeout=30)
         assert "`d-holder`" in thread_text(slack_api, store, first)
-        assert {store.get(d).status.value for d in (first, second)} == {"planning"}
+        assert store.get(first).status.value == "planning"
         lock.release(holder.token)
-        eventually(
-            lambda: {store.get(d).status.value for d in (first, second)} == {"awaiting_approval"}, timeout=90
-        )
-    # the two same-state plans ran one after the other: one of them waited behind the other
-    texts = [thread_text(slack_api, store, d) for d in (first, second)]
-    assert any(f"`{d}` (plan" in t for d, t in zip((second, first), texts, strict=True))
+        eventually(lambda: store.get(first).status.value == "awaiting_approval", timeout=90)
     assert "Waiting in line" not in thread_text(slack_api, store, other)
 
 
@@ -240,23 +236,24 @@ def test_a_failed_apply_shows_the_error_block_attaches_the_log_and_releases_the_
     assert redis_conn.keys("ecs-deploy:statelock:*") == []
 
 
-def test_terraform_refuses_a_plan_made_stale_by_another_apply(pipeline_run: PipelineRun) -> None:
-    """Two plans of the same state made before either was applied: after the first apply, Terraform
-    refuses the second saved plan, and the thread says to re-plan (nothing is applied)."""
+def test_terraform_refuses_a_plan_made_stale_by_a_write_outside_the_bot(pipeline_run: PipelineRun) -> None:
+    """A change planned against a live environment; then someone changes the state outside the bot
+    (console, another tool): after approval, Terraform refuses the saved plan, nothing is applied,
+    and the thread says to re-plan."""
     pipeline, slack_api, store, pipeline_env = pipeline_run
-    first = pipeline_run.submit_new_account("V-STALE-1")
-    second = pipeline_run.submit_new_account("V-STALE-2")
-    for deployment_id in (first, second):
-        drive_to_plan_stage(pipeline, slack_api, store, pipeline_env, deployment_id)
+    created = created_environment(pipeline_run)
+    before = {d.id for d in store.recent(limit=100)}
+    view = command_opens(pipeline, slack_api, "change web/dev")
+    tagged = change_values(tags="team=platform\nowner=ops")
+    assert submit_modal(pipeline, view, tagged, user=REQUESTER, view_id="V-STALE").text in ("", "{}")
+    [change] = [d.id for d in store.recent(limit=100) if d.id not in before]
     run_worker_burst(pipeline_env)
-    for deployment_id in (first, second):
-        assert store.get(deployment_id).status.value == "awaiting_approval"
-        click(pipeline, slack_api, store.get(deployment_id).thread_ts or "", "plan_approve", LEAD)
-        eventually(lambda d=deployment_id: store.get(d).status.value == "approved")  # type: ignore[misc]
-    run_worker_burst(pipeline_env)
-    assert store.get(first).status.value == "deployed"
-    assert store.get(second).status.value == "failed"
-    assert "The state changed since this plan; re-plan." in thread_text(slack_api, store, second)
+    assert store.get(change).status.value == "awaiting_approval", store.get(change).status_detail
+    session = boto3.Session(profile_name="deployer", region_name="us-east-1")
+    edit_state_outside_terraform(session, store.get(created).request.state_bucket)
+    applied = approve_and_apply(pipeline_run, change)
+    assert applied.status.value == "failed", applied.status_detail
+    assert "The state changed since this plan; re-plan." in thread_text(slack_api, store, change)
 
 
 def test_a_lead_rejects_with_a_reason(pipeline_run: PipelineRun, redis_conn: redis.Redis) -> None:
