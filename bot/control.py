@@ -29,6 +29,7 @@ from aws_edge import configs
 from aws_edge.errors import aws_problem, error_code
 from aws_edge.sessions import session_for
 from aws_edge.terraform_lock import lock_client, read_lock, release_lock
+from bot.environments import superseded
 from bot.services import Services
 from bot.views import refusals
 from bot.views.access import reason_text
@@ -211,6 +212,9 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
         raise ControlRefused(reason_text(decision))
     if deployment.workspace is None:
         raise ControlRefused(refusals.nothing_to_replan(deployment.id))
+    newer = superseded(services, deployment)
+    if newer is not None:
+        raise ControlRefused(newer)
     replaced: list[DeploymentStatus] = []
 
     def change(d: Deployment) -> Deployment | None:

@@ -22,6 +22,7 @@ import redis
 from redis.exceptions import LockError
 
 from bot.services import Services
+from bot.views import refusals
 from core.duplicates import Duplicate, DuplicateWhy, duplicate_of
 from core.environments import (
     Environment,
@@ -29,6 +30,7 @@ from core.environments import (
     EnvironmentStatus,
     environment_key,
     is_changing,
+    superseded_by,
 )
 from core.models import Deployment, DeploymentRequest
 from core.values import Value
@@ -134,6 +136,16 @@ def environment_guard(
 def request_guard(services: Services, request: DeploymentRequest) -> contextlib.AbstractContextManager[bool]:
     """`environment_guard` for the environment a new request names."""
     return environment_guard(services, request.environment_key)
+
+
+def superseded(services: Services, deployment: Deployment) -> str | None:
+    """The words refusing to re-plan or edit `deployment` because a newer deployment of its
+    environment exists (core.environments.superseded_by), or None."""
+    request = deployment.request
+    newer = superseded_by(deployment.id, store_of(services).newest_deployment_id(request.environment_key))
+    if newer is None:
+        return None
+    return refusals.superseded(deployment.id, newer, f"{request.application}/{request.environment}")
 
 
 def open_deployment(

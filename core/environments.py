@@ -142,6 +142,13 @@ def is_changing(environment: Environment, latest_status: DeploymentStatus | None
     )
 
 
+def superseded_by(deployment_id: str, newest_id: str | None) -> str | None:
+    """The environment's newer deployment when `deployment_id` is no longer its newest one (None
+    while it is, or when none was recorded): an older deployment must not be re-planned or edited —
+    its values are older than what the environment has since become."""
+    return newest_id if newest_id is not None and newest_id != deployment_id else None
+
+
 def locked_changes(before: DeploymentRequest, after: DeploymentRequest) -> list[str]:
     """The locked fields (LOCKED_FIELDS) whose value differs between two requests."""
     return [name for name in LOCKED_FIELDS if getattr(before, name) != getattr(after, name)]

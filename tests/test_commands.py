@@ -409,6 +409,22 @@ def test_plan_requeues_a_plan_with_the_current_values(
     assert queue.count == 1
 
 
+def test_only_the_newest_deployment_of_an_environment_is_planned_again(
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
+) -> None:
+    """After a change, re-planning the environment's first deployment would plan its older values
+    against the live state (and undo the change once applied): refused, pointing at the change flow."""
+    first = make_deployment(store, slack_api, status=DeploymentStatus.DEPLOYED)
+    newer = make_deployment(store, slack_api, status=DeploymentStatus.DEPLOYED)  # e.g. its change
+    queue = Queue("ecs-deploy", connection=redis_conn, serializer=JOB_SERIALIZER)
+    refused = answer(bot.slash_command(f"plan {first.id}", user=REQUESTER))
+    assert f"`{first.id}` is no longer the newest deployment of web/dev (`{newer.id}` is)" in refused
+    assert "/ecs-deploy change web/dev" in refused
+    assert store.get(first.id).status is DeploymentStatus.DEPLOYED and queue.count == 0
+    assert "A new plan" in answer(bot.slash_command(f"plan {newer.id}", user=REQUESTER))
+    assert queue.count == 1
+
+
 def test_an_interrupted_deployment_can_be_replanned(
     bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
 ) -> None:

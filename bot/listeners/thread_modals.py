@@ -9,6 +9,7 @@ import redis
 from pydantic import ValidationError
 from slack_bolt import Ack, App
 
+from bot.environments import superseded
 from bot.forms import errors_from_validation, parse_user_value
 from bot.ids import INPUT_ACTION, BlockId, Callback
 from bot.payloads import ViewSubmission, input_value
@@ -207,6 +208,10 @@ def edit_values(
         errors.update({k: v for k, v in errors_from_validation(exc).items() if k in values})
     if errors or request is None:
         ack(response_action="errors", errors=errors or {BlockId.SIZE.value: form_errors.INVALID_VALUES})
+        return
+    newer = superseded(services, deployment)
+    if newer is not None:
+        ack(response_action="errors", errors={BlockId.SIZE.value: clip(newer, HINT_LIMIT)})
         return
     extra = {k: v for k, v in deployment.extra_values.items() if k not in EDITABLE_KNOBS} | knobs
     before = {**deployment.request.model_dump(mode="json"), **deployment.extra_values}

@@ -32,6 +32,14 @@ def nothing_to_replan(deployment_id: str) -> str:
     )
 
 
+def superseded(deployment_id: str, newer_id: str, environment: str) -> str:
+    return (
+        f"{inline_code(deployment_id)} is no longer the newest deployment of {environment}"
+        f" ({inline_code(newer_id)} is): planning it again would plan its older values against the"
+        f" live state. To change the environment, use `/ecs-deploy change {environment}`."
+    )
+
+
 def replan_not_possible(deployment_id: str, status: str) -> str:
     return (
         f"`{deployment_id}` is {status}; a re-plan is possible while a plan waits for approval,"
