@@ -21,9 +21,9 @@ from storage.artifacts import KEY_PREFIX
 from storage.drift import DriftStore
 from storage.environments import EnvironmentStore
 from storage.queue import enqueue_drift_check
-from tests.harness.flow import PipelineRun, created_environment
+from tests.harness.flow import PipelineRun, created_environment, edit_state_outside_terraform
 from tests.harness.processes import run_worker_burst
-from tests.test_drift import _channel_posts, _edit_state_outside_terraform
+from tests.test_drift import _channel_posts
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +58,7 @@ def test_a_check_needs_neither_the_stored_artifacts_nor_the_workspace(
     shutil.rmtree(workspace)
 
     session = boto3.Session(profile_name="deployer", region_name="us-east-1")
-    _edit_state_outside_terraform(session, deployment.request.state_bucket)
+    edit_state_outside_terraform(session, deployment.request.state_bucket)
     env = {**pipeline_run.env, "ECS_DEPLOY_DRIFT_INTERVAL": "0"}  # no scheduled checks besides these
     fresh = tmp_path / "worker-fresh"  # a worker that never saw this environment
     record = _check_now(redis_conn, env, key, "first", fresh)
