@@ -7,6 +7,7 @@ is a real message in the stand-in.
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -30,7 +31,7 @@ from tests.harness.records import (
     workspace_record,
 )
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
-from tests.harness.slack_requests import SlackClientSim
+from tests.harness.slack_requests import SlackClientSim, text_value
 from workers.steps.common import cancel_key
 
 pytestmark = pytest.mark.e2e
@@ -423,6 +424,34 @@ def test_only_the_newest_deployment_of_an_environment_is_planned_again(
     assert store.get(first.id).status is DeploymentStatus.DEPLOYED and queue.count == 0
     assert "A new plan" in answer(bot.slash_command(f"plan {newer.id}", user=REQUESTER))
     assert queue.count == 1
+
+
+def test_values_of_an_older_deployment_of_an_environment_are_not_edited(
+    bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, store: DeploymentStore
+) -> None:
+    first = make_deployment(store, slack_api, status=DeploymentStatus.DEPLOYED)
+    newer = make_deployment(store, slack_api, status=DeploymentStatus.DEPLOYED)
+    values = {
+        "size": {"value": {"type": "radio_buttons", "selected_option": {"value": "medium"}}},
+        "vpc_cidr_block": text_value("10.0.0.0/16"),
+        "additional_tags": text_value("team=platform"),
+    }
+    metadata = json.dumps({"deployment_id": first.id, "channel_id": "C_DEPLOYS"})
+    refused = bot.view_submission(
+        values,
+        user=REQUESTER,
+        private_metadata=metadata,
+        callback_id="ecs_deploy_edit_values",
+        view_id="V-E1",
+    )
+    assert (
+        f"is no longer the newest deployment of web/dev (`{newer.id}` is)" in refused.json()["errors"]["size"]
+    )
+    assert (
+        store.get(first.id).status is DeploymentStatus.DEPLOYED
+        and store.get(first.id).request.size.value == "small"
+    )
+    assert Queue("ecs-deploy", connection=redis_conn, serializer=JOB_SERIALIZER).count == 0
 
 
 def test_an_interrupted_deployment_can_be_replanned(
