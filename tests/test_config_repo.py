@@ -322,3 +322,25 @@ def test_pull_requests_need_a_token_and_a_github_repository() -> None:
     named = Settings(**token, ECS_DEPLOY_GITHUB_REPOSITORY="acme/infra")  # type: ignore[arg-type]
     assert github_repository(named, "/srv/git/poc-idp.git") == "acme/infra"
     assert github_repository(Settings(), "https://github.com/acme/poc-idp.git") is None
+
+
+def test_an_older_apply_retried_after_a_newer_one_never_becomes_the_branch_head(
+    rt: Runtime, remote: Path, redis_conn: redis.Redis, slack_api: SlackApiStandIn
+) -> None:
+    """A Retry on the first apply's failed push, clicked after a change was applied and committed,
+    must not put the first apply's (older) files on top: `environments import` reads the head."""
+    first = recorded_apply(rt, slack_api)  # its commit job "failed": never ran
+    second = recorded_apply(
+        rt, slack_api, request=deployment_request(size="medium"), kind=DeploymentKind.CHANGE
+    )
+    assert run_commit_config(rt, KEY, second.id) == "committed"
+    head = branch_log(remote)[0]
+
+    assert run_commit_config(rt, KEY, first.id) == "superseded"
+
+    assert branch_log(remote)[0] == head
+    assert ("Ecs-Deploy-Size", "medium") in trailers_of(remote, head)
+    env = EnvironmentStore(redis_conn).find(KEY)
+    assert env is not None and env.config is not None
+    assert (env.config.deployment_id, env.config.commit) == (second.id, head)
+    assert any("superseded" in text for text in slack_api.thread_texts(first.thread_ts or ""))

@@ -31,6 +31,7 @@ from bot.views.config_commit import (
     not_pushed_message,
     pull_request_body,
     pull_request_title,
+    superseded_message,
 )
 from bot.views.drift import configuration_mismatch, configuration_unrecorded
 from core.environment_config import ConfigTrailers, TrailerError
@@ -109,7 +110,8 @@ def record_apply(
 
 
 def run_commit_config(rt: Runtime, environment_key: str, deployment_id: str) -> str:
-    """The commit_config job: "committed", "unchanged" (already on the branch) or "not pushed"."""
+    """The commit_config job: "committed", "unchanged" (already on the branch), "not pushed", or
+    "superseded" (a later apply of the environment is what its branch keeps)."""
     deployment = rt.store.get(deployment_id)
     if deployment.request.environment_key != environment_key:
         log.error("config_commit_wrong_environment", environment=environment_key)
@@ -129,6 +131,14 @@ def _branch(rt: Runtime, environment_key: str) -> str:
 def _commit(rt: Runtime, deployment: Deployment, environment_key: str) -> str:
     repo = ConfigRepo(rt.settings)
     branch = repo.branch(environment_key)
+    newer = _newer_apply(rt, environment_key, deployment.id)
+    if newer is not None:  # committing these older files would put them on top of the newer ones
+        log.warning("config_commit_superseded", environment=environment_key, newer=newer)
+        rt.audit.record(
+            "config_superseded", deployment.id, "worker", environment=environment_key, newer=newer
+        )
+        rt.notifier.post(deployment, superseded_message(branch=branch, newer_deployment_id=newer))
+        return "superseded"
     try:
         trailers = ConfigTrailers.of(deployment)
         files = applied_files(rt, deployment)
@@ -182,6 +192,16 @@ def _commit(rt: Runtime, deployment: Deployment, environment_key: str) -> str:
         ),
     )
     return "committed" if result.created else "unchanged"
+
+
+def _newer_apply(rt: Runtime, environment_key: str, deployment_id: str) -> str | None:
+    """The deployment of the environment's last apply when that is a later one than `deployment_id`
+    (whose configuration the branch must keep at its head), else None."""
+    environment = EnvironmentStore(rt.redis).find(environment_key)
+    applied = [change.deployment_id for change in environment.changes] if environment else []
+    if deployment_id in applied and applied[-1] != deployment_id:
+        return applied[-1]
+    return None
 
 
 def _not_pushed(rt: Runtime, deployment: Deployment, environment_key: str, branch: str, reason: str) -> str:

@@ -118,6 +118,15 @@ def not_pushed_message(*, branch: str, reason: str, environment_key: str, deploy
     )
 
 
+def superseded_message(*, branch: str, newer_deployment_id: str) -> Message:
+    text = (
+        f":information_source: This deployment's configuration was not committed to `{escape_mrkdwn(branch)}`:"
+        f" it was superseded by the later apply of deployment {newer_deployment_id}, whose files the"
+        " branch keeps."
+    )
+    return Message(text=clip(text), blocks=[section(clip(text))])
+
+
 def retry_requested(user_id: str) -> str:
     return f":repeat: Configuration commit retried by <@{user_id}>."
 
