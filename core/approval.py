@@ -186,6 +186,21 @@ class Click(Value):
     facts: ClickFacts | None = None
 
 
+class ClickContext(Value):
+    """What an Approve or Reject click is judged on besides the state and the policy: who clicked,
+    the deployment's profile, environment and requester, the plan the button was rendered for
+    (None when it is no longer the one under review), and when."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user: SlackIdentity
+    profile: str
+    environment: str
+    requester_id: str
+    binding_seen: PlanBinding | None
+    now: AwareDatetime
+
+
 class ApprovalState(Value):
     """The approval record of one deployment; replaced, never mutated, by the functions below."""
 
@@ -302,25 +317,22 @@ def new_plan(
 def record_approval(
     state: ApprovalState,
     policy: AccessPolicy,
+    click: ClickContext,
     *,
-    user: SlackIdentity,
-    profile: str,
-    environment: str,
-    requester_id: str,
     value_authors: frozenset[str] = frozenset(),
-    binding_seen: PlanBinding | None,
-    now: datetime,
     ttl: timedelta = DEFAULT_APPROVAL_TTL,
     destroy: bool = False,
 ) -> ApprovalResult:
-    """An Approve click on a button rendered for `binding_seen`. The policy is consulted live; with
-    `destroy` (a destroy's plan) its destroy rule applies: destroy_approvals, the self-destroy
+    """An Approve click on a button rendered for `click.binding_seen`. The policy is consulted live;
+    with `destroy` (a destroy's plan) its destroy rule applies: destroy_approvals, the self-destroy
     setting, and no approval at all for a protected environment."""
+    user, profile, environment = click.user, click.profile, click.environment
+    binding_seen, now = click.binding_seen, click.now
     _check_clock(now, ttl)
     action = ClickAction.APPROVE
 
     def refuse(outcome: ApprovalOutcome, facts: ClickFacts) -> ApprovalResult:
-        return _result(state, user.user_id, now, action, binding_seen, outcome, facts)
+        return _result(state, click, action, outcome, facts)
 
     if state.is_decided:
         return refuse(ApprovalOutcome.REFUSED_ALREADY_DECIDED, ClickFacts(plan=state.binding))
@@ -337,12 +349,12 @@ def record_approval(
     if not membership.may_approve:
         return refuse(ApprovalOutcome.REFUSED_NOT_FULL_MEMBER, ClickFacts(membership=membership))
     is_author = user.user_id in value_authors
-    if (user.user_id == requester_id or is_author) and not rule.allow_self_approval:
+    if (user.user_id == click.requester_id or is_author) and not rule.allow_self_approval:
         # Whoever chose values that went into the plan reviews their own work when approving it.
         facts = ClickFacts(
             scope=rule.scope,
             approvers=rule.approvers,
-            value_author=user.user_id != requester_id,
+            value_author=user.user_id != click.requester_id,
             destroy=rule.destroy,
         )
         return refuse(ApprovalOutcome.REFUSED_SELF_APPROVAL, facts)
@@ -369,34 +381,26 @@ def record_approval(
     )
     outcome = ApprovalOutcome.APPROVED_READY if approved.is_ready else ApprovalOutcome.APPROVED_WAITING
     facts = rule_facts.model_copy(update={"missing": approved.missing_approvals})
-    return _result(approved, user.user_id, now, action, binding_seen, outcome, facts)
+    return _result(approved, click, action, outcome, facts)
 
 
 def record_rejection(
-    state: ApprovalState,
-    policy: AccessPolicy,
-    *,
-    user: SlackIdentity,
-    profile: str,
-    environment: str,
-    requester_id: str,
-    binding_seen: PlanBinding | None,
-    now: datetime,
-    reason: str = "",
+    state: ApprovalState, policy: AccessPolicy, click: ClickContext, *, reason: str = ""
 ) -> ApprovalResult:
     """A Reject click: allowed for approvers of the profile/environment and for the requester
     (withdrawal). An expired plan may be rejected; a ready or already rejected one may not."""
+    user, binding_seen, now = click.user, click.binding_seen, click.now
     _check_clock(now, DEFAULT_APPROVAL_TTL)
     action = ClickAction.REJECT
     reason = reason.strip()[:MAX_REASON]
 
     def refuse(outcome: ApprovalOutcome, facts: ClickFacts) -> ApprovalResult:
-        return _result(state, user.user_id, now, action, binding_seen, outcome, facts)
+        return _result(state, click, action, outcome, facts)
 
     if state.is_decided:
         return refuse(ApprovalOutcome.REFUSED_ALREADY_DECIDED, ClickFacts(plan=state.binding))
-    is_requester = user.user_id == requester_id
-    decision = policy.can_approve(user, profile, environment)
+    is_requester = user.user_id == click.requester_id
+    decision = policy.can_approve(user, click.profile, click.environment)
     if not (is_requester or decision.allowed):
         return refuse(ApprovalOutcome.REFUSED_NOT_APPROVER, ClickFacts(policy=decision))
     if _is_stale(state, binding_seen):
@@ -406,7 +410,7 @@ def record_rejection(
     rejection = Rejection(by=user.user_id, at=now, reason=reason, binding=current, by_requester=is_requester)
     rejected = state.model_copy(update={"rejection": rejection})
     facts = ClickFacts(plan=current, by_requester=is_requester)
-    return _result(rejected, user.user_id, now, action, binding_seen, ApprovalOutcome.REJECTED, facts)
+    return _result(rejected, click, action, ApprovalOutcome.REJECTED, facts)
 
 
 class ApplyBlocker(StrEnum):
@@ -473,20 +477,18 @@ def _is_stale(state: ApprovalState, binding_seen: PlanBinding | None) -> bool:
 
 def _result(
     state: ApprovalState,
-    user_id: str,
-    now: datetime,
+    context: ClickContext,
     action: ClickAction,
-    binding_seen: PlanBinding | None,
     outcome: ApprovalOutcome,
     facts: ClickFacts,
 ) -> ApprovalResult:
     click = Click(
-        user_id=user_id,
-        at=now,
+        user_id=context.user.user_id,
+        at=context.now,
         action=action,
         allowed=outcome.accepted,
         outcome=outcome,
-        binding_seen=binding_seen,
+        binding_seen=context.binding_seen,
         facts=facts,
     )
     clicks = (*state.clicks, click)[-MAX_CLICKS:]

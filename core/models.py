@@ -10,10 +10,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core import validation
-from core.approval import ApprovalState, PlanBinding
+from core.approval import ApprovalState, ClickContext, PlanBinding
 from core.backend_fix import BackendFixPlan
 from core.lifecycle import DeploymentKind as DeploymentKind
 from core.lifecycle import DeploymentStatus as DeploymentStatus
+from core.policy.principals import SlackIdentity
 from core.sizes import SetupSize
 from core.values import Value
 
@@ -165,6 +166,18 @@ class Deployment(BaseModel):
         current = self.approval.binding
         waiting = self.status is DeploymentStatus.AWAITING_APPROVAL
         return current if current is not None and current.attempt == attempt and waiting else None
+
+    def click(self, user: SlackIdentity, attempt: int | None, now: datetime) -> ClickContext:
+        """An Approve or Reject click by `user` on a button rendered for plan `attempt`."""
+        request = self.request
+        return ClickContext(
+            user=user,
+            profile=request.profile,
+            environment=request.environment,
+            requester_id=self.requester_id,
+            binding_seen=self.plan_seen(attempt),
+            now=now,
+        )
 
     def with_status(self, status: DeploymentStatus, detail: str = "") -> Deployment:
         return self.model_copy(update={"status": status, "status_detail": detail, "updated_at": utcnow()})

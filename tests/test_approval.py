@@ -18,6 +18,7 @@ from core.approval import (
     ApprovalResult,
     ApprovalState,
     ClickAction,
+    ClickContext,
     PlanBinding,
     is_applyable,
     member_may_approve,
@@ -110,18 +111,15 @@ def approve(
     authors: frozenset[str] = frozenset(),
     facts: SlackMember | None = FULL_MEMBER,
 ) -> ApprovalResult:
-    return record_approval(
-        state,
-        policy,
+    click = ClickContext(
         user=member(user_id, groups, facts),
         profile=profile,
         environment=environment,
         requester_id=requester,
-        value_authors=authors,
         binding_seen=seen_binding(state, seen),
         now=at(minutes),
-        ttl=ttl,
     )
+    return record_approval(state, policy, click, value_authors=authors, ttl=ttl)
 
 
 def reject(
@@ -134,17 +132,15 @@ def reject(
     minutes: float = 12,
     reason: str = "",
 ) -> ApprovalResult:
-    return record_rejection(
-        state,
-        POLICY,
+    click = ClickContext(
         user=SlackIdentity(user_id=user_id),
         profile=profile,
         environment=environment,
         requester_id=REQUESTER,
         binding_seen=seen_binding(state, seen),
         now=at(minutes),
-        reason=reason,
     )
+    return record_rejection(state, POLICY, click, reason=reason)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -663,16 +659,15 @@ def test_decision_text() -> None:
 
 def test_decision_text_converts_to_utc() -> None:
     cet = timezone(timedelta(hours=1))
-    state = record_approval(
-        planned(),
-        POLICY,
+    click = ClickContext(
         user=member("U1"),
         profile="dev-admin",
         environment="dev",
         requester_id=REQUESTER,
         binding_seen=binding(),
         now=datetime(2025, 3, 4, 15, 2, tzinfo=cet),
-    ).state
+    )
+    state = record_approval(planned(), POLICY, click).state
     assert "at 14:02 UTC" in decision_text(state)
 
 

@@ -10,7 +10,14 @@ import pytest
 
 from bot.views.approval import click_text
 from bot.views.destroy import confirmation_mismatch, destroy_summary_text, refusal_text
-from core.approval import ApprovalOutcome, ApprovalState, PlanBinding, new_plan, record_approval
+from core.approval import (
+    ApprovalOutcome,
+    ApprovalState,
+    ClickContext,
+    PlanBinding,
+    new_plan,
+    record_approval,
+)
 from core.destroy import DestroyRefusal, check_destroy, confirmation_matches, data_stores, is_protected
 from core.environments import Environment, EnvironmentKey, EnvironmentStatus
 from core.models import DeploymentRequest
@@ -288,17 +295,15 @@ def planned() -> ApprovalState:
 
 
 def approve(state: ApprovalState, user: str, environment: str = "dev", text: str = POLICY) -> object:
-    return record_approval(
-        state,
-        policy(text),
+    click = ClickContext(
         user=member(user),
         profile="deployer",
         environment=environment,
         requester_id="U0REQ",
         binding_seen=state.binding,
         now=NOW + timedelta(minutes=1),
-        destroy=True,
     )
+    return record_approval(state, policy(text), click, destroy=True)
 
 
 def test_two_distinct_approvers_not_the_requester() -> None:

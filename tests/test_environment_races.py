@@ -26,6 +26,7 @@ from core.approval import (
     ApprovalOutcome,
     ApprovalResult,
     ApprovalState,
+    ClickContext,
     PlanBinding,
     new_plan,
     record_approval,
@@ -194,17 +195,15 @@ def test_the_requester_approving_their_own_destroy_is_told_destroys_need_other_a
     policy = parse_policy(DESTROY_POLICY)
 
     def approve(destroy: bool) -> ApprovalResult:
-        return record_approval(
-            state,
-            policy,
+        click = ClickContext(
             user=requester,
             profile="deployer",
             environment="dev",
             requester_id="U0REQ",
             binding_seen=binding,
             now=utcnow(),
-            destroy=destroy,
         )
+        return record_approval(state, policy, click, destroy=destroy)
 
     assert approve(destroy=False).outcome is ApprovalOutcome.APPROVED_READY
     refused = approve(destroy=True)

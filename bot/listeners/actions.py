@@ -324,13 +324,8 @@ def approve_clicked(c: Clicked) -> None:
         result = record_approval(
             d.approval,
             services.policy,
-            user=user,
-            profile=d.request.profile,
-            environment=d.request.environment,
-            requester_id=d.requester_id,
+            d.click(user, c.attempt, utcnow()),
             value_authors=frozenset(d.value_authors),
-            binding_seen=d.plan_seen(c.attempt),
-            now=utcnow(),
             ttl=timedelta(hours=services.settings.approval_ttl_hours),
             destroy=d.kind is DeploymentKind.DESTROY,
         )

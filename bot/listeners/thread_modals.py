@@ -78,15 +78,7 @@ def reject(
 
     def change(d: Deployment) -> Deployment:
         result = record_rejection(
-            d.approval,
-            services.policy,
-            user=user,
-            profile=d.request.profile,
-            environment=d.request.environment,
-            requester_id=d.requester_id,
-            binding_seen=d.plan_seen(context.attempt),
-            now=utcnow(),
-            reason=reason[:1000],
+            d.approval, services.policy, d.click(user, context.attempt, utcnow()), reason=reason[:1000]
         )
         outcome[:] = [result]
         if result.allowed:
