@@ -128,3 +128,36 @@ def test_import_reports_a_missing_state_object_and_an_unreadable_branch(
     assert "not-an-environment: unreadable" in result.output
     assert "0 of 2 environment(s) imported" in result.output
     assert EnvironmentStore(redis_conn).all() == []
+
+
+def test_import_keeps_a_registry_record_newer_than_the_branch(
+    bot_env: dict[str, str],
+    redis_conn: redis.Redis,
+    slack_api: SlackApiStandIn,
+    deployer_session: boto3.Session,
+    tmp_path: Path,
+) -> None:
+    """The newest apply's push failed (its commit is not on the branch yet): importing with Redis
+    still there must not roll the environment back to the branch's older values and commit — the
+    next change would start from them and plan against the live state."""
+    remote = bare_repo(tmp_path)
+    rt = config_runtime(bot_env, redis_conn, tmp_path, ECS_DEPLOY_CONFIG_PUSH_URL=str(remote))
+    created = applied_deployment(rt, slack_api)
+    applied_and_committed(rt, slack_api, created)
+    changed = applied_deployment(
+        rt, slack_api, request=deployment_request(size="medium"), kind=DeploymentKind.CHANGE
+    )
+    record_apply(rt, changed, {})  # recorded; its config commit has not reached the remote
+    put_state(deployer_session, changed)
+    store = EnvironmentStore(redis_conn)
+    before = store.find(KEY)
+    assert before is not None and before.request.size.value == "medium"
+
+    result = import_command(bot_env, tmp_path, remote)
+
+    assert result.exit_code == 0, result.output
+    after = store.find(KEY)
+    assert after is not None
+    assert after.request == before.request
+    assert (after.repo_commit, after.tfvars_sha256) == (before.repo_commit, before.tfvars_sha256)
+    assert [c.deployment_id for c in after.changes] == [created.id, changed.id]
