@@ -17,7 +17,7 @@ from bot.views.statuses import status_label
 from core.changes import thread_permalink
 from core.drift import DriftRecord, drift_state, is_acknowledged
 from core.environments import Environment, EnvironmentChange, config_branch
-from core.models import Deployment
+from core.models import Deployment, DeploymentRequest
 from core.policy.access import AccessPolicy
 from storage.account_analysis import AccountAnalysis
 from storage.audit import AuditEvent
@@ -68,19 +68,36 @@ class ApprovalView(BaseModel):
     plan_sha256: str
 
 
-class DeploymentView(BaseModel):
-    id: str
-    status: str
-    status_label: str
-    status_detail: str
-    requester_id: str
-    requested_via: str | None
+class TargetView(BaseModel):
+    """Where a deployment or an environment is: its request's profile, account, region, names and size."""
+
     profile: str
     account_id: str
     region: str
     application: str
     environment: str
     size: str
+
+    @staticmethod
+    def of(request: DeploymentRequest) -> dict[str, Any]:
+        """The fields above from `request`, to pass to a view's constructor."""
+        return {
+            "profile": request.profile,
+            "account_id": request.account_id,
+            "region": request.region,
+            "application": request.application,
+            "environment": request.environment,
+            "size": request.size.value,
+        }
+
+
+class DeploymentView(TargetView):
+    id: str
+    status: str
+    status_label: str
+    status_detail: str
+    requester_id: str
+    requested_via: str | None
     account_situation: str
     vpc_cidr_block: str
     state_bucket: str
@@ -156,12 +173,7 @@ def deployment_view(deployment: Deployment, events: list[AuditEvent]) -> Deploym
         status_detail=deployment.status_detail,
         requester_id=deployment.requester_id,
         requested_via=deployment.requested_via,
-        profile=request.profile,
-        account_id=request.account_id,
-        region=request.region,
-        application=request.application,
-        environment=request.environment,
-        size=request.size.value,
+        **TargetView.of(request),
         account_situation=request.account_situation.value,
         vpc_cidr_block=request.vpc_cidr_block,
         state_bucket=request.state_bucket,
@@ -258,16 +270,10 @@ class DriftView(BaseModel):
     message: str = ""
 
 
-class EnvironmentView(BaseModel):
+class EnvironmentView(TargetView):
     key: str = Field(description="{application}-{environment}-{account_id}-{region}")
     name: str = Field(description="application/environment, as people type it in Slack")
     status: str = Field(description="live, changing (a deployment for it is open) or destroyed")
-    profile: str
-    account_id: str
-    region: str
-    application: str
-    environment: str
-    size: str
     request: dict[str, Any] = Field(description="The request values of the last apply")
     extra_values: dict[str, Any] = Field(description="Values given beyond the request (alarm e-mails, DNS)")
     repo_commit: str = Field(description="The Terraform repository commit of the last apply")
@@ -336,12 +342,7 @@ def environment_view(
         key=str(environment.key),
         name=environment.key.short,
         status=state,
-        profile=request.profile,
-        account_id=request.account_id,
-        region=request.region,
-        application=request.application,
-        environment=request.environment,
-        size=request.size.value,
+        **TargetView.of(request),
         request=request.model_dump(mode="json"),
         extra_values=dict(environment.extra_values),
         repo_commit=environment.repo_commit,
