@@ -36,6 +36,7 @@ from bot.mcp.views import (
 from bot.services import Services
 from bot.views import change_modal
 from core.changes import PlannedChange, current_form
+from core.drift import DriftRecord
 from core.environments import Environment, choose_environment, parse_environment_ref
 from core.logs import get_logger
 from core.visibility import may_see_environment
@@ -128,15 +129,18 @@ def register_environment_tools(
             )
         return entries[0]
 
-    def view(entry: EnvironmentEntry) -> EnvironmentView:
-        key = str(entry.environment.key)
+    def view(entry: EnvironmentEntry, drift: DriftRecord | None) -> EnvironmentView:
         return environment_view(
             entry.environment,
             state=entry.state.value,
             latest=entry.latest,
             branch_prefix=services.settings.config_branch_prefix,
-            drift=drifts.get(key),
+            drift=drift,
         )
+
+    def view_visible(user_id: str, name: str) -> EnvironmentView:
+        entry = find_visible(user_id, name)
+        return view(entry, drifts.get(str(entry.environment.key)))
 
     @server.tool(
         title="List environments",
@@ -153,16 +157,7 @@ def register_environment_tools(
         drift = drifts.many(keys)
         return EnvironmentList(
             user_id=caller.user_id,
-            environments=[
-                environment_view(
-                    entry.environment,
-                    state=entry.state.value,
-                    latest=entry.latest,
-                    branch_prefix=services.settings.config_branch_prefix,
-                    drift=drift.get(key),
-                )
-                for entry, key in zip(entries, keys, strict=True)
-            ],
+            environments=[view(entry, drift.get(key)) for entry, key in zip(entries, keys, strict=True)],
         )
 
     @server.tool(
@@ -174,7 +169,7 @@ def register_environment_tools(
     )
     def get_environment(environment: EnvironmentName, ctx: Context) -> EnvironmentView:
         caller = audited(ctx, "get_environment", environment.strip()[:MAX_NAME])
-        return view(find_visible(caller.user_id, environment))
+        return view_visible(caller.user_id, environment)
 
     @server.resource(
         "environment://{key}",
@@ -184,7 +179,7 @@ def register_environment_tools(
     )
     def environment_resource(key: str, ctx: Context) -> str:
         caller = audited(ctx, "resource:environment", key.strip()[:MAX_NAME])
-        return view(find_visible(caller.user_id, key)).model_dump_json(indent=2)
+        return view_visible(caller.user_id, key).model_dump_json(indent=2)
 
     @server.tool(
         title="Get the drift of an environment",
