@@ -344,3 +344,20 @@ def test_an_older_apply_retried_after_a_newer_one_never_becomes_the_branch_head(
     assert env is not None and env.config is not None
     assert (env.config.deployment_id, env.config.commit) == (second.id, head)
     assert any("superseded" in text for text in slack_api.thread_texts(first.thread_ts or ""))
+
+
+def test_an_older_apply_committed_before_the_newer_one_keeps_the_branch_one_commit_per_apply(
+    rt: Runtime, remote: Path, slack_api: SlackApiStandIn
+) -> None:
+    """Both pushes failed; retried oldest first: each apply gets its commit, the newest on top."""
+    first = recorded_apply(rt, slack_api)
+    second = recorded_apply(
+        rt, slack_api, request=deployment_request(size="medium"), kind=DeploymentKind.CHANGE
+    )
+
+    assert run_commit_config(rt, KEY, first.id) == "committed"
+    assert run_commit_config(rt, KEY, second.id) == "committed"
+
+    head, before = branch_log(remote)[:2]
+    assert ("Ecs-Deploy-Deployment", second.id) in trailers_of(remote, head)
+    assert ("Ecs-Deploy-Deployment", first.id) in trailers_of(remote, before)

@@ -65,7 +65,8 @@ class ConfigFiles(Value):
 class CommitResult(BaseModel):
     branch: str
     commit: str
-    created: bool  # False: the branch already had this deployment's commit
+    created: bool  # False: the branch already had this deployment's commit (or a later apply's)
+    superseded_by: str | None = None  # the later apply whose commit is the branch's head: nothing done
 
 
 class BranchCommit(BaseModel):
@@ -204,9 +205,17 @@ class ConfigRepo:
         return heads
 
     def commit(
-        self, branch: str, files: ConfigFiles, message: str, *, start: str, deployment_id: str
+        self,
+        branch: str,
+        files: ConfigFiles,
+        message: str,
+        *,
+        start: str,
+        deployment_id: str,
+        later: frozenset[str] = frozenset(),
     ) -> CommitResult:
-        """Commit `files` on `branch` (from the push remote, else started at `start`) and push it."""
+        """Commit `files` on `branch` (from the push remote, else started at `start`) and push it;
+        nothing when the branch's head is the commit of a `later` deployment (newer files)."""
         if not COMMIT_SHA.fullmatch(start):
             raise ConfigRepoError(f"'{start[:80]}' is not a full commit SHA.")
         head = self.remote_heads(branch).get(branch)
@@ -216,8 +225,11 @@ class ConfigRepo:
                     ["-C", str(repo), "fetch", "--quiet", "--", self.push_url, f"refs/heads/{branch}"],
                     what=f"Fetching {branch} from {self.shown_push_url}",
                 )
-                if self._commits(repo, "FETCH_HEAD", limit=1)[0].trailer(DEPLOYMENT) == deployment_id:
+                top = self._commits(repo, "FETCH_HEAD", limit=1)[0].trailer(DEPLOYMENT)
+                if top == deployment_id:
                     return CommitResult(branch=branch, commit=head, created=False)
+                if top is not None and top in later:
+                    return CommitResult(branch=branch, commit=head, created=False, superseded_by=top)
                 base = "FETCH_HEAD"
             else:
                 base = start

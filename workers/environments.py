@@ -111,7 +111,7 @@ def record_apply(
 
 def run_commit_config(rt: Runtime, environment_key: str, deployment_id: str) -> str:
     """The commit_config job: "committed", "unchanged" (already on the branch), "not pushed", or
-    "superseded" (a later apply of the environment is what its branch keeps)."""
+    "superseded" (the branch already holds a later apply of the environment)."""
     deployment = rt.store.get(deployment_id)
     if deployment.request.environment_key != environment_key:
         log.error("config_commit_wrong_environment", environment=environment_key)
@@ -131,23 +131,28 @@ def _branch(rt: Runtime, environment_key: str) -> str:
 def _commit(rt: Runtime, deployment: Deployment, environment_key: str) -> str:
     repo = ConfigRepo(rt.settings)
     branch = repo.branch(environment_key)
-    newer = _newer_apply(rt, environment_key, deployment.id)
-    if newer is not None:  # committing these older files would put them on top of the newer ones
+    try:
+        trailers = ConfigTrailers.of(deployment)
+        files = applied_files(rt, deployment)
+        message = commit_message(deployment, trailers.lines())
+        result = repo.commit(
+            branch,
+            files,
+            message,
+            start=trailers.applied_commit,
+            deployment_id=deployment.id,
+            later=_later_applies(rt, environment_key, deployment.id),
+        )
+    except (ConfigRepoError, TrailerError) as exc:
+        return _not_pushed(rt, deployment, environment_key, branch, repo.redact(str(exc)))
+    if result.superseded_by is not None:  # these older files must not go on top of the newer ones
+        newer = result.superseded_by
         log.warning("config_commit_superseded", environment=environment_key, newer=newer)
         rt.audit.record(
             "config_superseded", deployment.id, "worker", environment=environment_key, newer=newer
         )
         rt.notifier.post(deployment, superseded_message(branch=branch, newer_deployment_id=newer))
         return "superseded"
-    try:
-        trailers = ConfigTrailers.of(deployment)
-        files = applied_files(rt, deployment)
-        message = commit_message(deployment, trailers.lines())
-        result = repo.commit(
-            branch, files, message, start=trailers.applied_commit, deployment_id=deployment.id
-        )
-    except (ConfigRepoError, TrailerError) as exc:
-        return _not_pushed(rt, deployment, environment_key, branch, repo.redact(str(exc)))
     pull_url, pull_error = None, None
     target = github_pr.github_repository(rt.settings, repo.push_url)
     if target is not None:
@@ -194,14 +199,12 @@ def _commit(rt: Runtime, deployment: Deployment, environment_key: str) -> str:
     return "committed" if result.created else "unchanged"
 
 
-def _newer_apply(rt: Runtime, environment_key: str, deployment_id: str) -> str | None:
-    """The deployment of the environment's last apply when that is a later one than `deployment_id`
-    (whose configuration the branch must keep at its head), else None."""
+def _later_applies(rt: Runtime, environment_key: str, deployment_id: str) -> frozenset[str]:
+    """The deployments the environment applied after `deployment_id` (whose configuration, once on
+    the branch, must stay at its head)."""
     environment = EnvironmentStore(rt.redis).find(environment_key)
     applied = [change.deployment_id for change in environment.changes] if environment else []
-    if deployment_id in applied and applied[-1] != deployment_id:
-        return applied[-1]
-    return None
+    return frozenset(applied[applied.index(deployment_id) + 1 :]) if deployment_id in applied else frozenset()
 
 
 def _not_pushed(rt: Runtime, deployment: Deployment, environment_key: str, branch: str, reason: str) -> str:
