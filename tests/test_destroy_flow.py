@@ -28,6 +28,7 @@ from tests.harness.flow import (
     SECOND_LEAD,
     PipelineRun,
     click,
+    command_opens,
     created_environment,
     ephemeral_to,
     eventually,
@@ -61,15 +62,6 @@ def _slash(run: PipelineRun, text: str, user: str = REQUESTER) -> str:
     return response.text
 
 
-def _open_modal(run: PipelineRun, text: str) -> dict[str, object]:
-    opened = len(run.api.calls_to("views.open"))
-    assert _slash(run, text) in ("", "{}")
-    eventually(lambda: len(run.api.calls_to("views.open")) > opened)
-    view: dict[str, object] = run.api.calls_to("views.open")[-1].params["view"]
-    assert view["callback_id"] == "ecs_deploy_destroy"
-    return view
-
-
 def test_destroy_needs_the_typed_name_and_two_approvers_other_than_the_requester(
     destroy_run: PipelineRun, redis_conn: redis.Redis
 ) -> None:
@@ -83,7 +75,8 @@ def test_destroy_needs_the_typed_name_and_two_approvers_other_than_the_requester
     assert json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())["resources"]
 
     # 1. the typed confirmation: a mismatch is an error on its field, and nothing is stored
-    view = _open_modal(run, "destroy web/dev")
+    view = command_opens(run.slack, run.api, "destroy web/dev")
+    assert view["callback_id"] == "ecs_deploy_destroy"
     before = {d.id for d in run.store.recent(limit=50)}
     wrong = submit_modal(run.slack, view, {CONFIRM: text_value("web/prod")}, user=REQUESTER, view_id="V-D1")
     assert "Type exactly web/dev" in wrong.json()["errors"][CONFIRM]
