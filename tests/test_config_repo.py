@@ -31,6 +31,7 @@ from tests.test_environment_record import (
     commit_jobs,
     config_runtime,
 )
+from workers import environments as environments_module
 from workers.config_repo import parse_trailers
 from workers.environments import record_apply, run_commit_config
 from workers.github_pr import github_repository
@@ -361,3 +362,27 @@ def test_an_older_apply_committed_before_the_newer_one_keeps_the_branch_one_comm
     head, before = branch_log(remote)[:2]
     assert ("Ecs-Deploy-Deployment", second.id) in trailers_of(remote, head)
     assert ("Ecs-Deploy-Deployment", first.id) in trailers_of(remote, before)
+
+
+def test_a_push_that_outlasts_the_config_lock_is_still_reported_as_committed(
+    rt: Runtime,
+    remote: Path,
+    redis_conn: redis.Redis,
+    slack_api: SlackApiStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The push landed, but the job's lock expired meanwhile (a slow remote): releasing it fails.
+    The outcome is still "committed" — not a "not pushed" notice and a Retry for a commit that is
+    on the branch, nor a registry saying it was not pushed."""
+    monkeypatch.setattr(environments_module, "LOCK_SECONDS", 1)
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\nsleep 2\n")  # a slow remote: the push outlasts the 1 s lock
+    hook.chmod(0o755)
+    deployment = recorded_apply(rt, slack_api)
+
+    assert run_commit_config(rt, KEY, deployment.id) == "committed"
+
+    env = EnvironmentStore(redis_conn).find(KEY)
+    assert env is not None and env.config is not None and env.config.pushed
+    assert env.config.commit == branch_log(remote)[0]
+    assert not [t for t in slack_api.thread_texts(deployment.thread_ts or "") if "not pushed" in t]

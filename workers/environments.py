@@ -117,11 +117,15 @@ def run_commit_config(rt: Runtime, environment_key: str, deployment_id: str) -> 
         log.error("config_commit_wrong_environment", environment=environment_key)
         return "refused"
     lock = rt.redis.lock(lock_name(environment_key), timeout=LOCK_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS)
-    try:
-        with lock:
-            return _commit(rt, deployment, environment_key)
-    except LockError:  # not acquired in time, or lost meanwhile: say so like any other failure
+    if not lock.acquire():  # not acquired in time: say so like any other failure
         return _not_pushed(rt, deployment, environment_key, _branch(rt, environment_key), "busy")
+    try:
+        return _commit(rt, deployment, environment_key)
+    finally:
+        try:
+            lock.release()
+        except LockError:  # it expired during a slow push: the outcome above stands
+            log.warning("config_commit_lock_expired", environment=environment_key)
 
 
 def _branch(rt: Runtime, environment_key: str) -> str:
