@@ -185,12 +185,17 @@ def _changes(commits: list[BranchCommit]) -> list[EnvironmentChange]:
 def _merged(current: Environment | None, imported: Environment) -> Environment | None:
     """The imported record; deployments Redis knows beyond git's history are kept, and the
     outputs when the record is still there (git does not hold them). A record whose last apply the
-    branch does not have (its configuration commit failed or is still queued) is newer than the
-    branch: it is kept as it is, so the environment is not rolled back to older values."""
+    branch does not have (its configuration commit failed or is still queued), made after the
+    branch's last commit, is newer than the branch: it is kept as it is, so the environment is not
+    rolled back to older values."""
     if current is None:
         return imported
-    last = current.last_change
-    if last is not None and last.deployment_id not in {c.deployment_id for c in imported.changes}:
+    last, branch_last = current.last_change, imported.last_change
+    if (
+        last is not None
+        and last.deployment_id not in {c.deployment_id for c in imported.changes}
+        and (branch_last is None or last.applied_at > branch_last.applied_at)
+    ):
         return None  # the registry is ahead of the branch: nothing to restore
     deployments = [*imported.deployments, *(d for d in current.deployments if d not in imported.deployments)]
     return imported.model_copy(update={"deployments": deployments, "outputs": current.outputs})
