@@ -95,6 +95,25 @@ def test_destroy_approvals_default_two_never_the_requester() -> None:
     assert ordinary is not None and (ordinary.required_approvals, ordinary.destroy) == (1, False)
 
 
+def test_a_destroy_never_needs_fewer_approvals_than_a_change_of_the_same_environment() -> None:
+    found = policy(
+        """
+        profiles:
+          acme:
+            requesters: ["*"]
+            approvers: [U0LEAD1, U0LEAD2, U0LEAD3, U0LEAD4]
+            environments:
+              prod: {required_approvals: 3}
+              dev:
+        """
+    )
+    for environment, needed in (("prod", 3), ("dev", 2)):
+        change = found.approval_rule("acme", environment)
+        destroy = found.approval_rule("acme", environment, destroy=True)
+        assert change is not None and destroy is not None
+        assert destroy.required_approvals == needed >= change.required_approvals
+
+
 def test_an_environment_matched_only_by_a_pattern_needs_the_most_destroy_approvals() -> None:
     rule = policy().approval_rule("deployer", "feature-x", destroy=True)
     assert rule is not None and rule.required_approvals == 3 and not rule.allow_self_approval

@@ -195,7 +195,8 @@ class ProfilePolicy(Value):
     def destroy_rule(self, environment: str) -> ApprovalRule:
         """What approving a destroy's plan takes: the environment's approvers (`rule_for`), its
         `destroy_approvals` and self-destroy setting; without a rule of its own, the most approvals
-        and no self-approval unless every rule allows it."""
+        and no self-approval unless every rule allows it. Never fewer approvals than a change of the
+        same environment needs (its `required_approvals`)."""
         env = self.environments.get(environment)
         if env is not None or self.allowed_environments is None:
             needed = (env.destroy_approvals if env else None) or self.destroy_approvals
@@ -207,9 +208,10 @@ class ProfilePolicy(Value):
             self_ok = self.allow_self_destroy_approval and all(
                 e.allow_self_destroy_approval is not False for e in named
             )
-        return self.rule_for(environment).model_copy(
+        rule = self.rule_for(environment)
+        return rule.model_copy(
             update={
-                "required_approvals": needed,
+                "required_approvals": max(needed, rule.required_approvals),
                 "allow_self_approval": self_ok,
                 "destroy": True,
                 "protected": self.is_protected(environment),
