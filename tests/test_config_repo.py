@@ -386,3 +386,26 @@ def test_a_push_that_outlasts_the_config_lock_is_still_reported_as_committed(
     assert env is not None and env.config is not None and env.config.pushed
     assert env.config.commit == branch_log(remote)[0]
     assert not [t for t in slack_api.thread_texts(deployment.thread_ts or "") if "not pushed" in t]
+
+
+def test_a_change_to_another_ref_updates_the_one_pull_request_into_the_configured_branch(
+    runtime_with_pull_requests: Callable[[str], Runtime],
+    slack_api: SlackApiStandIn,
+    github: GitHubApiStandIn,
+) -> None:
+    """A change may check out a tag or a commit (`repo_ref`); the pull request of the environment
+    branch still targets ECS_DEPLOY_REPO_REF — a tag or a SHA is no base GitHub accepts, and another
+    base would open a second pull request for the same branch."""
+    rt = runtime_with_pull_requests(GITHUB_TOKEN)
+    first = recorded_apply(rt, slack_api)
+    assert run_commit_config(rt, KEY, first.id) == "committed"
+    second = recorded_apply(
+        rt, slack_api, request=deployment_request(size="medium"), kind=DeploymentKind.CHANGE
+    )
+    rt.store.update(second.id, lambda d: d.model_copy(update={"repo_ref": "v2.0.0"}))
+
+    assert run_commit_config(rt, KEY, second.id) == "committed"
+
+    [pull] = github.pulls
+    assert (pull.head, pull.base) == (BRANCH, "main")
+    assert len(github.calls_to("PATCH", f"/pulls/{pull.number}")) == 1

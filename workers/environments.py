@@ -165,7 +165,7 @@ def _commit(rt: Runtime, deployment: Deployment, environment_key: str) -> str:
                 rt.settings,
                 target,
                 branch=branch,
-                base=deployment.repo_ref or rt.settings.repo_ref,
+                base=rt.settings.repo_ref,  # not the deployment's ref: it may be a tag or a commit
                 title=pull_request_title(deployment),
                 body=pull_request_body(deployment, result.commit),
             )
