@@ -271,6 +271,18 @@ class ApprovalResult(Value):
     def apply_now(self) -> bool:
         return self.outcome is ApprovalOutcome.APPROVED_READY
 
+    @property
+    def audit_event(self) -> str:
+        """The audit trail's name for this click: approval, rejection, or either with `_refused`."""
+        event = "approval" if self.action is ClickAction.APPROVE else "rejection"
+        return event if self.allowed else f"{event}_refused"
+
+    @property
+    def plan_sha256(self) -> str | None:
+        """The current plan's hash after the click (None when there is no plan)."""
+        binding = self.state.binding
+        return binding.plan_sha256 if binding else None
+
 
 # ---------------------------------------------------------------------------------------------
 # Who counts

@@ -417,6 +417,16 @@ def test_refused_click_leaves_everything_but_the_audit_trail_unchanged() -> None
     assert "<@U1>" in message and "<!subteam^S9>" in message  # who can approve
 
 
+def test_each_click_is_named_for_the_audit_trail_with_the_plan_it_concerned() -> None:
+    approved = approve(planned(), "U1")
+    assert (approved.audit_event, approved.plan_sha256) == ("approval", HASH_A)
+    assert approve(planned(), "U7").audit_event == "approval_refused"
+    assert reject(planned(), REQUESTER).audit_event == "rejection"
+    assert reject(planned(), "U7").audit_event == "rejection_refused"
+    no_plan = reject(ApprovalState(), REQUESTER)
+    assert no_plan.audit_event == "rejection_refused" and no_plan.plan_sha256 is None
+
+
 def test_self_approval_message_explains() -> None:
     result = approve(planned(), "U1", requester="U1", environment="dev")
     assert "cannot approve it yourself" in click_text(result)

@@ -353,12 +353,11 @@ def approve_clicked(c: Clicked) -> None:
     updated, _ = services.store.transition(c.deployment.id, change, also=apply_if_ready)
     result = outcome[0]
     log.info("approval_click", deployment_id=updated.id, user=user.user_id, outcome=result.outcome.value)
-    binding = result.state.binding
     services.audit.record(
-        "approval" if result.allowed else "approval_refused",
+        result.audit_event,
         updated.id,
         user.user_id,
-        plan_sha256=binding.plan_sha256 if binding else None,
+        plan_sha256=result.plan_sha256,
         outcome=result.outcome.value,
         reason=approval_views.click_text(result),
     )

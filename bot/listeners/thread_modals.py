@@ -87,12 +87,11 @@ def reject(
 
     updated = services.store.update(deployment.id, change)
     result = outcome[0]
-    binding = result.state.binding
     services.audit.record(
-        "rejection" if result.allowed else "rejection_refused",
+        result.audit_event,
         deployment.id,
         user.user_id,
-        plan_sha256=binding.plan_sha256 if binding else None,
+        plan_sha256=result.plan_sha256,
         outcome=result.outcome.value,
         reason=reason[:500],
     )
