@@ -22,6 +22,7 @@ environment that has none, and checks whose schedule was lost.
 from __future__ import annotations
 
 import shutil
+import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -30,6 +31,8 @@ from pathlib import Path
 import redis
 from rq import get_current_job
 
+from aws_edge.sessions import session_for
+from aws_edge.terraform_lock import lock_client, read_lock, release_lock
 from bot.views import drift as views
 from core.drift import (
     CheckOutcome,
@@ -50,6 +53,7 @@ from core.models import utcnow
 from core.plan_summary import PlanParseError
 from core.policy.access import AccessPolicy
 from core.settings import Settings
+from core.terraform_locks import OPERATIONS, TerraformRun, own_lock, release_facts
 from storage.drift import DriftStore
 from storage.environments import EnvironmentStore
 from storage.locks import StateLock, state_id
@@ -57,6 +61,7 @@ from storage.queue import enqueue_drift_check
 from workers.environments import ConfigurationMismatch, environment_workspace
 from workers.runtime import Runtime, StepFailure
 from workers.steps.common import request_terraform_env
+from workers.steps.tfrun import terraform_who
 from workers.terraform import runner
 from workers.terraform.runner import PlanIntegrityError, RunOptions, TerraformError
 from workers.workspace import WorkspaceError
@@ -225,7 +230,12 @@ def _plans(rt: Runtime, environment: Environment) -> DriftReport:
     keeper = threading.Thread(target=_keep, args=(lock, holder.token, stop), daemon=True)
     keeper.start()
     try:
-        return _run_plans(rt, environment)
+        # An apply that finished while this check waited to start changed the environment: plan
+        # what it is now, not what it was when the check read it (that would report false drift).
+        current = EnvironmentStore(rt.redis).find(str(environment.key))
+        if current is None or current.status is not EnvironmentStatus.LIVE:
+            raise _Busy(views.state_in_use(None, None))
+        return _run_plans(rt, current)
     finally:
         stop.set()
         keeper.join(timeout=5)
@@ -259,23 +269,79 @@ def _run_plans(rt: Runtime, environment: Environment) -> DriftReport:
         raise StepFailure(views.terraform_failed("init", init.error_excerpt or init.output_tail))
     private = runner.private_directory(workspace, prefix="drift-")
     try:
-        refresh = _plan_json(workspace, built.tfvars, private / "refresh.tfplan", options, refresh_only=True)
-        normal = _plan_json(workspace, built.tfvars, private / "plan.tfplan", options, refresh_only=False)
+        refresh = _plan_json(
+            rt, environment, workspace, built.tfvars, private / "refresh.tfplan", options, refresh_only=True
+        )
+        normal = _plan_json(
+            rt, environment, workspace, built.tfvars, private / "plan.tfplan", options, refresh_only=False
+        )
     finally:
         shutil.rmtree(private, ignore_errors=True)
     return drift_report(refresh, normal)
 
 
 def _plan_json(
-    workspace: Path, tfvars: Path, plan_file: Path, options: RunOptions, *, refresh_only: bool
+    rt: Runtime,
+    environment: Environment,
+    workspace: Path,
+    tfvars: Path,
+    plan_file: Path,
+    options: RunOptions,
+    *,
+    refresh_only: bool,
 ) -> bytes:
+    started = utcnow()
     result = runner.plan(workspace, tfvars, plan_file, options=options, refresh_only=refresh_only)
+    if result.lock_error and _released_own_lock(rt, environment, started):
+        result = runner.plan(workspace, tfvars, plan_file, options=options, refresh_only=refresh_only)
     if not result.ok:
         if result.lock_error:
             raise _Busy(views.TERRAFORM_LOCK_HELD)
         what = "plan -refresh-only" if refresh_only else "plan"
         raise StepFailure(views.terraform_failed(what, result.error_excerpt or result.output_tail))
     return runner.show_json(workspace, plan_file, options=options)
+
+
+def _released_own_lock(rt: Runtime, environment: Environment, started: datetime) -> bool:
+    """The plan failed on Terraform's state lock: release it when it is provably this check's own
+    (the S3 backend's first PutItem landed but its answer was lost, so Terraform waited behind
+    itself) — the rule and proof of the pipeline's runs (core.terraform_locks.own_lock; this check
+    holds the bot's state lock, so no other run of the bot can be using the state)."""
+    request = environment.request
+    state = state_id(request.state_bucket, request.state_key)
+    try:
+        client = lock_client(
+            session_for(request.profile, request.region, rt.policy.role_for(request.profile))
+        )
+        found = read_lock(client, request.lock_table, state)
+        if not found.held or found.lock is None:
+            return False
+        check = TerraformRun(
+            state=state,
+            deployment_id=f"drift:{environment.key}",
+            step="drift",
+            host=socket.gethostname(),
+            who=terraform_who(),
+            command="plan",
+            operation=OPERATIONS["plan"],
+            command_started_at=started,
+        )
+        verdict = own_lock(found.lock, check, run_alive=False, now=utcnow())
+        if not verdict.own or not release_lock(client, request.lock_table, state, found.lock):
+            return False
+    except Exception as exc:  # any AWS fault: the check reports the state busy, as before
+        log.warning("drift_own_lock_release_failed", error=type(exc).__name__)
+        return False
+    rt.audit.record(
+        "terraform_lock_released",
+        f"env:{environment.key}",
+        "worker",
+        **release_facts(
+            state, found.lock, check, proof=verdict.proof or "", reason=verdict.reason, retried=True
+        ),
+    )
+    log.warning("drift_own_lock_released", lock_id=found.lock.id, state=state)
+    return True
 
 
 def _post(rt: Runtime, environment: Environment, change: DriftChange, check: DriftCheck) -> None:
