@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.mcp import views
 from bot.mcp.settings import CHANNEL_ID
 from core.logs import get_logger
 
@@ -40,31 +41,25 @@ def _refused(why: str) -> ChannelCheck:
 def check_channel(client: WebClient, channel_id: str, user_id: str) -> ChannelCheck:
     """Whether `user_id` may have the bot post a request in `channel_id` (see the module docstring)."""
     if not CHANNEL_ID.fullmatch(channel_id):
-        return _refused(f"'{channel_id[:40]}' is not a Slack channel id (C… or G…, not a #name).")
+        return _refused(views.not_a_channel_id(channel_id))
     try:
         info = client.conversations_info(channel=channel_id)
         channel = info.get("channel") or {}
         if channel.get("is_archived"):
-            return _refused(f"Channel {channel_id} is archived.")
+            return _refused(views.channel_archived(channel_id))
         if not channel.get("is_member"):
-            return _refused(
-                f"The bot is not a member of channel {channel_id}: invite it there (/invite @ecs-deploy-bot)"
-                " or leave `channel` empty for the default deployment channel."
-            )
+            return _refused(views.bot_not_in_channel(channel_id))
         if not _is_member(client, channel_id, user_id):
-            return _refused(
-                f"You are not a member of channel {channel_id}: join it, or leave `channel` empty for the"
-                " default deployment channel."
-            )
+            return _refused(views.user_not_in_channel(channel_id))
     except SlackApiError as exc:
         error = str(exc.response.get("error") or "")
         log.warning("mcp_channel_check_failed", channel=channel_id, error=error)
         if error == "channel_not_found":
-            return _refused(f"Channel {channel_id} does not exist or the bot cannot see it (invite the bot).")
-        return _refused(f"Slack did not say whether channel {channel_id} may be used ({error}); try again.")
+            return _refused(views.channel_not_found(channel_id))
+        return _refused(views.channel_unanswered(channel_id, error))
     except (OSError, SlackClientError) as exc:
         log.warning("mcp_channel_check_failed", channel=channel_id, error=type(exc).__name__)
-        return _refused(f"Slack could not be reached to check channel {channel_id}; try again.")
+        return _refused(views.slack_unreachable(channel_id))
     return ChannelCheck(True)
 
 

@@ -26,10 +26,13 @@ from bot.ids import INPUT_ACTION, BlockId
 from bot.mcp.arguments import STORE_DOWN, ChannelArg, field_errors
 from bot.mcp.caller import Audited, Caller
 from bot.mcp.views import (
+    SEVERAL,
+    UNKNOWN_ENVIRONMENT,
     DriftView,
     EnvironmentList,
     EnvironmentView,
     RequestOutcome,
+    change_requested,
     drift_view,
     environment_view,
 )
@@ -46,11 +49,6 @@ from storage.environments import EnvironmentStore
 log = get_logger(__name__)
 TargetChannel = Callable[[Caller, str], str | dict[str, str]]
 RefusedRequest = Callable[[Caller, dict[str, str]], RequestOutcome]
-UNKNOWN_ENVIRONMENT = "No environment {name} is known to the bot."
-SEVERAL = (
-    "{name} names several environments: {keys}. Name one by its key, or as"
-    " application/environment@account/region."
-)
 MAX_NAME = 120
 
 EnvironmentName = Annotated[
@@ -260,8 +258,7 @@ def register_environment_tools(
             deployment_id=deployment.id,
             status=deployment.status.value,
             channel_id=deployment.channel_id,
-            message=f"Change {deployment.id} of {env.key.short} requested ({', '.join(planned.changed)});"
-            f" its thread is in Slack channel {deployment.channel_id}. Leads approve the plan there.",
+            message=change_requested(deployment.id, env.key.short, planned.changed, deployment.channel_id),
         )
 
 

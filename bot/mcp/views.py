@@ -22,6 +22,19 @@ from core.policy.access import AccessPolicy
 from storage.account_analysis import AccountAnalysis
 from storage.audit import AuditEvent
 
+UNKNOWN_ENVIRONMENT = "No environment {name} is known to the bot."
+SEVERAL = (
+    "{name} names several environments: {keys}. Name one by its key, or as"
+    " application/environment@account/region."
+)
+
+
+def change_requested(deployment_id: str, short_name: str, changed: list[str], channel_id: str) -> str:
+    return (
+        f"Change {deployment_id} of {short_name} requested ({', '.join(changed)}); its thread is in Slack"
+        f" channel {channel_id}. Leads approve the plan there."
+    )
+
 
 class EnvironmentRule(BaseModel):
     environment: str = Field(description="An environment name, or '(any)' for the profile's own settings")
@@ -372,3 +385,40 @@ def environment_view(
         drift=drift_view(drift),
         deployments=list(environment.deployments),
     )
+
+
+# -- the `channel` argument (bot/mcp/channels.py) ---------------------------------------------------
+
+
+def not_a_channel_id(channel_id: str) -> str:
+    return f"'{channel_id[:40]}' is not a Slack channel id (C… or G…, not a #name)."
+
+
+def channel_archived(channel_id: str) -> str:
+    return f"Channel {channel_id} is archived."
+
+
+def bot_not_in_channel(channel_id: str) -> str:
+    return (
+        f"The bot is not a member of channel {channel_id}: invite it there (/invite @ecs-deploy-bot)"
+        " or leave `channel` empty for the default deployment channel."
+    )
+
+
+def user_not_in_channel(channel_id: str) -> str:
+    return (
+        f"You are not a member of channel {channel_id}: join it, or leave `channel` empty for the"
+        " default deployment channel."
+    )
+
+
+def channel_not_found(channel_id: str) -> str:
+    return f"Channel {channel_id} does not exist or the bot cannot see it (invite the bot)."
+
+
+def channel_unanswered(channel_id: str, error: str) -> str:
+    return f"Slack did not say whether channel {channel_id} may be used ({error}); try again."
+
+
+def slack_unreachable(channel_id: str) -> str:
+    return f"Slack could not be reached to check channel {channel_id}; try again."
