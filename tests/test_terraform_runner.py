@@ -39,6 +39,7 @@ from storage.audit import AuditTrail
 from storage.locks import state_id
 from storage.store import DeploymentStore
 from tests.harness.aws import MotoServer
+from tests.harness.dev import children
 from tests.harness.records import deployment_record, deployment_request
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from workers.aws.backend import bootstrap_backend
@@ -609,19 +610,6 @@ SUPERVISOR = textwrap.dedent(
 )
 
 
-def _children(parent: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat_line = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat_line[stat_line.rfind(")") + 2 :].split()[1]) == parent:
-                found.append(int(entry.name))
-    return found
-
-
 def _wait_for(predicate: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -663,7 +651,7 @@ def test_terraform_stops_gracefully_when_its_supervisor_is_killed(
         # pid leads the run's group: the launcher, whose one child is Terraform. Both write straight
         # into the log file: no pipe to a reader that could die.
         assert "launcher.py" in Path(f"/proc/{pid}/cmdline").read_text()
-        [terraform] = _children(pid)
+        [terraform] = children(pid)
         for process in (pid, terraform):
             assert os.readlink(f"/proc/{process}/fd/1") == str(log_path)
             assert os.readlink(f"/proc/{process}/fd/2") == str(log_path)
