@@ -27,8 +27,6 @@ import pytest
 import redis
 
 from aws_edge.terraform_lock import lock_client, read_lock, release_lock
-from bot.notifier import Notifier
-from bot.slack import make_web_client
 from core import terraform_ui
 from core.apply_progress import ApplyProgress, advance, elapsed_text, replay, total_from_plan_json
 from core.models import Deployment, DeploymentStatus, utcnow
@@ -37,10 +35,9 @@ from core.settings import Settings
 from core.terraform_locks import OPERATIONS, TerraformRun, lock_error_info, own_lock
 from storage.audit import AuditTrail
 from storage.locks import state_id
-from storage.store import DeploymentStore
 from tests.harness.aws import MotoServer
 from tests.harness.dev import children
-from tests.harness.records import deployment_record, deployment_request
+from tests.harness.records import deployment_record, deployment_request, worker_runtime
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from workers.aws.backend import bootstrap_backend
 from workers.runtime import Runtime
@@ -747,15 +744,7 @@ def _runtime(redis_conn: redis.Redis, api: SlackApiStandIn) -> Runtime:
         SLACK_BOT_TOKEN=BOT_TOKEN,
         ECS_DEPLOY_TF_LOCK_TIMEOUT=2,
     )
-    store = DeploymentStore(redis_conn)
-    return Runtime(
-        settings=settings,
-        redis=redis_conn,
-        store=store,
-        notifier=Notifier(make_web_client(settings), store),
-        policy=AccessPolicy.open(frozenset()),
-        audit=AuditTrail(redis_conn),
-    )
+    return worker_runtime(settings, redis_conn, AccessPolicy.open(frozenset()))
 
 
 def _demo_deployment(rt: Runtime) -> Deployment:
