@@ -2,23 +2,29 @@
 AccountScan fields it fills and the number of items found. workers/aws/scan.py runs them concurrently
 and records each one's outcome.
 
-Listings use boto3 paginators wherever the API has one. A quota that cannot be read falls back to its
-documented default and says why; an error that means "no permission" is told apart from any other and
-named by the IAM action it needs.
+The sections that list existing resources of one kind are data (scan_listings.yaml: operation, result
+key, the item keys of id, name and detail), read by one function. Listings use boto3 paginators
+wherever the API has one. A quota that cannot be read falls back to its documented default and says
+why; an error that means "no permission" is told apart from any other and named by the IAM action it
+needs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import yaml
 from botocore.exceptions import ClientError
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from core.analysis.scan import (
     EIP_QUOTA_CODE,
     EIP_QUOTA_DEFAULT,
     NAT_QUOTA_CODE,
     NAT_QUOTA_DEFAULT,
+    SECTIONS_BY_NAME,
     VPC_QUOTA_CODE,
     VPC_QUOTA_DEFAULT,
     ExistingResource,
@@ -148,75 +154,64 @@ def _quota(service_code: str, code: str, name: str, default: int, field: str) ->
     return read
 
 
-def _rds_clusters(rds: Any) -> tuple[Fields, int]:
-    clusters = [
-        ExistingResource(
-            kind=ResourceKind.RDS_CLUSTER,
-            id=item["DBClusterIdentifier"],
-            name=item["DBClusterIdentifier"],
-            detail=f"{item.get('Engine', '')} {item.get('Status', '')}".strip(),
-        )
-        for item in pages(rds, "describe_db_clusters", "DBClusters")
-        if item.get("Engine") != "docdb"
-    ]
-    return {"rds_clusters": clusters}, len(clusters)
+Item = dict[str, Any]
+Keep = Callable[[Item], bool]  # which listed items count
 
 
-def _rds_instances(rds: Any) -> tuple[Fields, int]:
-    instances = [
-        ExistingResource(
-            kind=ResourceKind.RDS_INSTANCE,
-            id=item["DBInstanceIdentifier"],
-            name=item["DBInstanceIdentifier"],
-            detail=f"{item.get('Engine', '')} {item.get('DBInstanceClass', '')}".strip(),
-        )
-        for item in pages(rds, "describe_db_instances", "DBInstances")
-        if not item.get("DBClusterIdentifier") and item.get("Engine") != "docdb"
-    ]
-    return {"rds_instances": instances}, len(instances)
+class Listing(BaseModel):
+    """How a section lists the resources of its kind that already exist (data: scan_listings.yaml)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)  # a misspelt key stops the import
+
+    operation: str
+    result_key: str
+    id: str  # the item key of the resource's id
+    name: str = ""  # ... of its name (default: the id)
+    detail: tuple[str, ...] = ()  # ... of its detail, their values joined by spaces
+    params: dict[str, Any] = {}
+
+    def resources(self, client: Any, kind: ResourceKind, keep: Keep) -> list[ExistingResource]:
+        return [
+            ExistingResource(
+                kind=kind,
+                id=item[self.id],
+                name=item.get(self.name, "") if self.name else item[self.id],
+                detail=" ".join(str(item.get(key, "")) for key in self.detail).strip(),
+            )
+            for item in pages(client, self.operation, self.result_key, **self.params)
+            if keep(item)
+        ]
 
 
-def _replication_groups(elasticache: Any) -> tuple[Fields, int]:
-    groups = [
-        ExistingResource(
-            kind=ResourceKind.ELASTICACHE_REPLICATION_GROUP,
-            id=item["ReplicationGroupId"],
-            name=item["ReplicationGroupId"],
-            detail=item.get("Status", ""),
-        )
-        for item in pages(elasticache, "describe_replication_groups", "ReplicationGroups")
-    ]
-    return {"elasticache_replication_groups": groups}, len(groups)
+LISTINGS: dict[str, Listing] = TypeAdapter(dict[str, Listing]).validate_python(
+    yaml.safe_load(Path(__file__).with_name("scan_listings.yaml").read_text(encoding="utf-8"))
+)
+# Which listed items count, where not all of them do. RDS's listings include DocumentDB (and an Aurora
+# cluster's instances, counted with their cluster); the docdb endpoint's, Aurora clusters.
+KEEP: dict[str, Keep] = {
+    "rds_clusters": lambda item: item.get("Engine") != "docdb",
+    "rds_instances": lambda item: not item.get("DBClusterIdentifier") and item.get("Engine") != "docdb",
+    "docdb_clusters": lambda item: item.get("Engine", "docdb") == "docdb",
+    "load_balancers": lambda item: item.get("Type") == "application",
+}
 
 
-def _cache_clusters(elasticache: Any) -> tuple[Fields, int]:
-    clusters = [
-        ExistingResource(
-            kind=ResourceKind.ELASTICACHE_CLUSTER,
-            id=item["CacheClusterId"],
-            name=item["CacheClusterId"],
-            detail=f"{item.get('Engine', '')} {item.get('CacheClusterStatus', '')}".strip(),
-        )
-        for item in pages(elasticache, "describe_cache_clusters", "CacheClusters")
-    ]
-    return {"elasticache_cache_clusters": clusters}, len(clusters)
+def _every(item: Item) -> bool:
+    return True
 
 
-def _docdb_clusters(docdb: Any) -> tuple[Fields, int]:
-    # DescribeDBClusters on the docdb endpoint also returns Aurora clusters unless filtered.
-    clusters = [
-        ExistingResource(
-            kind=ResourceKind.DOCDB_CLUSTER,
-            id=item["DBClusterIdentifier"],
-            name=item["DBClusterIdentifier"],
-            detail=item.get("Status", ""),
-        )
-        for item in pages(
-            docdb, "describe_db_clusters", "DBClusters", Filters=[{"Name": "engine", "Values": ["docdb"]}]
-        )
-        if item.get("Engine", "docdb") == "docdb"
-    ]
-    return {"docdb_clusters": clusters}, len(clusters)
+def _listed(name: str, listing: Listing) -> Callable[[Any], tuple[Fields, int]]:
+    """The section `name` (an AccountScan field of the same name) from its listing."""
+    kind = SECTIONS_BY_NAME[name].kind
+    if kind is None:
+        raise ValueError(f"scan section {name} lists no kind of resource")
+    keep = KEEP.get(name, _every)
+
+    def section(client: Any) -> tuple[Fields, int]:
+        found = listing.resources(client, kind, keep)
+        return {name: found}, len(found)
+
+    return section
 
 
 def _ecs_clusters(ecs: Any) -> tuple[Fields, int]:
@@ -238,67 +233,14 @@ def _ecs_clusters(ecs: Any) -> tuple[Fields, int]:
     return {"ecs_clusters": clusters}, len(clusters)
 
 
-def _load_balancers(elbv2: Any) -> tuple[Fields, int]:
-    balancers = [
-        ExistingResource(
-            kind=ResourceKind.LOAD_BALANCER,
-            id=item["LoadBalancerArn"],
-            name=item.get("LoadBalancerName", ""),
-            detail=item.get("Scheme", ""),
-        )
-        for item in pages(elbv2, "describe_load_balancers", "LoadBalancers")
-        if item.get("Type") == "application"
-    ]
-    return {"load_balancers": balancers}, len(balancers)
-
-
-def _ecr_repositories(ecr: Any) -> tuple[Fields, int]:
-    repos = [
-        ExistingResource(
-            kind=ResourceKind.ECR_REPOSITORY, id=item.get("repositoryArn", ""), name=item["repositoryName"]
-        )
-        for item in pages(ecr, "describe_repositories", "repositories")
-    ]
-    return {"ecr_repositories": repos}, len(repos)
-
-
-def _s3_buckets(s3: Any) -> tuple[Fields, int]:
-    buckets = [
-        ExistingResource(kind=ResourceKind.S3_BUCKET, id=item["Name"], name=item["Name"])
-        for item in pages(s3, "list_buckets", "Buckets")
-    ]
-    return {"s3_buckets": buckets}, len(buckets)
-
-
-def _efs_file_systems(efs: Any) -> tuple[Fields, int]:
-    systems = [
-        ExistingResource(
-            kind=ResourceKind.EFS_FILE_SYSTEM,
-            id=item["FileSystemId"],
-            name=item.get("Name", ""),
-            detail=item.get("LifeCycleState", ""),
-        )
-        for item in pages(efs, "describe_file_systems", "FileSystems")
-    ]
-    return {"efs_file_systems": systems}, len(systems)
-
-
 SECTION_FUNCTIONS: dict[str, Callable[[Any], tuple[Fields, int]]] = {
     "vpcs": _vpcs,
     "subnets": _subnets,
     "nat_gateways": _nat_gateways,
     "availability_zones": _availability_zones,
     "elastic_ips": _elastic_ips,
-    "rds_clusters": _rds_clusters,
-    "rds_instances": _rds_instances,
-    "elasticache_replication_groups": _replication_groups,
-    "elasticache_cache_clusters": _cache_clusters,
-    "docdb_clusters": _docdb_clusters,
     "ecs_clusters": _ecs_clusters,
-    "load_balancers": _load_balancers,
-    "ecr_repositories": _ecr_repositories,
-    "s3_buckets": _s3_buckets,
-    "efs_file_systems": _efs_file_systems,
+    **{name: _listed(name, listing) for name, listing in LISTINGS.items()},
 }
 QUOTA_FUNCTIONS: dict[str, Callable[[Any], Fields]] = {
     "vpc_quota": _quota("vpc", VPC_QUOTA_CODE, "VPCs per Region", VPC_QUOTA_DEFAULT, "vpc_quota"),
