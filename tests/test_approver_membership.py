@@ -29,14 +29,7 @@ from storage.audit import AuditTrail
 from storage.store import DeploymentStore
 from tests.harness.flow import ephemeral_to, eventually
 from tests.harness.processes import WebProcess, with_policy
-from tests.harness.records import (
-    deployment_record,
-    deployment_request,
-    plan_binding,
-    plan_record,
-    post_root,
-    workspace_record,
-)
+from tests.harness.records import deployment_request, plan_binding, planned_deployment
 from tests.harness.slack_api import BOT_TOKEN, TEAM_ID, SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 
@@ -82,16 +75,15 @@ def plan_waiting_for_approval(
 ) -> tuple[Deployment, dict[str, Any]]:
     """A prod deployment whose plan (attempt 1) needs two approvals, with its plan message in the thread."""
     client = WebClient(token=BOT_TOKEN, base_url=api.base_url)
-    root = post_root(api)
     binding = plan_binding()
-    deployment = deployment_record(
+    deployment = planned_deployment(
+        api,
         REQUESTER,
+        "Plan: 3 to add, 0 to change, 0 to destroy.",
+        plan_fields={"created_at": binding.plan_created_at},
         request=deployment_request(environment="prod"),
         team_id=TEAM_ID,
-        thread_ts=root,
         status=DeploymentStatus.AWAITING_APPROVAL,
-        workspace=workspace_record(),
-        plan=plan_record("Plan: 3 to add, 0 to change, 0 to destroy.", created_at=binding.plan_created_at),
         approval=new_plan(ApprovalState(), binding, required_approvals=2),
     )
     created, _ = store.create(deployment)
@@ -99,7 +91,9 @@ def plan_waiting_for_approval(
         "type": "actions",
         "elements": [{"type": "button", "action_id": "plan_approve", "value": f"{created.id}:1"}],
     }
-    posted = client.chat_postMessage(channel="C_DEPLOYS", thread_ts=root, text="Plan", blocks=[buttons])
+    posted = client.chat_postMessage(
+        channel="C_DEPLOYS", thread_ts=created.thread_ts, text="Plan", blocks=[buttons]
+    )
     return created, {"ts": posted["ts"], "text": "Plan", "blocks": [buttons]}
 
 

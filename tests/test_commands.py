@@ -22,14 +22,7 @@ from storage.locks import LockHolder, StateLock, state_id
 from storage.queue import JOB_SERIALIZER
 from storage.store import DeploymentStore
 from tests.harness.aws import put_terraform_lock
-from tests.harness.records import (
-    deployment_record,
-    deployment_request,
-    plan_binding,
-    plan_record,
-    post_root,
-    workspace_record,
-)
+from tests.harness.records import deployment_request, plan_binding, planned_deployment
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, text_value
 from workers.steps.common import cancel_key
@@ -66,16 +59,16 @@ def make_deployment(
         if rejected_by
         else None,
     )
-    deployment = deployment_record(
+    deployment = planned_deployment(
+        api,
         requester,
+        "Plan: 112 to add, 0 to change, 0 to destroy.",
+        plan_fields={"message_ts": plan_message_ts},
         request=deployment_request(application=application),
         team_id="T111",
-        thread_ts=post_root(api),
         status=status,
         status_detail=detail,
         created_at=utcnow() - timedelta(minutes=age_minutes),
-        workspace=workspace_record(),
-        plan=plan_record("Plan: 112 to add, 0 to change, 0 to destroy.", message_ts=plan_message_ts),
         approval=approval,
     )
     created, _ = store.create(deployment)

@@ -99,6 +99,26 @@ def post_root(api: SlackApiStandIn, text: str = "ECS deployment requested") -> s
     return str(reply["ts"])
 
 
+def planned_deployment(
+    api: SlackApiStandIn,
+    requester_id: str,
+    sentence: str,
+    *,
+    plan_fields: dict[str, Any] | None = None,
+    **fields: Any,
+) -> Deployment:
+    """A deployment past planning: its thread root posted in #deploys, its workspace written and plan
+    attempt 1 saying `sentence` (`plan_fields` override the plan's other fields); `fields` as for
+    `deployment_record`."""
+    return deployment_record(
+        requester_id,
+        thread_ts=post_root(api),
+        workspace=workspace_record(),
+        plan=plan_record(sentence, **(plan_fields or {})),
+        **fields,
+    )
+
+
 def worker_runtime(settings: Settings, connection: redis.Redis, policy: AccessPolicy) -> Runtime:
     """A worker's Runtime on the test Redis: its deployment store, a notifier posting to the Slack API
     `settings` name, and the audit trail."""
