@@ -33,8 +33,7 @@ NOT_IDEMPOTENT = frozenset(
     {"chat.postMessage", "chat.postEphemeral", "chat.scheduleMessage", "files.completeUploadExternal"}
 )
 RATE_LIMIT_RETRIES = 5
-TRANSIENT_RETRIES = 2
-CONNECTION_RETRIES = 2
+FAULT_RETRIES = 2  # server faults and broken connections, counted together
 TIMEOUT_SECONDS = 15
 
 
@@ -42,31 +41,10 @@ def _method(request: HttpRequest) -> str:
     return request.url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
-class TransientErrorRetryHandler(RetryHandler):
-    """Retries Slack's transient server faults: any 5xx status, and the error codes Slack documents as
-    "try again" even when they come with HTTP 200 — except for methods that are not idempotent."""
-
-    def _can_retry(
-        self,
-        *,
-        state: RetryState,
-        request: HttpRequest,
-        response: HttpResponse | None = None,
-        error: Exception | None = None,
-    ) -> bool:
-        if response is None or _method(request) in NOT_IDEMPOTENT:
-            return False
-        if response.status_code >= 500:
-            return True
-        body = response.body or {}
-        return (
-            response.status_code == 200 and body.get("ok") is False and body.get("error") in TRANSIENT_ERRORS
-        )
-
-
-class IdempotentConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
-    """slack_sdk's connection-error retries, except for methods that are not idempotent (a connection
-    reset after the request was sent leaves open whether Slack acted on it)."""
+class IdempotentFaultRetryHandler(ConnectionErrorRetryHandler):
+    """Retries a fault that may pass: slack_sdk's connection errors (reset, refused, DNS), any 5xx
+    status, and the error codes Slack documents as "try again" even when they come with HTTP 200 —
+    never for a method that is not idempotent (after a fault it may have run already)."""
 
     def _can_retry(
         self,
@@ -78,7 +56,14 @@ class IdempotentConnectionErrorRetryHandler(ConnectionErrorRetryHandler):
     ) -> bool:
         if _method(request) in NOT_IDEMPOTENT:
             return False
-        return super()._can_retry(state=state, request=request, response=response, error=error)
+        if super()._can_retry(state=state, request=request, response=response, error=error):
+            return True
+        if response is None:
+            return False
+        body = response.body or {}
+        return response.status_code >= 500 or (
+            response.status_code == 200 and body.get("ok") is False and body.get("error") in TRANSIENT_ERRORS
+        )
 
 
 def is_transient(status_code: int | None, error: str | None) -> bool:
@@ -99,9 +84,8 @@ def is_ambiguous(status_code: int | None, error: str | None) -> bool:
 
 def retry_handlers() -> list[RetryHandler]:
     return [
-        IdempotentConnectionErrorRetryHandler(max_retry_count=CONNECTION_RETRIES),
+        IdempotentFaultRetryHandler(max_retry_count=FAULT_RETRIES),
         RateLimitErrorRetryHandler(max_retry_count=RATE_LIMIT_RETRIES),
-        TransientErrorRetryHandler(max_retry_count=TRANSIENT_RETRIES),
     ]
 
 

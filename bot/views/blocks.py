@@ -30,7 +30,6 @@ MESSAGE_TEXT_LIMIT = SectionBlock.text_max_length  # a message's fallback/notifi
 LABEL_LIMIT = InputBlock.label_max_length
 HINT_LIMIT = InputBlock.hint_max_length
 BUTTON_TEXT_LIMIT = ButtonElement.text_max_length
-BUTTON_VALUE_LIMIT = ButtonElement.value_max_length
 OPTIONS_LIMIT = StaticSelectElement.options_max_length
 ELLIPSIS = "…"
 

@@ -264,7 +264,3 @@ def change_requested_message(deployment: Deployment, planned: PlannedChange) -> 
         clip("\n".join(lines), MESSAGE_TEXT_LIMIT),
         context="The workspace, plan, approval, apply and verification follow in this thread.",
     )
-
-
-def upgrade_requested_reply(deployment: Deployment) -> str:
-    return f":arrow_up: Upgrade of {escape_mrkdwn(deployment.request.headline)} requested: `{deployment.id}`."

@@ -212,20 +212,8 @@ def reconcile_started_text(deployment_id: str, short_name: str) -> str:
     )
 
 
-def reconcile_refused_open(short_name: str, open_id: str) -> str:
-    return f"{_code(short_name)} already has an open deployment `{open_id}`: finish or cancel it first."
-
-
-def reconcile_refused_not_live(short_name: str) -> str:
-    return f"{_code(short_name)} is not a live environment any more."
-
-
 def reconcile_refused_access(short_name: str) -> str:
     return f"You may not request changes of {_code(short_name)} (its profile's requesters may)."
-
-
-def reconcile_decision(user_id: str, deployment_id: str) -> str:
-    return f"🔧 <@{user_id}> started a reconcile: change `{deployment_id}`."
 
 
 # -- App Home ------------------------------------------------------------------------------------------
