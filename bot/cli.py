@@ -344,7 +344,7 @@ def environments_import() -> None:
     except ConfigRepoError as exc:
         raise click.ClickException(str(exc)) from None
     for result in report.results:
-        click.echo(import_line(result.key, result.outcome.value, result.detail))
+        click.echo(import_line(result.key, result.outcome, result.detail))
         for warning in result.warnings:
             click.echo(f"  ! {warning}")
     click.echo(import_summary(report.imported, report.failed, len(report.results), report.remote))

@@ -13,7 +13,7 @@ history comes from git, not appended to what Redis holds).
 from __future__ import annotations
 
 import functools
-from enum import StrEnum
+from typing import Literal
 
 import redis
 from botocore.exceptions import BotoCoreError, ClientError
@@ -58,10 +58,7 @@ log = get_logger(__name__)
 MISSING_STATUS = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 
 
-class ImportOutcome(StrEnum):
-    IMPORTED = "imported"
-    STATE_MISSING = "state missing"
-    UNREADABLE = "unreadable"
+ImportOutcome = Literal["imported", "state missing", "unreadable"]
 
 
 class ImportResult(BaseModel):
@@ -78,7 +75,7 @@ class ImportReport(BaseModel):
 
     @property
     def imported(self) -> int:
-        return sum(r.outcome is ImportOutcome.IMPORTED for r in self.results)
+        return sum(r.outcome == "imported" for r in self.results)
 
     @property
     def failed(self) -> int:
@@ -105,7 +102,7 @@ def import_environments(
                 environment, warnings = rebuild(reader, branch, heads[branch], key)
             except _Unreadable as exc:
                 report.results.append(
-                    ImportResult(branch=branch, key=key, outcome=ImportOutcome.UNREADABLE, detail=str(exc))
+                    ImportResult(branch=branch, key=key, outcome="unreadable", detail=str(exc))
                 )
                 continue
             request = environment.request
@@ -117,9 +114,7 @@ def import_environments(
                 continue
             store.update(key, functools.partial(_merged, imported=environment))
             log.info("environment_imported", environment=key, commit=environment.repo_commit)
-            report.results.append(
-                ImportResult(branch=branch, key=key, outcome=ImportOutcome.IMPORTED, warnings=warnings)
-            )
+            report.results.append(ImportResult(branch=branch, key=key, outcome="imported", warnings=warnings))
     return report
 
 
@@ -210,8 +205,8 @@ def _state_problem(policy: AccessPolicy, request: DeploymentRequest) -> tuple[Im
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in MISSING_STATUS:
-            return ImportOutcome.STATE_MISSING, state_missing(bucket, key)
-        return ImportOutcome.UNREADABLE, state_unreadable(bucket, key, code or type(exc).__name__)
+            return "state missing", state_missing(bucket, key)
+        return "unreadable", state_unreadable(bucket, key, code or type(exc).__name__)
     except BotoCoreError as exc:
-        return ImportOutcome.UNREADABLE, state_unreadable(bucket, key, type(exc).__name__)
+        return "unreadable", state_unreadable(bucket, key, type(exc).__name__)
     return None
