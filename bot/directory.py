@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from typing import TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -24,6 +25,8 @@ log = get_logger(__name__)
 
 STALE_LIMIT_SECONDS = 600.0
 MAX_CACHED_USERS = 5000
+
+_T = TypeVar("_T")
 
 
 class GroupDirectory:
@@ -64,10 +67,9 @@ class GroupDirectory:
         """users.info's facts about the user, cached for the TTL; None when Slack cannot say (no stale
         answer is used: someone just made a guest must not keep approving)."""
         now = time.monotonic()
-        with self._lock:
-            cached = self._users.get(user_id)
-        if cached and now - cached[0] < self.ttl:
-            return cached[1]
+        cached = self._remembered(self._users, user_id, now, self.ttl)
+        if cached is not None:
+            return cached
         try:
             user = self.client.users_info(user=user_id).get("user")
         except (SlackApiError, OSError) as exc:
@@ -92,18 +94,22 @@ class GroupDirectory:
 
     def _of(self, group: str) -> frozenset[str]:
         now = time.monotonic()
-        with self._lock:
-            cached = self._members.get(group)
-        if cached and now - cached[0] < self.ttl:
-            return cached[1]
+        cached = self._remembered(self._members, group, now, self.ttl)
+        if cached is not None:
+            return cached
         try:
             members = frozenset(self.client.usergroups_users_list(usergroup=group).get("users") or [])
         except (SlackApiError, OSError) as exc:
             # A short Slack hiccup may use a recent answer; after that, fail closed: a group we
             # cannot read grants nothing (someone removed from it must not keep approving).
             log.warning("usergroup_lookup_failed", group=group, error=type(exc).__name__)
-            recent = cached is not None and now - cached[0] < STALE_LIMIT_SECONDS
-            return cached[1] if cached is not None and recent else frozenset()
+            return self._remembered(self._members, group, now, STALE_LIMIT_SECONDS) or frozenset()
         with self._lock:
             self._members[group] = (now, members)
         return members
+
+    def _remembered(self, cache: dict[str, tuple[float, _T]], key: str, now: float, max_age: float) -> _T | None:
+        """What `cache` holds for `key` if it was read less than `max_age` seconds before `now`."""
+        with self._lock:
+            cached = cache.get(key)
+        return cached[1] if cached is not None and now - cached[0] < max_age else None
