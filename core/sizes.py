@@ -1,4 +1,5 @@
-"""The setup-size decision matrix of poc-idp, in one place.
+"""The setup-size decision matrix of poc-idp, in one place: the sizes, and what each one is (its
+figures are data, in sizes.yaml next to this module).
 
 Figures come from the poc-idp guides (its setup-size guide).
 """
@@ -6,8 +7,11 @@ Figures come from the poc-idp guides (its setup-size guide).
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 
-from core.values import Value
+import yaml
+
+from core.values import DataRow
 
 
 class SetupSize(StrEnum):
@@ -16,7 +20,7 @@ class SetupSize(StrEnum):
     LARGE = "large"
 
 
-class SizeProfile(Value):
+class SizeProfile(DataRow):
     size: SetupSize
     title: str
     monthly_cost: str
@@ -27,49 +31,15 @@ class SizeProfile(Value):
     availability_zones: int = 3
 
 
-SIZE_PROFILES: dict[SetupSize, SizeProfile] = {
-    SetupSize.SMALL: SizeProfile(
-        size=SetupSize.SMALL,
-        title="Small",
-        monthly_cost="$50–100/month",
-        max_services=5,
-        services_hint="up to 5 ECS services",
-        includes=("1 Aurora PostgreSQL instance", "EFS", "bastion host", "1 NAT gateway"),
-        nat_gateways=1,
-    ),
-    SetupSize.MEDIUM: SizeProfile(
-        size=SetupSize.MEDIUM,
-        title="Medium",
-        monthly_cost="$200–400/month",
-        max_services=13,
-        services_hint="5–13 ECS services",
-        includes=(
-            "Aurora writer + reader",
-            "ElastiCache Redis",
-            "DocumentDB",
-            "EFS",
-            "bastion host",
-            "1 NAT gateway",
-        ),
-        nat_gateways=1,
-    ),
-    SetupSize.LARGE: SizeProfile(
-        size=SetupSize.LARGE,
-        title="Large",
-        monthly_cost="$800–1,500/month",
-        max_services=23,
-        services_hint="13–23 ECS services",
-        includes=(
-            "Aurora Multi-AZ",
-            "ElastiCache Multi-AZ (3 nodes)",
-            "DocumentDB (3 nodes)",
-            "Client VPN",
-            "flow logs",
-            "NAT gateway per AZ",
-        ),
-        nat_gateways=3,
-    ),
-}
+def _load_profiles(path: Path) -> dict[SetupSize, SizeProfile]:
+    """One profile per size, in SetupSize's order; the file must describe every size and no other."""
+    table = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if set(table) != {size.value for size in SetupSize}:
+        raise ValueError(f"{path.name} must describe exactly the sizes {', '.join(SetupSize)}")
+    return {size: SizeProfile(size=size, **table[size.value]) for size in SetupSize}
+
+
+SIZE_PROFILES: dict[SetupSize, SizeProfile] = _load_profiles(Path(__file__).with_name("sizes.yaml"))
 
 
 def size_profile(size: SetupSize | str) -> SizeProfile:

@@ -13,3 +13,10 @@ class Value(BaseModel):
     """A frozen pydantic model: equal by value, hashable when its fields are, never mutated."""
 
     model_config = ConfigDict(frozen=True)
+
+
+class DataRow(Value):
+    """A row of a data file kept next to its module (core/sizes.yaml, core/analysis/scan_sections.yaml):
+    a key the model does not know is a typo, refused when the module is imported."""
+
+    model_config = ConfigDict(extra="forbid")

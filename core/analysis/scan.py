@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+import yaml
+from pydantic import BaseModel, Field, TypeAdapter
 
-from core.values import Value
+from core.values import DataRow, Value
 
 # Documented defaults used when Service Quotas cannot be read.
 VPC_QUOTA_CODE, VPC_QUOTA_DEFAULT = "L-F678F1CE", 5  # vpc: VPCs per Region
@@ -19,11 +21,8 @@ EIP_QUOTA_CODE, EIP_QUOTA_DEFAULT = "L-0263D0A3", 5  # ec2: EC2-VPC Elastic IPs
 NAT_QUOTA_CODE, NAT_QUOTA_DEFAULT = "L-FE5A380F", 5  # vpc: NAT gateways per Availability Zone
 
 
-class ScanGroup(StrEnum):
-    NETWORK = "network"
-    DATABASES = "databases"
-    APPLICATION = "application"
-    STORAGE = "storage"
+# A section's group: a label of the report, nothing branches on it.
+ScanGroup = Literal["network", "databases", "application", "storage"]
 
 
 class SectionStatus(StrEnum):
@@ -51,7 +50,7 @@ class ResourceKind(StrEnum):
     EFS_FILE_SYSTEM = "efs_file_system"
 
 
-class SectionSpec(Value):
+class SectionSpec(DataRow):
     """One scan section: one API listing, the IAM action it needs, and the kind of resource it lists."""
 
     name: str
@@ -61,46 +60,10 @@ class SectionSpec(Value):
     kind: ResourceKind | None = None
 
 
-SECTIONS: tuple[SectionSpec, ...] = (
-    SectionSpec(name="vpcs", title="VPCs", group=ScanGroup.NETWORK, iam_action="ec2:DescribeVpcs",
-                kind=ResourceKind.VPC),
-    SectionSpec(name="subnets", title="Subnets", group=ScanGroup.NETWORK, iam_action="ec2:DescribeSubnets",
-                kind=ResourceKind.SUBNET),
-    SectionSpec(name="nat_gateways", title="NAT gateways", group=ScanGroup.NETWORK,
-                iam_action="ec2:DescribeNatGateways", kind=ResourceKind.NAT_GATEWAY),
-    SectionSpec(name="availability_zones", title="Availability zones", group=ScanGroup.NETWORK,
-                iam_action="ec2:DescribeAvailabilityZones", kind=ResourceKind.AVAILABILITY_ZONE),
-    SectionSpec(name="elastic_ips", title="Elastic IPs", group=ScanGroup.NETWORK,
-                iam_action="ec2:DescribeAddresses", kind=ResourceKind.ELASTIC_IP),
-    SectionSpec(name="vpc_quota", title="VPCs-per-region quota", group=ScanGroup.NETWORK,
-                iam_action="servicequotas:GetServiceQuota"),
-    SectionSpec(name="eip_quota", title="Elastic IP quota", group=ScanGroup.NETWORK,
-                iam_action="servicequotas:GetServiceQuota"),
-    SectionSpec(name="nat_quota", title="NAT-gateways-per-AZ quota", group=ScanGroup.NETWORK,
-                iam_action="servicequotas:GetServiceQuota"),
-    SectionSpec(name="rds_clusters", title="RDS/Aurora clusters", group=ScanGroup.DATABASES,
-                iam_action="rds:DescribeDBClusters", kind=ResourceKind.RDS_CLUSTER),
-    SectionSpec(name="rds_instances", title="RDS instances", group=ScanGroup.DATABASES,
-                iam_action="rds:DescribeDBInstances", kind=ResourceKind.RDS_INSTANCE),
-    SectionSpec(name="elasticache_replication_groups", title="ElastiCache replication groups",
-                group=ScanGroup.DATABASES, iam_action="elasticache:DescribeReplicationGroups",
-                kind=ResourceKind.ELASTICACHE_REPLICATION_GROUP),
-    SectionSpec(name="elasticache_cache_clusters", title="ElastiCache cache clusters",
-                group=ScanGroup.DATABASES, iam_action="elasticache:DescribeCacheClusters",
-                kind=ResourceKind.ELASTICACHE_CLUSTER),
-    SectionSpec(name="docdb_clusters", title="DocumentDB clusters", group=ScanGroup.DATABASES,
-                iam_action="rds:DescribeDBClusters", kind=ResourceKind.DOCDB_CLUSTER),
-    SectionSpec(name="ecs_clusters", title="ECS clusters", group=ScanGroup.APPLICATION,
-                iam_action="ecs:ListClusters", kind=ResourceKind.ECS_CLUSTER),
-    SectionSpec(name="load_balancers", title="Application load balancers", group=ScanGroup.APPLICATION,
-                iam_action="elasticloadbalancing:DescribeLoadBalancers", kind=ResourceKind.LOAD_BALANCER),
-    SectionSpec(name="ecr_repositories", title="ECR repositories", group=ScanGroup.APPLICATION,
-                iam_action="ecr:DescribeRepositories", kind=ResourceKind.ECR_REPOSITORY),
-    SectionSpec(name="s3_buckets", title="S3 buckets", group=ScanGroup.STORAGE,
-                iam_action="s3:ListAllMyBuckets", kind=ResourceKind.S3_BUCKET),
-    SectionSpec(name="efs_file_systems", title="EFS file systems", group=ScanGroup.STORAGE,
-                iam_action="elasticfilesystem:DescribeFileSystems", kind=ResourceKind.EFS_FILE_SYSTEM),
-)  # fmt: skip
+# The sections in the order they are scanned and reported: data, kept in scan_sections.yaml.
+SECTIONS: tuple[SectionSpec, ...] = TypeAdapter(tuple[SectionSpec, ...]).validate_python(
+    yaml.safe_load(Path(__file__).with_name("scan_sections.yaml").read_text(encoding="utf-8"))
+)
 SECTIONS_BY_NAME: dict[str, SectionSpec] = {spec.name: spec for spec in SECTIONS}
 SECTION_OF_KIND: dict[ResourceKind, str] = {spec.kind: spec.name for spec in SECTIONS if spec.kind}
 # What the brand-new-account check needs: enough to see whether anything non-default exists.
