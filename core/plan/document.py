@@ -41,6 +41,9 @@ class ChangeValues(NamedTuple):
     marked: bool  # the plan has sensitivity marks (`before_sensitive`/`after_sensitive`) at all
 
 
+VALUE_KEYS = ChangeValues._fields[:-1]  # before … replace_paths: the change object's keys of that name
+
+
 class ChangeBody(msgspec.Struct, frozen=True, gc=False):
     """A `change` object: its actions decoded, its values kept as raw JSON until `values()`."""
 
@@ -55,12 +58,7 @@ class ChangeBody(msgspec.Struct, frozen=True, gc=False):
 
     def values(self) -> ChangeValues:
         return ChangeValues(
-            before=_decoded(self.before),
-            after=_decoded(self.after),
-            after_unknown=_decoded(self.after_unknown),
-            before_sensitive=_decoded(self.before_sensitive),
-            after_sensitive=_decoded(self.after_sensitive),
-            replace_paths=_decoded(self.replace_paths),
+            **{key: _decoded(getattr(self, key)) for key in VALUE_KEYS},
             marked=bool(self.before_sensitive) or bool(self.after_sensitive),
         )
 
@@ -73,12 +71,7 @@ class MappedChangeBody(ChangeBody, frozen=True):
     def values(self) -> ChangeValues:
         source = self.source
         return ChangeValues(
-            before=source.get("before"),
-            after=source.get("after"),
-            after_unknown=source.get("after_unknown"),
-            before_sensitive=source.get("before_sensitive"),
-            after_sensitive=source.get("after_sensitive"),
-            replace_paths=source.get("replace_paths"),
+            **{key: source.get(key) for key in VALUE_KEYS},
             marked="after_sensitive" in source or "before_sensitive" in source,
         )
 
@@ -89,26 +82,27 @@ def _decoded(raw: Raw) -> Any:
     return json.loads(bytes(raw)) if raw else None
 
 
-class ResourceEntry(msgspec.Struct, frozen=True, gc=False):
-    """One `resource_changes` entry."""
+class _Entry(msgspec.Struct, frozen=True, gc=False):
+    """What a `resource_changes` and a `resource_drift` entry both have: a change of a resource."""
 
     change: ChangeBody
     address: Any = None
     type: Any = None
     mode: Any = None
+
+
+class ResourceEntry(_Entry, frozen=True, gc=False):
+    """One `resource_changes` entry."""
+
     previous_address: Any = None
     action_reason: Any = None
     deposed: Any = None
 
 
-class DriftEntry(msgspec.Struct, frozen=True, gc=False):
+class DriftEntry(_Entry, frozen=True, gc=False):
     """One `resource_drift` entry (only its address parts and actions are read)."""
 
-    change: ChangeBody
-    address: Any = None
-    type: Any = None
     name: Any = None
-    mode: Any = None
     module_address: Any = None
     index: Any = None
 
