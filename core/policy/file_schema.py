@@ -34,28 +34,15 @@ def _check_principal(value: str) -> str:
     )
 
 
-def _check_role_arn(value: str) -> str:
-    if not ROLE_ARN.fullmatch(value):
-        raise ValueError(f"'{value}' is not an IAM role ARN (expected arn:aws:iam::123456789012:role/NAME).")
-    return value
+def _matching(pattern: re.Pattern[str], problem: str) -> AfterValidator:
+    """A check that the whole value matches `pattern`; `problem` says why not (`{value}`: the value)."""
 
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(problem.format(value=value))
+        return value
 
-def _check_session_name(value: str) -> str:
-    if not SESSION_NAME.fullmatch(value):
-        raise ValueError("a role session name is 2-64 characters of letters, digits and _+=,.@-")
-    return value
-
-
-def _check_external_id(value: str) -> str:
-    if not EXTERNAL_ID.fullmatch(value):
-        raise ValueError("an external id is 2-1224 characters of letters, digits and _+=,.@:/-")
-    return value
-
-
-def _check_profile(value: str) -> str:
-    if not validation.PROFILE.fullmatch(value):
-        raise ValueError(f"'{value}' is not an AWS profile name (letters, digits and _.+@-, at most 64).")
-    return value
+    return AfterValidator(check)
 
 
 def is_pattern(key: str) -> bool:
@@ -86,7 +73,22 @@ def _check_drift_interval(value: int) -> int:
 
 
 SlackPrincipal = Annotated[str, AfterValidator(_check_principal)]
-ProfileName = Annotated[str, AfterValidator(_check_profile)]
+ProfileName = Annotated[
+    str,
+    _matching(
+        validation.PROFILE, "'{value}' is not an AWS profile name (letters, digits and _.+@-, at most 64)."
+    ),
+]
+RoleArn = Annotated[
+    str,
+    _matching(ROLE_ARN, "'{value}' is not an IAM role ARN (expected arn:aws:iam::123456789012:role/NAME)."),
+]
+ExternalId = Annotated[
+    str, _matching(EXTERNAL_ID, "an external id is 2-1224 characters of letters, digits and _+=,.@:/-")
+]
+SessionName = Annotated[
+    str, _matching(SESSION_NAME, "a role session name is 2-64 characters of letters, digits and _+=,.@-")
+]
 EnvironmentName = Annotated[str, AfterValidator(_check_env)]
 Approvals = Annotated[int, Field(ge=1, le=MAX_REQUIRED_APPROVALS)]
 DriftInterval = Annotated[int, AfterValidator(_check_drift_interval)]
@@ -121,9 +123,9 @@ class ProfileFile(_FileModel):
     allow_self_destroy_approval: bool | None = None
     drift_interval: DriftInterval | None = None
     environments: dict[EnvironmentName, EnvironmentFile | None] | None = None
-    assume_role_arn: Annotated[str, AfterValidator(_check_role_arn)] | None = None
-    external_id: Annotated[str, AfterValidator(_check_external_id)] | None = None
-    session_name: Annotated[str, AfterValidator(_check_session_name)] | None = None
+    assume_role_arn: RoleArn | None = None
+    external_id: ExternalId | None = None
+    session_name: SessionName | None = None
 
 
 class PolicyFile(_FileModel):
