@@ -202,7 +202,13 @@ def big_plan(count: int) -> tuple[dict[str, Any], dict[str, int]]:
             "description": "x" * 300,
             "tags": {"Application": "shop", "Environment": "prod", "Index": str(index)},
         }
-        updated = dict(attributes, password=f"SECRETPW{index:06d}Q", description="y" * 300)
+        # a replace and an update both change the sensitive password (and the description)
+        password_change: dict[str, Any] = {
+            "before": dict(attributes, password="OLDSECRET"),
+            "after": dict(attributes, password=f"SECRETPW{index:06d}Q", description="y" * 300),
+            "before_sensitive": {"password": True},
+            "after_sensitive": {"password": True},
+        }
         if index % 10 == 0:
             built["delete"] += 1
             entry = resource_change(
@@ -218,24 +224,13 @@ def big_plan(count: int) -> tuple[dict[str, Any], dict[str, int]]:
                 address,
                 ["create", "delete"],
                 type_=type_,
-                before=dict(attributes, password="OLDSECRET"),
-                after=updated,
-                before_sensitive={"password": True},
-                after_sensitive={"password": True},
                 replace_paths=[["password"]],
                 action_reason="replace_because_cannot_update",
+                **password_change,
             )
         elif index % 7 == 0:
             built["update"] += 1
-            entry = resource_change(
-                address,
-                ["update"],
-                type_=type_,
-                before=dict(attributes, password="OLDSECRET"),
-                after=updated,
-                before_sensitive={"password": True},
-                after_sensitive={"password": True},
-            )
+            entry = resource_change(address, ["update"], type_=type_, **password_change)
         else:
             built["create"] += 1
             entry = resource_change(
