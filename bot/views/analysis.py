@@ -10,10 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from slack_sdk.models.blocks import (
-    ActionsBlock,
     Block,
-    ButtonElement,
-    ContextBlock,
     DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
@@ -22,7 +19,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.ids import Action
-from bot.views.blocks import TEXT_LIMIT, clip, escape_mrkdwn
+from bot.views.blocks import buttons, clip, context, escape_mrkdwn, section
 from bot.views.findings import (
     conflict_text,
     kind_label,
@@ -39,7 +36,6 @@ from core.analysis.scan import ExistingResource, ResourceKind
 from core.validation import DEFAULT_VPC_CIDR
 
 MAX_BLOCKS = 50
-SECTION_LIMIT = TEXT_LIMIT
 MESSAGE_BUDGET = 10_000  # Slack rejects messages around 12-13k characters of block text
 LINE_LIMIT = 280
 LISTED_PER_KIND = 4  # conflicts shown per kind before collapsing to a count
@@ -68,17 +64,8 @@ KIND_TITLES = {
     ConflictKind.PERMISSION: "Permissions",
     ConflictKind.COVERAGE: "Checks that could not run",
 }
+CANCEL_BUTTON: tuple[str, str, str | None] = ("Cancel", Action.CANCEL, "danger")
 FIELD_LABELS = {"vpc_cidr_block": "VPC CIDR", "application": "application", "environment": "environment"}
-
-
-def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_LIMIT)))
-
-
-def _button(label: str, action: Action, deployment_id: str, style: str | None = None) -> ButtonElement:
-    return ButtonElement(
-        text=PlainTextObject(text=label), action_id=action.value, value=deployment_id, style=style
-    )
 
 
 def _resource_text(resource: ExistingResource | None) -> str:
@@ -96,9 +83,9 @@ def _conflict_line(conflict: Conflict) -> str:
 
 def _conflict_blocks(report: AnalysisReport, per_kind: int) -> list[Block]:
     if not report.conflicts:
-        return [_section("*Conflicts*\nNone found.")]
+        return [section("*Conflicts*\nNone found.")]
     blocking, warnings = len(report.blocking), len(report.warnings)
-    blocks: list[Block] = [_section(f"*Conflicts* ({blocking} blocking, {warnings} warning(s))")]
+    blocks: list[Block] = [section(f"*Conflicts* ({blocking} blocking, {warnings} warning(s))")]
     by_kind: dict[ConflictKind, list[Conflict]] = {}
     for conflict in report.conflicts:
         if conflict.kind is not ConflictKind.PERMISSION:  # the permissions section lists those by service
@@ -108,7 +95,7 @@ def _conflict_blocks(report: AnalysisReport, per_kind: int) -> list[Block]:
         lines = [_conflict_line(c) for c in ordered[:per_kind]]
         if len(ordered) > per_kind:
             lines.append(f"…and {len(ordered) - per_kind} more (see the full report).")
-        blocks.append(_section(f"*{KIND_TITLES[kind]}* ({len(conflicts)})\n" + "\n".join(lines)))
+        blocks.append(section(f"*{KIND_TITLES[kind]}* ({len(conflicts)})\n" + "\n".join(lines)))
     return blocks
 
 
@@ -155,8 +142,8 @@ def _notes_text(report: AnalysisReport) -> str | None:
     if not notes and not report.skipped_sections:
         return None
     lines = [f"• {escape_mrkdwn(clip(note, LINE_LIMIT))}" for note in notes[:LISTED_NOTES]]
-    for section in report.skipped_sections[:LISTED_NOTES]:
-        lines.append(f"• {escape_mrkdwn(clip(section_line(section), LINE_LIMIT))}")
+    for skipped in report.skipped_sections[:LISTED_NOTES]:
+        lines.append(f"• {escape_mrkdwn(clip(section_line(skipped), LINE_LIMIT))}")
     hidden = max(0, len(notes) - LISTED_NOTES) + max(0, len(report.skipped_sections) - LISTED_NOTES)
     if hidden:
         lines.append(f"…and {hidden} more (see the full report).")
@@ -217,11 +204,11 @@ def _head_blocks(report: AnalysisReport, *, profile: str, account_id: str, regio
                 ),
             ]
         ),
-        _section(
+        section(
             f"{VERDICT_ICONS[verdict]} *Verdict: {verdict_label(verdict)}*\n{VERDICT_EXPLAINED[verdict]}"
         ),
         DividerBlock(),
-        _section(_counts_text(report)),
+        section(_counts_text(report)),
     ]
 
 
@@ -229,29 +216,27 @@ def _tail_blocks(report: AnalysisReport, *, deployment_id: str, can_keep_values:
     """What to change, the permissions, the notes, the scan's time and the decision buttons."""
     blocks: list[Block] = []
     if report.names_unresolved or report.recommended_changes:
-        blocks.append(_section(_recommendation_text(report)))
+        blocks.append(section(_recommendation_text(report)))
     permissions = _permission_text(report)
     if permissions:
-        blocks.append(_section(permissions))
+        blocks.append(section(permissions))
     notes = _notes_text(report)
     if notes:
-        blocks.append(_section(notes))
+        blocks.append(section(notes))
     scanned = f"Scan took {report.scan_elapsed_s:.2f}s."
     if report.skipped_sections:
         scanned += f" {len(report.skipped_sections)} section(s) not scanned (no permission)."
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=scanned + " The full report is attached.")]))
+    blocks.append(context(scanned + " The full report is attached."))
 
-    buttons = []
+    items: list[tuple[str, str, str | None]] = []
     if report.has_recommendations:
-        buttons.append(
-            _button("Apply recommendations", Action.APPLY_RECOMMENDATIONS, deployment_id, "primary")
-        )
+        items.append(("Apply recommendations", Action.APPLY_RECOMMENDATIONS, "primary"))
     if can_keep_values and not report.blocking:
-        buttons.append(_button("Keep my values", Action.KEEP_VALUES, deployment_id))
+        items.append(("Keep my values", Action.KEEP_VALUES, None))
     if report.only_permissions_block and not report.permissions_overridden:
-        buttons.append(_button("Override (lead)", Action.OVERRIDE_PERMISSIONS, deployment_id))
-    buttons.append(_button("Cancel", Action.CANCEL, deployment_id, "danger"))
-    blocks.append(ActionsBlock(block_id="actions", elements=buttons))
+        items.append(("Override (lead)", Action.OVERRIDE_PERMISSIONS, None))
+    items.append(CANCEL_BUTTON)
+    blocks.append(buttons(deployment_id, items, block_id="actions"))
     return blocks
 
 
@@ -333,32 +318,28 @@ def fresh_account_blocks(
     )
     if not found:
         return [
-            _section(
+            section(
                 f":sparkles: *Fresh AWS account — using defaults:* VPC CIDR `{escape_mrkdwn(vpc_cidr_block)}`,"
                 f" application `{escape_mrkdwn(application)}`, environment `{escape_mrkdwn(environment)}`"
             ),
-            ContextBlock(elements=[MarkdownTextObject(text=where)]),
-            ActionsBlock(
-                block_id="actions", elements=[_button("Cancel", Action.CANCEL, deployment_id, "danger")]
-            ),
+            context(where),
+            buttons(deployment_id, [CANCEL_BUTTON], block_id="actions"),
         ]
     shown = "\n".join(
         f"• {escape_mrkdwn(clip(kind_label(r.kind)[:-1] + ': ' + r.display, LINE_LIMIT))}" for r in found[:5]
     )
     more = f"\n…and {len(found) - 5} more." if len(found) > 5 else ""
     return [
-        _section(
+        section(
             f":warning: *This account is not brand new:* {len(found)} non-default resource(s) found."
             " Run the full analysis to check for CIDR, name and quota conflicts before deploying."
         ),
-        _section(shown + more),
-        ContextBlock(elements=[MarkdownTextObject(text=where)]),
-        ActionsBlock(
+        section(shown + more),
+        context(where),
+        buttons(
+            deployment_id,
+            [("Run full analysis", Action.RUN_FULL_ANALYSIS, "primary"), CANCEL_BUTTON],
             block_id="actions",
-            elements=[
-                _button("Run full analysis", Action.RUN_FULL_ANALYSIS, deployment_id, "primary"),
-                _button("Cancel", Action.CANCEL, deployment_id, "danger"),
-            ],
         ),
     ]
 

@@ -16,7 +16,9 @@ from collections.abc import Sequence
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
+    BlockElement,
     ButtonElement,
+    ConfirmObject,
     ContextBlock,
     InputBlock,
     MarkdownTextObject,
@@ -60,9 +62,9 @@ def clip_code(text: str, limit: int = TEXT_LIMIT) -> str:
     return clipped + closing if clipped.count("```") % 2 else clipped
 
 
-def section(text: str, *, block_id: str | None = None) -> SectionBlock:
+def section(text: str, *, block_id: str | None = None, accessory: BlockElement | None = None) -> SectionBlock:
     """An mrkdwn section within Slack's limit; a cut never leaves a code block open."""
-    return SectionBlock(block_id=block_id, text=MarkdownTextObject(text=clip_code(text)))
+    return SectionBlock(block_id=block_id, text=MarkdownTextObject(text=clip_code(text)), accessory=accessory)
 
 
 def context(text: str, *, block_id: str | None = None) -> ContextBlock:
@@ -70,12 +72,15 @@ def context(text: str, *, block_id: str | None = None) -> ContextBlock:
     return ContextBlock(block_id=block_id, elements=[MarkdownTextObject(text=clip(text))])
 
 
-def button(label: str, action_id: str, value: str, style: str | None = None) -> ButtonElement:
+def button(
+    label: str, action_id: str, value: str, style: str | None = None, *, confirm: ConfirmObject | None = None
+) -> ButtonElement:
     return ButtonElement(
         text=PlainTextObject(text=clip(label, BUTTON_TEXT_LIMIT)),
         action_id=action_id,
         value=value,
         style=style,
+        confirm=confirm,
     )
 
 

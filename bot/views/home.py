@@ -4,21 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from slack_sdk.models.blocks import (
-    Block,
-    ButtonElement,
-    ContextBlock,
-    DividerBlock,
-    HeaderBlock,
-    MarkdownTextObject,
-    SectionBlock,
-)
+from slack_sdk.models.blocks import Block, ButtonElement, DividerBlock, HeaderBlock, SectionBlock
 from slack_sdk.models.views import View
 
 from bot.environments import EnvironmentEntry
 from bot.ids import Action
 from bot.views import environments as environment_views
-from bot.views.blocks import clip, escape_mrkdwn
+from bot.views.blocks import clip, context, escape_mrkdwn, section
 from bot.views.status import deployment_status_text, thread_link, when
 from core.models import Deployment
 
@@ -50,40 +42,32 @@ def home_view(
     each live environment's drift line by key (bot/views/drift.py `drift_line`)."""
     blocks: list[Block] = [
         HeaderBlock(text="ECS deployments"),
-        SectionBlock(text=MarkdownTextObject(text=HOW_TO)),
+        section(HOW_TO),
         DividerBlock(),
     ]
     if store_down:
         blocks.append(
-            SectionBlock(
-                text=MarkdownTextObject(
-                    text=":warning: The bot cannot reach its store (Redis) right now; reopen this tab in a minute."
-                )
+            section(
+                ":warning: The bot cannot reach its store (Redis) right now; reopen this tab in a minute."
             )
         )
         return View(type="home", blocks=blocks)
     if pending is not None:
         blocks.append(HeaderBlock(text=f"Waiting for your approval ({len(pending)})"))
         if not pending:
-            blocks.append(SectionBlock(text=MarkdownTextObject(text="Nothing is waiting for your approval.")))
+            blocks.append(section("Nothing is waiting for your approval."))
         blocks += [_entry(d, _pending_detail(d)) for d in pending[:MAX_PENDING]]
         blocks += _more(len(pending) - MAX_PENDING)
         blocks.append(DividerBlock())
     blocks.append(HeaderBlock(text="Your recent deployments"))
     if not mine:
-        blocks.append(
-            SectionBlock(
-                text=MarkdownTextObject(
-                    text="You have no deployments yet — type `/ecs-deploy` to request one."
-                )
-            )
-        )
+        blocks.append(section("You have no deployments yet — type `/ecs-deploy` to request one."))
     blocks += [
         _entry(d, f"{clip(deployment_status_text(d), 500)} · updated {when(d.updated_at)}")
         for d in mine[:MAX_MINE]
     ]
     if len(mine) > MAX_MINE:
-        blocks.append(ContextBlock(elements=[MarkdownTextObject(text="Older ones: `/ecs-deploy list`")]))
+        blocks.append(context("Older ones: `/ecs-deploy list`"))
     if environments is not None:
         blocks += [
             DividerBlock(),
@@ -110,10 +94,10 @@ def _entry(deployment: Deployment, detail: str) -> SectionBlock:
         if link
         else None
     )
-    return SectionBlock(text=MarkdownTextObject(text=clip(text)), accessory=button)
+    return section(text, accessory=button)
 
 
 def _more(count: int) -> list[Block]:
     if count <= 0:
         return []
-    return [ContextBlock(elements=[MarkdownTextObject(text=f"… and {count} more (`/ecs-deploy list`)")])]
+    return [context(f"… and {count} more (`/ecs-deploy list`)")]

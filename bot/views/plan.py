@@ -17,18 +17,15 @@ from dataclasses import dataclass
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
-    ButtonElement,
     ConfirmObject,
-    ContextBlock,
     DividerBlock,
     HeaderBlock,
     MarkdownTextObject,
     PlainTextObject,
-    SectionBlock,
 )
 
 from bot.ids import Action, BlockId
-from bot.views.blocks import escape_mrkdwn
+from bot.views.blocks import button, context, escape_mrkdwn, section
 from bot.views.destroy import DESTROY_HEADER, destroy_summary_text
 from bot.views.messages import Message
 from core.plan_summary import (
@@ -41,6 +38,11 @@ from core.plan_summary import (
 )
 
 HEADER = ":memo: Terraform plan"
+ALWAYS_BUTTONS: tuple[tuple[str, str, str | None], ...] = (
+    ("Reject", Action.REJECT, "danger"),
+    ("Edit values", Action.EDIT_VALUES, None),
+    ("Re-plan", Action.REPLAN, None),
+)
 HASH_PREFIX_CHARS = 12
 MAX_ADDRESS_CHARS = 150
 MAX_TYPES_IN_FOLD = 3
@@ -105,7 +107,7 @@ def plan_blocks(
     if can_act:
         blocks.append(_action_buttons(summary, button_value or deployment_id))
     else:
-        blocks.append(_context("Waiting for an approver to decide."))
+        blocks.append(context("Waiting for an approver to decide."))
     return blocks
 
 
@@ -127,7 +129,7 @@ def plan_message(
         return Message(text=plan_text(summary), blocks=blocks)
     top: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=DESTROY_HEADER, emoji=True)),
-        _section(_clip(destroy_summary_text(summary, destroy_stores), FLAGGED_BUDGET)),
+        section(_clip(destroy_summary_text(summary, destroy_stores), FLAGGED_BUDGET)),
     ]
     kept = [
         block
@@ -151,7 +153,7 @@ def plan_decided_blocks(
     `decision_text` is the caller's mrkdwn (it may mention users, `<@U…>`), so it is not escaped.
     """
     blocks = _body_blocks(summary, deployment_id=deployment_id, plan_sha256=plan_sha256)
-    blocks.append(_section(_clip(decision_text, DECISION_BUDGET)))
+    blocks.append(section(_clip(decision_text, DECISION_BUDGET)))
     return blocks
 
 
@@ -168,12 +170,12 @@ def plan_text(summary: PlanSummary) -> str:
 def _body_blocks(summary: PlanSummary, *, deployment_id: str, plan_sha256: str) -> list[Block]:
     blocks: list[Block] = [
         HeaderBlock(text=PlainTextObject(text=HEADER, emoji=True)),
-        _section(_summary_text(summary)),
+        section(_summary_text(summary)),
     ]
-    blocks += [_section(text) for text in _change_sections(summary)]
-    blocks += [_section(text) for text in _extra_sections(summary)]
+    blocks += [section(text) for text in _change_sections(summary)]
+    blocks += [section(text) for text in _extra_sections(summary)]
     blocks.append(DividerBlock())
-    blocks.append(_context(_identity_text(summary, deployment_id, plan_sha256)))
+    blocks.append(context(_identity_text(summary, deployment_id, plan_sha256)))
     return blocks
 
 
@@ -360,32 +362,13 @@ def _identity_text(summary: PlanSummary, deployment_id: str, plan_sha256: str) -
 
 def _action_buttons(summary: PlanSummary, deployment_id: str) -> ActionsBlock:
     """Approve only when there is something applyable; the rest always, so the flow can move on."""
-    buttons = []
+    elements = [button(label, action, deployment_id, style) for label, action, style in ALWAYS_BUTTONS]
     if summary.applyable and summary.has_changes:
-        buttons.append(
-            ButtonElement(
-                text=PlainTextObject(text="Approve & apply"),
-                action_id=Action.APPROVE.value,
-                value=deployment_id,
-                style="primary",
-                confirm=_approve_confirmation(summary),
-            )
+        confirm = _approve_confirmation(summary)
+        elements.insert(
+            0, button("Approve & apply", Action.APPROVE, deployment_id, "primary", confirm=confirm)
         )
-    buttons += [
-        ButtonElement(
-            text=PlainTextObject(text="Reject"),
-            action_id=Action.REJECT.value,
-            value=deployment_id,
-            style="danger",
-        ),
-        ButtonElement(
-            text=PlainTextObject(text="Edit values"), action_id=Action.EDIT_VALUES.value, value=deployment_id
-        ),
-        ButtonElement(
-            text=PlainTextObject(text="Re-plan"), action_id=Action.REPLAN.value, value=deployment_id
-        ),
-    ]
-    return ActionsBlock(block_id=BlockId.ACTIONS.value, elements=buttons)
+    return ActionsBlock(block_id=BlockId.ACTIONS.value, elements=elements)
 
 
 def _approve_confirmation(summary: PlanSummary) -> ConfirmObject | None:
@@ -401,14 +384,6 @@ def _approve_confirmation(summary: PlanSummary) -> ConfirmObject | None:
         deny=PlainTextObject(text="Cancel"),
         style="danger",
     )
-
-
-def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=text))
-
-
-def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=text)])
 
 
 def _code(text: str) -> str:
