@@ -84,24 +84,10 @@ def run_analyse(rt: Runtime, deployment: Deployment, options: dict[str, str]) ->
 
 
 def _fresh(deployment: Deployment, found: list[ExistingResource] | None = None) -> Message:
-    request = deployment.request
-    blocks = fresh_account_blocks(
-        deployment_id=deployment.id,
-        profile=request.profile,
-        account_id=request.account_id,
-        region=request.region,
-        application=request.application,
-        environment=request.environment,
-        vpc_cidr_block=request.vpc_cidr_block,
-        found=found or (),
-    )
-    return fresh_account_message(
-        blocks,
-        vpc_cidr_block=request.vpc_cidr_block,
-        application=request.application,
-        environment=request.environment,
-        not_empty=bool(found),
-    )
+    names = deployment.request.model_dump(include={"vpc_cidr_block", "application", "environment"})
+    where = deployment.request.model_dump(include={"profile", "account_id", "region"})
+    blocks = fresh_account_blocks(deployment_id=deployment.id, found=found or (), **names, **where)
+    return fresh_account_message(blocks, not_empty=bool(found), **names)
 
 
 def _post_analysis(rt: Runtime, deployment: Deployment, report: AnalysisReport) -> None:

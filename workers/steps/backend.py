@@ -64,16 +64,12 @@ def run(rt: Runtime, deployment: Deployment, options: dict[str, str]) -> None:
         deployment,
         backend_message(
             deployment.id,
-            bucket=result.bucket,
             table=result.lock_table,
             headline=headline,
             checks=checks,
-            changes=result.changes,
-            needs_confirmation=result.needs_confirmation,
-            failure=result.failure,
-            suggestion=result.suggestion,
             fix_plan=pending,
             who_may_confirm=who_may_confirm(rt.policy, deployment, pending) if pending else "",
+            **result.model_dump(include={"bucket", "changes", "needs_confirmation", "failure", "suggestion"}),
         ),
     )
     if result.needs_confirmation:
