@@ -12,11 +12,12 @@ import pytest
 import redis
 
 from bot.views.drift import drift_line
-from core.drift import CheckOutcome, DriftCheck, DriftRecord, after_check, drift_report
+from core.drift import CheckOutcome, DriftCheck, DriftRecord, after_check
 from core.environments import EnvironmentStatus
 from core.models import DeploymentStatus
 from storage.drift import DriftStore
 from storage.store import DeploymentStore
+from tests.harness.records import drift_check
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 from tests.test_commands import REQUESTER, make_deployment
@@ -32,21 +33,7 @@ MISMATCH = "the committed configuration and the registry disagree: run `ecs-depl
 
 
 def _drifted() -> DriftCheck:
-    report = drift_report(
-        {"format_version": "1.2", "resource_drift": [], "planned_values": {}},
-        {
-            "format_version": "1.2",
-            "planned_values": {},
-            "resource_changes": [
-                {
-                    "address": "terraform_data.ecs_service",
-                    "type": "terraform_data",
-                    "change": {"actions": ["update"], "before": {"input": 1}, "after": {"input": 2}},
-                }
-            ],
-        },
-    )
-    return DriftCheck(at=CHECKED_AT, outcome=CheckOutcome.CHECKED, report=report)
+    return drift_check(CHECKED_AT, "terraform_data.ecs_service")
 
 
 def _record(*checks: DriftCheck) -> DriftRecord:
@@ -111,11 +98,7 @@ def test_the_drift_line_without_scheduled_checks_and_while_the_state_was_busy() 
         "Drift: drifted · last skipped (state in use) 2026-03-04 07:08 UTC · 1 resource(s)"
         " · no scheduled checks (drift_interval 0)"
     ), line
-    clean = drift_report(
-        {"format_version": "1.2", "resource_drift": [], "planned_values": {}},
-        {"format_version": "1.2", "planned_values": {}, "resource_changes": []},
-    )
-    none = _record(DriftCheck(at=CHECKED_AT, outcome=CheckOutcome.CHECKED, report=clean))
+    none = _record(drift_check(CHECKED_AT))
     assert drift_line(none, NEXT_RUN) == (
         "Drift: no drift · last checked 2026-03-04 05:06 UTC · next check 2026-03-04 12:00 UTC"
     )

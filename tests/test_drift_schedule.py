@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from core.drift import CheckOutcome, DriftCheck, after_check, drift_report, next_slot, slot_job_id
+from core.drift import after_check, next_slot, slot_job_id
 from core.models import utcnow
 from core.settings import Settings
 from storage.audit import AuditTrail
@@ -17,7 +17,7 @@ from storage.drift import DriftStore
 from storage.queue import enqueue_drift_check
 from tests.harness.flow import eventually
 from tests.harness.processes import WebProcess, background_workers
-from tests.harness.records import create_change, stored_environment
+from tests.harness.records import create_change, drift_check, stored_environment
 from tests.test_metrics import metrics_url, scrape, value
 
 
@@ -70,21 +70,7 @@ def test_web_metrics_count_environments_by_drift_state(
     environments = families["ecs_deploy_environments"]
     assert value(environments, "ecs_deploy_environments", drift_state="unknown") == 1
     assert value(environments, "ecs_deploy_environments", drift_state="drifted") == 0
-    report = drift_report(
-        {"format_version": "1.2", "resource_drift": [], "planned_values": {}},
-        {
-            "format_version": "1.2",
-            "planned_values": {},
-            "resource_changes": [
-                {
-                    "address": "terraform_data.a",
-                    "type": "terraform_data",
-                    "change": {"actions": ["update"], "before": {"input": 1}, "after": {"input": 2}},
-                }
-            ],
-        },
-    )
-    check = DriftCheck(at=utcnow(), outcome=CheckOutcome.CHECKED, report=report)
+    check = drift_check(utcnow(), "terraform_data.a")
     DriftStore(redis_conn).update(key, lambda record: after_check(record, check).record)
     families = scrape(metrics_url(web_process))
     environments = families["ecs_deploy_environments"]

@@ -7,6 +7,7 @@ and the workspace, plan binding and thread root that a deployment past planning 
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import redis
@@ -15,6 +16,7 @@ from slack_sdk import WebClient
 from bot.notifier import Notifier
 from bot.slack import make_web_client
 from core.approval import PlanBinding
+from core.drift import CheckOutcome, DriftCheck, drift_report
 from core.environments import Environment, EnvironmentChange, environment_key
 from core.lifecycle import DeploymentKind
 from core.models import Deployment, DeploymentRequest, PlanRecord, WorkspaceRecord, utcnow
@@ -168,3 +170,21 @@ def stored_environment(
         }
     )
     return EnvironmentStore(connection).put(record)
+
+
+def drift_check(at: datetime, *updated: str) -> DriftCheck:
+    """A drift check completed at `at` whose plan would update the terraform_data resources `updated`
+    back to the configuration (none: no drift)."""
+    changes = [
+        {
+            "address": address,
+            "type": "terraform_data",
+            "change": {"actions": ["update"], "before": {"input": 1}, "after": {"input": 2}},
+        }
+        for address in updated
+    ]
+    report = drift_report(
+        {"format_version": "1.2", "resource_drift": [], "planned_values": {}},
+        {"format_version": "1.2", "planned_values": {}, "resource_changes": changes},
+    )
+    return DriftCheck(at=at, outcome=CheckOutcome.CHECKED, report=report)
