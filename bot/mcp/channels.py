@@ -34,32 +34,32 @@ class ChannelCheck:
     why: str = ""  # the refusal, for the `channel` field's error
 
 
-def _refused(why: str) -> ChannelCheck:
-    return ChannelCheck(False, why)
+def _refused(why: views.ChannelRefusal, channel_id: str, error: str = "") -> ChannelCheck:
+    return ChannelCheck(False, views.channel_refusal(why, channel_id, error))
 
 
 def check_channel(client: WebClient, channel_id: str, user_id: str) -> ChannelCheck:
     """Whether `user_id` may have the bot post a request in `channel_id` (see the module docstring)."""
     if not CHANNEL_ID.fullmatch(channel_id):
-        return _refused(views.not_a_channel_id(channel_id))
+        return _refused("not_a_channel_id", channel_id)
     try:
         info = client.conversations_info(channel=channel_id)
         channel = info.get("channel") or {}
         if channel.get("is_archived"):
-            return _refused(views.channel_archived(channel_id))
+            return _refused("archived", channel_id)
         if not channel.get("is_member"):
-            return _refused(views.bot_not_in_channel(channel_id))
+            return _refused("bot_not_member", channel_id)
         if not _is_member(client, channel_id, user_id):
-            return _refused(views.user_not_in_channel(channel_id))
+            return _refused("user_not_member", channel_id)
     except SlackApiError as exc:
         error = str(exc.response.get("error") or "")
         log.warning("mcp_channel_check_failed", channel=channel_id, error=error)
         if error == "channel_not_found":
-            return _refused(views.channel_not_found(channel_id))
-        return _refused(views.channel_unanswered(channel_id, error))
+            return _refused("not_found", channel_id)
+        return _refused("unanswered", channel_id, error)
     except (OSError, SlackClientError) as exc:
         log.warning("mcp_channel_check_failed", channel=channel_id, error=type(exc).__name__)
-        return _refused(views.slack_unreachable(channel_id))
+        return _refused("unreachable", channel_id)
     return ChannelCheck(True)
 
 

@@ -1,13 +1,14 @@
 """What the MCP tools return: typed pydantic models built from the records (pure).
 
 Nothing here carries a plan value: a deployment's plan is its summary sentence and counts (the record
-never holds values), as in Slack.
+never holds values), as in Slack. A view takes the fields a record has under the view's own names
+from the record (`model_dump(include=<the view's fields>)`, or `from_attributes`); the rest are named.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -92,16 +93,10 @@ class TargetView(BaseModel):
     size: str
 
     @staticmethod
-    def of(request: DeploymentRequest) -> dict[str, Any]:
-        """The fields above from `request`, to pass to a view's constructor."""
-        return {
-            "profile": request.profile,
-            "account_id": request.account_id,
-            "region": request.region,
-            "application": request.application,
-            "environment": request.environment,
-            "size": request.size.value,
-        }
+    def of(request: DeploymentRequest, *more: str) -> dict[str, Any]:
+        """The fields above, and the request's fields `more`, from `request`: to pass to a view's
+        constructor."""
+        return request.model_dump(include={*TargetView.model_fields, *more})
 
 
 class DeploymentView(TargetView):
@@ -176,61 +171,35 @@ def profile_views(policy: AccessPolicy, profiles: list[str]) -> list[ProfileView
 
 
 def deployment_view(deployment: Deployment, events: list[AuditEvent]) -> DeploymentView:
-    request = deployment.request
     plan = deployment.plan
     approval = deployment.approval
     return DeploymentView(
-        id=deployment.id,
-        status=deployment.status.value,
+        **deployment.model_dump(include=set(DeploymentView.model_fields) - {"plan"}),
+        **TargetView.of(
+            deployment.request, "account_situation", "vpc_cidr_block", "state_bucket", "lock_table"
+        ),
         status_label=status_label(deployment.status),
-        status_detail=deployment.status_detail,
-        requester_id=deployment.requester_id,
-        requested_via=deployment.requested_via,
-        **TargetView.of(request),
-        account_situation=request.account_situation.value,
-        vpc_cidr_block=request.vpc_cidr_block,
-        state_bucket=request.state_bucket,
-        lock_table=request.lock_table,
-        created_at=deployment.created_at,
-        updated_at=deployment.updated_at,
         thread_link=thread_link(deployment),
         plan=None
         if plan is None
-        else PlanView(
-            attempt=plan.attempt,
-            summary=plan.sentence,
-            has_changes=plan.has_changes,
-            applyable=plan.applyable,
-            resource_changes=plan.resource_changes,
-            sha256=plan.sha256,
-            created_at=plan.created_at,
-        ),
+        else PlanView(summary=plan.sentence, **plan.model_dump(include=set(PlanView.model_fields))),
         approvals=[
             ApprovalView(approver_id=a.approver_id, at=a.at, plan_sha256=a.binding.plan_sha256)
             for a in approval.approvals
         ],
         required_approvals=approval.required_approvals,
         rejected_by=approval.rejection.by if approval.rejection else None,
-        timeline=[
-            TimelineEvent(at=e.at, event=e.event, actor=e.actor, plan_sha256=e.plan_sha256) for e in events
-        ],
+        timeline=[TimelineEvent.model_validate(e, from_attributes=True) for e in events],
     )
 
 
 def analysis_view(analysis: AccountAnalysis) -> AnalysisView:
-    request = analysis.request
     return AnalysisView(
+        **analysis.model_dump(include=set(AnalysisView.model_fields)),
+        **analysis.request.model_dump(include={"profile", "account_id", "region"}),
         analysis_id=analysis.id,
-        state=analysis.state.value,
-        profile=request.profile,
-        account_id=request.account_id,
-        region=request.region,
-        verdict=analysis.verdict,
         blocking_conflicts=analysis.blocking,
-        recommended_changes=analysis.recommended_changes,
         report=analysis.report_text,
-        failure=analysis.failure,
-        what_next=analysis.what_next,
     )
 
 
@@ -323,13 +292,7 @@ def drift_view(record: DriftRecord | None) -> DriftView:
         check_detail=last.detail if last else "",
         result_at=result.at if result else None,
         resources=[
-            DriftResourceView(
-                kind=r.kind.value,
-                address=r.address,
-                action=r.action.value,
-                attributes=[AttributeView(name=a.name, before=a.before, after=a.after) for a in r.attributes],
-                more_attributes=r.more_attributes,
-            )
+            DriftResourceView.model_validate(r, from_attributes=True)
             for r in (report.resources if report else ())
         ],
         more_resources=report.more_resources if report else 0,
@@ -363,25 +326,13 @@ def environment_view(
         last_change=None
         if change is None
         else ChangeView(
-            deployment_id=change.deployment_id,
-            kind=change.kind.value,
-            requester_id=change.requester_id,
-            approver_ids=list(change.approver_ids),
-            applied_at=change.applied_at,
-            summary=change.summary,
-            thread_link=change_thread_link(change),
+            **change.model_dump(include=set(ChangeView.model_fields)), thread_link=change_thread_link(change)
         ),
         latest_deployment_id=environment.latest_deployment_id,
         latest_deployment_status=latest.status.value if latest else None,
         config=ConfigView(branch=config_branch(environment.key, branch_prefix))
         if config is None
-        else ConfigView(
-            branch=config.branch,
-            commit=config.commit,
-            pushed=config.pushed,
-            error=config.error,
-            pull_request_url=config.pull_request_url,
-        ),
+        else ConfigView.model_validate(config, from_attributes=True),
         drift=drift_view(drift),
         deployments=list(environment.deployments),
     )
@@ -390,35 +341,29 @@ def environment_view(
 # -- the `channel` argument (bot/mcp/channels.py) ---------------------------------------------------
 
 
-def not_a_channel_id(channel_id: str) -> str:
-    return f"'{channel_id[:40]}' is not a Slack channel id (C… or G…, not a #name)."
+# Why a channel may not be used, as bot/mcp/channels.py finds it -> the `channel` field's error
+# ({channel}: the id given; {error}: Slack's error code).
+ChannelRefusal = Literal[
+    "not_a_channel_id",
+    "archived",
+    "bot_not_member",
+    "user_not_member",
+    "not_found",
+    "unanswered",
+    "unreachable",
+]
+CHANNEL_REFUSALS: dict[ChannelRefusal, str] = {
+    "not_a_channel_id": "'{channel:.40}' is not a Slack channel id (C… or G…, not a #name).",
+    "archived": "Channel {channel} is archived.",
+    "bot_not_member": "The bot is not a member of channel {channel}: invite it there (/invite @ecs-deploy-bot)"
+    " or leave `channel` empty for the default deployment channel.",
+    "user_not_member": "You are not a member of channel {channel}: join it, or leave `channel` empty for the"
+    " default deployment channel.",
+    "not_found": "Channel {channel} does not exist or the bot cannot see it (invite the bot).",
+    "unanswered": "Slack did not say whether channel {channel} may be used ({error}); try again.",
+    "unreachable": "Slack could not be reached to check channel {channel}; try again.",
+}
 
 
-def channel_archived(channel_id: str) -> str:
-    return f"Channel {channel_id} is archived."
-
-
-def bot_not_in_channel(channel_id: str) -> str:
-    return (
-        f"The bot is not a member of channel {channel_id}: invite it there (/invite @ecs-deploy-bot)"
-        " or leave `channel` empty for the default deployment channel."
-    )
-
-
-def user_not_in_channel(channel_id: str) -> str:
-    return (
-        f"You are not a member of channel {channel_id}: join it, or leave `channel` empty for the"
-        " default deployment channel."
-    )
-
-
-def channel_not_found(channel_id: str) -> str:
-    return f"Channel {channel_id} does not exist or the bot cannot see it (invite the bot)."
-
-
-def channel_unanswered(channel_id: str, error: str) -> str:
-    return f"Slack did not say whether channel {channel_id} may be used ({error}); try again."
-
-
-def slack_unreachable(channel_id: str) -> str:
-    return f"Slack could not be reached to check channel {channel_id}; try again."
+def channel_refusal(why: ChannelRefusal, channel_id: str, error: str = "") -> str:
+    return CHANNEL_REFUSALS[why].format(channel=channel_id, error=error)
