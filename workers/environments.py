@@ -173,33 +173,23 @@ def _commit(rt: Runtime, deployment: Deployment, environment_key: str) -> str:
         except github_pr.PullRequestError as exc:
             pull_error = repo.redact(str(exc))
             log.warning("config_pull_request_failed", environment=environment_key, error=pull_error)
-    _remember(
-        rt,
-        environment_key,
-        ConfigCommit(
-            branch=branch,
-            commit=result.commit,
-            deployment_id=deployment.id,
-            pushed=True,
-            pull_request_url=pull_url,
-            error=pull_error or "",
-        ),
+    config = ConfigCommit(
+        branch=branch,
+        commit=result.commit,
+        deployment_id=deployment.id,
+        pushed=True,
+        pull_request_url=pull_url,
+        error=pull_error or "",
     )
+    _remember(rt, environment_key, config)
     rt.audit.record(
         "config_committed", deployment.id, "worker", environment=environment_key, branch=branch,
         commit=result.commit, created=str(result.created), pull_request=pull_url or "",
     )  # fmt: skip
     log.info("config_committed", environment=environment_key, branch=branch, commit=result.commit)
-    rt.notifier.post(
-        deployment,
-        committed_message(
-            branch=branch,
-            commit=result.commit,
-            remote=repo.shown_push_url,
-            pull_request_url=pull_url,
-            pull_request_error=pull_error,
-        ),
-    )
+    shown = config.model_dump(include={"branch", "commit", "pull_request_url"})
+    posted = committed_message(remote=repo.shown_push_url, pull_request_error=pull_error, **shown)
+    rt.notifier.post(deployment, posted)
     return "committed" if result.created else "unchanged"
 
 
