@@ -16,6 +16,7 @@ from slack_sdk.models.views import View
 
 from bot import control
 from bot.ids import Action
+from bot.listeners.click_audit import record_click
 from bot.listeners.decided import decision_entries, replace_actions
 from bot.outbox import OutboxEntry
 from bot.payloads import BlockActions
@@ -353,14 +354,7 @@ def approve_clicked(c: Clicked) -> None:
     updated, _ = services.store.transition(c.deployment.id, change, also=apply_if_ready)
     result = outcome[0]
     log.info("approval_click", deployment_id=updated.id, user=user.user_id, outcome=result.outcome.value)
-    services.audit.record(
-        result.audit_event,
-        updated.id,
-        user.user_id,
-        plan_sha256=result.plan_sha256,
-        outcome=result.outcome.value,
-        reason=approval_views.click_text(result),
-    )
+    record_click(services, updated.id, user.user_id, result, approval_views.click_text(result))
     if not result.allowed:
         raise Refusal(approval_views.click_text(result))
     if result.apply_now:

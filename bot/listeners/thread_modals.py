@@ -12,6 +12,7 @@ from slack_bolt import Ack, App
 from bot.environments import superseded
 from bot.forms import errors_from_validation, parse_user_value
 from bot.ids import INPUT_ACTION, BlockId, Callback
+from bot.listeners.click_audit import record_click
 from bot.payloads import ViewSubmission, input_value
 from bot.services import Services
 from bot.views import clicks, form_errors
@@ -87,14 +88,7 @@ def reject(
 
     updated = services.store.update(deployment.id, change)
     result = outcome[0]
-    services.audit.record(
-        result.audit_event,
-        deployment.id,
-        user.user_id,
-        plan_sha256=result.plan_sha256,
-        outcome=result.outcome.value,
-        reason=reason[:500],
-    )
+    record_click(services, deployment.id, user.user_id, result, reason[:500])
     if not result.allowed:
         ack(response_action="errors", errors={BlockId.REASON.value: clip(click_text(result), HINT_LIMIT)})
         return
