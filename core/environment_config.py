@@ -75,21 +75,14 @@ class ConfigTrailers(BaseModel):
             raise TrailerError(f"deployment {deployment.id} has no approved plan or workspace")
         request = deployment.request
         return cls(
+            **deployment.model_dump(include={"kind", "requester_id", "repo_ref", "channel_id", "thread_ts"}),
+            **request.model_dump(include={"profile", "size", "account_situation"}),
+            **workspace.model_dump(include={"tfvars_path", "tfbackend_path"}),
             deployment_id=deployment.id,
-            kind=deployment.kind,
-            requester_id=deployment.requester_id,
             approver_ids=list(deployment.approval.approver_ids),
             plan_sha256=binding.plan_sha256,
             applied_commit=workspace.commit,
-            profile=request.profile,
-            size=request.size,
             environment=f"{request.application}/{request.environment}",
-            account_situation=request.account_situation,
-            repo_ref=deployment.repo_ref,
-            tfvars_path=workspace.tfvars_path,
-            tfbackend_path=workspace.tfbackend_path,
-            channel_id=deployment.channel_id,
-            thread_ts=deployment.thread_ts,
         )
 
     def lines(self) -> list[str]:
