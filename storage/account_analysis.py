@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from core.models import DeploymentRequest, utcnow
 from core.settings import Settings
 from storage.queue import queue
+from storage.records import read_model
 from storage.store import PREFIX
 
 ANALYSIS_TTL_SECONDS = 24 * 3600
@@ -62,8 +63,7 @@ class AnalysisStore:
         self.redis = connection
 
     def find(self, analysis_id: str) -> AccountAnalysis | None:
-        raw = self.redis.get(analysis_key(analysis_id))
-        return None if raw is None else AccountAnalysis.model_validate_json(raw)
+        return read_model(self.redis, analysis_key(analysis_id), AccountAnalysis)
 
     def save(self, analysis: AccountAnalysis, pipe: redis.client.Pipeline | None = None) -> None:
         target = pipe if pipe is not None else self.redis

@@ -20,6 +20,7 @@ from typing import cast
 import redis
 
 from core.drift import DriftRecord
+from storage.records import read_model
 from storage.store import PREFIX
 
 CLAIM_TTL_SECONDS = 7 * 24 * 3600
@@ -39,8 +40,7 @@ class DriftStore:
         self.redis = connection
 
     def get(self, environment_key: str) -> DriftRecord | None:
-        raw = self.redis.get(_key(environment_key))
-        return None if raw is None else DriftRecord.model_validate_json(raw)
+        return read_model(self.redis, _key(environment_key), DriftRecord)
 
     def many(self, environment_keys: list[str]) -> dict[str, DriftRecord]:
         if not environment_keys:

@@ -20,6 +20,7 @@ from typing import cast
 import redis
 
 from core.environments import Environment, EnvironmentKey
+from storage.records import read_model
 
 PREFIX = "ecs-deploy:"
 INDEX = f"{PREFIX}environments"
@@ -53,8 +54,7 @@ class EnvironmentStore:
         self.redis = connection
 
     def find(self, key: EnvironmentKey | str) -> Environment | None:
-        raw = self.redis.get(_key(key))
-        return None if raw is None else Environment.model_validate_json(raw)
+        return read_model(self.redis, _key(key), Environment)
 
     def newest_deployment_id(self, key: EnvironmentKey | str) -> str | None:
         """The id of the newest deployment created for `key` (the environment's open one when its
