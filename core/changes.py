@@ -224,13 +224,9 @@ def change_deployment(
 ) -> Deployment:
     """The deployment that carries `planned` out on the environment, linked to its earlier threads."""
     return Deployment(
-        request=planned.request,
+        **planned.model_dump(include={"request", "kind", "repo_ref", "repo_commit", "extra_values"}),
         requester_id=requester_id,
         team_id=team_id,
         channel_id=channel_id,
-        kind=planned.kind,
-        repo_ref=planned.repo_ref,
-        repo_commit=planned.repo_commit,
-        extra_values=planned.extra_values,
         previous_threads=previous_threads(environment),
     )

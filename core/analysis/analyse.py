@@ -78,11 +78,9 @@ def analyse_account(
 
     return AnalysisReport(
         region=scan.region,
-        application=request.application,
-        environment=request.environment,
-        vpc_cidr_block=request.vpc_cidr_block,
-        size=request.size,
-        account_situation=request.account_situation,
+        **request.model_dump(
+            include={"application", "environment", "vpc_cidr_block", "size", "account_situation"}
+        ),
         counts=scan.counts(),
         conflicts=conflicts,
         recommended_changes=changes,
