@@ -43,61 +43,47 @@ def _foreign(bucket: str) -> str:
     )
 
 
+REASONS: dict[Why, str] = {  # str.format templates over reason_text's facts
+    Why.OPEN_POLICY: "No access policy is configured: profile {profile} is open to everyone.",
+    Why.MAY_REQUEST: "You may request deployments with profile {profile}.",
+    Why.ENVIRONMENT_DECLARED: "Profile {profile} may deploy environment {environment}.",
+    Why.APPROVER: "You are an approver for {scope}.",
+    Why.REQUESTER: "You requested this deployment.",
+    Why.DEPLOYMENT_APPROVER: "You are an approver for this deployment.",
+    Why.MAY_CONFIRM_FIX: "You may confirm changes to {bucket}: {cause}",
+    Why.PROFILE_UNLISTED: "Profile {profile} is not in the access policy, so nobody may use it."
+    " Ask an operator to add it.",
+    Why.PROFILE_UNLISTED_ENVIRONMENT: "Profile {profile} is not in the access policy, so nobody may use it.",
+    Why.PROFILE_UNLISTED_APPROVAL: "Profile {profile} is not in the access policy, so nobody may approve"
+    " plans for it.",
+    Why.NOT_REQUESTER: "You may not request deployments with profile {profile}. Requesters: {people}.",
+    Why.ENVIRONMENT_UNDECLARED: "Environment {environment} is not declared for profile {profile}."
+    " Allowed: {declared}. An operator can declare more in the access policy.",
+    Why.NO_APPROVERS: "Nobody is configured to approve plans for {scope}; an operator must set {setting}.",
+    Why.NOT_APPROVER: "You are not an approver for {scope}. Approvers: {people}.",
+    Why.NOT_STEERER: "Only the requester {requester} or an approver for profile {profile} can do that.",
+    Why.LEADS_ONLY: "Only an approver (lead) can override a blocking check. {cause}",
+    Why.FOREIGN_BUCKET: "{foreign}. {cause}",
+    Why.FOREIGN_BUCKET_SELF: "{foreign} other than the requester ({scope} does not allow self-approval)."
+    " Ask another approver: {people}.",
+}
+
+
 def reason_text(decision: Decision) -> str:
-    """The answer's reason, written for the person who asked."""
+    """The answer's reason, written for the person who asked: REASONS[why] with the decision's facts."""
     d = decision
-    cause = reason_text(d.cause) if d.cause is not None else ""
-    match d.why:
-        case Why.OPEN_POLICY:
-            return f"No access policy is configured: profile {d.profile} is open to everyone."
-        case Why.MAY_REQUEST:
-            return f"You may request deployments with profile {d.profile}."
-        case Why.ENVIRONMENT_DECLARED:
-            return f"Profile {d.profile} may deploy environment {d.environment}."
-        case Why.APPROVER:
-            return f"You are an approver for {d.scope}."
-        case Why.REQUESTER:
-            return "You requested this deployment."
-        case Why.DEPLOYMENT_APPROVER:
-            return "You are an approver for this deployment."
-        case Why.MAY_CONFIRM_FIX:
-            return f"You may confirm changes to {d.bucket}: {cause}"
-        case Why.PROFILE_UNLISTED:
-            return (
-                f"Profile {d.profile} is not in the access policy, so nobody may use it."
-                " Ask an operator to add it."
-            )
-        case Why.PROFILE_UNLISTED_ENVIRONMENT:
-            return f"Profile {d.profile} is not in the access policy, so nobody may use it."
-        case Why.PROFILE_UNLISTED_APPROVAL:
-            return f"Profile {d.profile} is not in the access policy, so nobody may approve plans for it."
-        case Why.NOT_REQUESTER:
-            return (
-                f"You may not request deployments with profile {d.profile}. Requesters: {describe(d.people)}."
-            )
-        case Why.ENVIRONMENT_UNDECLARED:
-            return (
-                f"Environment {d.environment} is not declared for profile {d.profile}."
-                f" Allowed: {_listed(d.declared)}. An operator can declare more in the access policy."
-            )
-        case Why.NO_APPROVERS:
-            setting = "ECS_DEPLOY_APPROVERS" if d.open_policy else "the access policy"
-            return f"Nobody is configured to approve plans for {d.scope}; an operator must set {setting}."
-        case Why.NOT_APPROVER:
-            return f"You are not an approver for {d.scope}. Approvers: {describe(d.people)}."
-        case Why.NOT_STEERER:
-            return (
-                f"Only the requester {mention(d.user_id)} or an approver for profile {d.profile} can do that."
-            )
-        case Why.LEADS_ONLY:
-            return "Only an approver (lead) can override a blocking check. " + cause
-        case Why.FOREIGN_BUCKET:
-            return f"{_foreign(d.bucket)}. {cause}"
-        case Why.FOREIGN_BUCKET_SELF:
-            return (
-                f"{_foreign(d.bucket)} other than the requester ({d.scope} does not allow self-approval)."
-                f" Ask another approver: {describe(d.people)}."
-            )
+    return REASONS[d.why].format(
+        profile=d.profile,
+        environment=d.environment,
+        scope=d.scope,
+        bucket=d.bucket,
+        cause=reason_text(d.cause) if d.cause is not None else "",
+        people=describe(d.people),
+        declared=_listed(d.declared),
+        setting="ECS_DEPLOY_APPROVERS" if d.open_policy else "the access policy",
+        requester=mention(d.user_id),
+        foreign=_foreign(d.bucket),
+    )
 
 
 def who_may_confirm(policy: AccessPolicy, deployment: Deployment, plan: BackendFixPlan) -> str:

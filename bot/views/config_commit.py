@@ -11,15 +11,9 @@ from slack_sdk.models.blocks import Block
 from bot.ids import Action
 from bot.views.blocks import buttons, clip, context, escape_mrkdwn, section
 from bot.views.messages import Message
+from bot.views.statuses import KIND_WORDS
 from core.lifecycle import DeploymentKind
 from core.models import Deployment
-
-VERBS = {
-    DeploymentKind.CREATE: "Create",
-    DeploymentKind.CHANGE: "Change",
-    DeploymentKind.UPGRADE: "Upgrade",
-    DeploymentKind.DESTROY: "Destroy",
-}
 
 
 def _where(deployment: Deployment) -> str:
@@ -33,7 +27,7 @@ def _where(deployment: Deployment) -> str:
 def commit_message(deployment: Deployment, trailer_lines: Sequence[str]) -> str:
     """Subject naming the deployment (kind, app/env, id), a body, and the trailers paragraph."""
     request, kind = deployment.request, deployment.kind
-    subject = f"{VERBS[kind]} {_where(deployment)}: deployment {deployment.id}"
+    subject = f"{KIND_WORDS[kind].verb} {_where(deployment)}: deployment {deployment.id}"
     workspace = deployment.workspace
     files = f"{workspace.tfvars_path} and {workspace.tfbackend_path}" if workspace else "the generated files"
     if kind is DeploymentKind.DESTROY:

@@ -16,10 +16,9 @@ from bot.ids import Action
 from bot.views.blocks import MESSAGE_TEXT_LIMIT, button, clip, context, escape_mrkdwn, inline_code, section
 from bot.views.messages import Message
 from bot.views.status import thread_link, when
-from bot.views.statuses import status_label
+from bot.views.statuses import KIND_WORDS, status_label
 from core.duplicates import Duplicate
 from core.environments import Environment, EnvironmentChange, EnvironmentKey
-from core.lifecycle import DeploymentKind
 
 MESSAGE_BLOCKS = 50  # Slack's limit for a message (slack_sdk does not check it)
 MAX_LISTED = 40  # environments in `/ecs-deploy envs` (one block each, a title and a "more" line)
@@ -29,12 +28,6 @@ STATE_LABELS: dict[EnvironmentState, str] = {
     EnvironmentState.LIVE: ":large_green_circle: Live",
     EnvironmentState.CHANGING: ":arrows_counterclockwise: Changing",
     EnvironmentState.DESTROYED: ":wastebasket: Destroyed",
-}
-KIND_WORDS: dict[DeploymentKind, str] = {
-    DeploymentKind.CREATE: "created",
-    DeploymentKind.CHANGE: "changed",
-    DeploymentKind.UPGRADE: "upgraded",
-    DeploymentKind.DESTROY: "destroyed",
 }
 
 NO_ENVIRONMENTS = (
@@ -77,7 +70,7 @@ def last_change_text(change: EnvironmentChange | None) -> str:
     link = _change_link(change)
     thread = f" · <{link}|thread>" if link else ""
     return (
-        f"last change: {KIND_WORDS[change.kind]} by <@{change.requester_id}>"
+        f"last change: {KIND_WORDS[change.kind].done} by <@{change.requester_id}>"
         f" {when(change.applied_at)}{thread}"
     )
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from slack_sdk.models.blocks import Block
 
 from bot.views.blocks import MESSAGE_TEXT_LIMIT, clip, context, escape_mrkdwn, section
-from bot.views.statuses import status_label
+from bot.views.statuses import KIND_WORDS, status_label
 from core.models import CallerIdentity, Deployment, DeploymentKind
 
 
@@ -24,12 +24,6 @@ class Message(BaseModel):
         return [block.to_dict() for block in self.blocks]
 
 
-ROOT_HEADLINES = {  # by DeploymentKind (core/lifecycle.py)
-    DeploymentKind.CREATE: "ECS deployment requested",
-    DeploymentKind.CHANGE: "Change of a live ECS environment requested",
-    DeploymentKind.UPGRADE: "Upgrade of a live ECS environment requested",
-    DeploymentKind.DESTROY: "Destroy requested",
-}
 # One pattern for every kind: "{title}: {app}/{env} · {account} · {region} · {size} — by <@U…>",
 # e.g. "Destroy requested: web/dev · 123456789012 · us-east-1 · small — by <@U0REQUEST1>".
 MAX_EARLIER_THREADS = 10
@@ -46,7 +40,7 @@ def earlier_threads_text(links: list[str]) -> str:
 
 def root_message(deployment: Deployment) -> Message:
     request = deployment.request
-    title = ROOT_HEADLINES.get(deployment.kind, ROOT_HEADLINES[DeploymentKind.CREATE])
+    title = KIND_WORDS.get(deployment.kind, KIND_WORDS[DeploymentKind.CREATE]).requested
     headline = f"{title}: {request.headline} — by <@{deployment.requester_id}>"
     if deployment.requested_via:
         headline += f" via {escape_mrkdwn(deployment.requested_via)}"

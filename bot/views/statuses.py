@@ -1,11 +1,14 @@
-"""How a deployment's status reads: its label (emoji and words), and the words alone (pure).
+"""How a deployment's status reads: its label (emoji and words), and the words alone; and how a
+deployment's kind reads (pure).
 
-The statuses themselves, and what they mean, are core/lifecycle.py's; their wording lives here.
+The statuses and kinds themselves, and what they mean, are core/lifecycle.py's; their wording lives here.
 """
 
 from __future__ import annotations
 
-from core.lifecycle import DeploymentStatus
+from typing import NamedTuple
+
+from core.lifecycle import DeploymentKind, DeploymentStatus
 
 S = DeploymentStatus
 
@@ -29,6 +32,20 @@ STATUS_LABELS: dict[DeploymentStatus, str] = {
     S.REJECTED: ":no_entry: Rejected",
     S.CANCELLED: ":no_entry_sign: Cancelled",
     S.INTERRUPTED: ":warning: Interrupted",
+}
+
+
+class KindWords(NamedTuple):
+    verb: str  # a commit subject's first word: "Change"
+    done: str  # an environment's last change: "changed"
+    requested: str  # the root message's title
+
+
+KIND_WORDS: dict[DeploymentKind, KindWords] = {
+    DeploymentKind.CREATE: KindWords("Create", "created", "ECS deployment requested"),
+    DeploymentKind.CHANGE: KindWords("Change", "changed", "Change of a live ECS environment requested"),
+    DeploymentKind.UPGRADE: KindWords("Upgrade", "upgraded", "Upgrade of a live ECS environment requested"),
+    DeploymentKind.DESTROY: KindWords("Destroy", "destroyed", "Destroy requested"),
 }
 
 
