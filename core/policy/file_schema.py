@@ -98,7 +98,9 @@ class _FileModel(Value):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class EnvironmentFile(_FileModel):
+class _Rules(_FileModel):
+    """The rules a profile sets for its environments, which an environment's own entry may set again."""
+
     required_approvals: Approvals | None = None
     approvers: list[SlackPrincipal] | None = None
     allow_self_approval: bool | None = None
@@ -112,16 +114,13 @@ class EnvironmentFile(_FileModel):
     drift_interval: DriftInterval | None = None
 
 
-class ProfileFile(_FileModel):
+class EnvironmentFile(_Rules):
+    """An entry of a profile's `environments`: its own rules (None: the profile's)."""
+
+
+class ProfileFile(_Rules):
     requesters: list[SlackPrincipal] | None = None
-    approvers: list[SlackPrincipal] | None = None
     allow_everyone: bool | None = None
-    allow_self_approval: bool | None = None
-    required_approvals: Approvals | None = None
-    protected: bool | None = None
-    destroy_approvals: Approvals | None = None
-    allow_self_destroy_approval: bool | None = None
-    drift_interval: DriftInterval | None = None
     environments: dict[EnvironmentName, EnvironmentFile | None] | None = None
     assume_role_arn: RoleArn | None = None
     external_id: ExternalId | None = None
