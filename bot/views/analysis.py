@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 from bot.ids import Action
 from bot.views.blocks import buttons, clip, context, escape_mrkdwn, section
 from bot.views.findings import (
+    VERDICT_WORDS,
     conflict_text,
     kind_label,
     note_lines,
@@ -31,7 +32,7 @@ from bot.views.findings import (
     verdict_label,
 )
 from bot.views.messages import Message
-from core.analysis.report import AnalysisReport, Conflict, ConflictKind, Severity, Verdict
+from core.analysis.report import AnalysisReport, Conflict, ConflictKind, Severity
 from core.analysis.scan import ExistingResource, ResourceKind
 from core.validation import DEFAULT_VPC_CIDR
 
@@ -43,17 +44,6 @@ LISTED_ACTIONS = 6  # denied actions shown per service
 LISTED_SERVICES = 10
 LISTED_NOTES = 6
 
-VERDICT_ICONS = {
-    Verdict.SAFE: ":white_check_mark:",
-    Verdict.ADJUSTMENTS_NEEDED: ":warning:",
-    Verdict.BLOCKED: ":no_entry:",
-}
-VERDICT_EXPLAINED = {
-    Verdict.SAFE: "Nothing in the account conflicts with this deployment.",
-    Verdict.ADJUSTMENTS_NEEDED: "Nothing blocks the deployment, but some values should change. Review the"
-    " warnings below.",
-    Verdict.BLOCKED: "The deployment cannot go ahead until the blocking findings are resolved.",
-}
 SEVERITY_ICONS = {Severity.BLOCKING: ":no_entry:", Severity.WARNING: ":warning:"}
 KIND_TITLES = {
     ConflictKind.CIDR: "CIDR overlaps",
@@ -190,7 +180,7 @@ def analysis_blocks(
 
 def _head_blocks(report: AnalysisReport, *, profile: str, account_id: str, region: str) -> list[Block]:
     """Where, what was asked, the verdict and the resource counts."""
-    verdict = report.verdict
+    verdict = VERDICT_WORDS[report.verdict]
     return [
         HeaderBlock(text=PlainTextObject(text="AWS account analysis summary")),
         SectionBlock(
@@ -204,9 +194,7 @@ def _head_blocks(report: AnalysisReport, *, profile: str, account_id: str, regio
                 ),
             ]
         ),
-        section(
-            f"{VERDICT_ICONS[verdict]} *Verdict: {verdict_label(verdict)}*\n{VERDICT_EXPLAINED[verdict]}"
-        ),
+        section(f"{verdict.icon} *Verdict: {verdict.label}*\n{verdict.explained}"),
         DividerBlock(),
         section(_counts_text(report)),
     ]

@@ -6,6 +6,8 @@ these lines out (Block Kit and the full-text report).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from core.analysis.report import (
     ActionsDenied,
     AnalysisReport,
@@ -25,10 +27,25 @@ from core.analysis.scan import Quota, ResourceKind, SectionResult, SectionStatus
 from core.permissions import PermissionCaveat, PermissionCheck
 from core.sizes import SetupSize, size_profile
 
-VERDICT_LABELS: dict[Verdict, str] = {
-    Verdict.SAFE: "safe to deploy",
-    Verdict.ADJUSTMENTS_NEEDED: "adjustments needed",
-    Verdict.BLOCKED: "blocked",
+
+class VerdictWords(NamedTuple):
+    icon: str
+    label: str  # "safe to deploy"
+    explained: str  # under the summary's verdict
+
+
+VERDICT_WORDS: dict[Verdict, VerdictWords] = {
+    Verdict.SAFE: VerdictWords(
+        ":white_check_mark:", "safe to deploy", "Nothing in the account conflicts with this deployment."
+    ),
+    Verdict.ADJUSTMENTS_NEEDED: VerdictWords(
+        ":warning:",
+        "adjustments needed",
+        "Nothing blocks the deployment, but some values should change. Review the warnings below.",
+    ),
+    Verdict.BLOCKED: VerdictWords(
+        ":no_entry:", "blocked", "The deployment cannot go ahead until the blocking findings are resolved."
+    ),
 }
 KIND_LABELS: dict[ResourceKind, str] = {
     ResourceKind.VPC: "VPCs",
@@ -89,7 +106,7 @@ CAVEATS: dict[PermissionCaveat, str] = {
 
 
 def verdict_label(verdict: Verdict) -> str:
-    return VERDICT_LABELS[verdict]
+    return VERDICT_WORDS[verdict].label
 
 
 def kind_label(kind: ResourceKind) -> str:
