@@ -4,6 +4,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import boto3
 import pytest
@@ -20,11 +21,34 @@ os.environ["CHECKPOINT_DISABLE"] = "1"
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
+class _Stoppable(Protocol):
+    def stop(self) -> object: ...
+
+
+class _Resettable(Protocol):
+    def reset(self) -> None: ...
+
+
+StoppableT = TypeVar("StoppableT", bound=_Stoppable)
+ResettableT = TypeVar("ResettableT", bound=_Resettable)
+
+
+def _until_teardown(started: StoppableT) -> Iterator[StoppableT]:
+    """A fixture's body for a server or process it started: yields it, stops it at teardown."""
+    yield started
+    started.stop()
+
+
+def _reset_around(shared: ResettableT) -> Iterator[ResettableT]:
+    """A fixture's body for a session-wide stand-in: reset before the test and after it."""
+    shared.reset()
+    yield shared
+    shared.reset()
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=False).start()
-    yield server
-    server.stop()
+    yield from _until_teardown(EmbeddedRedis(tmp_path_factory.mktemp("redis"), persistent=False).start())
 
 
 @pytest.fixture
@@ -54,9 +78,7 @@ def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer
 @pytest.fixture
 def aws(moto_server: MotoServer) -> Iterator[MotoServer]:
     """A clean moto: every test starts from an empty account (plus moto's default VPC)."""
-    moto_server.reset()
-    yield moto_server
-    moto_server.reset()
+    yield from _reset_around(moto_server)
 
 
 @pytest.fixture
@@ -71,7 +93,7 @@ def repo_root() -> Path:
 
 # -- Slack: the Web API stand-in and the bot's real HTTP endpoint ---------------------------------
 
-from tests.harness.processes import WebProcess, web_bot  # noqa: E402
+from tests.harness.processes import WebProcess, web_bot, with_policy  # noqa: E402
 from tests.harness.secrets import ARTIFACT_KEY  # noqa: E402
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn  # noqa: E402
 from tests.harness.slack_requests import SIGNING_SECRET, SlackClientSim  # noqa: E402
@@ -79,16 +101,12 @@ from tests.harness.slack_requests import SIGNING_SECRET, SlackClientSim  # noqa:
 
 @pytest.fixture(scope="session")
 def slack_stand_in() -> Iterator[SlackApiStandIn]:
-    server = SlackApiStandIn().start()
-    yield server
-    server.stop()
+    yield from _until_teardown(SlackApiStandIn().start())
 
 
 @pytest.fixture
 def slack_api(slack_stand_in: SlackApiStandIn) -> Iterator[SlackApiStandIn]:
-    slack_stand_in.reset()
-    yield slack_stand_in
-    slack_stand_in.reset()
+    yield from _reset_around(slack_stand_in)
 
 
 @pytest.fixture(scope="session")
@@ -112,9 +130,7 @@ def bot_env(
 
 @pytest.fixture(scope="session")
 def web_process(bot_env: dict[str, str]) -> Iterator[WebProcess]:
-    web = WebProcess(bot_env).start()
-    yield web
-    web.stop()
+    yield from _until_teardown(WebProcess(bot_env).start())
 
 
 @pytest.fixture
@@ -132,15 +148,27 @@ from tests.harness.tfrepo import make_git_repo  # noqa: E402
 
 
 @pytest.fixture
-def pipeline_env(bot_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+def policy_yaml() -> str | None:
+    """The access policy file (ECS_DEPLOY_POLICY_FILE) that `pipeline_env` and `policy_bot` give the
+    bot: none here, so ECS_DEPLOY_APPROVERS' open policy applies; a test module overrides this."""
+    return None
+
+
+def _under_policy(env: dict[str, str], folder: Path, policy: str | None) -> dict[str, str]:
+    return env if policy is None else with_policy(env, folder, policy)
+
+
+@pytest.fixture
+def pipeline_env(bot_env: dict[str, str], tmp_path: Path, policy_yaml: str | None) -> dict[str, str]:
     repo, _ = make_git_repo(tmp_path)
-    return {
+    env = {
         **bot_env,
         "ECS_DEPLOY_REPO_URL": str(repo),
         "ECS_DEPLOY_APPROVERS": f"{LEAD},{REQUESTER}",  # the requester is a lead too: self-approval rule
         "ECS_DEPLOY_VERIFY_TIMEOUT": "0",
         "ECS_DEPLOY_DATA_DIR": str(tmp_path / "worker-a"),
     }
+    return _under_policy(env, tmp_path, policy_yaml)
 
 
 @pytest.fixture
@@ -162,12 +190,26 @@ def pipeline_run(
     return PipelineRun(pipeline, slack_api, DeploymentStore(redis_conn), pipeline_env)
 
 
+@pytest.fixture
+def policy_bot(
+    bot_env: dict[str, str],
+    tmp_path: Path,
+    policy_yaml: str | None,
+    slack_api: SlackApiStandIn,
+    redis_conn: redis.Redis,
+) -> Iterator[SlackClientSim]:
+    """A web process alone (no workers, no Terraform repository) under `policy_yaml`, against a clean
+    Redis and Slack stand-in."""
+    with web_bot(_under_policy(bot_env, tmp_path, policy_yaml)) as slack:
+        yield slack
+
+
 @pytest.fixture(scope="module")
 def lead_web(bot_env: dict[str, str]) -> Iterator[WebProcess]:
     """The bot with an open policy whose approvers (leads) are a user and a user group."""
-    web = WebProcess({**bot_env, "ECS_DEPLOY_APPROVERS": f"{LEAD},{LEADS_GROUP}"}).start()
-    yield web
-    web.stop()
+    yield from _until_teardown(
+        WebProcess({**bot_env, "ECS_DEPLOY_APPROVERS": f"{LEAD},{LEADS_GROUP}"}).start()
+    )
 
 
 @pytest.fixture

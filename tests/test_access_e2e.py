@@ -4,7 +4,6 @@ and an environment the profile does not declare is refused on its field."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import redis
 import requests
 
 from storage.store import DeploymentStore
-from tests.harness.processes import WebProcess, web_bot, with_policy
+from tests.harness.processes import WebProcess, with_policy
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values
 
@@ -38,11 +37,9 @@ METADATA = json.dumps({"channel_id": "C1", "team_id": "T111"})
 
 
 @pytest.fixture
-def policy_web(
-    bot_env: dict[str, str], tmp_path: Path, slack_api: SlackApiStandIn, redis_conn: redis.Redis
-) -> Iterator[SlackClientSim]:
-    with web_bot(with_policy(bot_env, tmp_path, POLICY)) as slack:
-        yield slack
+def policy_yaml() -> str:
+    """`policy_bot`'s policy (conftest): the one above."""
+    return POLICY
 
 
 def offered_profiles(slack_api: SlackApiStandIn) -> list[str]:
@@ -64,29 +61,29 @@ def member_submits(
 
 
 def test_group_member_sees_only_the_profiles_the_policy_gives_them(
-    policy_web: SlackClientSim, slack_api: SlackApiStandIn
+    policy_bot: SlackClientSim, slack_api: SlackApiStandIn
 ) -> None:
     slack_api.usergroups["S0PLATFORM"] = ["U0MEMBER01"]
-    policy_web.slash_command("", user="U0MEMBER01")
+    policy_bot.slash_command("", user="U0MEMBER01")
     assert offered_profiles(slack_api) == ["deployer"]
     assert slack_api.calls_to("usergroups.users.list")[0].params["usergroup"] == "S0PLATFORM"
 
 
 def test_user_with_no_profile_is_told_and_gets_no_form(
-    policy_web: SlackClientSim, slack_api: SlackApiStandIn
+    policy_bot: SlackClientSim, slack_api: SlackApiStandIn
 ) -> None:
     slack_api.usergroups["S0PLATFORM"] = []
-    policy_web.slash_command("", user="U0STRANGE1")
+    policy_bot.slash_command("", user="U0STRANGE1")
     call = slack_api.wait_for("chat.postEphemeral")
     assert call.params["user"] == "U0STRANGE1" and "No AWS profile is available to you" in call.params["text"]
     assert slack_api.calls_to("views.open") == []
 
 
 def test_forged_submission_with_a_hidden_profile_is_refused(
-    policy_web: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    policy_bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
 ) -> None:
     response = member_submits(
-        policy_web, slack_api, request_values(profile="other-account"), json.dumps({"channel_id": "C1"})
+        policy_bot, slack_api, request_values(profile="other-account"), json.dumps({"channel_id": "C1"})
     )
     assert "profile" in response.json()["errors"]
     assert redis_conn.keys("ecs-deploy:deployment:*") == []
@@ -94,11 +91,11 @@ def test_forged_submission_with_a_hidden_profile_is_refused(
 
 @pytest.mark.parametrize("typed", ["prd", "production"])
 def test_an_environment_the_profile_does_not_declare_is_refused_on_its_field(
-    policy_web: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, typed: str
+    policy_bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis, typed: str
 ) -> None:
     """Issue 10, finding 8: a requester who may self-approve outside prod names prod differently to
     approve their own production plan. The form refuses the name and lists the allowed ones."""
-    response = member_submits(policy_web, slack_api, request_values(environment=typed), view_id="V-ENV")
+    response = member_submits(policy_bot, slack_api, request_values(environment=typed), view_id="V-ENV")
     assert response.status_code == 200
     body = response.json()
     assert body["response_action"] == "errors"
@@ -111,19 +108,19 @@ def test_an_environment_the_profile_does_not_declare_is_refused_on_its_field(
 
 
 def test_a_declared_environment_is_accepted(
-    policy_web: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    policy_bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
 ) -> None:
-    response = member_submits(policy_web, slack_api, request_values(environment="prod"), view_id="V-PROD")
+    response = member_submits(policy_bot, slack_api, request_values(environment="prod"), view_id="V-PROD")
     assert response.status_code == 200 and response.text in ("", "{}"), response.text
     [deployment] = DeploymentStore(redis_conn).recent(limit=10)
     assert (deployment.request.environment, deployment.requester_id) == ("prod", "U0MEMBER01")
 
 
 def test_the_environment_is_checked_along_with_the_other_fields(
-    policy_web: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    policy_bot: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
 ) -> None:
     response = member_submits(
-        policy_web, slack_api, request_values(environment="stag", account_id="12345"), view_id="V-BOTH"
+        policy_bot, slack_api, request_values(environment="stag", account_id="12345"), view_id="V-BOTH"
     )
     errors = response.json()["errors"]
     assert set(errors) == {"environment", "account_id"}

@@ -6,17 +6,13 @@ endpoint, with a real Redis and the Slack stand-in."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import redis
 
 from bot.views.messages import root_message
 from core.approval import Rejection
 from core.models import Deployment, DeploymentStatus
 from storage.store import DeploymentStore
-from tests.harness.processes import web_bot, with_policy
 from tests.harness.records import deployment_record
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
@@ -94,11 +90,9 @@ def test_a_typed_id_is_echoed_as_text(bot: SlackClientSim) -> None:
 
 
 @pytest.fixture
-def policy_bot(
-    bot_env: dict[str, str], tmp_path: Path, slack_api: SlackApiStandIn, redis_conn: redis.Redis
-) -> Iterator[SlackClientSim]:
-    with web_bot(with_policy(bot_env, tmp_path, POLICY)) as slack:
-        yield slack
+def policy_yaml() -> str:
+    """`policy_bot`'s policy (conftest): the one above."""
+    return POLICY
 
 
 def test_a_lead_of_another_profile_sees_neither_status_nor_list_entry(
