@@ -17,7 +17,7 @@ import requests
 
 from bot.embedded_redis import free_port
 from storage.audit import AuditTrail
-from tests.harness.processes import ROOT
+from tests.harness.processes import ROOT, cli
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SIGNING_SECRET
 from tests.harness.tfrepo import make_git_repo
@@ -28,17 +28,6 @@ SETTING_NAMES = ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN", "
 def clean_env(**values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(SETTING_NAMES)}
     return {**env, **values}
-
-
-def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def test_web_without_signing_secret_fails_at_start_naming_the_variable() -> None:

@@ -41,12 +41,12 @@ from storage.artifacts import ArtifactError, generate_key
 from storage.queue import Step, enqueue_step, fetch_job
 from storage.store import DeploymentStore
 from tests.harness.flow import REQUESTER, PipelineRun
-from tests.harness.processes import run_worker_burst
+from tests.harness.processes import cli, run_worker_burst
 from tests.harness.records import deployment_record, deployment_request
 from tests.harness.secrets import ARTIFACT_KEY, artifact_cipher, artifact_store
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.tfrepo import TFREPO, git
-from tests.test_cli import clean_env, cli
+from tests.test_cli import clean_env
 from workers.workspace import WorkspaceError, inside
 
 SECRET = str(parse_variables((TFREPO / "variables.tf").read_text())["rds_master_password"].default)

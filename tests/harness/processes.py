@@ -89,17 +89,22 @@ def with_policy(env: dict[str, str], folder: Path, policy: str) -> dict[str, str
     return {**env, "ECS_DEPLOY_POLICY_FILE": str(path)}
 
 
-def run_worker_burst(env: dict[str, str], *, timeout: float = 240.0, data_dir: Path | None = None) -> str:
-    """Run `ecs-deploy-bot worker --burst` until the queue is empty; return its log."""
-    extra = {"ECS_DEPLOY_DATA_DIR": str(data_dir)} if data_dir else {}
-    completed = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "worker", "--burst"],
-        env={**os.environ, **env, **extra},
+def cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`ecs-deploy-bot args` run to its end with exactly `env`; its output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        env=env,
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def run_worker_burst(env: dict[str, str], *, timeout: float = 240.0, data_dir: Path | None = None) -> str:
+    """Run `ecs-deploy-bot worker --burst` until the queue is empty; return its log."""
+    extra = {"ECS_DEPLOY_DATA_DIR": str(data_dir)} if data_dir else {}
+    completed = cli("worker", "--burst", env={**os.environ, **env, **extra}, timeout=timeout)
     if completed.returncode != 0:
         raise RuntimeError(f"worker exited with {completed.returncode}:\n{completed.stderr[-5000:]}")
     return completed.stderr + completed.stdout
