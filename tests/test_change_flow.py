@@ -13,7 +13,6 @@ refusals, the button, the upgrade, and the workspace's checkout of a deployment'
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +57,16 @@ from tests.harness.flow import (
     submit_modal,
 )
 from tests.harness.processes import run_worker_burst, web_bot, with_policy
-from tests.harness.records import create_change, deployment_record, deployment_request, stored_environment
+from tests.harness.records import applied_environment, deployment_record, deployment_request
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
-from tests.harness.tfrepo import commit_file, git, make_git_repo
+from tests.harness.tfrepo import MEDIUM_ONLY, commit_file, git, make_git_repo
 from workers.workspace import WorkspaceManager
 
 pytestmark = pytest.mark.e2e
 
 KEY = "web-dev-123456789012-us-east-1"
 CHANGE_CALLBACK = "ecs_deploy_change"
-MEDIUM_ONLY = ("elasticache", "docdb")  # terraform_data resources only the medium sample creates
 
 
 # -- helpers ----------------------------------------------------------------------------------------
@@ -90,30 +88,15 @@ def live_environment(
     """web/dev as `record_apply` leaves it after its first apply (thread 1700000000.000100 in
     #deploys), with `open_deployment` as its newest deployment."""
     request = deployment_request(size=size, account_id=account_id, additional_tags={"team": "platform"})
-    at = utcnow() - timedelta(hours=1)
-    created = deployment_record(REQUESTER, request=request, status=DeploymentStatus.DEPLOYED)
-    DeploymentStore(redis_conn).create(created)
-    if open_deployment is not None:
-        DeploymentStore(redis_conn).create(open_deployment)
-    return stored_environment(
+    return applied_environment(
         redis_conn,
         request,
-        extra_values={ALARM_EMAILS: ["ops@example.com"], DNS_NAME: "web.example.com"},
-        repo_commit=commit,
+        REQUESTER,
+        approver_id=LEAD,
+        commit=commit,
+        thread_ts="1700000000.000100",
         status=status,
-        changes=[
-            create_change(
-                created.id,
-                REQUESTER,
-                approver_ids=[LEAD],
-                repo_commit=commit,
-                applied_at=at,
-                thread_ts="1700000000.000100",
-            )
-        ],
-        deployments=[created.id] + ([open_deployment.id] if open_deployment else []),
-        created_at=at,
-        updated_at=at,
+        open_deployment=open_deployment,
     )
 
 

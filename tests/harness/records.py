@@ -7,7 +7,7 @@ and the workspace, plan binding and thread root that a deployment past planning 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis
@@ -17,9 +17,16 @@ from bot.notifier import Notifier
 from bot.slack import make_web_client
 from core.approval import PlanBinding
 from core.drift import CheckOutcome, DriftCheck, drift_report
-from core.environments import Environment, EnvironmentChange, environment_key
+from core.environments import (
+    ALARM_EMAILS,
+    DNS_NAME,
+    Environment,
+    EnvironmentChange,
+    EnvironmentStatus,
+    environment_key,
+)
 from core.lifecycle import DeploymentKind
-from core.models import Deployment, DeploymentRequest, PlanRecord, WorkspaceRecord, utcnow
+from core.models import Deployment, DeploymentRequest, DeploymentStatus, PlanRecord, WorkspaceRecord, utcnow
 from core.policy.access import AccessPolicy
 from core.settings import Settings
 from storage.audit import AuditTrail
@@ -170,6 +177,55 @@ def stored_environment(
         }
     )
     return EnvironmentStore(connection).put(record)
+
+
+def applied_environment(
+    connection: redis.Redis,
+    request: DeploymentRequest,
+    requester_id: str,
+    *,
+    approver_id: str,
+    commit: str,
+    thread_ts: str,
+    status: EnvironmentStatus = EnvironmentStatus.LIVE,
+    open_deployment: Deployment | None = None,
+    summary: str = "",
+) -> Environment:
+    """`request`'s environment as `record_apply` leaves it after its first apply, an hour ago: the
+    applied deployment (by `requester_id`, approved by `approver_id`, on `commit`, its thread
+    `thread_ts` in #deploys) stored, the alarm e-mails and DNS name given; `open_deployment` (stored
+    too) its newest deployment."""
+    store = DeploymentStore(connection)
+    created, _ = store.create(
+        deployment_record(
+            requester_id, request=request, status=DeploymentStatus.DEPLOYED, thread_ts=thread_ts
+        )
+    )
+    deployments = [created.id]
+    if open_deployment is not None:
+        opened, _ = store.create(open_deployment)
+        deployments.append(opened.id)
+    applied = utcnow() - timedelta(hours=1)
+    change = create_change(
+        created.id,
+        requester_id,
+        approver_ids=[approver_id],
+        repo_commit=commit,
+        applied_at=applied,
+        thread_ts=thread_ts,
+        summary=summary,
+    )
+    return stored_environment(
+        connection,
+        request,
+        extra_values={ALARM_EMAILS: ["ops@example.com"], DNS_NAME: f"{request.application}.example.com"},
+        repo_commit=commit,
+        status=status,
+        changes=[change],
+        deployments=deployments,
+        created_at=applied,
+        updated_at=applied,
+    )
 
 
 def drift_check(at: datetime, *updated: str) -> DriftCheck:

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 TFREPO = Path(__file__).resolve().parents[1] / "tfrepo"
+MEDIUM_ONLY = ("elasticache", "docdb")  # terraform_data resources only the medium sample creates
 GIT_IDENTITY = [
     "-c",
     "user.name=Test Author",
