@@ -10,8 +10,6 @@ leaves it waiting ("1 of 2"), a second approver applies it, and the state ends e
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
@@ -20,7 +18,6 @@ import redis
 from core.environments import EnvironmentStatus
 from core.lifecycle import DeploymentKind
 from storage.environments import EnvironmentStore
-from storage.store import DeploymentStore
 from tests.harness.flow import (
     DESTROY_POLICY,
     LEAD,
@@ -34,8 +31,7 @@ from tests.harness.flow import (
     eventually,
     submit_modal,
 )
-from tests.harness.processes import run_worker_burst, web_bot, with_policy
-from tests.harness.slack_api import SlackApiStandIn
+from tests.harness.processes import run_worker_burst
 from tests.harness.slack_requests import text_value
 
 pytestmark = pytest.mark.e2e
@@ -44,16 +40,9 @@ CONFIRM = "destroy_confirm"
 
 
 @pytest.fixture
-def destroy_run(
-    pipeline_env: dict[str, str],
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    aws: object,
-    tmp_path: Path,
-) -> Iterator[PipelineRun]:
-    env = with_policy(pipeline_env, tmp_path, DESTROY_POLICY)
-    with web_bot(env) as slack:
-        yield PipelineRun(slack, slack_api, DeploymentStore(redis_conn), env)
+def policy_yaml() -> str:
+    """`pipeline_run`'s policy (conftest): destroys need two approvers other than the requester."""
+    return DESTROY_POLICY
 
 
 def _slash(run: PipelineRun, text: str, user: str = REQUESTER) -> str:
@@ -63,9 +52,9 @@ def _slash(run: PipelineRun, text: str, user: str = REQUESTER) -> str:
 
 
 def test_destroy_needs_the_typed_name_and_two_approvers_other_than_the_requester(
-    destroy_run: PipelineRun, redis_conn: redis.Redis
+    pipeline_run: PipelineRun, redis_conn: redis.Redis
 ) -> None:
-    run = destroy_run
+    run = pipeline_run
     created = created_environment(run)  # web/dev, one lead approves
     environments = EnvironmentStore(redis_conn)
     [environment] = environments.named("web", "dev")  # written by the apply (workers/environments.py)
@@ -136,7 +125,7 @@ def test_destroy_needs_the_typed_name_and_two_approvers_other_than_the_requester
 
 
 def test_a_protected_environment_is_refused_and_nothing_is_stored(
-    destroy_run: PipelineRun, redis_conn: redis.Redis
+    pipeline_run: PipelineRun, redis_conn: redis.Redis
 ) -> None:
     """No Terraform needed: the environment record is put as an apply would have written it."""
     from datetime import UTC, datetime
@@ -144,7 +133,7 @@ def test_a_protected_environment_is_refused_and_nothing_is_stored(
     from core.environments import Environment, environment_key
     from core.models import DeploymentRequest
 
-    run = destroy_run
+    run = pipeline_run
     request = DeploymentRequest.model_validate(
         {
             "profile": "deployer",

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +50,10 @@ from tests.harness.flow import (
     state_resources,
     submit_modal,
 )
-from tests.harness.processes import run_worker_burst, web_bot, with_policy
+from tests.harness.processes import cli, run_worker_burst
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import request_values, text_value
-from tests.harness.tfrepo import git
-from tests.test_cli import cli
+from tests.harness.tfrepo import MEDIUM_ONLY, git
 from workers.config_repo import parse_trailers
 
 pytestmark = pytest.mark.e2e
@@ -64,25 +62,22 @@ DEV = "web-dev-123456789012-us-east-1"
 PROD = "web-prod-123456789012-us-east-1"
 TFVARS = "tfvars/web-123456789012-us-east-1.tfvars"
 METADATA = json.dumps({"channel_id": "C_DEPLOYS", "team_id": "T111"})
-MEDIUM_ONLY = ("elasticache", "docdb")  # resources only the medium sample creates
 CHANGE_CALLBACK, DESTROY_CALLBACK, CONFIRM = "ecs_deploy_change", "ecs_deploy_destroy", "destroy_confirm"
 
 
 @pytest.fixture
-def lifecycle_run(
-    pipeline_env: dict[str, str],
-    slack_api: SlackApiStandIn,
-    redis_conn: redis.Redis,
-    aws: object,
-    tmp_path: Path,
-) -> Iterator[PipelineRun]:
-    """The pipeline's bot and workers with the access policy above, the Terraform repository a bare
-    clone of the test repository (the workspaces' origin and the configuration's push target)."""
+def policy_yaml() -> str:
+    """`pipeline_run`'s policy (conftest): destroys need two approvers other than the requester."""
+    return DESTROY_POLICY
+
+
+@pytest.fixture
+def pipeline_env(pipeline_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The pipeline's, with the Terraform repository a bare clone of the test repository (the
+    workspaces' origin and the configuration's push target)."""
     bare = tmp_path / "poc-idp.git"
     git(tmp_path, "clone", "--quiet", "--bare", pipeline_env["ECS_DEPLOY_REPO_URL"], str(bare))
-    env = with_policy({**pipeline_env, "ECS_DEPLOY_REPO_URL": str(bare)}, tmp_path, DESTROY_POLICY)
-    with web_bot(env) as slack:
-        yield PipelineRun(slack, slack_api, DeploymentStore(redis_conn), env)
+    return {**pipeline_env, "ECS_DEPLOY_REPO_URL": str(bare)}
 
 
 # -- reading the bare repository ---------------------------------------------------------------------
@@ -119,8 +114,8 @@ def jobs(redis_conn: redis.Redis) -> int:
     return int(redis_conn.llen("rq:queue:ecs-deploy"))
 
 
-def test_create_change_import_change_destroy(lifecycle_run: PipelineRun, redis_conn: redis.Redis) -> None:
-    run = lifecycle_run
+def test_create_change_import_change_destroy(pipeline_run: PipelineRun, redis_conn: redis.Redis) -> None:
+    run = pipeline_run
     slack, api, store, env = run
     remote = Path(env["ECS_DEPLOY_REPO_URL"])
     base = git(remote, "rev-parse", "main")

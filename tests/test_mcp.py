@@ -16,7 +16,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
@@ -44,7 +43,7 @@ from tests.harness.flow import (
     eventually,
     give_values,
 )
-from tests.harness.processes import ROOT, run_worker_burst, stop_process, web_bot, with_policy
+from tests.harness.processes import ROOT, run_worker_burst, stop_process
 from tests.harness.records import REQUEST_FIELDS
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, request_values
@@ -102,30 +101,27 @@ T = TypeVar("T")
 
 
 @pytest.fixture
-def mcp_env(pipeline_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    return {
-        **with_policy(pipeline_env, tmp_path, POLICY),
-        "ECS_DEPLOY_MCP_USER": REQUESTER,
-        "ECS_DEPLOY_MCP_CHANNEL": CHANNEL,
-    }
+def policy_yaml() -> str:
+    """The policy of `pipeline_env` and `pipeline` (conftest): the one above."""
+    return POLICY
 
 
 @pytest.fixture
-def slack_web(
-    mcp_env: dict[str, str], slack_api: SlackApiStandIn, redis_conn: redis.Redis, aws: object
-) -> Iterator[SlackClientSim]:
-    """The bot's Slack side, with the same policy."""
-    with web_bot(mcp_env) as slack:
-        yield slack
+def pipeline_env(pipeline_env: dict[str, str]) -> dict[str, str]:
+    """The pipeline's, with the MCP server's user and channel: the environment of the MCP server, the
+    web process (`pipeline`, the bot's Slack side) and the workers."""
+    return {**pipeline_env, "ECS_DEPLOY_MCP_USER": REQUESTER, "ECS_DEPLOY_MCP_CHANNEL": CHANNEL}
 
 
 @pytest.fixture
-def mcp_http(mcp_env: dict[str, str], slack_api: SlackApiStandIn, redis_conn: redis.Redis) -> Iterator[str]:
+def mcp_http(
+    pipeline_env: dict[str, str], slack_api: SlackApiStandIn, redis_conn: redis.Redis
+) -> Iterator[str]:
     """`ecs-deploy-bot mcp --http` on a free loopback port; yields its endpoint URL."""
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "mcp", "--http", "--port", str(port)],
-        env={**os.environ, **mcp_env},
+        env={**os.environ, **pipeline_env},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -192,10 +188,16 @@ def modal_error(slack: SlackClientSim, field: str, value: str) -> str:
 
 
 def test_stdio_tools_resources_policy_and_modal_messages(
-    mcp_env: dict[str, str], slack_web: SlackClientSim, slack_api: SlackApiStandIn, redis_conn: redis.Redis
+    pipeline_env: dict[str, str],
+    pipeline: SlackClientSim,
+    slack_api: SlackApiStandIn,
+    redis_conn: redis.Redis,
 ) -> None:
     params = StdioServerParameters(
-        command=sys.executable, args=["-m", "bot.cli", "mcp"], env={**os.environ, **mcp_env}, cwd=str(ROOT)
+        command=sys.executable,
+        args=["-m", "bot.cli", "mcp"],
+        env={**os.environ, **pipeline_env},
+        cwd=str(ROOT),
     )
 
     async def session_run() -> dict[str, Any]:
@@ -255,12 +257,12 @@ def test_stdio_tools_resources_policy_and_modal_messages(
     # ... and cannot request with the hidden one: the form's own message, nothing stored
     hidden = out["hidden_profile"].structured_content
     assert hidden["created"] is False
-    assert hidden["errors"]["profile"] == modal_error(slack_web, "profile", "other-account")
+    assert hidden["errors"]["profile"] == modal_error(pipeline, "profile", "other-account")
     assert out["bad_account"].structured_content["errors"]["account_id"] == modal_error(
-        slack_web, "account_id", "12345"
+        pipeline, "account_id", "12345"
     )
     assert out["bad_cidr"].structured_content["errors"]["vpc_cidr_block"] == modal_error(
-        slack_web, "vpc_cidr_block", "8.8.0.0/16"
+        pipeline, "vpc_cidr_block", "8.8.0.0/16"
     )
     assert DeploymentStore(redis_conn).recent() == []
     assert out["unknown"].is_error and "No deployment d-00000000 is known" in str(out["unknown"].content)
@@ -294,12 +296,12 @@ def test_http_refuses_a_missing_or_unknown_bearer_token(mcp_http: str) -> None:
 @pytest.mark.e2e
 def test_request_over_http_reaches_the_plan_and_a_lead_approves_in_slack(
     mcp_http: str,
-    mcp_env: dict[str, str],
-    slack_web: SlackClientSim,
+    pipeline_env: dict[str, str],
+    pipeline: SlackClientSim,
     slack_api: SlackApiStandIn,
     redis_conn: redis.Redis,
 ) -> None:
-    slack = slack_web
+    slack = pipeline
     store = DeploymentStore(redis_conn)
 
     # an analysis of the account, queued for a worker (nothing is posted or changed)
@@ -328,12 +330,12 @@ def test_request_over_http_reaches_the_plan_and_a_lead_approves_in_slack(
     assert f"by <@{REQUESTER}> via {CLIENT}" in json.dumps(root.params, ensure_ascii=False)
 
     # the pipeline runs as usual: workers verify, analyse, prepare the backend and the workspace ...
-    drive_to_input(slack, slack_api, store, mcp_env, deployment_id)
+    drive_to_input(slack, slack_api, store, pipeline_env, deployment_id)
     done = call(mcp_http, "get_analysis", {"analysis_id": analysis["analysis_id"]})
     assert done["state"] == "done", done
     assert "AWS ACCOUNT ANALYSIS SUMMARY" in done["report"] and done["verdict"]
     give_values(slack, slack_api, store.get(deployment_id))
-    run_worker_burst(mcp_env)  # ... and terraform plan
+    run_worker_burst(pipeline_env)  # ... and terraform plan
     deployment = store.get(deployment_id)
     assert deployment.status.value == "awaiting_approval", deployment.status_detail
 
@@ -356,7 +358,7 @@ def test_request_over_http_reaches_the_plan_and_a_lead_approves_in_slack(
     assert store.get(deployment_id).status.value == "awaiting_approval"
     click(slack, slack_api, thread, "plan_approve", LEAD)
     eventually(lambda: store.get(deployment_id).status.value == "approved")
-    run_worker_burst(mcp_env)
+    run_worker_burst(pipeline_env)
     deployment = store.get(deployment_id)
     assert deployment.status.value == "deployed", deployment.status_detail
     approved = call(mcp_http, "get_deployment", {"deployment_id": deployment_id})

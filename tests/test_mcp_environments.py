@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -47,14 +45,8 @@ from storage.drift import DriftStore
 from storage.environments import EnvironmentStore
 from storage.store import DeploymentStore
 from tests.harness.flow import LEAD, OTHER, REQUESTER, submit_modal
-from tests.harness.processes import ROOT, with_policy
-from tests.harness.records import (
-    REQUEST_FIELDS,
-    create_change,
-    deployment_record,
-    deployment_request,
-    stored_environment,
-)
+from tests.harness.processes import ROOT
+from tests.harness.records import REQUEST_FIELDS, applied_environment, deployment_record, deployment_request
 from tests.harness.slack_api import SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim
 from tests.test_change_flow import change_values, command_opens
@@ -64,9 +56,9 @@ from tests.test_mcp import (  # the server over HTTP on a free port, and the SDK
     TOKEN,
     _over_http,
     call,
-    mcp_http,  # noqa: F401  (fixtures: this module's mcp_env configures them)
+    mcp_http,  # noqa: F401  (fixtures: this module's policy_yaml configures them)
     modal_error,
-    slack_web,  # noqa: F401
+    pipeline_env,  # noqa: F401
 )
 
 OTHER_LEAD = "U0LEAD0009"
@@ -96,12 +88,9 @@ BOT_ABSENT = "C0NOBOT0001"  # REQUESTER is in it, the bot is not
 
 
 @pytest.fixture
-def mcp_env(pipeline_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    return {
-        **with_policy(pipeline_env, tmp_path, POLICY),
-        "ECS_DEPLOY_MCP_USER": REQUESTER,
-        "ECS_DEPLOY_MCP_CHANNEL": CHANNEL,
-    }
+def policy_yaml() -> str:
+    """The policy of `pipeline_env` and `pipeline` (conftest): the one above."""
+    return POLICY
 
 
 def put_environment(
@@ -114,37 +103,21 @@ def put_environment(
 ) -> Environment:
     """A live environment created by one applied deployment of `request` (stored too), whose newest
     deployment has `latest_status` (a second, open one when that is not final)."""
-    store = DeploymentStore(redis_conn)
-    created, _ = store.create(
-        deployment_record(requester, request=request, status=DeploymentStatus.DEPLOYED, thread_ts=WEB_THREAD)
+    open_change = (
+        None
+        if latest_status.is_final
+        else deployment_record(requester, request=request, status=latest_status, kind=DeploymentKind.CHANGE)
     )
-    deployments = [created.id]
-    if not latest_status.is_final:
-        open_change, _ = store.create(
-            deployment_record(requester, request=request, status=latest_status, kind=DeploymentKind.CHANGE)
-        )
-        deployments.append(open_change.id)
-    applied = utcnow() - timedelta(hours=1)
-    return stored_environment(
+    return applied_environment(
         redis_conn,
         request,
-        extra_values={ALARM_EMAILS: ["ops@example.com"], DNS_NAME: f"{request.application}.example.com"},
-        repo_commit=COMMIT,
+        requester,
+        approver_id=LEAD,
+        commit=COMMIT,
+        thread_ts=WEB_THREAD,
         status=status,
-        changes=[
-            create_change(
-                created.id,
-                requester,
-                approver_ids=[LEAD],
-                repo_commit=COMMIT,
-                applied_at=applied,
-                thread_ts=WEB_THREAD,
-                summary="Apply complete! Resources: 38 added, 0 changed, 0 destroyed.",
-            )
-        ],
-        deployments=deployments,
-        created_at=applied,
-        updated_at=applied,
+        open_deployment=open_change,
+        summary="Apply complete! Resources: 38 added, 0 changed, 0 destroyed.",
     )
 
 
@@ -203,7 +176,7 @@ def structured(result: Any) -> dict[str, Any]:
 
 
 def test_environments_over_stdio_follow_the_access_policy(
-    mcp_env: dict[str, str],
+    pipeline_env: dict[str, str],  # noqa: F811
     slack_api: SlackApiStandIn,
     redis_conn: redis.Redis,
     environments: dict[str, Environment],
@@ -214,7 +187,7 @@ def test_environments_over_stdio_follow_the_access_policy(
         out: dict[str, Any] = {}
         with open(os.devnull, "w") as errlog:
             async with (
-                stdio_client(stdio_params(mcp_env), errlog=errlog) as (read, write),
+                stdio_client(stdio_params(pipeline_env), errlog=errlog) as (read, write),
                 ClientSession(
                     read, write, client_info=Implementation(name="pytest-stdio", version="1")
                 ) as session,
@@ -304,7 +277,7 @@ def test_environments_over_stdio_follow_the_access_policy(
 
 def test_request_channel_argument_must_be_one_the_user_and_the_bot_are_in(
     mcp_http: str,  # noqa: F811
-    mcp_env: dict[str, str],
+    pipeline_env: dict[str, str],  # noqa: F811
     slack_api: SlackApiStandIn,
     redis_conn: redis.Redis,
 ) -> None:
@@ -351,7 +324,7 @@ async def _list_tools(session: ClientSession) -> set[str]:
 
 def test_environment_tools_over_http(
     mcp_http: str,  # noqa: F811
-    slack_web: SlackClientSim,  # noqa: F811
+    pipeline: SlackClientSim,
     slack_api: SlackApiStandIn,
     redis_conn: redis.Redis,
     environments: dict[str, Environment],
@@ -368,7 +341,7 @@ def test_environment_tools_over_http(
     before = {d.id for d in DeploymentStore(redis_conn).recent(limit=50)}
     duplicate = call(mcp_http, "request_deployment", {**REQUEST_FIELDS, "additional_tags": "team=platform"})
     assert duplicate["created"] is False
-    assert duplicate["errors"] == {"application": modal_error(slack_web, "application", "web")}
+    assert duplicate["errors"] == {"application": modal_error(pipeline, "application", "web")}
     assert "already exists" in duplicate["errors"]["application"]
     assert {d.id for d in DeploymentStore(redis_conn).recent(limit=50)} == before
     offered = slack_api.wait_for(
@@ -391,7 +364,7 @@ def change_modal_errors(slack: SlackClientSim, api: SlackApiStandIn, **values: s
 
 def test_request_change_validates_like_the_change_form_and_posts_via_the_client(
     mcp_http: str,  # noqa: F811
-    slack_web: SlackClientSim,  # noqa: F811
+    pipeline: SlackClientSim,
     slack_api: SlackApiStandIn,
     redis_conn: redis.Redis,
     environments: dict[str, Environment],
@@ -402,7 +375,7 @@ def test_request_change_validates_like_the_change_form_and_posts_via_the_client(
 
     # bad values: the change form's own messages, on the tool's argument names; nothing stored
     modal = change_modal_errors(
-        slack_web, slack_api, size="medium", tags="aws:owner=me", emails="not-an-email"
+        pipeline, slack_api, size="medium", tags="aws:owner=me", emails="not-an-email"
     )
     bad = call(
         mcp_http,
@@ -421,7 +394,7 @@ def test_request_change_validates_like_the_change_form_and_posts_via_the_client(
     }
     # the form as it is now (every omitted argument keeps its value): nothing would change
     same = call(mcp_http, "request_change", {"environment": "web/dev"})
-    assert same["errors"] == {"size": change_modal_errors(slack_web, slack_api, ref=COMMIT, tags="")["size"]}
+    assert same["errors"] == {"size": change_modal_errors(pipeline, slack_api, ref=COMMIT, tags="")["size"]}
     assert "Nothing would change" in same["errors"]["size"]
     # a change open on api/dev: refused as in Slack; OTHER's environment is not known to REQUESTER
     busy = call(mcp_http, "request_change", {"environment": "api/dev", "size": "medium"})
