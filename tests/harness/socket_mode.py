@@ -273,14 +273,10 @@ class SocketModeSlack(SlackClientSim):
         return cast(Ack, super().block_action(action_id, value, **kw))
 
     def post(  # type: ignore[override]  # an Ack where HTTP has a requests.Response
-        self,
-        body: str,
-        *,
-        content_type: str = "application/x-www-form-urlencoded",
-        headers: dict[str, str] | None = None,
-        timestamp: int | None = None,
-        signed: bool = True,
+        self, body: str, *, headers: dict[str, str] | None = None, **http_only: Any
     ) -> Ack:
+        """`body` as an envelope; of the headers only Slack's retry ones mean something here (a
+        connection has no content type, request timestamp or signature: `http_only` are ignored)."""
         form = dict(parse_qsl(body, keep_blank_values=True))
         retry = {key.lower(): value for key, value in (headers or {}).items()}
         fields: dict[str, Any] = {}
