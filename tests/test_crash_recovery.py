@@ -42,7 +42,7 @@ from storage.audit import AuditTrail
 from storage.locks import StateLock, TerraformRuns, state_id
 from storage.queue import JOB_SERIALIZER, Step, enqueue_step
 from storage.store import DeploymentStore
-from tests.harness.aws import lock_table
+from tests.harness.aws import MotoServer, lock_table
 from tests.harness.dev import process_tree
 from tests.harness.flow import click, drive_to_plan_stage, submit
 from tests.harness.processes import ROOT, WebProcess, run_worker_burst
@@ -232,7 +232,9 @@ def apply_jobs(connection: redis.Redis) -> list[Job]:
 
 
 @pytest.fixture
-def crash_env(bot_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
+def crash_env(bot_env: dict[str, str], tmp_path: Path, aws: MotoServer) -> Iterator[dict[str, str]]:
+    """The bot's environment with a Terraform that hangs in `apply`, fast heartbeats and sweeps, and a
+    clean moto (the workers' AWS)."""
     repo, _ = make_git_repo(tmp_path)
     script = tmp_path / "terraform"
     pids = tmp_path / "terraform.pids"
@@ -267,7 +269,6 @@ def test_worker_killed_mid_apply_is_reported_and_never_retried(
     crash_env: dict[str, str],
     redis_conn: redis.Redis,
     slack_api: SlackApiStandIn,
-    aws: object,
     tmp_path: Path,
 ) -> None:
     bounds = Bounds(heartbeat_interval=1, dead_after=5, sweep_interval=2)
@@ -398,7 +399,6 @@ def test_worker_restarted_after_a_kill_reports_a_plan_it_finds_dead(
     crash_env: dict[str, str],
     redis_conn: redis.Redis,
     slack_api: SlackApiStandIn,
-    aws: object,
     tmp_path: Path,
 ) -> None:
     """No worker was left alive: the replacement worker's first sweep (at start, before RQ's own
@@ -451,7 +451,7 @@ def test_worker_restarted_after_a_kill_reports_a_plan_it_finds_dead(
 
 
 def test_a_cancelled_deployment_stays_cancelled_and_a_foreign_lock_stays(
-    crash_env: dict[str, str], redis_conn: redis.Redis, slack_api: SlackApiStandIn, aws: object
+    crash_env: dict[str, str], redis_conn: redis.Redis, slack_api: SlackApiStandIn
 ) -> None:
     from bot.notifier import Notifier
     from bot.slack import make_web_client
@@ -493,8 +493,9 @@ resource "terraform_data" "slow" {
 
 
 @pytest.fixture
-def slow_env(bot_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    """The test Terraform repository plus one resource whose creation takes minutes (`sleep 417`)."""
+def slow_env(bot_env: dict[str, str], tmp_path: Path, aws: MotoServer) -> dict[str, str]:
+    """The test Terraform repository plus one resource whose creation takes minutes (`sleep 417`),
+    and a clean moto (the workers' AWS)."""
     repo, _ = make_git_repo(tmp_path)
     commit_file(repo, "slow.tf", SLOW_TF, "a slow resource")
     return {
@@ -590,7 +591,6 @@ def test_work_horse_killed_during_a_real_apply(
     slow_env: dict[str, str],
     redis_conn: redis.Redis,
     slack_api: SlackApiStandIn,
-    aws: object,
     tmp_path: Path,
 ) -> None:
     """SIGKILL of the work horse alone (the OOM killer's choice) while `terraform apply` waits on a slow
@@ -654,7 +654,6 @@ def test_a_cancelled_deployment_replans_and_a_killed_runs_own_lock_is_released_b
     slow_env: dict[str, str],
     redis_conn: redis.Redis,
     slack_api: SlackApiStandIn,
-    aws: object,
     tmp_path: Path,
 ) -> None:
     """1. Cancel, then re-plan at once: the new plan is not interrupted by the old cancel (it used to be,
