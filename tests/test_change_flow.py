@@ -50,6 +50,7 @@ from tests.harness.flow import (
     approve_and_apply,
     change_values,
     command_opens,
+    created_environment,
     eventually,
     inputs,
     opened_view,
@@ -135,11 +136,7 @@ def recorded_environment(redis_conn: redis.Redis, deployment: Deployment) -> Env
 def test_change_small_to_medium_end_to_end(pipeline_run: PipelineRun, redis_conn: redis.Redis) -> None:
     slack, api, store, env = pipeline_run
     # 1. web/dev is created (small) through the pipeline and applied
-    created_id = pipeline_run.new_account_at_plan_stage("V-CREATE")
-    run_worker_burst(env)
-    assert store.get(created_id).status.value == "awaiting_approval"
-    created = approve_and_apply(pipeline_run, created_id)
-    assert created.status.value == "deployed", created.status_detail
+    created = store.get(created_environment(pipeline_run, "V-CREATE"))
     bucket = created.request.state_bucket
     assert not set(MEDIUM_ONLY) & state_resources(bucket)
     environment = recorded_environment(redis_conn, created)
