@@ -16,14 +16,12 @@ def run_child(
     *,
     what: str,
     timeout: float,
-    cwd: Path | None = None,
     env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """`script args` in a new Python; its result is the JSON object on the last line of its stdout.
     A non-zero exit raises RuntimeError naming `what` failed, with the end of its stderr."""
     done = subprocess.run(
         [sys.executable, str(Path(script).resolve()), *args],
-        cwd=cwd,
         env=env,
         capture_output=True,
         timeout=timeout,

@@ -298,7 +298,6 @@ def measure_in_child(plan: PlanFile, repeat: int) -> dict[str, Any]:
         ["--measure", str(plan.json_file), "--plan-sha256", sha, "--repeat", str(repeat)],
         what=f"measuring {plan.resources} resources",
         timeout=MEASURE_TIMEOUT,
-        cwd=ROOT,
     )
 
 
