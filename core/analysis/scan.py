@@ -150,12 +150,32 @@ class Subnet(BaseModel):
     availability_zone: str
     cidr_block: str = ""
 
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> Subnet:
+        """From one DescribeSubnets item."""
+        return cls(
+            subnet_id=item["SubnetId"],
+            vpc_id=item.get("VpcId", ""),
+            availability_zone=item.get("AvailabilityZone", ""),
+            cidr_block=item.get("CidrBlock", ""),
+        )
+
 
 class NatGateway(BaseModel):
     nat_gateway_id: str
     vpc_id: str = ""
     subnet_id: str = ""
     state: str = "available"
+
+    @classmethod
+    def from_api(cls, item: Mapping[str, Any]) -> NatGateway:
+        """From one DescribeNatGateways item."""
+        return cls(
+            nat_gateway_id=item["NatGatewayId"],
+            vpc_id=item.get("VpcId", ""),
+            subnet_id=item.get("SubnetId", ""),
+            state=item.get("State", ""),
+        )
 
 
 class Quota(BaseModel):

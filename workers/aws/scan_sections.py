@@ -88,27 +88,14 @@ def _vpcs(ec2: Any) -> tuple[Fields, int]:
 
 
 def _subnets(ec2: Any) -> tuple[Fields, int]:
-    subnets = [
-        Subnet(
-            subnet_id=item["SubnetId"],
-            vpc_id=item.get("VpcId", ""),
-            availability_zone=item.get("AvailabilityZone", ""),
-            cidr_block=item.get("CidrBlock", ""),
-        )
-        for item in pages(ec2, "describe_subnets", "Subnets")
-    ]
+    subnets = [Subnet.from_api(item) for item in pages(ec2, "describe_subnets", "Subnets")]
     return {"subnets": subnets}, len(subnets)
 
 
 def _nat_gateways(ec2: Any) -> tuple[Fields, int]:
     wanted = ("available", "pending")
     nats = [
-        NatGateway(
-            nat_gateway_id=item["NatGatewayId"],
-            vpc_id=item.get("VpcId", ""),
-            subnet_id=item.get("SubnetId", ""),
-            state=item.get("State", ""),
-        )
+        NatGateway.from_api(item)
         for item in pages(
             ec2, "describe_nat_gateways", "NatGateways", Filter=[{"Name": "state", "Values": list(wanted)}]
         )
