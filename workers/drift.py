@@ -63,7 +63,7 @@ from workers.runtime import Runtime, StepFailure
 from workers.steps.common import request_terraform_env
 from workers.steps.tfrun import terraform_who
 from workers.terraform import runner
-from workers.terraform.runner import PlanIntegrityError, RunOptions, TerraformError
+from workers.terraform.runner import PlanIntegrityError, PlanMode, RunOptions, TerraformError
 from workers.workspace import WorkspaceError
 
 log = get_logger(__name__)
@@ -270,10 +270,16 @@ def _run_plans(rt: Runtime, environment: Environment) -> DriftReport:
     private = runner.private_directory(workspace, prefix="drift-")
     try:
         refresh = _plan_json(
-            rt, environment, workspace, built.tfvars, private / "refresh.tfplan", options, refresh_only=True
+            rt,
+            environment,
+            workspace,
+            built.tfvars,
+            private / "refresh.tfplan",
+            options,
+            PlanMode.REFRESH_ONLY,
         )
         normal = _plan_json(
-            rt, environment, workspace, built.tfvars, private / "plan.tfplan", options, refresh_only=False
+            rt, environment, workspace, built.tfvars, private / "plan.tfplan", options, PlanMode.NORMAL
         )
     finally:
         shutil.rmtree(private, ignore_errors=True)
@@ -287,17 +293,16 @@ def _plan_json(
     tfvars: Path,
     plan_file: Path,
     options: RunOptions,
-    *,
-    refresh_only: bool,
+    mode: PlanMode,
 ) -> bytes:
     started = utcnow()
-    result = runner.plan(workspace, tfvars, plan_file, options=options, refresh_only=refresh_only)
+    result = runner.plan(workspace, tfvars, plan_file, options=options, mode=mode)
     if result.lock_error and _released_own_lock(rt, environment, started):
-        result = runner.plan(workspace, tfvars, plan_file, options=options, refresh_only=refresh_only)
+        result = runner.plan(workspace, tfvars, plan_file, options=options, mode=mode)
     if not result.ok:
         if result.lock_error:
             raise _Busy(views.TERRAFORM_LOCK_HELD)
-        what = "plan -refresh-only" if refresh_only else "plan"
+        what = " ".join(["plan", *mode.flags])
         raise StepFailure(views.terraform_failed(what, result.error_excerpt or result.output_tail))
     return runner.show_json(workspace, plan_file, options=options)
 

@@ -50,6 +50,7 @@ from workers.steps.tfrun import TerraformRunContext, is_lock_error
 from workers.terraform import runner
 from workers.terraform.runner import (
     PlanIntegrityError,
+    PlanMode,
     RunOptions,
     RunResult,
     SealedPlan,
@@ -247,7 +248,7 @@ def _planned(
                 tfvars_file,
                 plan_file,
                 options=opts,
-                destroy=deployment.kind is DeploymentKind.DESTROY,
+                mode=PlanMode.DESTROY if deployment.kind is DeploymentKind.DESTROY else PlanMode.NORMAL,
             ),
             options,
         )

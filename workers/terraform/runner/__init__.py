@@ -45,6 +45,7 @@ exports what the steps use.
 from workers.terraform.runner.commands import apply, init, output_json, plan, show_json, show_text
 from workers.terraform.runner.models import (
     PlanIntegrityError,
+    PlanMode,
     PlanResult,
     RunOptions,
     RunResult,
@@ -59,6 +60,7 @@ from workers.terraform.runner.run import run_terraform
 __all__ = [
     "PlanInput",
     "PlanIntegrityError",
+    "PlanMode",
     "PlanResult",
     "RunOptions",
     "RunResult",

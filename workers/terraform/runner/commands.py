@@ -11,6 +11,7 @@ from typing import Any
 
 from workers.terraform.runner.models import (
     STALE_PLAN_MESSAGE,
+    PlanMode,
     PlanResult,
     RunOptions,
     RunResult,
@@ -39,18 +40,15 @@ def plan(
     *,
     options: RunOptions | None = None,
     on_line: Callable[[str], None] | None = None,
-    refresh_only: bool = False,
-    destroy: bool = False,
+    mode: PlanMode = PlanMode.NORMAL,
 ) -> PlanResult:
     """`terraform plan -json -detailed-exitcode`: exit 0 no changes, 2 changes, anything else an error.
-    `refresh_only` adds `-refresh-only` (changes made outside Terraform only; the drift check);
-    `destroy` adds `-destroy` (a plan that destroys every resource of the state)."""
+    `mode` adds its flag (`-refresh-only`, `-destroy`; PlanMode)."""
     result, _ = run_terraform(
         workspace,
         "plan",
         [
-            *(["-refresh-only"] if refresh_only else []),
-            *(["-destroy"] if destroy else []),
+            *mode.flags,
             f"-var-file={var_file}",
             f"-out={plan_file}",
             f"-lock-timeout={(options or RunOptions()).lock_timeout_seconds}s",

@@ -1,5 +1,5 @@
 """What a Terraform run is asked to do and what it gave: `RunOptions` (binary, extra environment,
-timeouts, cancel hook), `StartedRun`, the results (`RunResult`, `PlanResult`) and the errors the
+timeouts, cancel hook), `PlanMode`, `StartedRun`, the results (`RunResult`, `PlanResult`) and the errors the
 runner raises (`TerraformError`, `StalePlanError`, `PlanIntegrityError`)."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +32,18 @@ STALE_PLAN_MESSAGE = "the state changed since this plan; re-plan"
 
 CancelHook = threading.Event | Callable[[], bool]
 SignalName = Literal["SIGINT", "SIGKILL"]
+
+
+class PlanMode(StrEnum):
+    """Terraform's planning modes: one at a time, each but NORMAL chosen by the plan flag of its name."""
+
+    NORMAL = "normal"  # the changes that make the infrastructure match the configuration
+    DESTROY = "destroy"  # `-destroy`: destroy every resource of the state
+    REFRESH_ONLY = "refresh-only"  # `-refresh-only`: changes made outside Terraform only (the drift check)
+
+    @property
+    def flags(self) -> list[str]:
+        return [] if self is PlanMode.NORMAL else [f"-{self.value}"]
 
 
 class TerraformError(Exception):
