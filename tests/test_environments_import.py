@@ -5,8 +5,10 @@ command run through click's CliRunner."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import boto3
+import pytest
 import redis
 from click.testing import CliRunner, Result
 
@@ -26,15 +28,30 @@ from workers.runtime import Runtime
 KEY = deployment_request().environment_key
 
 
-def import_command(bot_env: dict[str, str], tmp_path: Path, remote: Path) -> Result:
-    env = {
+class ConfigRemote(NamedTuple):
+    """A worker's runtime whose configuration commits are pushed to `remote` (a bare repository), and
+    the environment `ecs-deploy-bot environments import` reads them back with."""
+
+    rt: Runtime
+    remote: Path
+    import_env: dict[str, str]
+
+    def import_command(self) -> Result:
+        return CliRunner().invoke(main, ["environments", "import"], env=self.import_env)
+
+
+@pytest.fixture
+def config(bot_env: dict[str, str], redis_conn: redis.Redis, tmp_path: Path) -> ConfigRemote:
+    remote = bare_repo(tmp_path)
+    rt = config_runtime(bot_env, redis_conn, tmp_path, ECS_DEPLOY_CONFIG_PUSH_URL=str(remote))
+    import_env = {
         "REDIS_URL": bot_env["REDIS_URL"],
         "ECS_DEPLOY_DATA_DIR": str(tmp_path / "import-data"),
         "ECS_DEPLOY_REPO_URL": str(tmp_path / "poc-idp"),
         "ECS_DEPLOY_CONFIG_PUSH_URL": str(remote),
         "ECS_DEPLOY_ARTIFACT_KEY": ARTIFACT_KEY,
     }
-    return CliRunner().invoke(main, ["environments", "import"], env=env)
+    return ConfigRemote(rt, remote, import_env)
 
 
 def applied_and_committed(rt: Runtime, api: SlackApiStandIn, deployment: Deployment) -> None:
@@ -49,14 +66,9 @@ def put_state(session: boto3.Session, deployment: Deployment) -> None:
 
 
 def test_import_after_a_flush_rebuilds_the_environment_and_is_idempotent(
-    bot_env: dict[str, str],
-    redis_conn: redis.Redis,
-    slack_api: SlackApiStandIn,
-    deployer_session: boto3.Session,
-    tmp_path: Path,
+    config: ConfigRemote, redis_conn: redis.Redis, slack_api: SlackApiStandIn, deployer_session: boto3.Session
 ) -> None:
-    remote = bare_repo(tmp_path)
-    rt = config_runtime(bot_env, redis_conn, tmp_path, ECS_DEPLOY_CONFIG_PUSH_URL=str(remote))
+    rt, remote, _ = config
     created = applied_deployment(rt, slack_api)
     applied_and_committed(rt, slack_api, created)
     changed = applied_deployment(
@@ -77,7 +89,7 @@ def test_import_after_a_flush_rebuilds_the_environment_and_is_idempotent(
 
     redis_conn.flushall()
     assert store.find(KEY) is None
-    result = import_command(bot_env, tmp_path, remote)
+    result = config.import_command()
 
     assert result.exit_code == 0, result.output
     assert f"{KEY}: imported" in result.output and "1 of 1 environment(s) imported" in result.output
@@ -98,7 +110,7 @@ def test_import_after_a_flush_rebuilds_the_environment_and_is_idempotent(
         remote, "rev-parse", f"refs/heads/ecs-deploy/{KEY}"
     )
 
-    again = import_command(bot_env, tmp_path, remote)
+    again = config.import_command()
     assert again.exit_code == 0, again.output
     reimported = store.find(KEY)
     assert reimported is not None
@@ -107,19 +119,14 @@ def test_import_after_a_flush_rebuilds_the_environment_and_is_idempotent(
 
 
 def test_import_reports_a_missing_state_object_and_an_unreadable_branch(
-    bot_env: dict[str, str],
-    redis_conn: redis.Redis,
-    slack_api: SlackApiStandIn,
-    aws: object,
-    tmp_path: Path,
+    config: ConfigRemote, redis_conn: redis.Redis, slack_api: SlackApiStandIn, aws: object, tmp_path: Path
 ) -> None:
-    remote = bare_repo(tmp_path)
-    rt = config_runtime(bot_env, redis_conn, tmp_path, ECS_DEPLOY_CONFIG_PUSH_URL=str(remote))
+    rt, remote, _ = config
     applied_and_committed(rt, slack_api, applied_deployment(rt, slack_api))
     git(tmp_path / "poc-idp", "push", "--quiet", str(remote), "main:refs/heads/ecs-deploy/not-an-environment")
     redis_conn.flushall()
 
-    result = import_command(bot_env, tmp_path, remote)
+    result = config.import_command()
 
     assert result.exit_code == 1, result.output
     request = deployment_request()
@@ -131,17 +138,12 @@ def test_import_reports_a_missing_state_object_and_an_unreadable_branch(
 
 
 def test_import_keeps_a_registry_record_newer_than_the_branch(
-    bot_env: dict[str, str],
-    redis_conn: redis.Redis,
-    slack_api: SlackApiStandIn,
-    deployer_session: boto3.Session,
-    tmp_path: Path,
+    config: ConfigRemote, redis_conn: redis.Redis, slack_api: SlackApiStandIn, deployer_session: boto3.Session
 ) -> None:
     """The newest apply's push failed (its commit is not on the branch yet): importing with Redis
     still there must not roll the environment back to the branch's older values and commit — the
     next change would start from them and plan against the live state."""
-    remote = bare_repo(tmp_path)
-    rt = config_runtime(bot_env, redis_conn, tmp_path, ECS_DEPLOY_CONFIG_PUSH_URL=str(remote))
+    rt = config.rt
     created = applied_deployment(rt, slack_api)
     applied_and_committed(rt, slack_api, created)
     changed = applied_deployment(
@@ -153,7 +155,7 @@ def test_import_keeps_a_registry_record_newer_than_the_branch(
     before = store.find(KEY)
     assert before is not None and before.request.size.value == "medium"
 
-    result = import_command(bot_env, tmp_path, remote)
+    result = config.import_command()
 
     assert result.exit_code == 0, result.output
     after = store.find(KEY)
