@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic.alias_generators import to_pascal
 
 from core.values import DataRow, Value
 
@@ -144,38 +145,27 @@ class Vpc(BaseModel):
         return ExistingResource(kind=ResourceKind.VPC, id=self.vpc_id, name=self.name, detail=detail)
 
 
-class Subnet(BaseModel):
+class Ec2Item(BaseModel):
+    """A model that `model_validate` reads straight from one EC2 Describe* item: each field from the
+    item's key of the same name in PascalCase (`subnet_id` from `SubnetId`); by field name otherwise."""
+
+    model_config = ConfigDict(
+        alias_generator=AliasGenerator(validation_alias=to_pascal), validate_by_name=True
+    )
+
+
+class Subnet(Ec2Item):
     subnet_id: str
     vpc_id: str
     availability_zone: str
     cidr_block: str = ""
 
-    @classmethod
-    def from_api(cls, item: Mapping[str, Any]) -> Subnet:
-        """From one DescribeSubnets item."""
-        return cls(
-            subnet_id=item["SubnetId"],
-            vpc_id=item.get("VpcId", ""),
-            availability_zone=item.get("AvailabilityZone", ""),
-            cidr_block=item.get("CidrBlock", ""),
-        )
 
-
-class NatGateway(BaseModel):
+class NatGateway(Ec2Item):
     nat_gateway_id: str
     vpc_id: str = ""
     subnet_id: str = ""
     state: str = "available"
-
-    @classmethod
-    def from_api(cls, item: Mapping[str, Any]) -> NatGateway:
-        """From one DescribeNatGateways item."""
-        return cls(
-            nat_gateway_id=item["NatGatewayId"],
-            vpc_id=item.get("VpcId", ""),
-            subnet_id=item.get("SubnetId", ""),
-            state=item.get("State", ""),
-        )
 
 
 class Quota(BaseModel):

@@ -88,14 +88,14 @@ def _vpcs(ec2: Any) -> tuple[Fields, int]:
 
 
 def _subnets(ec2: Any) -> tuple[Fields, int]:
-    subnets = [Subnet.from_api(item) for item in pages(ec2, "describe_subnets", "Subnets")]
+    subnets = [Subnet.model_validate(item) for item in pages(ec2, "describe_subnets", "Subnets")]
     return {"subnets": subnets}, len(subnets)
 
 
 def _nat_gateways(ec2: Any) -> tuple[Fields, int]:
     wanted = ("available", "pending")
     nats = [
-        NatGateway.from_api(item)
+        NatGateway.model_validate(item)
         for item in pages(
             ec2, "describe_nat_gateways", "NatGateways", Filter=[{"Name": "state", "Values": list(wanted)}]
         )
