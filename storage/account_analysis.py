@@ -1,5 +1,6 @@
-"""Account analyses asked for outside a deployment (the MCP server's `analyse_account`): the request,
-its state and its report, kept in Redis for a day, and the RQ job that runs it on a worker.
+"""Account analyses asked for outside a deployment (the MCP server's `analyse_account`): the record
+(core.analysis.record.AccountAnalysis: the request, its state and its report), kept in Redis for a day,
+and the RQ job that runs it on a worker.
 
 Storage model: `ecs-deploy:analysis:{id}` holds the JSON of an `AccountAnalysis` (TTL one day). The
 MCP server stores it `queued` and enqueues the job in the same transaction; the worker's job
@@ -10,14 +11,9 @@ MCP server stores it `queued` and enqueues the job in the same transaction; the 
 
 from __future__ import annotations
 
-import secrets
-from datetime import datetime
-from enum import StrEnum
-
 import redis
-from pydantic import BaseModel, Field
 
-from core.models import DeploymentRequest, utcnow
+from core.analysis.record import AccountAnalysis
 from core.settings import Settings
 from storage.queue import queue
 from storage.records import read_model
@@ -27,35 +23,8 @@ ANALYSIS_TTL_SECONDS = 24 * 3600
 JOB_FUNCTION = "workers.account_analysis.run_account_analysis"
 
 
-def new_analysis_id() -> str:
-    return "a-" + secrets.token_hex(4)
-
-
 def analysis_key(analysis_id: str) -> str:
     return f"{PREFIX}analysis:{analysis_id}"
-
-
-class AnalysisState(StrEnum):
-    QUEUED = "queued"
-    RUNNING = "running"
-    DONE = "done"
-    FAILED = "failed"
-
-
-class AccountAnalysis(BaseModel):
-    id: str = Field(default_factory=new_analysis_id)
-    request: DeploymentRequest
-    requester_id: str
-    requested_via: str | None = None
-    state: AnalysisState = AnalysisState.QUEUED
-    created_at: datetime = Field(default_factory=utcnow)
-    finished_at: datetime | None = None
-    verdict: str | None = None
-    blocking: int = 0
-    recommended_changes: dict[str, str] = Field(default_factory=dict)
-    report_text: str = ""
-    failure: str | None = None
-    what_next: str | None = None
 
 
 class AnalysisStore:

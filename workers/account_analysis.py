@@ -1,7 +1,8 @@
 """The RQ job behind the MCP server's `analyse_account`: verify the profile's access to the account,
 check permissions, scan read-only and analyse conflicts — the same functions a deployment's analysis
 step runs (workers/steps/analysis.py) — and store the report in the analysis record
-(storage.account_analysis). It posts nothing to Slack and changes nothing in the account.
+(core.analysis.record, kept by storage.account_analysis). It posts nothing to Slack and changes
+nothing in the account.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 from bot.views.analysis import analysis_report_text
 from bot.views.findings import verdict_label
 from core.analysis.analyse import analyse_account
+from core.analysis.record import AccountAnalysis, AnalysisState
 from core.analysis.scan import FRESH_ACCOUNT_SECTIONS
 from core.logs import get_logger
 from core.models import AccountSituation, Deployment, utcnow
-from storage.account_analysis import AccountAnalysis, AnalysisState, AnalysisStore
+from storage.account_analysis import AnalysisStore
 from workers.aws.identity import verify_access
 from workers.aws.permission_check import check_permissions
 from workers.aws.scan import scan_account

@@ -52,11 +52,12 @@ from bot.mcp.views import (
 )
 from bot.services import Services
 from bot.views import environments as environment_views
+from core.analysis.record import AccountAnalysis
 from core.logs import get_logger
 from core.models import Deployment, DeploymentRequest
 from core.policy.mcp_clients import CLIENT_NAME, authenticate
 from core.visibility import may_see
-from storage.account_analysis import AccountAnalysis, AnalysisStore
+from storage.account_analysis import AnalysisStore
 from storage.queue import Step, enqueue_step
 
 log = get_logger(__name__)
@@ -357,7 +358,7 @@ def build_server(services: Services, caller_of: CallerOf, mcp_settings: McpSetti
         current = analysis
         while True:
             current = analyses.find(analysis.id) or current
-            if current.state.value in ("done", "failed") or time.monotonic() >= deadline:
+            if current.state.finished or time.monotonic() >= deadline:
                 return analysis_view(current)
             time.sleep(POLL_SECONDS)
 

@@ -15,12 +15,12 @@ from pydantic import BaseModel, Field
 from bot.views.access import describe
 from bot.views.status import thread_link
 from bot.views.statuses import status_label
+from core.analysis.record import AccountAnalysis
 from core.changes import thread_permalink
 from core.drift import DriftRecord, drift_state, is_acknowledged
 from core.environments import Environment, EnvironmentChange, config_branch
 from core.models import Deployment, DeploymentRequest
 from core.policy.access import AccessPolicy
-from storage.account_analysis import AccountAnalysis
 from storage.audit import AuditEvent
 
 UNKNOWN_ENVIRONMENT = "No environment {name} is known to the bot."

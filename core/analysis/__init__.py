@@ -10,6 +10,8 @@ request, what to change, and the verdict.
 - `recommendations`: free values to propose (the next free /16, a free application or environment
   name) and applying them to a request.
 - `analyse`: `analyse_account`, which runs every rule and builds the report.
+- `record`: `AccountAnalysis`, an analysis asked for outside a deployment (the MCP server's), and its
+  state.
 
 Pure rules over pydantic models: nothing here reads AWS or Slack.
 """
