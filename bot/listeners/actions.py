@@ -61,10 +61,6 @@ class Clicked:
     body: dict[str, Any]
 
     @property
-    def who(self) -> str:
-        return clicks.who(self.user.user_id)
-
-    @property
     def attempt(self) -> int | None:
         """The plan attempt a plan button was rendered for ("<deployment id>:<attempt>")."""
         _, _, attempt = self.click.action.value.partition(":")
@@ -81,16 +77,18 @@ class Clicked:
         self,
         move: Move,
         detail: str,
-        decided: str,
+        decided: str | None = None,
         options: dict[str, str] | None = None,
         **updates: Any,
     ) -> Deployment:
         """Make `move` (core.lifecycle: refused unless the table allows it from the current status)
         and enqueue the job it starts (with `options`), in one transaction (a second
         click finds it moved and is refused; a status never waits for a job that was not queued),
-        with the root refresh and the clicked buttons replaced by `decided` queued in the outbox in
-        that same transaction (so they reach Slack before anything the job posts)."""
+        with the root refresh and the clicked buttons replaced by `decided` (default: the move's
+        clicks.decided_by line) queued in the outbox in that same transaction (so they reach Slack
+        before anything the job posts)."""
         notifier = self.services.notifier
+        text = decided if decided is not None else clicks.decided_by(move, self.user.user_id)
         job = lifecycle.job_of(move)
         enqueue = self.services.enqueue_in(job, options) if job else None
 
@@ -98,7 +96,7 @@ class Clicked:
             return lifecycle.attempt(d, move, detail, **updates)
 
         def also(pipe: Any, deployment: Deployment) -> None:
-            notifier.queue_in(pipe, notifier.root_entry(deployment.id), *self.decision(deployment, decided))
+            notifier.queue_in(pipe, notifier.root_entry(deployment.id), *self.decision(deployment, text))
             if enqueue is not None:
                 enqueue(pipe, deployment)
 
@@ -217,12 +215,7 @@ def apply_recommendations_clicked(c: Clicked) -> None:
         request, changed = apply_recommendations(c.deployment.request, c.deployment.recommendations)
     except ValueError as exc:
         raise Refusal(clicks.recommendations_unusable(exc)) from exc
-    moved = c.advance(
-        Move.APPLY_RECOMMENDATIONS,
-        "recommendations applied",
-        clicks.recommendations_applied(c.user.user_id),
-        request=request,
-    )
+    moved = c.advance(Move.APPLY_RECOMMENDATIONS, "recommendations applied", request=request)
     c.services.notifier.post(moved, clicks.values_changed_message(changed))
 
 
@@ -230,11 +223,7 @@ def keep_values_clicked(c: Clicked) -> None:
     c.may_steer()
     if c.deployment.analysis_blocking:
         raise Refusal(clicks.BLOCKING_ANALYSIS)
-    c.advance(
-        Move.KEEP_VALUES,
-        "values kept",
-        clicks.values_kept(c.user.user_id),
-    )
+    c.advance(Move.KEEP_VALUES, "values kept")
 
 
 def override_clicked(c: Clicked) -> None:
@@ -242,7 +231,6 @@ def override_clicked(c: Clicked) -> None:
     c.advance(
         Move.OVERRIDE_PERMISSIONS,
         f"permission check overridden by {c.user.user_id}",
-        clicks.permissions_overridden(c.user.user_id),
         options={"full": "1"},
         permission_override_by=c.user.user_id,
     )
@@ -250,12 +238,7 @@ def override_clicked(c: Clicked) -> None:
 
 def full_analysis_clicked(c: Clicked) -> None:
     c.may_steer()
-    c.advance(
-        Move.FULL_ANALYSIS,
-        "full analysis",
-        clicks.full_analysis_requested(c.user.user_id),
-        options={"full": "1"},
-    )
+    c.advance(Move.FULL_ANALYSIS, "full analysis", options={"full": "1"})
 
 
 def fix_backend_clicked(c: Clicked) -> None:
@@ -291,7 +274,7 @@ def cancel_clicked(c: Clicked) -> None:
     _control_clicked(
         c,
         lambda: control.cancel(c.services, c.user, c.deployment.id, force=False),
-        clicks.cancelled_by(c.user.user_id),
+        clicks.decided_by(Move.CANCEL, c.user.user_id),
     )
 
 
@@ -299,7 +282,7 @@ def replan_clicked(c: Clicked) -> None:
     _control_clicked(
         c,
         lambda: control.replan(c.services, c.user, c.deployment.id),
-        clicks.replan_requested(c.user.user_id),
+        clicks.decided_by(Move.REPLAN, c.user.user_id),
     )
 
 

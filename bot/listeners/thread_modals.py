@@ -234,7 +234,7 @@ def edit_values(
         services.notifier.decide(
             updated,
             updated.plan.message_ts,
-            clicks.values_edited_decision(who),
+            clicks.decided_by(Move.EDIT_VALUES, who),
         )
     services.notifier.post(
         updated,

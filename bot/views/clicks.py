@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from bot.views.access import mention
 from bot.views.blocks import escape_mrkdwn
 from bot.views.messages import Message, text_message
 from bot.views.statuses import status_words
 from core.analysis.recommendations import FieldChange
+from core.lifecycle import Move
 from core.models import Deployment
 
 STORE_DOWN = "The bot cannot reach its store right now; nothing changed. Try again in a minute."
@@ -23,8 +25,20 @@ NOT_WAITING_FOR_DECISION = "This plan is no longer waiting for a decision."
 NOT_EDITABLE = "Values can only be edited while the plan is waiting for review, or after it failed."
 
 
-def who(user_id: str) -> str:
-    return f"<@{user_id}>"
+# The line that replaces the clicked buttons: what the click did, and who clicked ({who}).
+DECIDED_BY: dict[Move, str] = {
+    Move.APPLY_RECOMMENDATIONS: ":white_check_mark: Recommendations applied by {who}.",
+    Move.KEEP_VALUES: ":white_check_mark: {who} kept the requested values.",
+    Move.OVERRIDE_PERMISSIONS: ":warning: Permission findings overridden by {who}.",
+    Move.FULL_ANALYSIS: ":mag: Full analysis requested by {who}.",
+    Move.CANCEL: ":no_entry_sign: Cancelled by {who}.",
+    Move.REPLAN: ":arrows_counterclockwise: Re-plan requested by {who}; approvals of this plan no longer count.",
+    Move.EDIT_VALUES: ":pencil: Values edited by {who}; this plan is discarded and a new one is coming.",
+}
+
+
+def decided_by(move: Move, user_id: str) -> str:
+    return DECIDED_BY[move].format(who=mention(user_id))
 
 
 def nothing_to_do(deployment: Deployment) -> str:
@@ -34,10 +48,6 @@ def nothing_to_do(deployment: Deployment) -> str:
 
 def recommendations_unusable(error: object) -> str:
     return f"The recommendations cannot be applied: {error}"
-
-
-def recommendations_applied(user_id: str) -> str:
-    return f":white_check_mark: Recommendations applied by {who(user_id)}."
 
 
 def change_line(change: FieldChange) -> str:
@@ -51,29 +61,9 @@ def values_changed_message(changed: Sequence[FieldChange]) -> Message:
     )
 
 
-def values_kept(user_id: str) -> str:
-    return f":white_check_mark: {who(user_id)} kept the requested values."
-
-
-def permissions_overridden(user_id: str) -> str:
-    return f":warning: Permission findings overridden by {who(user_id)}."
-
-
-def full_analysis_requested(user_id: str) -> str:
-    return f":mag: Full analysis requested by {who(user_id)}."
-
-
 def backend_fix_confirmed(bucket: str, user_id: str, *, managed: bool) -> str:
     whose = "" if managed else " (an approver: the bot did not create this bucket)"
-    return f":wrench: Changes to `{bucket}` confirmed by {who(user_id)}{whose}."
-
-
-def cancelled_by(user_id: str) -> str:
-    return f":no_entry_sign: Cancelled by {who(user_id)}."
-
-
-def replan_requested(user_id: str) -> str:
-    return f":arrows_counterclockwise: Re-plan requested by {who(user_id)}; approvals of this plan no longer count."
+    return f":wrench: Changes to `{bucket}` confirmed by {mention(user_id)}{whose}."
 
 
 # -- values given or edited in the thread's forms
@@ -82,7 +72,7 @@ VALUES_MOVED_ON = "The deployment moved on; values can no longer be edited."
 
 
 def values_given_message(user_id: str, names: Iterable[str]) -> Message:
-    return text_message(f":pencil: {who(user_id)} gave " + ", ".join(f"`{n}`" for n in names) + ".")
+    return text_message(f":pencil: {mention(user_id)} gave " + ", ".join(f"`{n}`" for n in names) + ".")
 
 
 def value_change_line(key: str, before: object, after: object) -> str:
@@ -90,14 +80,9 @@ def value_change_line(key: str, before: object, after: object) -> str:
     return f"• `{key}`: {escape_mrkdwn(f'{before!s:.80}')} → {escape_mrkdwn(f'{after!s:.80}')}"
 
 
-def values_edited_decision(user_id: str) -> str:
-    """Replaces the buttons of the plan the edit discards."""
-    return f":pencil: Values edited by {who(user_id)}; this plan is discarded and a new one is coming."
-
-
 def values_edited_message(user_id: str, changes: Sequence[str]) -> Message:
     return text_message(
-        f":pencil: {who(user_id)} edited the values:\n"
+        f":pencil: {mention(user_id)} edited the values:\n"
         + ("\n".join(changes) or "nothing changed")
         + "\nEarlier approvals are discarded."
     )
