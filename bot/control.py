@@ -34,7 +34,6 @@ from bot.services import Services
 from bot.views import refusals
 from bot.views.access import reason_text
 from bot.views.messages import text_message
-from bot.views.statuses import status_words
 from core import lifecycle
 from core.lifecycle import Move
 from core.logs import get_logger
@@ -142,9 +141,9 @@ class Cancelled(Value):
 class ApplyRunning(ControlRefused):
     """Cancelling a running apply needs an explicit --force."""
 
-    def __init__(self, deployment_id: str) -> None:
-        super().__init__(refusals.apply_running(deployment_id))
-        self.deployment_id = deployment_id
+    def __init__(self, deployment: Deployment) -> None:
+        super().__init__(refusals.not_now("apply_running", deployment))
+        self.deployment_id = deployment.id
 
 
 def cancel(services: Services, user: SlackIdentity, deployment_id: str, *, force: bool) -> Cancelled:
@@ -166,9 +165,9 @@ def cancel(services: Services, user: SlackIdentity, deployment_id: str, *, force
         if lifecycle.allows(d.status, event):
             return lifecycle.move(d, event, f"cancelled by {user.user_id}")
         if d.status.is_final:
-            refusal.append(ControlRefused(refusals.nothing_to_cancel(d.id, status_words(d.status))))
+            refusal.append(ControlRefused(refusals.not_now("nothing_to_cancel", d)))
             return None
-        refusal.append(ApplyRunning(d.id))  # open but refused: an apply is running and no --force
+        refusal.append(ApplyRunning(d))  # open but refused: an apply is running and no --force
         return None
 
     def flag(pipe: Pipeline, moved: Deployment) -> None:  # with CANCELLED, in the same MULTI
@@ -211,7 +210,7 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
     if not decision.allowed:
         raise ControlRefused(reason_text(decision))
     if deployment.workspace is None:
-        raise ControlRefused(refusals.nothing_to_replan(deployment.id))
+        raise ControlRefused(refusals.not_now("nothing_to_replan", deployment))
     newer = superseded(services, deployment)
     if newer is not None:
         raise ControlRefused(newer)
@@ -230,7 +229,7 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
 
     moved, changed = services.store.transition(deployment.id, change, also=plan_again)
     if not changed:
-        raise ControlRefused(refusals.replan_not_possible(moved.id, status_words(moved.status)))
+        raise ControlRefused(refusals.not_now("replan_not_possible", moved))
     log.info("replan_requested", deployment_id=moved.id, user=user.user_id)
     services.audit.record("replan_requested", moved.id, user.user_id, previous=replaced[0].value)
     return Replanned(deployment=moved, previous=replaced[0], by=user.user_id)

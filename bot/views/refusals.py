@@ -4,7 +4,11 @@ results and so imports bot/control.py."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from bot.views.blocks import inline_code
+from bot.views.statuses import status_words
+from core.models import Deployment
 
 
 def unknown_deployment(typed: str) -> str:
@@ -12,24 +16,28 @@ def unknown_deployment(typed: str) -> str:
     return f"No deployment {inline_code(typed)} is known to the bot."
 
 
-def apply_running(deployment_id: str) -> str:
-    return (
-        f":warning: `{deployment_id}` is applying right now. Cancelling interrupts `terraform apply`"
-        " (SIGINT): resources it already created or changed stay, and the state may be *partially"
-        " applied*. If you mean it, type `/ecs-deploy cancel "
-        f"{deployment_id} --force`."
-    )
+# Why the deployment, as it is now, refuses the command: {id} is its id, {status} its status in words.
+NotNow = Literal["apply_running", "nothing_to_cancel", "nothing_to_replan", "replan_not_possible"]
+NOT_NOW: dict[NotNow, str] = {
+    "apply_running": (
+        ":warning: `{id}` is applying right now. Cancelling interrupts `terraform apply` (SIGINT): resources"
+        " it already created or changed stay, and the state may be *partially applied*. If you mean it,"
+        " type `/ecs-deploy cancel {id} --force`."
+    ),
+    "nothing_to_cancel": "`{id}` is already {status}; there is nothing to cancel.",
+    "nothing_to_replan": (
+        "`{id}` never got as far as a Terraform workspace, so there is nothing to re-plan. Request a new"
+        " deployment instead."
+    ),
+    "replan_not_possible": (
+        "`{id}` is {status}; a re-plan is possible while a plan waits for approval, or after a failure, an"
+        " interruption, a cancellation or a deployment."
+    ),
+}
 
 
-def nothing_to_cancel(deployment_id: str, status: str) -> str:
-    return f"`{deployment_id}` is already {status}; there is nothing to cancel."
-
-
-def nothing_to_replan(deployment_id: str) -> str:
-    return (
-        f"`{deployment_id}` never got as far as a Terraform workspace, so there is nothing to re-plan."
-        " Request a new deployment instead."
-    )
+def not_now(why: NotNow, deployment: Deployment) -> str:
+    return NOT_NOW[why].format(id=deployment.id, status=status_words(deployment.status))
 
 
 def superseded(deployment_id: str, newer_id: str, environment: str) -> str:
@@ -37,13 +45,6 @@ def superseded(deployment_id: str, newer_id: str, environment: str) -> str:
         f"{inline_code(deployment_id)} is no longer the newest deployment of {environment}"
         f" ({inline_code(newer_id)} is): planning it again would plan its older values against the"
         f" live state. To change the environment, use `/ecs-deploy change {environment}`."
-    )
-
-
-def replan_not_possible(deployment_id: str, status: str) -> str:
-    return (
-        f"`{deployment_id}` is {status}; a re-plan is possible while a plan waits for approval,"
-        " or after a failure, an interruption, a cancellation or a deployment."
     )
 
 
