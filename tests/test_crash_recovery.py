@@ -44,7 +44,7 @@ from storage.queue import JOB_SERIALIZER, Step, enqueue_step
 from storage.store import DeploymentStore
 from tests.harness.aws import MotoServer, lock_table
 from tests.harness.dev import process_tree
-from tests.harness.flow import click, drive_to_plan_stage, submit
+from tests.harness.flow import PipelineRun, click, drive_to_plan_stage, submit
 from tests.harness.processes import ROOT, WebProcess, run_worker_burst
 from tests.harness.records import deployment_record
 from tests.harness.secrets import artifact_store
@@ -533,7 +533,7 @@ def planned(
 ) -> Deployment:
     """A new deployment driven through Slack to a real plan waiting for approval."""
     deployment_id = submit(slack, store, f"V-{time.monotonic_ns()}", account_situation="new")
-    drive_to_plan_stage(slack, api, store, env, deployment_id)
+    drive_to_plan_stage(PipelineRun(slack, api, store, env), deployment_id)
     worker_log = run_worker_burst(env)
     deployment = store.get(deployment_id)
     assert deployment.status is DeploymentStatus.AWAITING_APPROVAL, (

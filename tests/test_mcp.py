@@ -37,6 +37,7 @@ from tests.harness.flow import (
     LEAD,
     OTHER,
     REQUESTER,
+    PipelineRun,
     click,
     drive_to_input,
     ephemeral_to,
@@ -330,7 +331,7 @@ def test_request_over_http_reaches_the_plan_and_a_lead_approves_in_slack(
     assert f"by <@{REQUESTER}> via {CLIENT}" in json.dumps(root.params, ensure_ascii=False)
 
     # the pipeline runs as usual: workers verify, analyse, prepare the backend and the workspace ...
-    drive_to_input(slack, slack_api, store, pipeline_env, deployment_id)
+    drive_to_input(PipelineRun(slack, slack_api, store, pipeline_env), deployment_id)
     done = call(mcp_http, "get_analysis", {"analysis_id": analysis["analysis_id"]})
     assert done["state"] == "done", done
     assert "AWS ACCOUNT ANALYSIS SUMMARY" in done["report"] and done["verdict"]

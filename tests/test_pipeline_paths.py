@@ -189,7 +189,7 @@ def test_a_held_state_waits_in_line_and_other_states_do_not(
     first = pipeline_run.submit_new_account("V-A")
     other = pipeline_run.submit_new_account("V-C", application="api")
     for deployment_id in (first, other):
-        drive_to_input(pipeline, slack_api, store, pipeline_env, deployment_id)
+        drive_to_input(pipeline_run, deployment_id)
     for deployment_id in (first, other):  # queues their workspace-then-plan jobs, runs nothing
         give_values(pipeline, slack_api, store.get(deployment_id))
     from storage.locks import StateLock, state_id

@@ -26,7 +26,7 @@ from core.models import Deployment, DeploymentStatus
 from core.settings import Settings
 from storage.audit import AuditTrail
 from storage.store import DeploymentStore
-from tests.harness.flow import LEAD, click, drive_to_plan_stage, eventually, submit
+from tests.harness.flow import LEAD, PipelineRun, click, drive_to_plan_stage, eventually, submit
 from tests.harness.processes import ROOT, run_worker_burst
 from tests.harness.records import deployment_request
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
@@ -358,7 +358,7 @@ def test_a_slack_outage_from_the_approval_leaves_no_lie_and_no_duplicate(
 ) -> None:
     store = DeploymentStore(redis_conn)
     deployment_id = submit(pipeline, store, "V-OUTAGE", account_situation="new")
-    drive_to_plan_stage(pipeline, slack_api, store, pipeline_env, deployment_id)
+    drive_to_plan_stage(PipelineRun(pipeline, slack_api, store, pipeline_env), deployment_id)
     thread = store.get(deployment_id).thread_ts or ""
     audit = AuditTrail(redis_conn)
 

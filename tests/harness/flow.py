@@ -105,26 +105,15 @@ def give_values(
     )
 
 
-def drive_to_plan_stage(
-    slack: SlackClientSim,
-    api: SlackApiStandIn,
-    store: DeploymentStore,
-    env: dict[str, str],
-    deployment_id: str,
-) -> Deployment:
+def drive_to_plan_stage(run: PipelineRun, deployment_id: str) -> Deployment:
     """From a fresh submission to a deployment whose workspace-then-plan job is queued (not yet run)."""
-    give_values(slack, api, drive_to_input(slack, api, store, env, deployment_id))
-    return store.get(deployment_id)
+    give_values(run.slack, run.api, drive_to_input(run, deployment_id))
+    return run.store.get(deployment_id)
 
 
-def drive_to_input(
-    slack: SlackClientSim,
-    api: SlackApiStandIn,
-    store: DeploymentStore,
-    env: dict[str, str],
-    deployment_id: str,
-) -> Deployment:
+def drive_to_input(run: PipelineRun, deployment_id: str) -> Deployment:
     """From a fresh submission to a deployment waiting for the requester's values (nothing queued)."""
+    slack, api, store, env = run
     run_worker_burst(env)  # verify + analyse
     deployment = store.get(deployment_id)
     if deployment.status.value == "awaiting_decision":
@@ -153,7 +142,7 @@ class PipelineRun(NamedTuple):
     def new_account_at_plan_stage(self, view_id: str, **overrides: str) -> str:
         """A brand-new account's request, driven to where its workspace-then-plan job is queued."""
         deployment_id = self.submit_new_account(view_id, **overrides)
-        drive_to_plan_stage(self.slack, self.api, self.store, self.env, deployment_id)
+        drive_to_plan_stage(self, deployment_id)
         return deployment_id
 
 
