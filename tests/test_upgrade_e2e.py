@@ -1,7 +1,7 @@
 """Issue 13's "Upgrade", end to end on real parts: the bot's HTTP endpoint (signed Slack requests), the
 Slack Web API stand-in, a real Redis, RQ burst workers, moto and a real Terraform on the test repository
 (tests/tfrepo) served from a local BARE git repository (the workspaces' origin and the configuration's
-push target; the `lifecycle_run` fixture of tests/test_environment_lifecycle_e2e.py).
+push target; conftest's `pipeline_run` as tests/test_environment_lifecycle_e2e.py configures it).
 
 1. web/dev is created (small) at the head of main → deployed; its branch has one configuration commit;
 2. a new version of the Terraform modules is pushed to main (a new `terraform_data` resource);
@@ -37,9 +37,10 @@ from tests.harness.tfrepo import git
 from tests.test_environment_lifecycle_e2e import (  # the bare repository's bot and workers
     DEV,
     config_commits,
-    lifecycle_run,  # noqa: F401  (a fixture)
     new_ids,
+    pipeline_env,  # noqa: F401  (fixtures: the bare repository and the policy of pipeline_run)
     plan_message_text,
+    policy_yaml,  # noqa: F401
     trailers_at,
 )
 
@@ -67,11 +68,11 @@ def push_new_version(remote: Path, work: Path) -> str:
 
 
 def test_upgrade_rolls_the_new_modules_out_to_an_environment(
-    lifecycle_run: PipelineRun,  # noqa: F811
+    pipeline_run: PipelineRun,
     redis_conn: redis.Redis,
     tmp_path: Path,
 ) -> None:
-    run = lifecycle_run
+    run = pipeline_run
     slack, api, store, env = run
     remote = Path(env["ECS_DEPLOY_REPO_URL"])
     base = git(remote, "rev-parse", "main")
