@@ -26,8 +26,8 @@ Invariants (prior-art.md §3, §7):
   rejected. Nothing can be rejected once it is ready to apply.
 
 All transitions are pure: they return a new state and never mutate their input. They return
-outcomes and the facts behind them as data (`ClickFacts`, `Membership`, `Applyability`); the words a
-person reads are bot/views/approval.py's.
+outcomes and the facts behind them as data (`ClickFacts`, `Membership`); the words a person reads
+are bot/views/approval.py's. Whether an approved plan may be applied now is core/apply_gate.py.
 """
 
 from __future__ import annotations
@@ -340,7 +340,7 @@ def record_approval(
     setting, and no approval at all for a protected environment."""
     user, profile, environment = click.user, click.profile, click.environment
     binding_seen, now = click.binding_seen, click.now
-    _check_clock(now, ttl)
+    check_clock(now, ttl)
     action = ClickAction.APPROVE
 
     def refuse(outcome: ApprovalOutcome, facts: ClickFacts) -> ApprovalResult:
@@ -353,7 +353,9 @@ def record_approval(
     if rule is None or not decision.allowed:
         return refuse(ApprovalOutcome.REFUSED_NOT_APPROVER, ClickFacts(policy=decision))
     if rule.protected:
-        return refuse(ApprovalOutcome.REFUSED_PROTECTED, ClickFacts(scope=rule.scope, environment=environment))
+        return refuse(
+            ApprovalOutcome.REFUSED_PROTECTED, ClickFacts(scope=rule.scope, environment=environment)
+        )
     declared = policy.check_environment(profile, environment)
     if not declared.allowed:
         return refuse(ApprovalOutcome.REFUSED_UNDECLARED_ENVIRONMENT, ClickFacts(policy=declared))
@@ -402,7 +404,7 @@ def record_rejection(
     """A Reject click: allowed for approvers of the profile/environment and for the requester
     (withdrawal). An expired plan may be rejected; a ready or already rejected one may not."""
     user, binding_seen, now = click.user, click.binding_seen, click.now
-    _check_clock(now, DEFAULT_APPROVAL_TTL)
+    check_clock(now, DEFAULT_APPROVAL_TTL)
     action = ClickAction.REJECT
     reason = reason.strip()[:MAX_REASON]
 
@@ -423,59 +425,6 @@ def record_rejection(
     rejected = state.model_copy(update={"rejection": rejection})
     facts = ClickFacts(plan=current, by_requester=is_requester)
     return _result(rejected, click, action, ApprovalOutcome.REJECTED, facts)
-
-
-class ApplyBlocker(StrEnum):
-    """Why an approved plan may not be applied (`is_applyable`)."""
-
-    NO_PLAN = "no_plan"
-    REJECTED = "rejected"
-    PLAN_MISSING = "plan_missing"  # no plan file for the current plan
-    PLAN_DIFFERS = "plan_differs"  # the plan on disk is not the approved one (`differing` fields)
-    EXPIRED = "expired"
-    APPROVALS_MISSING = "approvals_missing"
-
-
-class Applyability(Value):
-    """The answer of `is_applyable`: allowed, or the blocker (with the state and facts to explain it)."""
-
-    state: ApprovalState
-    blocker: ApplyBlocker | None = None
-    differing: tuple[str, ...] = ()
-    ttl: timedelta = DEFAULT_APPROVAL_TTL
-
-    @property
-    def allowed(self) -> bool:
-        return self.blocker is None
-
-
-def is_applyable(
-    state: ApprovalState,
-    binding_on_disk: PlanBinding | None,
-    now: datetime,
-    ttl: timedelta = DEFAULT_APPROVAL_TTL,
-) -> Applyability:
-    """The last check before `terraform apply`: the plan on disk is the approved one, it has not
-    expired, it has enough distinct approvals, and it was not rejected."""
-    _check_clock(now, ttl)
-
-    def blocked(blocker: ApplyBlocker, differing: tuple[str, ...] = ()) -> Applyability:
-        return Applyability(state=state, blocker=blocker, differing=differing, ttl=ttl)
-
-    current = state.binding
-    if current is None:
-        return blocked(ApplyBlocker.NO_PLAN)
-    if state.rejection is not None:
-        return blocked(ApplyBlocker.REJECTED)
-    if binding_on_disk is None:
-        return blocked(ApplyBlocker.PLAN_MISSING)
-    if binding_on_disk != current:
-        return blocked(ApplyBlocker.PLAN_DIFFERS, tuple(current.differences(binding_on_disk)))
-    if now >= current.expires_at(ttl):
-        return blocked(ApplyBlocker.EXPIRED)
-    if not state.is_ready:
-        return blocked(ApplyBlocker.APPROVALS_MISSING)
-    return Applyability(state=state, ttl=ttl)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,7 +458,7 @@ def _result(
     )
 
 
-def _check_clock(now: datetime, ttl: timedelta) -> None:
+def check_clock(now: datetime, ttl: timedelta) -> None:
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be a timezone-aware datetime")
     if ttl <= timedelta(0):

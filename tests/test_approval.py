@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.views.approval import MEMBERSHIP_TEXT, applyability_text, click_text, decision_text
+from core.apply_gate import is_applyable
 from core.approval import (
     DEFAULT_APPROVAL_TTL,
     MAX_CLICKS,
@@ -20,7 +21,6 @@ from core.approval import (
     ClickAction,
     ClickContext,
     PlanBinding,
-    is_applyable,
     member_may_approve,
     new_plan,
     record_approval,

@@ -10,9 +10,8 @@ from bot.views.access import describe, mention, reason_text
 from bot.views.blocks import escape_mrkdwn
 from bot.views.destroy import protected_approval_text
 from bot.views.messages import Message, text_message
+from core.apply_gate import Applyability, ApplyBlocker
 from core.approval import (
-    Applyability,
-    ApplyBlocker,
     ApprovalOutcome,
     ApprovalResult,
     ApprovalState,

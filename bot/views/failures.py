@@ -10,7 +10,7 @@ from typing import NamedTuple
 
 from bot.views.approval import applyability_text
 from bot.views.messages import Message, failure_message
-from core.approval import Applyability
+from core.apply_gate import Applyability
 from core.lifecycle import DeploymentStatus
 
 REPLAN_FOR_APPROVAL = "Use Re-plan to make a fresh plan for approval."

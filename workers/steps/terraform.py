@@ -27,8 +27,9 @@ from bot.views.pipeline import (
 )
 from bot.views.plan import plan_message
 from bot.views.terraform_runs import apply_progress_text, applying_text, superseded_text
+from core.apply_gate import is_applyable
 from core.apply_progress import ApplyProgress, advance
-from core.approval import PlanBinding, is_applyable, new_plan
+from core.approval import PlanBinding, new_plan
 from core.destroy import data_stores, is_protected
 from core.lifecycle import DeploymentKind, Move
 from core.models import Deployment, PlanRecord, utcnow
