@@ -108,7 +108,9 @@ class GroupDirectory:
             self._members[group] = (now, members)
         return members
 
-    def _remembered(self, cache: dict[str, tuple[float, _T]], key: str, now: float, max_age: float) -> _T | None:
+    def _remembered(
+        self, cache: dict[str, tuple[float, _T]], key: str, now: float, max_age: float
+    ) -> _T | None:
         """What `cache` holds for `key` if it was read less than `max_age` seconds before `now`."""
         with self._lock:
             cached = cache.get(key)

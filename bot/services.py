@@ -85,4 +85,3 @@ def host_profiles() -> list[str]:
     if now - _profiles_cache[0] >= _PROFILE_CACHE_SECONDS:
         _profiles_cache = (now, known_profiles())
     return list(_profiles_cache[1])
-

@@ -84,7 +84,9 @@ def register(app: App, services: Services) -> None:
         ack()
         click = BlockActions.model_validate(body)
         user_id = click.user.id
-        channel = click.channel.id if click.channel else (click.container.channel_id if click.container else None)
+        channel = (
+            click.channel.id if click.channel else (click.container.channel_id if click.container else None)
+        )
         try:
             environment = destroys.environments(services).find(click.action.value)
             if environment is None:

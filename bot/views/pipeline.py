@@ -139,7 +139,11 @@ def workspace_message(
     if changes:
         blocks.append(_md("*Values set:*\n```" + _lines(changes, 20).replace("```", "'''") + "```"))
     if errors:
-        blocks.append(_md(":x: *The generated tfvars has problems:*\n" + _lines(f"• {e}" for e in problem_texts(errors))))
+        blocks.append(
+            _md(
+                ":x: *The generated tfvars has problems:*\n" + _lines(f"• {e}" for e in problem_texts(errors))
+            )
+        )
     if warnings:
         blocks.append(_context("Warnings: " + clip("; ".join(problem_texts(warnings)), 2000)))
     return Message(text=f"Workspace ready at {commit[:12]}: {tfvars_path}", blocks=blocks)

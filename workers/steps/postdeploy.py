@@ -267,7 +267,9 @@ def check_http(urls: list[str], *, timeout: float = HTTP_TIMEOUT) -> list[Verifi
     lines = []
     if len(urls) > MAX_URLS:
         lines.append(
-            VerificationLine(ok=None, name="HTTP", detail=f"only the first {MAX_URLS} of {len(urls)} URLs checked")
+            VerificationLine(
+                ok=None, name="HTTP", detail=f"only the first {MAX_URLS} of {len(urls)} URLs checked"
+            )
         )
     for url in urls[:MAX_URLS]:
         try:
