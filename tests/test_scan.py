@@ -32,6 +32,7 @@ from tests.harness.fixtures import fixture_path
 from tests.harness.records import deployment_request
 from workers.aws import scan as scan_module
 from workers.aws.scan import is_permission_error, scan_account
+from workers.aws.scan_sections import Listing
 
 REGION = "us-east-1"
 
@@ -393,6 +394,35 @@ def test_load_balancer_fixture_keeps_only_application_balancers() -> None:
     with stubber:
         _, fields = scan_module._run_section("load_balancers", client)
     assert [lb.name for lb in fields["load_balancers"]] == ["my-load-balancer"]
+
+
+def test_items_lacking_optional_keys_are_listed_and_lacking_required_ones_fail_their_section() -> None:
+    """Stubber on real clients: AWS always returns these keys, so moto cannot leave them out. A subnet
+    without its VPC or zone, and a repository without its ARN, are listed with "" (as before the listing
+    table); a repository without its name fails the section with the missing key named."""
+    ec2, ec2_stub = _stubbed("ec2")
+    ec2_stub.add_response(
+        "describe_subnets", {"Subnets": [{"SubnetId": "subnet-1", "CidrBlock": "10.0.0.0/24"}]}
+    )
+    with ec2_stub:
+        result, fields = scan_module._run_section("subnets", ec2)
+    assert result.status is SectionStatus.SCANNED
+    assert [(s.subnet_id, s.vpc_id, s.availability_zone) for s in fields["subnets"]] == [("subnet-1", "", "")]
+
+    ecr, ecr_stub = _stubbed("ecr")
+    ecr_stub.add_response("describe_repositories", {"repositories": [{"repositoryName": "web"}]})
+    ecr_stub.add_response("describe_repositories", {"repositories": [{"repositoryArn": "arn:aws:ecr:x"}]})
+    with ecr_stub:
+        listed, fields = scan_module._run_section("ecr_repositories", ecr)
+        unnamed, _ = scan_module._run_section("ecr_repositories", ecr)
+    assert listed.status is SectionStatus.SCANNED
+    assert [(r.id, r.name) for r in fields["ecr_repositories"]] == [("", "web")]
+    assert unnamed.status is SectionStatus.ERROR and "repositoryName" in (unnamed.error or "")
+
+
+def test_a_listing_refuses_optional_keys_it_does_not_read() -> None:
+    with pytest.raises(ValueError, match="neither the id nor the name"):
+        Listing(operation="describe_x", result_key="X", id="XId", optional=frozenset({"XNmae"}))
 
 
 def test_is_permission_error_ignores_non_client_errors() -> None:

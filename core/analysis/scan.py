@@ -156,8 +156,8 @@ class Ec2Item(BaseModel):
 
 class Subnet(Ec2Item):
     subnet_id: str
-    vpc_id: str
-    availability_zone: str
+    vpc_id: str = ""
+    availability_zone: str = ""
     cidr_block: str = ""
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter, model_validator
 
 from core.analysis.scan import (
     EIP_QUOTA_CODE,
@@ -155,19 +155,31 @@ class Listing(BaseModel):
     id: str  # the item key of the resource's id
     name: str = ""  # ... of its name (default: the id)
     detail: tuple[str, ...] = ()  # ... of its detail, their values joined by spaces
+    optional: frozenset[str] = frozenset()  # the id or name keys an item may lack (read as "")
     params: dict[str, Any] = {}
 
     def resources(self, client: Any, kind: ResourceKind, keep: Keep) -> list[ExistingResource]:
         return [
             ExistingResource(
                 kind=kind,
-                id=item[self.id],
-                name=item.get(self.name, "") if self.name else item[self.id],
+                id=self._read(item, self.id),
+                name=self._read(item, self.name or self.id),
                 detail=" ".join(str(item.get(key, "")) for key in self.detail).strip(),
             )
             for item in pages(client, self.operation, self.result_key, **self.params)
             if keep(item)
         ]
+
+    @model_validator(mode="after")
+    def _optional_names_id_or_name(self) -> Listing:
+        if stray := self.optional - {self.id, self.name}:
+            raise ValueError(f"optional names keys that are neither the id nor the name: {sorted(stray)}")
+        return self
+
+    def _read(self, item: Item, key: str) -> str:
+        """An item without a required key fails its section (a KeyError, reported as the section's
+        error) rather than listing a resource without its id."""
+        return str(item.get(key, "")) if key in self.optional else str(item[key])
 
 
 LISTINGS: dict[str, Listing] = TypeAdapter(dict[str, Listing]).validate_python(
