@@ -41,7 +41,9 @@ class ChangeValues(NamedTuple):
     marked: bool  # the plan has sensitivity marks (`before_sensitive`/`after_sensitive`) at all
 
 
-VALUE_KEYS = ChangeValues._fields[:-1]  # before … replace_paths: the change object's keys of that name
+# The change object's keys read into ChangeValues (its fields of the same names; `marked` is
+# derived).
+VALUE_KEYS = ("before", "after", "after_unknown", "before_sensitive", "after_sensitive", "replace_paths")
 
 
 class ChangeBody(msgspec.Struct, frozen=True, gc=False):
