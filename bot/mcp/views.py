@@ -1,8 +1,9 @@
 """What the MCP tools return: typed pydantic models built from the records (pure).
 
 Nothing here carries a plan value: a deployment's plan is its summary sentence and counts (the record
-never holds values), as in Slack. A view takes the fields a record has under the view's own names
-from the record (`model_dump(include=<the view's fields>)`, or `from_attributes`); the rest are named.
+never holds values), as in Slack. A view copies the record fields it shows under the same names by
+naming them (`model_dump(include={...})`: a field added to a record later is not copied by surprise),
+or reads them with `from_attributes`; the rest are built here.
 """
 
 from __future__ import annotations
@@ -170,11 +171,25 @@ def profile_views(policy: AccessPolicy, profiles: list[str]) -> list[ProfileView
     return views
 
 
+DEPLOYMENT_FIELDS = {
+    "id",
+    "status",
+    "status_detail",
+    "requester_id",
+    "requested_via",
+    "created_at",
+    "updated_at",
+}
+ANALYSIS_FIELDS = {"state", "verdict", "recommended_changes", "failure", "what_next"}
+PLAN_FIELDS = {"attempt", "has_changes", "applyable", "resource_changes", "sha256", "created_at"}
+CHANGE_FIELDS = {"deployment_id", "kind", "requester_id", "approver_ids", "summary", "applied_at"}
+
+
 def deployment_view(deployment: Deployment, events: list[AuditEvent]) -> DeploymentView:
     plan = deployment.plan
     approval = deployment.approval
     return DeploymentView(
-        **deployment.model_dump(include=set(DeploymentView.model_fields) - {"plan"}),
+        **deployment.model_dump(include=DEPLOYMENT_FIELDS),
         **TargetView.of(
             deployment.request, "account_situation", "vpc_cidr_block", "state_bucket", "lock_table"
         ),
@@ -182,7 +197,7 @@ def deployment_view(deployment: Deployment, events: list[AuditEvent]) -> Deploym
         thread_link=thread_link(deployment),
         plan=None
         if plan is None
-        else PlanView(summary=plan.sentence, **plan.model_dump(include=set(PlanView.model_fields))),
+        else PlanView(summary=plan.sentence, **plan.model_dump(include=PLAN_FIELDS)),
         approvals=[
             ApprovalView(approver_id=a.approver_id, at=a.at, plan_sha256=a.binding.plan_sha256)
             for a in approval.approvals
@@ -195,7 +210,7 @@ def deployment_view(deployment: Deployment, events: list[AuditEvent]) -> Deploym
 
 def analysis_view(analysis: AccountAnalysis) -> AnalysisView:
     return AnalysisView(
-        **analysis.model_dump(include=set(AnalysisView.model_fields)),
+        **analysis.model_dump(include=ANALYSIS_FIELDS),
         **analysis.request.model_dump(include={"profile", "account_id", "region"}),
         analysis_id=analysis.id,
         blocking_conflicts=analysis.blocking,
@@ -325,9 +340,7 @@ def environment_view(
         repo_ref=environment.repo_ref,
         last_change=None
         if change is None
-        else ChangeView(
-            **change.model_dump(include=set(ChangeView.model_fields)), thread_link=change_thread_link(change)
-        ),
+        else ChangeView(**change.model_dump(include=CHANGE_FIELDS), thread_link=change_thread_link(change)),
         latest_deployment_id=environment.latest_deployment_id,
         latest_deployment_status=latest.status.value if latest else None,
         config=ConfigView(branch=config_branch(environment.key, branch_prefix))
