@@ -252,6 +252,10 @@ class SocketModeServer:
         return self.acks_for(envelope_id)[0]
 
 
+# SlackClientSim.post's arguments that only an HTTP request has.
+HTTP_ONLY = {"content_type", "timestamp", "signed"}
+
+
 class SocketModeSlack(SlackClientSim):
     """Slack's side of the conversation over Socket Mode. The payloads come from the HTTP simulator's
     builders (`slash_command`, `view_submission`, `block_action`); `post` puts each on the bot's
@@ -276,7 +280,10 @@ class SocketModeSlack(SlackClientSim):
         self, body: str, *, headers: dict[str, str] | None = None, **http_only: Any
     ) -> Ack:
         """`body` as an envelope; of the headers only Slack's retry ones mean something here (a
-        connection has no content type, request timestamp or signature: `http_only` are ignored)."""
+        connection has no content type, request timestamp or signature: those HTTP-only arguments
+        are accepted and ignored; any other name is a mistake in the test)."""
+        if unknown := set(http_only) - HTTP_ONLY:
+            raise TypeError(f"post() got unexpected keyword argument(s) {sorted(unknown)}")
         form = dict(parse_qsl(body, keep_blank_values=True))
         retry = {key.lower(): value for key, value in (headers or {}).items()}
         fields: dict[str, Any] = {}
