@@ -178,13 +178,19 @@ def _how(returncode: int | None) -> str:
     return f"exit code {returncode}"
 
 
-def _descendants(pid: int) -> list[int]:
-    """The process's children, grandchildren, … (from /proc; empty where there is none)."""
+def children_by_parent() -> dict[int, list[int]]:
+    """parent pid → the pids of its children, read from /proc (empty where there is no /proc)."""
     parents: dict[int, list[int]] = {}
     for entry in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError, ValueError, IndexError):
             fields = entry.read_text().rsplit(")", 1)[1].split()
             parents.setdefault(int(fields[1]), []).append(int(entry.parent.name))
+    return parents
+
+
+def _descendants(pid: int) -> list[int]:
+    """The process's children, grandchildren, … (from /proc; empty where there is none)."""
+    parents = children_by_parent()
     found, queue = [], [pid]
     while queue:
         for child in parents.get(queue.pop(), []):

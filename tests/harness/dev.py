@@ -18,6 +18,7 @@ from pathlib import Path
 import requests
 
 from bot.embedded_redis import free_port
+from bot.supervisor import children_by_parent
 
 
 def console_script() -> list[str]:
@@ -25,24 +26,14 @@ def console_script() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "bot.cli"]
 
 
-def _children_by_parent() -> dict[int, list[int]]:
-    """parent pid → the pids of its children, read from /proc."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    return parents
-
-
 def children(parent: int) -> list[int]:
     """The direct children of `parent`."""
-    return _children_by_parent().get(parent, [])
+    return children_by_parent().get(parent, [])
 
 
 def process_tree(root: int) -> dict[int, str]:
     """Every descendant of `root` (pid → command line), read from /proc."""
-    parents = _children_by_parent()
+    parents = children_by_parent()
     tree: dict[int, str] = {}
     queue = [root]
     while queue:
