@@ -2,7 +2,8 @@
 | change <app>/<env> | upgrade <app>/<env> | drift <app>/<env>]`.
 
 Answers are private: the command's ack carries the answer (it works in any channel, even one the
-bot is not in); Slack-side follow-ups (the thread hears who cancelled, Terraform's DynamoDB lock is
+bot is not in), except `new`'s, which opens a modal (the request form, or the notice that the store
+is down); Slack-side follow-ups (the thread hears who cancelled, Terraform's DynamoDB lock is
 looked up) run after ack(). The rules live in bot/control.py, the wording in bot/views/status.py.
 """
 
@@ -26,6 +27,7 @@ from bot.payloads import BlockActions, SlashCommand
 from bot.services import Services
 from bot.views import environments as environment_views
 from bot.views import status as views
+from bot.views.change_modal import notice_modal
 from bot.views.messages import Message
 from bot.views.refusals import unknown_deployment
 from bot.views.request_modal import ModalContext, request_modal_dict
@@ -87,13 +89,13 @@ def register(app: App, services: Services) -> None:
 # The form is opened after ack() on threads of its own: Bolt runs listeners on 5 threads, and a
 # listener that kept its thread for the Slack calls below made the next commands' acks wait for one
 # (bench/ack_latency.py). Two threads, a few ms of work per form: far inside a trigger id's 3 s.
+# The store is checked there too, not before ack(): Bolt polls for the ack every 10 ms, and a Redis
+# round trip before it made most acks wait one poll more. A store that is down gets its notice in
+# the modal the user expected, which, like an ack, works in a channel the bot is not in.
 _FORM_OPENER = ThreadPoolExecutor(max_workers=2, thread_name_prefix="request-form")
 
 
 def open_request_modal(ack: Ack, slash: SlashCommand, client: WebClient, services: Services) -> None:
-    if not services.redis_ok():
-        ack(STORE_DOWN)
-        return
     ack()
     _FORM_OPENER.submit(_send_request_modal, slash, client, services)
 
@@ -106,6 +108,9 @@ def _send_request_modal(slash: SlashCommand, client: WebClient, services: Servic
 
 
 def _open_request_form(slash: SlashCommand, client: WebClient, services: Services) -> None:
+    if not services.redis_ok():
+        _views_open(client, slash, notice_modal(STORE_DOWN).to_dict())
+        return
     profiles = services.profiles_for(slash.user_id)
     if not profiles:
         services.notifier.ephemeral(
@@ -115,6 +120,10 @@ def _open_request_form(slash: SlashCommand, client: WebClient, services: Service
         )
         return
     view = request_modal_dict(ModalContext(channel_id=slash.channel_id, team_id=slash.team_id), profiles)
+    _views_open(client, slash, view)
+
+
+def _views_open(client: WebClient, slash: SlashCommand, view: dict[str, Any]) -> None:
     try:
         client.views_open(trigger_id=slash.trigger_id, view=view)
     except SlackApiError as exc:
