@@ -9,6 +9,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 
 from bot import listeners
 from bot.services import Services
+from core import validation
 
 
 def ignore_slack_retries(
@@ -39,6 +40,10 @@ def build_app(services: Services) -> App:
     )
     app.middleware(ignore_slack_retries)
     listeners.register(app, services)
+    # botocore's endpoint data (gzipped JSON), which region checks and the request form's regions
+    # read: loaded here, once, not by the first requests, each reading it again at the same moment
+    # (8 change forms submitted at once took ~1 s each, and over Slack's 3 s on a loaded machine).
+    validation.known_regions()
     # Built once per process, at start: what exists now lives as long as the process. Freezing it
     # keeps the collector's first full passes from stalling the first acks for ~100 ms
     # (bench/ack_latency.py, first round).
