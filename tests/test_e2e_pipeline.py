@@ -131,7 +131,11 @@ def test_request_to_verified_deployment(
     assert [c.user_id for c in clicks if c.allowed] == [LEAD]
     assert {c.user_id for c in clicks if not c.allowed} >= {BYSTANDER, REQUESTER}
     eventually(lambda: redis_conn.llen("rq:queue:ecs-deploy") == 1)  # one apply, not two
-    assert "Approved by <@U0LEAD0001>" in json.dumps(slack_api.messages[message["ts"]], ensure_ascii=False)
+    eventually(  # the plan message is updated by the web process's outbox, after the click's ack
+        lambda: (
+            "Approved by <@U0LEAD0001>" in json.dumps(slack_api.messages[message["ts"]], ensure_ascii=False)
+        )
+    )
 
     # 6. apply on another worker with its own data directory, then verification
     run_worker_burst({**pipeline_env, "ECS_DEPLOY_DATA_DIR": str(tmp_path / "worker-b")})
