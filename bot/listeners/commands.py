@@ -16,13 +16,13 @@ from typing import Any
 import redis
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot import control, environments
 from bot.control import ControlRefused
 from bot.listeners.destroys import destroy_sub
 from bot.listeners.drift import drift_sub
 from bot.listeners.environments import change_sub, upgrade_sub
+from bot.listeners.modals import open_modal
 from bot.payloads import BlockActions, SlashCommand
 from bot.services import Services
 from bot.views import environments as environment_views
@@ -109,7 +109,7 @@ def _send_request_modal(slash: SlashCommand, client: WebClient, services: Servic
 
 def _open_request_form(slash: SlashCommand, client: WebClient, services: Services) -> None:
     if not services.redis_ok():
-        _views_open(client, slash, notice_modal(STORE_DOWN).to_dict())
+        open_modal(client, slash.trigger_id, notice_modal(STORE_DOWN), slash.user_id)
         return
     profiles = services.profiles_for(slash.user_id)
     if not profiles:
@@ -120,14 +120,7 @@ def _open_request_form(slash: SlashCommand, client: WebClient, services: Service
         )
         return
     view = request_modal_dict(ModalContext(channel_id=slash.channel_id, team_id=slash.team_id), profiles)
-    _views_open(client, slash, view)
-
-
-def _views_open(client: WebClient, slash: SlashCommand, view: dict[str, Any]) -> None:
-    try:
-        client.views_open(trigger_id=slash.trigger_id, view=view)
-    except SlackApiError as exc:
-        log.warning("views_open_failed", error=exc.response.get("error"), user=slash.user_id)
+    open_modal(client, slash.trigger_id, view, slash.user_id)
 
 
 # -- subcommands: (services, command, ids, --flags) -> (private answer, what to do after ack) -------

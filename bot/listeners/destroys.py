@@ -12,12 +12,11 @@ import redis
 from pydantic import ValidationError
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from slack_sdk.models.views import View
 
 from bot import destroys
 from bot.control import ControlRefused
 from bot.ids import INPUT_ACTION, Action, Callback
+from bot.listeners.modals import open_modal
 from bot.payloads import BlockActions, SlashCommand, ViewSubmission, input_value
 from bot.services import Services
 from bot.views import destroy as views
@@ -38,16 +37,7 @@ def destroy_sub(
         view = destroys.modal_for(services, slash.user_id, environment, slash.channel_id, slash.team_id)
     except destroys.DestroyRefused as refused:
         return str(refused), None
-    return "", lambda: _open(services.client, slash.trigger_id, view, slash.user_id)
-
-
-def _open(client: WebClient, trigger_id: str | None, view: View, user_id: str) -> None:
-    if not trigger_id:
-        return
-    try:
-        client.views_open(trigger_id=trigger_id, view=view)
-    except SlackApiError as exc:
-        log.warning("views_open_failed", error=exc.response.get("error"), user=user_id)
+    return "", lambda: open_modal(services.client, slash.trigger_id, view, slash.user_id)
 
 
 def register(app: App, services: Services) -> None:
@@ -101,4 +91,4 @@ def register(app: App, services: Services) -> None:
             if channel:
                 services.notifier.ephemeral(channel, user_id, views.STORE_DOWN)
             return
-        _open(client, click.trigger_id, view, user_id)
+        open_modal(client, click.trigger_id, view, user_id)

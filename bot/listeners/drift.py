@@ -11,20 +11,17 @@ import redis
 from pydantic import ValidationError
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
 
 from bot import drift
 from bot.control import ControlRefused
 from bot.ids import INPUT_ACTION, Action, BlockId, Callback
+from bot.listeners.modals import open_modal
 from bot.payloads import BlockActions, SlashCommand, ViewSubmission, input_value
 from bot.services import Services
 from bot.views import drift as views
 from bot.views import form_errors
 from bot.views import status as status_views
 from bot.views.messages import text_message
-from core.logs import get_logger
-
-log = get_logger(__name__)
 
 FollowUp = Callable[[], None]
 
@@ -78,14 +75,9 @@ def register(app: App, services: Services) -> None:
             channel_id=channel or "",
             message_ts=click.container.message_ts if click.container else None,
         )
-        if not click.trigger_id:
-            return
-        try:
-            client.views_open(
-                trigger_id=click.trigger_id, view=views.acknowledge_modal(context, environment.key.short)
-            )
-        except SlackApiError as exc:
-            log.warning("views_open_failed", error=exc.response.get("error"), user=click.user.id)
+        open_modal(
+            client, click.trigger_id, views.acknowledge_modal(context, environment.key.short), click.user.id
+        )
 
     @app.view(Callback.DRIFT_ACKNOWLEDGE_MODAL.value)
     def acknowledge_submitted(ack: Ack, body: dict[str, Any]) -> None:

@@ -11,12 +11,11 @@ import redis
 from pydantic import ValidationError
 from slack_bolt import Ack, App
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from slack_sdk.models.views import View
 
 from bot import changes
 from bot.control import ControlRefused
 from bot.ids import Action, BlockId, Callback
+from bot.listeners.modals import open_modal
 from bot.payloads import BlockActions, SlashCommand, ViewSubmission
 from bot.services import Services
 from bot.views import form_errors
@@ -45,17 +44,6 @@ def register(app: App, services: Services) -> None:
     app.action(Action.UPGRADE_ENVIRONMENT.value)(clicked("upgrade"))
 
 
-def _open(client: WebClient, trigger_id: str | None, view: View, user: str) -> bool:
-    if not trigger_id:
-        return False
-    try:
-        client.views_open(trigger_id=trigger_id, view=view)
-    except SlackApiError as exc:
-        log.warning("views_open_failed", error=exc.response.get("error"), user=user)
-        return False
-    return True
-
-
 # -- the subcommands (entries of bot/listeners/commands.py's SUBCOMMANDS) ------------------------
 
 
@@ -82,7 +70,7 @@ def _subcommand(
             except ControlRefused as refusal:  # e.g. already at the head
                 services.notifier.ephemeral(slash.channel_id, slash.user_id, str(refusal))
                 return
-            _open(services.client, slash.trigger_id, view, slash.user_id)
+            open_modal(services.client, slash.trigger_id, view, slash.user_id)
 
         return "", open_form
 
@@ -114,7 +102,7 @@ def button_clicked(services: Services, client: WebClient, click: BlockActions, m
         view = notice_modal(str(refusal))
     except redis.RedisError:
         view = notice_modal(status_views.STORE_DOWN)
-    _open(client, click.trigger_id, view, user)
+    open_modal(client, click.trigger_id, view, user)
 
 
 # -- the modal's submission -----------------------------------------------------------------------
