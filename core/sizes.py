@@ -7,11 +7,8 @@ Figures come from the poc-idp guides (its setup-size guide).
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 
-import yaml
-
-from core.values import DataRow
+from core.values import DataRow, read_data_file
 
 
 class SetupSize(StrEnum):
@@ -31,15 +28,15 @@ class SizeProfile(DataRow):
     availability_zones: int = 3
 
 
-def _load_profiles(path: Path) -> dict[SetupSize, SizeProfile]:
+def _load_profiles(name: str) -> dict[SetupSize, SizeProfile]:
     """One profile per size, in SetupSize's order; the file must describe every size and no other."""
-    table = yaml.safe_load(path.read_text(encoding="utf-8"))
+    table = read_data_file(__file__, name)
     if set(table) != {size.value for size in SetupSize}:
-        raise ValueError(f"{path.name} must describe exactly the sizes {', '.join(SetupSize)}")
+        raise ValueError(f"{name} must describe exactly the sizes {', '.join(SetupSize)}")
     return {size: SizeProfile(size=size, **table[size.value]) for size in SetupSize}
 
 
-SIZE_PROFILES: dict[SetupSize, SizeProfile] = _load_profiles(Path(__file__).with_name("sizes.yaml"))
+SIZE_PROFILES: dict[SetupSize, SizeProfile] = _load_profiles("sizes.yaml")
 
 
 def size_profile(size: SetupSize | str) -> SizeProfile:

@@ -6,6 +6,10 @@ with `frozen=True` from here.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
+import yaml
 from pydantic import BaseModel, ConfigDict
 
 
@@ -16,7 +20,14 @@ class Value(BaseModel):
 
 
 class DataRow(Value):
-    """A row of a data file kept next to its module (core/sizes.yaml, core/analysis/scan_sections.yaml):
-    a key the model does not know is a typo, refused when the module is imported."""
+    """A row of a data file kept next to its module (`read_data_file`): a key the model does not know
+    is a typo, refused when the module is imported."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def read_data_file(module_file: str, name: str) -> Any:
+    """The YAML data file `name` next to the module whose `__file__` is `module_file` (core/sizes.yaml,
+    core/analysis/scan_sections.yaml, workers/aws/scan_listings.yaml), parsed, for its module to
+    validate into DataRows."""
+    return yaml.safe_load(Path(module_file).with_name(name).read_text(encoding="utf-8"))

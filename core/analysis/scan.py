@@ -7,14 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, TypeAdapter
 from pydantic.alias_generators import to_pascal
 
-from core.values import DataRow, Value
+from core.values import DataRow, Value, read_data_file
 
 # Documented defaults used when Service Quotas cannot be read.
 VPC_QUOTA_CODE, VPC_QUOTA_DEFAULT = "L-F678F1CE", 5  # vpc: VPCs per Region
@@ -63,7 +61,7 @@ class SectionSpec(DataRow):
 
 # The sections in the order they are scanned and reported: data, kept in scan_sections.yaml.
 SECTIONS: tuple[SectionSpec, ...] = TypeAdapter(tuple[SectionSpec, ...]).validate_python(
-    yaml.safe_load(Path(__file__).with_name("scan_sections.yaml").read_text(encoding="utf-8"))
+    read_data_file(__file__, "scan_sections.yaml")
 )
 SECTIONS_BY_NAME: dict[str, SectionSpec] = {spec.name: spec for spec in SECTIONS}
 SECTION_OF_KIND: dict[ResourceKind, str] = {spec.kind: spec.name for spec in SECTIONS if spec.kind}

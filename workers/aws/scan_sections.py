@@ -12,12 +12,10 @@ needs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-import yaml
 from botocore.exceptions import ClientError
-from pydantic import BaseModel, ConfigDict, TypeAdapter, model_validator
+from pydantic import Field, TypeAdapter, model_validator
 
 from core.analysis.scan import (
     EIP_QUOTA_CODE,
@@ -34,6 +32,7 @@ from core.analysis.scan import (
     Subnet,
     Vpc,
 )
+from core.values import DataRow, read_data_file
 
 PERMISSION_ERROR_CODES = frozenset(
     {
@@ -145,10 +144,8 @@ Item = dict[str, Any]
 Keep = Callable[[Item], bool]  # which listed items count
 
 
-class Listing(BaseModel):
+class Listing(DataRow):
     """How a section lists the resources of its kind that already exist (data: scan_listings.yaml)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)  # a misspelt key stops the import
 
     operation: str
     result_key: str
@@ -156,7 +153,7 @@ class Listing(BaseModel):
     name: str = ""  # ... of its name (default: the id)
     detail: tuple[str, ...] = ()  # ... of its detail, their values joined by spaces
     optional: frozenset[str] = frozenset()  # the id or name keys an item may lack (read as "")
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = Field(default_factory=dict)
 
     def resources(self, client: Any, kind: ResourceKind, keep: Keep) -> list[ExistingResource]:
         return [
@@ -183,7 +180,7 @@ class Listing(BaseModel):
 
 
 LISTINGS: dict[str, Listing] = TypeAdapter(dict[str, Listing]).validate_python(
-    yaml.safe_load(Path(__file__).with_name("scan_listings.yaml").read_text(encoding="utf-8"))
+    read_data_file(__file__, "scan_listings.yaml")
 )
 # Which listed items count, where not all of them do. RDS's listings include DocumentDB (and an Aurora
 # cluster's instances, counted with their cluster); the docdb endpoint's, Aurora clusters.
