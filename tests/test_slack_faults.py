@@ -387,8 +387,7 @@ def test_a_slack_outage_from_the_approval_leaves_no_lie_and_no_duplicate(
             assert slack_api.held >= 1, "Slack was hanging all along"
         finally:
             slack_api.release()
-        eventually(lambda: slack_api.find_button(thread, "plan_approve"), timeout=90)
-        plan_message, _ = slack_api.find_button(thread, "plan_approve")
+        plan_message, _ = slack_api.wait_for_button(thread, "plan_approve", timeout=90)
 
         # 2. from the lead's approval: 20 s of 429s, then a post Slack makes but answers with a 500
         window_ends = slack_api.fail_for(

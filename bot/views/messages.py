@@ -9,7 +9,7 @@ from slack_sdk.models.blocks import Block
 
 from bot.views.blocks import MESSAGE_TEXT_LIMIT, clip, context, escape_mrkdwn, section
 from bot.views.statuses import KIND_WORDS, status_label
-from core.models import CallerIdentity, Deployment, DeploymentKind
+from core.models import CallerIdentity, Deployment
 
 
 class Message(BaseModel):
@@ -40,7 +40,7 @@ def earlier_threads_text(links: list[str]) -> str:
 
 def root_message(deployment: Deployment) -> Message:
     request = deployment.request
-    title = KIND_WORDS.get(deployment.kind, KIND_WORDS[DeploymentKind.CREATE]).requested
+    title = KIND_WORDS[deployment.kind].requested
     headline = f"{title}: {request.headline} — by <@{deployment.requester_id}>"
     if deployment.requested_via:
         headline += f" via {escape_mrkdwn(deployment.requested_via)}"

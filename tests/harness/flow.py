@@ -38,9 +38,8 @@ profiles:
 
 
 def click(slack: SlackClientSim, api: SlackApiStandIn, thread: str, action: str, user: str) -> None:
-    """Click `action` in `thread` once it is there: a worker writes a status before it posts its message."""
-    eventually(lambda: api.find_button(thread, action))
-    message, button = api.find_button(thread, action)
+    """Click `action` in `thread` once it is there."""
+    message, button = api.wait_for_button(thread, action)
     response = slack.block_action(
         action, button["value"], user=user, message_ts=message["ts"], message=message
     )

@@ -191,6 +191,19 @@ class SlackApiStandIn(ServedOnThread):
                         return message, element
         raise AssertionError(f"no button {action_id} in thread {thread_ts}")
 
+    def wait_for_button(
+        self, thread_ts: str, action_id: str, timeout: float = 15.0
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """`find_button`, once the button is there (a worker writes a status before it posts)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.find_button(thread_ts, action_id)
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.05)
+
     def all_payload_text(self) -> str:
         """Everything the bot sent to Slack (for 'never contains a secret' checks)."""
         with self._lock:
