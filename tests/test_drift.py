@@ -175,6 +175,8 @@ def test_drift_found_reported_once_reconciled_and_resolved(
         change = store.get(change_id)
         assert change.kind.value == "change" and change.plan is not None
         assert "1 to change" in change.plan.sentence, change.plan.sentence
+        # the worker writes the status, then posts the plan with its buttons
+        api.wait_for_button(change.thread_ts or "", "plan_approve")
         plan_text = "\n".join(api.thread_texts(change.thread_ts or ""))
         assert "ecs_service" in plan_text
         click(slack, api, change.thread_ts or "", "plan_approve", LEAD)
