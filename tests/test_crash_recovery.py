@@ -719,8 +719,11 @@ def test_a_cancelled_deployment_replans_and_a_killed_runs_own_lock_is_released_b
         # 3. a re-plan releases the dead run's lock itself, and plans
         slack.slash_command(f"plan {deployment.id}", user=REQUESTER)
         wait_for_new_plan(store, deployment.id, 3)
+        release_said = f"(lock ID `{run.lock.id}`) was left by the interrupted run of `{deployment.id}`"
+        wait_until(  # the plan's messages reach Slack from its work horse's outbox, maybe after its status
+            lambda: release_said in "\n".join(slack_api.thread_texts(thread)), SLOW, "the lock release said"
+        )
         replies = "\n".join(slack_api.thread_texts(thread))
-        assert f"(lock ID `{run.lock.id}`) was left by the interrupted run of `{deployment.id}`" in replies
         assert "No `terraform force-unlock` is needed" in replies
         assert all(key.endswith("-md5") for key in lock_items(deployment))
         released = [

@@ -125,12 +125,15 @@ def test_request_to_verified_deployment(
         slack.block_action(
             "plan_approve", button["value"], user=LEAD, message_ts=message["ts"], message=message
         )
+    # both clicks are handled after their acks: wait until both are recorded (one of them refused)
+    audit = AuditTrail(redis_conn)
+    eventually(lambda: [e.event for e in audit.for_deployment(deployment.id)].count("approval_refused") == 3)
     deployment = store.get(deployment.id)
     assert deployment.status.value == "approved"
     clicks = deployment.approval.clicks
     assert [c.user_id for c in clicks if c.allowed] == [LEAD]
     assert {c.user_id for c in clicks if not c.allowed} >= {BYSTANDER, REQUESTER}
-    eventually(lambda: redis_conn.llen("rq:queue:ecs-deploy") == 1)  # one apply, not two
+    assert redis_conn.llen("rq:queue:ecs-deploy") == 1  # one apply, not two
     eventually(  # the plan message is updated by the web process's outbox, after the click's ack
         lambda: (
             "Approved by <@U0LEAD0001>" in json.dumps(slack_api.messages[message["ts"]], ensure_ascii=False)

@@ -10,6 +10,7 @@ import redis
 
 from storage.artifacts import ArtifactError, sha256
 from storage.locks import LockHolder, StateLock, StateLockTimeout
+from tests.harness.flow import eventually
 from tests.harness.secrets import artifact_store
 
 
@@ -27,7 +28,7 @@ def test_second_run_of_the_same_state_waits_and_is_told_who_is_ahead(redis_conn:
 
         thread = threading.Thread(target=run_second)
         thread.start()
-        time.sleep(0.3)
+        eventually(lambda: told)  # the second run is waiting in line (however slow its start)
         order.append("first done")
     thread.join(5)
     assert order == ["first done", "second"]

@@ -163,6 +163,8 @@ def test_worker_histograms_and_web_gauges_after_a_deployment_to_approval(
         lambda: store.get(deployment_id).status.value in ("awaiting_decision", "awaiting_input"),
         timeout=FLOW_TIMEOUT,
     )
+    # the root message's ts is stored once an outbox delivered it; the clicks below are in its thread
+    eventually(lambda: store.get(deployment_id).thread_ts is not None)
     current = store.get(deployment_id)
     if current.status.value == "awaiting_decision":
         action = "analysis_apply_recommendations" if current.recommendations else "analysis_keep_values"
@@ -172,7 +174,16 @@ def test_worker_histograms_and_web_gauges_after_a_deployment_to_approval(
     give_values(slack, slack_api, store.get(deployment_id))
     eventually(lambda: store.get(deployment_id).status.value == "awaiting_approval", timeout=FLOW_TIMEOUT)
 
-    worker = scrape(metrics_worker)
+    # the work horse times a job when it returns: after the plan's last move (awaiting_approval)
+    worker: dict[str, list[Sample]] = {}
+
+    def plan_timed() -> bool:
+        worker.clear()
+        worker.update(scrape(metrics_worker))
+        steps = worker.get("ecs_deploy_step_duration_seconds", [])
+        return value(steps, "ecs_deploy_step_duration_seconds_count", step="plan", outcome="ok") >= 1
+
+    eventually(plan_timed, timeout=60)
     steps = worker["ecs_deploy_step_duration_seconds"]
     for step in ("verify", "analyse", "backend", "workspace", "plan"):
         assert value(steps, "ecs_deploy_step_duration_seconds_count", step=step, outcome="ok") >= 1, step

@@ -306,6 +306,8 @@ def test_edit_values_rewrites_the_tfvars_discards_approvals_and_plans_again(
     ).read_text()
     assert '"10.20.0.0/16"' in tfvars and '"db.r6g.large"' in tfvars and "rds_instance_count" in tfvars
     assert "## " in tfvars, "the template's comments survive"
+    # the web process queues its note after the submission's ack: the worker's burst need not include it
+    eventually(lambda: "edited the values" in thread_text(slack_api, store, deployment_id))
     text = thread_text(slack_api, store, deployment_id)
     assert (
         "edited the values" in text and "10.20.0.0/16" in text and "Earlier approvals are discarded" in text

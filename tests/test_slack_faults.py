@@ -385,7 +385,8 @@ def test_a_slack_outage_from_the_approval_leaves_no_lie_and_no_duplicate(
                 ),
                 timeout=120,
             )
-            assert store.get(deployment_id).status is DeploymentStatus.AWAITING_APPROVAL
+            # the final move comes after the state is given back (workers/steps/terraform.py)
+            eventually(lambda: store.get(deployment_id).status is DeploymentStatus.AWAITING_APPROVAL)
             assert slack_api.held >= 1, "Slack was hanging all along"
         finally:
             slack_api.release()
