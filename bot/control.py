@@ -3,8 +3,9 @@ cancel / unlock / re-plan as state changes over `Services`.
 
 Every state change is a move of core.lifecycle made in `DeploymentStore.transition` (WATCH/MULTI), so a command racing a
 worker or a button either wins or is refused with the status it found; nothing is half-written.
-The functions here change Redis (and enqueue jobs) but never post to Slack: they return what
-happened, and the listener renders it and hands it to the notifier (`announce_*`). The AWS calls of
+The functions here change Redis (and enqueue jobs) but never call Slack: they return what
+happened, and the listener renders it and hands it to the notifier (`announce*`); a re-plan takes its
+thread note from the listener and queues it in the outbox with the plan job, so the note comes first. The AWS calls of
 `terraform_lock` read Terraform's DynamoDB lock item with short timeouts (listeners call it only
 after `ack()`), and release that item when it is provably a dead run's own (core.terraform_locks.own_lock) and
 a lead asked for it: `lock_view` — every unlock goes through it, after the lead check — records the
@@ -30,6 +31,8 @@ from aws_edge.errors import aws_problem, error_code
 from aws_edge.sessions import session_for
 from aws_edge.terraform_lock import lock_client, read_lock, release_lock
 from bot.environments import superseded
+from bot.notifier import Notifier
+from bot.outbox import OutboxEntry
 from bot.services import Services
 from bot.views import refusals
 from bot.views.access import reason_text
@@ -182,14 +185,22 @@ def cancel(services: Services, user: SlackIdentity, deployment_id: str, *, force
     return Cancelled(deployment=moved, previous=previous, by=user.user_id)
 
 
-def announce(services: Services, result: Cancelled | Replanned, text: str) -> None:
-    """After ack(): the thread hears who cancelled or asked for a new plan; if a plan was waiting for
-    approval, its buttons are replaced so nobody approves it any more."""
-    deployment = result.deployment
-    services.notifier.refresh_root(deployment)
-    if result.previous is DeploymentStatus.AWAITING_APPROVAL and deployment.plan:
-        services.notifier.decide(deployment, deployment.plan.message_ts, text)
-    services.notifier.post(deployment, text_message(text))
+def announcement(
+    notifier: Notifier, deployment: Deployment, previous: DeploymentStatus, text: str
+) -> list[OutboxEntry | None]:
+    """The thread hears who cancelled or asked for a new plan; if a plan was waiting for approval, its
+    buttons are replaced so nobody approves it any more."""
+    waiting_plan = deployment.plan if previous is DeploymentStatus.AWAITING_APPROVAL else None
+    return [
+        notifier.root_entry(deployment.id),
+        notifier.decide_entry(deployment, waiting_plan.message_ts, text) if waiting_plan else None,
+        notifier.post_entry(deployment, text_message(text)),
+    ]
+
+
+def announce(services: Services, result: Cancelled, text: str) -> None:
+    """After ack(): the cancel said in the thread (a cancel starts no job, nothing can overtake it)."""
+    services.notifier.queue(*announcement(services.notifier, result.deployment, result.previous, text))
 
 
 # -- re-plan ---------------------------------------------------------------------------------------
@@ -201,10 +212,11 @@ class Replanned(Value):
     by: str
 
 
-def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Replanned:
+def replan(services: Services, user: SlackIdentity, deployment_id: str, thread_text: str) -> Replanned:
     """Same rules as the Re-plan button: requester or approver; the move REPLAN of core.lifecycle
     (from AWAITING_APPROVAL, FAILED, DEPLOYED, INTERRUPTED or CANCELLED) → PLANNING, with a PLAN job
-    with the deployment's current values in the same transaction."""
+    with the deployment's current values in the same transaction, behind the thread's note
+    (`thread_text`, see `announcement`) in the outbox: the note is said before the new plan."""
     deployment = find(services, deployment_id)
     decision = may_steer(services.policy, user, deployment)
     if not decision.allowed:
@@ -220,7 +232,10 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
         replaced[:] = [d.status]
         return lifecycle.attempt(d, Move.REPLAN, "re-plan requested")
 
-    enqueue = services.enqueue_in(lifecycle.job_started_by(Move.REPLAN))
+    enqueue = services.start_in(
+        lifecycle.job_started_by(Move.REPLAN),
+        lambda moved: announcement(services.notifier, moved, replaced[0], thread_text),
+    )
 
     def plan_again(pipe: Pipeline, moved: Deployment) -> None:
         # an old cancel must not interrupt the new plan: cleared in the same MULTI as PLANNING
@@ -230,6 +245,7 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str) -> Repla
     moved, changed = services.store.transition(deployment.id, change, also=plan_again)
     if not changed:
         raise ControlRefused(refusals.not_now("replan_not_possible", moved))
+    services.notifier.flush(moved.id)
     log.info("replan_requested", deployment_id=moved.id, user=user.user_id)
     services.audit.record("replan_requested", moved.id, user.user_id, previous=replaced[0].value)
     return Replanned(deployment=moved, previous=replaced[0], by=user.user_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import redis
@@ -14,6 +14,7 @@ from slack_sdk import WebClient
 from aws_edge.sessions import known_profiles
 from bot.directory import GroupDirectory
 from bot.notifier import Notifier
+from bot.outbox import OutboxEntry
 from core.models import Deployment
 from core.policy.access import AccessPolicy, referenced_usergroups
 from core.policy.loading import policy_from_settings
@@ -58,6 +59,22 @@ class Services:
         return lambda pipe, deployment: enqueue_step(
             self.redis, self.settings, step, deployment.id, pipeline=pipe, options=options
         )
+
+    def start_in(
+        self,
+        step: Step,
+        notes: Callable[[Deployment], Sequence[OutboxEntry | None]],
+        options: dict[str, str] | None = None,
+    ) -> Callable[[Pipeline, Deployment], object]:
+        """`enqueue_in`, with the thread's notes about the move queued in the outbox first, in the same
+        transaction: they reach Slack before anything the job posts. `notifier.flush()` after it."""
+        enqueue = self.enqueue_in(step, options)
+
+        def also(pipe: Pipeline, deployment: Deployment) -> None:
+            self.notifier.queue_in(pipe, *notes(deployment))
+            enqueue(pipe, deployment)
+
+        return also
 
     def identity(self, user_id: str) -> SlackIdentity:
         return self.directory.identity(user_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import redis
 from slack_bolt import Ack, App
@@ -28,6 +28,7 @@ from bot.views.access import reason_text
 from bot.views.clicks import STORE_DOWN
 from bot.views.config_commit import RETRY_WRONG_ENVIRONMENT, retry_requested
 from bot.views.decisions import ThreadContext, edit_values_modal, missing_values_modal, reject_modal
+from bot.views.messages import Message
 from core import lifecycle
 from core.analysis.recommendations import apply_recommendations
 from core.approval import ApprovalOutcome, ApprovalResult, record_approval
@@ -79,14 +80,15 @@ class Clicked:
         detail: str,
         decided: str | None = None,
         options: dict[str, str] | None = None,
+        said: Message | None = None,
         **updates: Any,
     ) -> Deployment:
         """Make `move` (core.lifecycle: refused unless the table allows it from the current status)
         and enqueue the job it starts (with `options`), in one transaction (a second
         click finds it moved and is refused; a status never waits for a job that was not queued),
-        with the root refresh and the clicked buttons replaced by `decided` (default: the move's
-        clicks.decided_by line) queued in the outbox in that same transaction (so they reach Slack
-        before anything the job posts)."""
+        with the root refresh, the clicked buttons replaced by `decided` (default: the move's
+        clicks.decided_by line) and the thread message `said` queued in the outbox in that same
+        transaction (so they reach Slack before anything the job posts)."""
         notifier = self.services.notifier
         text = decided if decided is not None else clicks.decided_by(move, self.user.user_id)
         job = lifecycle.job_of(move)
@@ -97,6 +99,8 @@ class Clicked:
 
         def also(pipe: Any, deployment: Deployment) -> None:
             notifier.queue_in(pipe, notifier.root_entry(deployment.id), *self.decision(deployment, text))
+            if said is not None:
+                notifier.queue_in(pipe, notifier.post_entry(deployment, said))
             if enqueue is not None:
                 enqueue(pipe, deployment)
 
@@ -215,8 +219,12 @@ def apply_recommendations_clicked(c: Clicked) -> None:
         request, changed = apply_recommendations(c.deployment.request, c.deployment.recommendations)
     except ValueError as exc:
         raise Refusal(clicks.recommendations_unusable(exc)) from exc
-    moved = c.advance(Move.APPLY_RECOMMENDATIONS, "recommendations applied", request=request)
-    c.services.notifier.post(moved, clicks.values_changed_message(changed))
+    c.advance(
+        Move.APPLY_RECOMMENDATIONS,
+        "recommendations applied",
+        said=clicks.values_changed_message(changed),
+        request=request,
+    )
 
 
 def keep_values_clicked(c: Clicked) -> None:
@@ -270,31 +278,33 @@ def provide_values_clicked(c: Clicked) -> None:
 # -- control (shared with the /ecs-deploy subcommands) ----------------------------------------------
 
 
+Controlled = TypeVar("Controlled", control.Cancelled, control.Replanned)
+
+
 def cancel_clicked(c: Clicked) -> None:
-    _control_clicked(
-        c,
-        lambda: control.cancel(c.services, c.user, c.deployment.id, force=False),
-        clicks.decided_by(Move.CANCEL, c.user.user_id),
+    text = clicks.decided_by(Move.CANCEL, c.user.user_id)
+    result = _control_clicked(
+        c, lambda: control.cancel(c.services, c.user, c.deployment.id, force=False), text
     )
+    control.announce(c.services, result, text)
 
 
 def replan_clicked(c: Clicked) -> None:
+    text = clicks.decided_by(Move.REPLAN, c.user.user_id)
     _control_clicked(
-        c,
-        lambda: control.replan(c.services, c.user, c.deployment.id),
-        clicks.decided_by(Move.REPLAN, c.user.user_id),
-    )
+        c, lambda: control.replan(c.services, c.user, c.deployment.id, text), text
+    )  # it tells the thread
 
 
-def _control_clicked(c: Clicked, act: Callable[[], control.Cancelled | control.Replanned], text: str) -> None:
-    """A control button: the /ecs-deploy subcommand's rule (its refusal said as is), the clicked
-    message decided with `text`, then the thread told."""
+def _control_clicked(c: Clicked, act: Callable[[], Controlled], text: str) -> Controlled:
+    """A control button: the /ecs-deploy subcommand's rule (its refusal said as is), then the clicked
+    message decided with `text`."""
     try:
         result = act()
     except control.ControlRefused as refused:
         raise Refusal(str(refused)) from refused
     c.decided(text)
-    control.announce(c.services, result, text)
+    return result
 
 
 # -- the plan --------------------------------------------------------------------------------------

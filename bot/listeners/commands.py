@@ -189,10 +189,10 @@ def plan_sub(
     services: Services, slash: SlashCommand, args: list[str], flags: set[str]
 ) -> tuple[Reply, FollowUp | None]:
     deployment_id = _visible(services, slash, _one_id(args, flags, "/ecs-deploy plan <id>"))
-    result = control.replan(services, services.identity(slash.user_id), deployment_id)
-    return views.replan_reply(result.deployment), lambda: control.announce(
-        services, result, views.replan_thread_text(result.by)
+    result = control.replan(
+        services, services.identity(slash.user_id), deployment_id, views.replan_thread_text(slash.user_id)
     )
+    return views.replan_reply(result.deployment), None  # the thread is told with the plan job
 
 
 def unlock_sub(

@@ -13,6 +13,7 @@ from bot.environments import superseded
 from bot.forms import errors_from_validation, parse_user_value
 from bot.ids import INPUT_ACTION, BlockId, Callback
 from bot.listeners.click_audit import record_click
+from bot.outbox import OutboxEntry
 from bot.payloads import ViewSubmission, input_value
 from bot.services import Services
 from bot.views import clicks, form_errors
@@ -136,17 +137,21 @@ def provide_values(
             value_authors=_with_author(d, submission.user.id),
         )
 
+    notifier = services.notifier
+
+    def notes(d: Deployment) -> list[OutboxEntry | None]:
+        return [
+            notifier.root_entry(d.id),
+            notifier.post_entry(d, clicks.values_given_message(submission.user.id, given)),
+        ]
+
     updated, changed = services.store.transition(
-        deployment.id, change, also=services.enqueue_in(lifecycle.job_started_by(Move.GIVE_VALUES))
+        deployment.id, change, also=services.start_in(lifecycle.job_started_by(Move.GIVE_VALUES), notes)
     )
     ack()
     services.audit.record("values_given", deployment.id, submission.user.id, variables=",".join(given))
     if changed:
-        services.notifier.refresh_root(updated)
-        services.notifier.post(
-            updated,
-            clicks.values_given_message(submission.user.id, given),
-        )
+        notifier.flush(updated.id)
 
 
 def _knob(name: str, raw: str) -> object:
@@ -217,8 +222,20 @@ def edit_values(
             value_authors=_with_author(d, submission.user.id),
         )
 
+    who = submission.user.id
+    notifier = services.notifier
+
+    def notes(d: Deployment) -> list[OutboxEntry | None]:
+        """The old plan's buttons replaced (its approvals no longer count) and the edit said."""
+        plan_ts = d.plan.message_ts if d.plan else None
+        return [
+            notifier.root_entry(d.id),
+            notifier.decide_entry(d, plan_ts, clicks.decided_by(Move.EDIT_VALUES, who)),
+            notifier.post_entry(d, clicks.values_edited_message(who, diff)),
+        ]
+
     updated, changed = services.store.transition(
-        deployment.id, change, also=services.enqueue_in(lifecycle.job_started_by(Move.EDIT_VALUES))
+        deployment.id, change, also=services.start_in(lifecycle.job_started_by(Move.EDIT_VALUES), notes)
     )
     if not changed:
         ack(
@@ -227,16 +244,5 @@ def edit_values(
         )
         return
     ack()
-    who = submission.user.id
     services.audit.record("values_edited", deployment.id, who, changes=" ".join(diff)[:500])
-    services.notifier.refresh_root(updated)
-    if updated.plan:
-        services.notifier.decide(
-            updated,
-            updated.plan.message_ts,
-            clicks.decided_by(Move.EDIT_VALUES, who),
-        )
-    services.notifier.post(
-        updated,
-        clicks.values_edited_message(who, diff),
-    )
+    notifier.flush(updated.id)
