@@ -159,16 +159,19 @@ class Outbox:
 
     # -- queueing -----------------------------------------------------------------------------
 
-    def add(self, pipe: Pipeline, entry: OutboxEntry, content: str | None = None) -> None:
-        """Queue `entry` as part of the caller's transaction (e.g. with the job it announces)."""
+    def add(
+        self, pipe: Pipeline, entry: OutboxEntry, content: str | None = None, *, due: float | None = None
+    ) -> None:
+        """Queue `entry` as part of the caller's transaction (e.g. with the job it announces); its
+        deployment is due at `due` (unix time; default now) unless it was due already."""
         if content is not None:
             pipe.set(file_key(entry.id), content, ex=FILE_TTL_SECONDS)
         pipe.rpush(list_key(entry.deployment_id), entry.model_dump_json())
-        pipe.zadd(DUE_KEY, {entry.deployment_id: time.time()}, nx=True)
+        pipe.zadd(DUE_KEY, {entry.deployment_id: time.time() if due is None else due}, nx=True)
 
-    def queue(self, entry: OutboxEntry, content: str | None = None) -> None:
+    def queue(self, entry: OutboxEntry, content: str | None = None, *, due: float | None = None) -> None:
         with self.redis.pipeline(transaction=True) as pipe:
-            self.add(pipe, entry, content)
+            self.add(pipe, entry, content, due=due)
             pipe.execute()
 
     # -- reading ------------------------------------------------------------------------------
@@ -251,7 +254,7 @@ class Outbox:
             except (ValueError, AttributeError):  # not JSON, not an object, not an entry
                 log.error("outbox_entry_unreadable", entry=raw[:200])
                 continue
-            self.queue(old)
+            self.queue(old, due=0.0)  # nobody is sending it: any deliverer takes it at once
             moved += 1
         if moved:
             self.redis.delete(*LEGACY_HASHES)
@@ -271,17 +274,19 @@ MIN_WAIT_SECONDS = 0.5  # between rounds when an entry is due but another delive
 
 class Deliverer:
     """A daemon thread that delivers due outbox entries: at once when this process queued something
-    (`kick`), when the earliest entry falls due, and every POLL_SECONDS. Started on the first kick,
+    (`kick`), when the earliest entry falls due, and every POLL_SECONDS (other processes' entries once
+    overdue, see bot/notifier/delivery.py). Started on the first kick,
     and again in a forked child (threads do not survive fork)."""
 
     def __init__(
         self,
-        deliver_due: Callable[[], float | None],
+        deliver_due: Callable[[Sequence[str]], float | None],
         deliver_now: Callable[[Sequence[str], float], None],
         *,
         name: str = "ecs-deploy outbox",
     ) -> None:
-        self._deliver_due = deliver_due  # one round; returns when the next entry falls due (or None)
+        self._deliver_due = deliver_due  # one round, kicked deployments first; returns when the next
+        # entry falls due (or None)
         self._deliver_now = deliver_now  # a final round for these deployments, within a deadline
         self._name = name
         self._wake = threading.Event()
@@ -289,12 +294,14 @@ class Deliverer:
         self._guard = threading.Lock()
         self._thread: threading.Thread | None = None
         self._pid = 0
-        self._kicked: set[str] = set()
+        self._kicked: set[str] = set()  # since the start: what the final round delivers
+        self._fresh: set[str] = set()  # since the last round
         self._deadline = 0.0
 
     def kick(self, deployment_id: str) -> None:
         with self._guard:
             self._kicked.add(deployment_id)
+            self._fresh.add(deployment_id)
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 self._stopping.clear()
                 self._pid = os.getpid()
@@ -324,7 +331,9 @@ class Deliverer:
                 deadline = self._deadline
                 self._safely(lambda: self._deliver_now(kicked, deadline))  # noqa: B023 - runs now
                 return
-            next_due = self._safely(self._deliver_due)
+            with self._guard:
+                fresh, self._fresh = sorted(self._fresh), set()
+            next_due = self._safely(lambda: self._deliver_due(fresh))  # noqa: B023 - runs now
             wait = POLL_SECONDS
             if isinstance(next_due, float):
                 wait = max(MIN_WAIT_SECONDS, min(POLL_SECONDS, next_due - time.time()))

@@ -7,12 +7,14 @@ the outbox promises (order across processes, deployments independent, nothing wa
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import redis
 from slack_sdk.models.blocks import ActionsBlock, ButtonElement, MarkdownTextObject, SectionBlock
 
 from bot.notifier import PLACEHOLDER_PREFIX, Notifier
+from bot.notifier.delivery import TAKEOVER_SECONDS
 from bot.outbox import DUE_KEY, LEGACY_KEY, Outbox, OutboxEntry, drain, list_key, superseded
 from bot.slack import make_web_client
 from bot.views.messages import Message, text_message
@@ -119,6 +121,27 @@ def test_entries_queued_in_a_transaction_exist_only_if_it_commits(
     notifier.flush(deployment.id)
     thread = store.get(deployment.id).thread_ts
     assert thread and texts(slack_api, thread) == ["approved"]
+
+
+def test_a_round_leaves_another_processs_fresh_entry_to_it_and_takes_over_when_overdue(
+    notifier: Notifier, redis_conn: redis.Redis, slack_api: SlackApiStandIn
+) -> None:
+    """A worker's post is sent by the worker as it returns; the web's or another worker's round
+    racing it for the deployment's lock made the post wait for that round instead."""
+    deployment = notifier.ensure_thread(new_deployment(notifier))
+    thread = deployment.thread_ts or ""
+    Outbox(redis_conn).queue(notifier.post_entry(deployment, text_message("queued by another process")))
+    notifier.delivery.deliver_round(own=())
+    assert texts(slack_api, thread) == [] and notifier.outbox_size(deployment.id) == 1
+
+    notifier.delivery.deliver_round(own=[deployment.id])  # this process's own: at once
+    assert texts(slack_api, thread) == ["queued by another process"]
+
+    Outbox(redis_conn).queue(notifier.post_entry(deployment, text_message("its process died")))
+    redis_conn.zadd(DUE_KEY, {deployment.id: time.time() - TAKEOVER_SECONDS - 0.5})
+    next_due = notifier.delivery.deliver_round(own=())
+    assert texts(slack_api, thread) == ["queued by another process", "its process died"]
+    assert next_due is None and notifier.outbox_size() == 0
 
 
 # -- order ---------------------------------------------------------------------------------------------

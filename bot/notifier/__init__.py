@@ -12,6 +12,9 @@ place, decisions (buttons replaced), file uploads — is queued in the deploymen
 - `Notifier(...)` (the workers' maintenance, tests) queues, then delivers that deployment's outbox
   in the caller's thread (best effort: entries not yet due, or another deliverer at work, are left to
   the deliverers).
+- A deliverer's rounds take another process's entries only once they are overdue by
+  TAKEOVER_SECONDS: the process that queued them is sending them then (a process that died leaves
+  them to the others, a second later).
 - A click's decision and announcement are queued in the same Redis transaction as the job the click
   starts (`queue_in`), so the worker's messages can never overtake them.
 

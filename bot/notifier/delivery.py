@@ -23,6 +23,9 @@ OUTBOX_BACKOFF_FIRST = 2.0  # seconds before the first re-delivery; doubles up t
 OUTBOX_BACKOFF_MAX = 120.0  # so 30 attempts span about 50 minutes of outage
 OUTBOX_MAX_RATE_LIMITS = 300  # 429s of one entry before it is given up (each waits its Retry-After)
 ROUND_SECONDS = 30.0  # a deliverer moves on to other deployments after this long on one
+# Another process's entry is taken over once it is overdue by this long: the process that queued it is
+# delivering it at that moment (a worker's post is sent before the post returns), so rounds leave it be.
+TAKEOVER_SECONDS = 1.0
 
 
 class OutboxDelivery:
@@ -39,14 +42,20 @@ class OutboxDelivery:
             return None
 
     def deliver_outbox(
-        self, *, deployment_id: str | None = None, force: bool = False, budget: float | None = None
+        self,
+        *,
+        deployment_id: str | None = None,
+        force: bool = False,
+        budget: float | None = None,
+        own: Sequence[str] = (),
     ) -> int:
         """Deliver what is due (`force`: everything, ignoring backoff), each deployment in order;
         returns how many entries were delivered. Deployments another deliverer is working on are
-        skipped. `budget` bounds the time spent (seconds)."""
+        skipped. `own`: deployments this process just queued for, delivered first; the others once
+        overdue by TAKEOVER_SECONDS. `budget` bounds the time spent (seconds)."""
         try:
             self.outbox.migrate_legacy()
-            ids = [deployment_id] if deployment_id else self.outbox.due(None if force else time.time())
+            ids = [deployment_id] if deployment_id else self._due(force, own)
         except redis.RedisError as exc:
             log.warning("outbox_unavailable", error=type(exc).__name__)
             return 0
@@ -58,9 +67,18 @@ class OutboxDelivery:
             delivered += self.deliver_deployment(one, force=force, deadline=deadline)[0]
         return delivered
 
-    def deliver_round(self) -> float | None:
-        self.deliver_outbox()
-        return self.next_due()
+    def _due(self, force: bool, own: Sequence[str]) -> list[str]:
+        if force:
+            return self.outbox.due(None)
+        others = self.outbox.due(time.time() - TAKEOVER_SECONDS)
+        return [*own, *(one for one in others if one not in own)]
+
+    def deliver_round(self, own: Sequence[str]) -> float | None:
+        """One round of a background deliverer: `own` deployments now, others when overdue; returns
+        when the next entry may be taken (unix time), None if the outbox is empty."""
+        self.deliver_outbox(own=own)
+        next_due = self.next_due()
+        return None if next_due is None else next_due + TAKEOVER_SECONDS
 
     def deliver_final(self, deployment_ids: Sequence[str], deadline: float) -> None:
         for one in deployment_ids:
