@@ -163,6 +163,21 @@ def clicked(
     return view
 
 
+def submitted_then_said(
+    slack: SlackClientSim,
+    connection: redis.Redis,
+    deployment: Deployment,
+    view: dict[str, Any],
+    values: dict[str, dict[str, Any]],
+    note: str,
+) -> None:
+    """Submit the modal; its transaction queues `note` ahead of the job it starts."""
+    with watched(connection) as seen:
+        response = submit_modal(slack, view, values, user=REQUESTER, view_id=f"V-ORDER-{deployment.id}")
+        assert response.text in ("", "{}"), response.text
+        note_then_job(seen, deployment.id, note)
+
+
 def test_the_re_plan_button_says_who_asked_before_the_new_plan(
     slack: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore, redis_conn: redis.Redis
 ) -> None:
@@ -194,10 +209,7 @@ def test_edited_values_are_said_before_the_new_plan(
         "vpc_cidr_block": text_value("10.20.0.0/16"),
         "additional_tags": text_value("team=platform"),
     }
-    with watched(redis_conn) as seen:
-        response = submit_modal(slack, view, values, user=REQUESTER, view_id="V-ORDER-EDIT")
-        assert response.text in ("", "{}"), response.text
-        note_then_job(seen, deployment.id, "edited the values")
+    submitted_then_said(slack, redis_conn, deployment, view, values, "edited the values")
 
 
 def test_given_values_are_said_before_the_plan(
@@ -212,10 +224,7 @@ def test_given_values_are_said_before_the_plan(
     )
     view = clicked(slack, slack_api, deployment, "workspace_provide_values")()
     assert view["callback_id"] == "ecs_deploy_missing_values"
-    with watched(redis_conn) as seen:
-        response = submit_modal(slack, view, USER_VALUES, user=REQUESTER, view_id="V-ORDER-GIVE")
-        assert response.text in ("", "{}"), response.text
-        note_then_job(seen, deployment.id, "gave")
+    submitted_then_said(slack, redis_conn, deployment, view, USER_VALUES, "gave")
 
 
 def test_applied_recommendations_are_said_before_the_next_step(
