@@ -4,8 +4,9 @@ cancel / unlock / re-plan as state changes over `Services`.
 Every state change is a move of core.lifecycle made in `DeploymentStore.transition` (WATCH/MULTI), so a command racing a
 worker or a button either wins or is refused with the status it found; nothing is half-written.
 The functions here change Redis (and enqueue jobs) but never call Slack: they return what
-happened, and the listener renders it and hands it to the notifier (`announce*`); a re-plan takes its
-thread note from the listener and queues it in the outbox with the plan job, so the note comes first. The AWS calls of
+happened. A cancel or re-plan takes its thread notes from the listener and queues them in the outbox
+in its own transaction (with the plan job, or the cancel flag), so they come before anything the job
+or the interrupted step posts; an unlock is rendered and handed to the notifier (`announce_release`). The AWS calls of
 `terraform_lock` read Terraform's DynamoDB lock item with short timeouts (listeners call it only
 after `ack()`), and release that item when it is provably a dead run's own (core.terraform_locks.own_lock) and
 a lead asked for it: `lock_view` — every unlock goes through it, after the lead check — records the
@@ -21,6 +22,7 @@ Refusals are `ControlRefused`, with a message written for the person who typed t
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -131,6 +133,26 @@ def pending_approvals(
 # -- cancel ----------------------------------------------------------------------------------------
 
 
+Notes = Callable[[Deployment], Sequence[OutboxEntry | None]]
+
+
+def no_notes(deployment: Deployment) -> list[OutboxEntry | None]:
+    return []
+
+
+def announcement(
+    notifier: Notifier, deployment: Deployment, previous: DeploymentStatus, text: str
+) -> list[OutboxEntry | None]:
+    """The thread hears who cancelled or asked for a new plan; if a plan was waiting for approval, its
+    buttons are replaced so nobody approves it any more."""
+    waiting_plan = deployment.plan if previous is DeploymentStatus.AWAITING_APPROVAL else None
+    return [
+        notifier.root_entry(deployment.id),
+        notifier.decide_entry(deployment, waiting_plan.message_ts, text) if waiting_plan else None,
+        notifier.post_entry(deployment, text_message(text)),
+    ]
+
+
 class Cancelled(Value):
     deployment: Deployment
     previous: DeploymentStatus
@@ -149,10 +171,20 @@ class ApplyRunning(ControlRefused):
         self.deployment_id = deployment.id
 
 
-def cancel(services: Services, user: SlackIdentity, deployment_id: str, *, force: bool) -> Cancelled:
+def cancel(
+    services: Services,
+    user: SlackIdentity,
+    deployment_id: str,
+    *,
+    force: bool,
+    say: Callable[[Cancelled], str],
+    clicked: Notes = no_notes,
+) -> Cancelled:
     """Stop a deployment: status CANCELLED (from any open status; from APPLYING only with `force`),
     then the cancel key, so a running terraform gets SIGINT and gives its state lock back, and a
-    queued step finds the deployment stopped and ends quietly."""
+    queued step finds the deployment stopped and ends quietly. The thread is told (`clicked`: the
+    clicked message decided, then `announcement` with `say(cancelled)`) in the same transaction,
+    ahead of what the interrupted step still posts."""
     deployment = find(services, deployment_id)
     decision = may_steer(services.policy, user, deployment)
     if not decision.allowed:
@@ -175,32 +207,18 @@ def cancel(services: Services, user: SlackIdentity, deployment_id: str, *, force
 
     def flag(pipe: Pipeline, moved: Deployment) -> None:  # with CANCELLED, in the same MULTI
         pipe.set(cancel_key(moved.id), user.user_id, ex=CANCEL_KEY_TTL_SECONDS)
+        cancelled = Cancelled(deployment=moved, previous=replaced[0], by=user.user_id)
+        notes = announcement(services.notifier, moved, replaced[0], say(cancelled))
+        services.notifier.queue_in(pipe, *clicked(moved), *notes)
 
     moved, changed = services.store.transition(deployment.id, change, also=flag)
     if not changed:
         raise refusal[0]
+    services.notifier.flush(moved.id)
     previous = replaced[0]  # what the transition replaced, not what we read before it
     log.info("deployment_cancelled", deployment_id=moved.id, user=user.user_id, previous=previous.value)
     services.audit.record("cancelled", moved.id, user.user_id, previous=previous.value, forced=force)
     return Cancelled(deployment=moved, previous=previous, by=user.user_id)
-
-
-def announcement(
-    notifier: Notifier, deployment: Deployment, previous: DeploymentStatus, text: str
-) -> list[OutboxEntry | None]:
-    """The thread hears who cancelled or asked for a new plan; if a plan was waiting for approval, its
-    buttons are replaced so nobody approves it any more."""
-    waiting_plan = deployment.plan if previous is DeploymentStatus.AWAITING_APPROVAL else None
-    return [
-        notifier.root_entry(deployment.id),
-        notifier.decide_entry(deployment, waiting_plan.message_ts, text) if waiting_plan else None,
-        notifier.post_entry(deployment, text_message(text)),
-    ]
-
-
-def announce(services: Services, result: Cancelled, text: str) -> None:
-    """After ack(): the cancel said in the thread (a cancel starts no job, nothing can overtake it)."""
-    services.notifier.queue(*announcement(services.notifier, result.deployment, result.previous, text))
 
 
 # -- re-plan ---------------------------------------------------------------------------------------
@@ -212,11 +230,17 @@ class Replanned(Value):
     by: str
 
 
-def replan(services: Services, user: SlackIdentity, deployment_id: str, thread_text: str) -> Replanned:
+def replan(
+    services: Services,
+    user: SlackIdentity,
+    deployment_id: str,
+    thread_text: str,
+    clicked: Notes = no_notes,
+) -> Replanned:
     """Same rules as the Re-plan button: requester or approver; the move REPLAN of core.lifecycle
     (from AWAITING_APPROVAL, FAILED, DEPLOYED, INTERRUPTED or CANCELLED) → PLANNING, with a PLAN job
-    with the deployment's current values in the same transaction, behind the thread's note
-    (`thread_text`, see `announcement`) in the outbox: the note is said before the new plan."""
+    with the deployment's current values in the same transaction, behind the thread's notes in the
+    outbox (`clicked`, then `announcement` with `thread_text`): they are said before the new plan."""
     deployment = find(services, deployment_id)
     decision = may_steer(services.policy, user, deployment)
     if not decision.allowed:
@@ -234,7 +258,7 @@ def replan(services: Services, user: SlackIdentity, deployment_id: str, thread_t
 
     enqueue = services.start_in(
         lifecycle.job_started_by(Move.REPLAN),
-        lambda moved: announcement(services.notifier, moved, replaced[0], thread_text),
+        lambda moved: [*clicked(moved), *announcement(services.notifier, moved, replaced[0], thread_text)],
     )
 
     def plan_again(pipe: Pipeline, moved: Deployment) -> None:

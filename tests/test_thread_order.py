@@ -1,5 +1,6 @@
 """A move that starts a job tells the thread first: its notes enter the outbox in the same Redis
-transaction (MULTI/EXEC) as the job, ahead of it, so a busy worker's messages can never overtake them.
+transaction (MULTI/EXEC) as the job, so a busy worker's messages can never overtake them; a cancel's
+notes go with the flag that interrupts the running step (which still posts "Stopped: …").
 
 Found by a review of the test races: "edited the values", "gave the values", "Values changed by the
 analysis" and the Re-plan notes were queued by the web process after the transaction that enqueued the
@@ -19,11 +20,12 @@ import pytest
 import redis
 from slack_sdk import WebClient
 
+from bot.control import cancel_key
 from bot.outbox import list_key
 from core.models import Deployment, DeploymentStatus
 from storage.store import DeploymentStore
 from tests.harness.flow import USER_VALUES, eventually, submit_modal
-from tests.harness.records import deployment_record, planned_deployment, post_root
+from tests.harness.records import deployment_record, plan_record, post_root, workspace_record
 from tests.harness.slack_api import BOT_TOKEN, SlackApiStandIn
 from tests.harness.slack_requests import SlackClientSim, text_value
 
@@ -56,19 +58,26 @@ def watched(connection: redis.Redis) -> Iterator[Transactions]:
     stop = threading.Event()
     ready = threading.Event()
 
+    failures: list[Exception] = []
+
     def listen() -> None:
-        with connection.monitor() as monitor:  # a connection of its own, from the pool
+        try:
+            with connection.monitor() as monitor:  # a connection of its own, from the pool
+                ready.set()
+                open_by_client: dict[str, list[list[str]]] = {}
+                while not stop.is_set():
+                    event = monitor.next_command()
+                    client = event["client_address"] + str(event["client_port"])
+                    words = _words(event["command"])
+                    if words[:1] == ["MULTI"]:
+                        open_by_client[client] = []
+                    elif words[:1] == ["EXEC"] and client in open_by_client:
+                        seen.add(open_by_client.pop(client))
+                    elif client in open_by_client:
+                        open_by_client[client].append(words)
+        except Exception as exc:  # said by the test, not lost with the thread
+            failures.append(exc)
             ready.set()
-            open_by_client: dict[str, list[list[str]]] = {}
-            while not stop.is_set():
-                event = monitor.next_command()
-                client, words = event["client_address"] + str(event["client_port"]), _words(event["command"])
-                if words[:1] == ["MULTI"]:
-                    open_by_client[client] = []
-                elif words[:1] == ["EXEC"] and client in open_by_client:
-                    seen.add(open_by_client.pop(client))
-                elif client in open_by_client:
-                    open_by_client[client].append(words)
 
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()
@@ -79,6 +88,7 @@ def watched(connection: redis.Redis) -> Iterator[Transactions]:
         stop.set()
         connection.ping()  # one more command, so the listener wakes up and sees `stop`
         thread.join(5)
+        assert not failures, f"MONITOR stopped early: {failures[0]!r}"
 
 
 def _words(command: str) -> list[str]:
@@ -87,39 +97,34 @@ def _words(command: str) -> list[str]:
     return command.split(" ", 2)
 
 
-def note_then_job(seen: Transactions, deployment_id: str, note: str) -> None:
-    """One transaction pushed `note` onto the deployment's outbox and, after it, a job onto the queue."""
+def said_with(seen: Transactions, deployment_id: str, key: str, *expected: tuple[str, str]) -> None:
+    """The transaction that wrote `key` (the job's queue, the cancel flag) also pushed onto the
+    deployment's outbox entries of the `expected` (kind, text fragment), in that order: nobody sees
+    the job or the flag before the notes are queued, so whatever the job posts comes after them."""
+    outbox = list_key(deployment_id)
 
-    def found() -> bool:
-        for commands in seen.containing(QUEUE):
-            pushes = [i for i, c in enumerate(commands) if c[:2] == ["RPUSH", list_key(deployment_id)]]
-            notes = [i for i in pushes if '"text":"' in commands[i][2] and note in commands[i][2]]
-            job = next(i for i, c in enumerate(commands) if len(c) > 1 and c[1] == QUEUE)
-            if notes and notes[0] < job:
-                return True
-        return False
+    def matches(command: list[str], kind: str, fragment: str) -> bool:
+        return (
+            command[:2] == ["RPUSH", outbox] and f'"kind":"{kind}"' in command[2] and fragment in command[2]
+        )
 
-    eventually(found, timeout=10)
+    def in_order(commands: list[list[str]]) -> bool:
+        at = 0
+        for kind, fragment in expected:
+            at = next((i + 1 for i in range(at, len(commands)) if matches(commands[i], kind, fragment)), -1)
+            if at < 0:
+                return False
+        return True
+
+    eventually(lambda: any(in_order(t) for t in seen.containing(key)), timeout=10)
 
 
-def in_thread(api: SlackApiStandIn, deployment: Deployment, action: str) -> dict[str, Any]:
-    """A bot message in the deployment's thread with the button `action` (value `{id}:1`), as Slack
-    sends it back with a click."""
-    buttons = {
-        "type": "actions",
-        "elements": [
-            {
-                "type": "button",
-                "action_id": action,
-                "text": {"type": "plain_text", "text": action},
-                "value": f"{deployment.id}:1",
-            }
-        ],
-    }
+def in_thread(api: SlackApiStandIn, thread_ts: str, action: str, value: str = "") -> dict[str, Any]:
+    """A bot message in the thread with the button `action`, as Slack sends it back with a click."""
+    button = {"type": "button", "action_id": action, "text": {"type": "plain_text", "text": action}}
+    buttons = {"type": "actions", "elements": [{**button, "value": value} if value else button]}
     client = WebClient(token=BOT_TOKEN, base_url=api.base_url)
-    posted = client.chat_postMessage(
-        channel="C_DEPLOYS", thread_ts=deployment.thread_ts, text=action, blocks=[buttons]
-    )
+    posted = client.chat_postMessage(channel="C_DEPLOYS", thread_ts=thread_ts, text=action, blocks=[buttons])
     return {"ts": posted["ts"], "text": action, "blocks": [buttons]}
 
 
@@ -131,24 +136,27 @@ def stored(
     planned: bool = True,
     **fields: Any,
 ) -> Deployment:
-    """A deployment in `status` with its thread root posted; `planned`: past planning (plan attempt 1)."""
+    """A deployment in `status` with its thread root posted; `planned`: past planning, its plan
+    (attempt 1) posted in the thread with an Approve button."""
+    root = post_root(api)
     if planned:
-        record = planned_deployment(
-            api, REQUESTER, "Plan: 3 to add.", team_id="T111", status=status, **fields
-        )
-    else:
-        record = deployment_record(
-            REQUESTER, thread_ts=post_root(api), team_id="T111", status=status, **fields
-        )
-    created, _ = store.create(record)
+        plan_message = in_thread(api, root, "plan_approve")
+        fields |= {
+            "workspace": workspace_record(),
+            "plan": plan_record("Plan: 3 to add.", message_ts=plan_message["ts"]),
+        }
+    created, _ = store.create(
+        deployment_record(REQUESTER, thread_ts=root, team_id="T111", status=status, **fields)
+    )
     return created
 
 
 def clicked(
     slack: SlackClientSim, api: SlackApiStandIn, deployment: Deployment, action: str
-) -> Callable[[], dict[str, Any]]:
-    """Click `action`; returns how to read the modal it opened (the next views.open)."""
-    message = in_thread(api, deployment, action)
+) -> tuple[str, Callable[[], dict[str, Any]]]:
+    """Click `action` on a message of the thread; returns that message's ts and how to read the
+    modal the click opened (the next views.open)."""
+    message = in_thread(api, deployment.thread_ts or "", action, f"{deployment.id}:1")
     opened = len(api.calls_to("views.open"))
     response = slack.block_action(
         action, f"{deployment.id}:1", user=REQUESTER, message_ts=message["ts"], message=message
@@ -160,31 +168,40 @@ def clicked(
         found: dict[str, Any] = api.calls_to("views.open")[-1].params["view"]
         return found
 
-    return view
+    return message["ts"], view
 
 
-def submitted_then_said(
-    slack: SlackClientSim,
-    connection: redis.Redis,
-    deployment: Deployment,
-    view: dict[str, Any],
-    values: dict[str, dict[str, Any]],
-    note: str,
+def plan_ts(deployment: Deployment) -> str:
+    assert deployment.plan and deployment.plan.message_ts
+    return f'"ts":"{deployment.plan.message_ts}"'
+
+
+def submitted(
+    slack: SlackClientSim, view: dict[str, Any], values: dict[str, dict[str, Any]], deployment: Deployment
 ) -> None:
-    """Submit the modal; its transaction queues `note` ahead of the job it starts."""
-    with watched(connection) as seen:
-        response = submit_modal(slack, view, values, user=REQUESTER, view_id=f"V-ORDER-{deployment.id}")
-        assert response.text in ("", "{}"), response.text
-        note_then_job(seen, deployment.id, note)
+    response = submit_modal(slack, view, values, user=REQUESTER, view_id=f"V-ORDER-{deployment.id}")
+    assert response.text in ("", "{}"), response.text
 
 
-def test_the_re_plan_button_says_who_asked_before_the_new_plan(
+# -- re-plan and cancel ------------------------------------------------------------------------------
+
+
+def test_the_re_plan_button_decides_its_message_and_says_who_asked_before_the_new_plan(
     slack: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore, redis_conn: redis.Redis
 ) -> None:
     deployment = stored(store, slack_api, DeploymentStatus.AWAITING_APPROVAL)
+    said = "Re-plan requested by <@U0REQUEST1>; approvals of this plan no longer count."
     with watched(redis_conn) as seen:
-        clicked(slack, slack_api, deployment, "plan_replan")
-        note_then_job(seen, deployment.id, "Re-plan")
+        clicked_ts, _ = clicked(slack, slack_api, deployment, "plan_replan")
+        said_with(
+            seen,
+            deployment.id,
+            QUEUE,
+            ("decide", f'"ts":"{clicked_ts}"'),  # the clicked message's buttons
+            ("root", ""),
+            ("decide", plan_ts(deployment)),  # the plan waiting for approval is approved no more
+            ("post", said),
+        )
     assert store.get(deployment.id).status is DeploymentStatus.PLANNING
 
 
@@ -195,36 +212,81 @@ def test_the_re_plan_command_says_who_asked_before_the_new_plan(
     with watched(redis_conn) as seen:
         response = slack.slash_command(f"plan {deployment.id}", user=REQUESTER)
         assert response.status_code == 200 and "A new plan" in response.text, response.text
-        note_then_job(seen, deployment.id, "Re-plan requested by <@U0REQUEST1> with `/ecs-deploy plan`")
+        said = "Re-plan requested by <@U0REQUEST1> with `/ecs-deploy plan`"
+        said_with(seen, deployment.id, QUEUE, ("root", ""), ("post", said))
+
+
+def test_a_cancel_is_said_with_the_flag_that_interrupts_the_running_step(
+    slack: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore, redis_conn: redis.Redis
+) -> None:
+    """The interrupted step still posts ("Stopped: …"): the cancel must be said before it."""
+    deployment = stored(store, slack_api, DeploymentStatus.AWAITING_APPROVAL)
+    with watched(redis_conn) as seen:
+        clicked_ts, _ = clicked(slack, slack_api, deployment, "deployment_cancel")
+        said_with(
+            seen,
+            deployment.id,
+            cancel_key(deployment.id),
+            ("decide", f'"ts":"{clicked_ts}"'),
+            ("root", ""),
+            ("decide", plan_ts(deployment)),
+            ("post", "Cancelled by <@U0REQUEST1>."),
+        )
+    assert store.get(deployment.id).status is DeploymentStatus.CANCELLED
+
+
+def test_the_cancel_command_is_said_with_the_flag(
+    slack: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore, redis_conn: redis.Redis
+) -> None:
+    deployment = stored(store, slack_api, DeploymentStatus.PLANNING)
+    with watched(redis_conn) as seen:
+        response = slack.slash_command(f"cancel {deployment.id}", user=REQUESTER)
+        assert response.status_code == 200 and "is cancelled" in response.text, response.text
+        said = "Deployment cancelled by <@U0REQUEST1> (it was"
+        said_with(seen, deployment.id, cancel_key(deployment.id), ("root", ""), ("post", said))
+
+
+# -- values --------------------------------------------------------------------------------------------
 
 
 def test_edited_values_are_said_before_the_new_plan(
     slack: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore, redis_conn: redis.Redis
 ) -> None:
     deployment = stored(store, slack_api, DeploymentStatus.AWAITING_APPROVAL)
-    view = clicked(slack, slack_api, deployment, "plan_edit_values")()
+    _, opened = clicked(slack, slack_api, deployment, "plan_edit_values")
+    view = opened()
     assert view["callback_id"] == "ecs_deploy_edit_values"
     values = {
         "size": {"value": {"type": "radio_buttons", "selected_option": {"value": "medium"}}},
         "vpc_cidr_block": text_value("10.20.0.0/16"),
         "additional_tags": text_value("team=platform"),
     }
-    submitted_then_said(slack, redis_conn, deployment, view, values, "edited the values")
+    with watched(redis_conn) as seen:
+        submitted(slack, view, values, deployment)
+        said_with(
+            seen,
+            deployment.id,
+            QUEUE,
+            ("root", ""),
+            ("decide", plan_ts(deployment)),  # this plan is discarded
+            ("post", "<@U0REQUEST1> edited the values:"),
+        )
 
 
 def test_given_values_are_said_before_the_plan(
     slack: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore, redis_conn: redis.Redis
 ) -> None:
+    names = [name.removeprefix("var:") for name in USER_VALUES]
     deployment = stored(
-        store,
-        slack_api,
-        DeploymentStatus.AWAITING_INPUT,
-        planned=False,
-        missing_values=[name.removeprefix("var:") for name in USER_VALUES],
+        store, slack_api, DeploymentStatus.AWAITING_INPUT, planned=False, missing_values=names
     )
-    view = clicked(slack, slack_api, deployment, "workspace_provide_values")()
+    _, opened = clicked(slack, slack_api, deployment, "workspace_provide_values")
+    view = opened()
     assert view["callback_id"] == "ecs_deploy_missing_values"
-    submitted_then_said(slack, redis_conn, deployment, view, USER_VALUES, "gave")
+    with watched(redis_conn) as seen:
+        submitted(slack, view, USER_VALUES, deployment)
+        said = "<@U0REQUEST1> gave " + ", ".join(f"`{n}`" for n in names)
+        said_with(seen, deployment.id, QUEUE, ("root", ""), ("post", said))
 
 
 def test_applied_recommendations_are_said_before_the_next_step(
@@ -238,6 +300,13 @@ def test_applied_recommendations_are_said_before_the_next_step(
         recommendations={"vpc_cidr_block": "10.42.0.0/16"},
     )
     with watched(redis_conn) as seen:
-        clicked(slack, slack_api, deployment, "analysis_apply_recommendations")
-        note_then_job(seen, deployment.id, "Values changed by the analysis")
+        clicked_ts, _ = clicked(slack, slack_api, deployment, "analysis_apply_recommendations")
+        said_with(
+            seen,
+            deployment.id,
+            QUEUE,
+            ("root", ""),
+            ("decide", f'"ts":"{clicked_ts}"'),
+            ("post", "*Values changed by the analysis:*"),
+        )
     assert store.get(deployment.id).request.vpc_cidr_block == "10.42.0.0/16"

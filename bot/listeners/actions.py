@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 from slack_bolt import Ack, App
@@ -278,33 +278,36 @@ def provide_values_clicked(c: Clicked) -> None:
 # -- control (shared with the /ecs-deploy subcommands) ----------------------------------------------
 
 
-Controlled = TypeVar("Controlled", control.Cancelled, control.Replanned)
-
-
 def cancel_clicked(c: Clicked) -> None:
     text = clicks.decided_by(Move.CANCEL, c.user.user_id)
-    result = _control_clicked(
-        c, lambda: control.cancel(c.services, c.user, c.deployment.id, force=False), text
+    _control_clicked(
+        lambda: control.cancel(
+            c.services,
+            c.user,
+            c.deployment.id,
+            force=False,
+            say=lambda _: text,
+            clicked=lambda d: c.decision(d, text),
+        )
     )
-    control.announce(c.services, result, text)
 
 
 def replan_clicked(c: Clicked) -> None:
     text = clicks.decided_by(Move.REPLAN, c.user.user_id)
     _control_clicked(
-        c, lambda: control.replan(c.services, c.user, c.deployment.id, text), text
-    )  # it tells the thread
+        lambda: control.replan(
+            c.services, c.user, c.deployment.id, text, clicked=lambda d: c.decision(d, text)
+        )
+    )
 
 
-def _control_clicked(c: Clicked, act: Callable[[], Controlled], text: str) -> Controlled:
-    """A control button: the /ecs-deploy subcommand's rule (its refusal said as is), then the clicked
-    message decided with `text`."""
+def _control_clicked(act: Callable[[], object]) -> None:
+    """A control button: the /ecs-deploy subcommand's rule, its refusal said as is (the move itself
+    decides the clicked message and tells the thread)."""
     try:
-        result = act()
+        act()
     except control.ControlRefused as refused:
         raise Refusal(str(refused)) from refused
-    c.decided(text)
-    return result
 
 
 # -- the plan --------------------------------------------------------------------------------------

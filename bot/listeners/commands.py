@@ -178,11 +178,13 @@ def cancel_sub(
     deployment_id = _one_id(args, flags, "/ecs-deploy cancel <id> [--force]", frozenset({"--force"}))
     _visible(services, slash, deployment_id)
     result = control.cancel(
-        services, services.identity(slash.user_id), deployment_id, force="--force" in flags
+        services,
+        services.identity(slash.user_id),
+        deployment_id,
+        force="--force" in flags,
+        say=views.cancelled_thread_text,
     )
-    return views.cancelled_reply(result), lambda: control.announce(
-        services, result, views.cancelled_thread_text(result)
-    )
+    return views.cancelled_reply(result), None  # the thread is told in the cancel's transaction
 
 
 def plan_sub(

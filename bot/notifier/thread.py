@@ -188,12 +188,6 @@ class Notifier:
             if entry is not None:
                 self.outbox.add(pipe, entry)
 
-    def queue(self, *entries: OutboxEntry | None) -> None:
-        """Queue entries built with the `*_entry` methods, in order, and start delivering them."""
-        for entry in entries:
-            if entry is not None:
-                self._queue(entry)
-
     def flush(self, deployment_id: str) -> None:
         """Start delivering what was queued for the deployment (never waits, in background mode)."""
         self._flush(deployment_id)
