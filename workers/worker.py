@@ -135,12 +135,12 @@ class Maintenance:
             self.deliver()
 
     def _until_next_round(self, tick: float) -> float:
-        """The next round comes after `tick`, or sooner when an outbox entry falls due (a Slack
-        Retry-After, a backoff) before that."""
+        """The next round comes after `tick`, or sooner when an outbox entry may be taken (a Slack
+        Retry-After, a backoff, another process's entry overdue) before that."""
         due = self.notifier.next_due()
         if due is None:
             return tick
-        return max(MIN_ROUND_SECONDS, min(tick, due - time.time()))
+        return max(MIN_ROUND_SECONDS, min(tick, due + self.notifier.delivery.takeover - time.time()))
 
 
 class DeployWorker(Worker):

@@ -29,10 +29,13 @@ TAKEOVER_SECONDS = 1.0
 
 
 class OutboxDelivery:
-    def __init__(self, outbox: Outbox, sender: EntrySender, calls: SlackCalls) -> None:
+    def __init__(
+        self, outbox: Outbox, sender: EntrySender, calls: SlackCalls, *, takeover: float = TAKEOVER_SECONDS
+    ) -> None:
         self.outbox = outbox
         self.sender = sender
         self.calls = calls
+        self.takeover = takeover
 
     def next_due(self) -> float | None:
         """When the earliest waiting entry may be tried (unix time), None if the outbox is empty."""
@@ -52,7 +55,7 @@ class OutboxDelivery:
         """Deliver what is due (`force`: everything, ignoring backoff), each deployment in order;
         returns how many entries were delivered. Deployments another deliverer is working on are
         skipped. `own`: deployments this process just queued for, delivered first; the others once
-        overdue by TAKEOVER_SECONDS. `budget` bounds the time spent (seconds)."""
+        overdue by `takeover` seconds (TAKEOVER_SECONDS). `budget` bounds the time spent (seconds)."""
         try:
             self.outbox.migrate_legacy()
             ids = [deployment_id] if deployment_id else self._due(force, own)
@@ -70,7 +73,7 @@ class OutboxDelivery:
     def _due(self, force: bool, own: Sequence[str]) -> list[str]:
         if force:
             return self.outbox.due(None)
-        others = self.outbox.due(time.time() - TAKEOVER_SECONDS)
+        others = self.outbox.due(time.time() - self.takeover)
         return [*own, *(one for one in others if one not in own)]
 
     def deliver_round(self, own: Sequence[str]) -> float | None:
@@ -78,7 +81,7 @@ class OutboxDelivery:
         when the next entry may be taken (unix time), None if the outbox is empty."""
         self.deliver_outbox(own=own)
         next_due = self.next_due()
-        return None if next_due is None else next_due + TAKEOVER_SECONDS
+        return None if next_due is None else next_due + self.takeover
 
     def deliver_final(self, deployment_ids: Sequence[str], deadline: float) -> None:
         for one in deployment_ids:
