@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -565,17 +564,15 @@ def test_a_non_json_python_object_is_rejected() -> None:
         summarise_plan(12345)  # type: ignore[arg-type]
 
 
-# ---------------------------------------------------------------- size and speed
+# ---------------------------------------------------------------- size
 
 
-def test_ten_thousand_resources_are_summarised_quickly() -> None:
+def test_ten_thousand_resources_are_summarised() -> None:
+    """How fast is bench/plan_summary.py's question; this one is whether the counts are right."""
     plan, built = big_plan(10_000)
     raw = json.dumps(plan).encode()
     assert len(raw) > 5_000_000
-    started = time.perf_counter()
     summary = summarise_plan(raw)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 10, f"took {elapsed:.1f}s"
     replaced = built["replace"]
     assert summary.counts.to_add == built["create"] + replaced
     assert summary.counts.to_change == built["update"]

@@ -10,7 +10,7 @@ Only the parse-through-pagination and the non-permission error cases use botocor
 from __future__ import annotations
 
 import json
-import time
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -215,20 +215,31 @@ def test_ecs_clusters_are_paginated_and_described_in_batches(deployer_session: b
 
 
 def test_sections_run_concurrently(deployer_session: boto3.Session) -> None:
-    """Every call is slowed by 0.25 s (a before-send hook on the session, copied into each client):
-    one after another the 18 sections would take > 4.5 s."""
+    """Every AWS call waits at a gate (a before-send hook on the session, copied into each client)
+    that opens once every section has a call in flight at the same time; a serial scan never opens
+    it, and after 10 s the gate gives up so that the test can say so."""
+    sections = len(SECTIONS)
+    lock = threading.Lock()
+    in_flight, peak = 0, 0
+    everyone_in = threading.Event()
 
-    def slow(**_: Any) -> None:
-        time.sleep(0.25)
+    def gate(**_: Any) -> None:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+            if in_flight >= sections:
+                everyone_in.set()
+        if not everyone_in.wait(10):
+            everyone_in.set()
+        with lock:
+            in_flight -= 1
 
-    deployer_session.events.register("before-send", slow)
-    started = time.perf_counter()
+    deployer_session.events.register("before-send", gate)
     found = scan_account(deployer_session, REGION)
-    elapsed = time.perf_counter() - started
     assert all(r.scanned for r in found.sections.values())
-    serial = sum(r.elapsed_s for r in found.sections.values())
-    assert serial > 4.5
-    assert elapsed < 2.5, f"scan took {elapsed:.2f}s; its sections add up to {serial:.2f}s"
+    assert len(found.sections) == sections
+    assert peak == sections, f"at most {peak} of the {sections} sections had a call in flight at once"
 
 
 # ---------------------------------------------------------------- permissions

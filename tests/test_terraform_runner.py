@@ -305,7 +305,7 @@ def test_hanging_apply_times_out_with_sigint_and_releases_the_lock(workspace: Wo
     assert result.timed_out and not result.cancelled and not result.ok
     assert result.signal_sent == "SIGINT"
     assert result.stop_detail == "timed out after 3 s; interrupted with SIGINT"
-    assert 3 <= result.duration_seconds < 10
+    assert 3 <= result.duration_seconds < 120  # the timeout, not the 600 s hang
     _assert_group_gone(result.pid)
     log_text = result.log_path.read_text()
     assert "Provisioning with 'local-exec'" in log_text and "Interrupt received" in log_text
@@ -336,7 +336,7 @@ def test_cancel_hook_interrupts_and_kills_left_over_children(workspace: Workspac
     assert result.stop_detail == "cancelled; interrupted with SIGINT"
     assert result.leftover_processes_killed >= 1
     _assert_group_gone(result.pid)
-    assert result.duration_seconds < 10
+    assert result.duration_seconds < 120  # interrupted, not the 600 s hang
     assert any(line.endswith("(local-exec): hanging") for line in seen)
     assert "Interrupt received" in result.log_path.read_text()
     assert all(item.endswith("-md5") for item in workspace.lock_items())
@@ -392,7 +392,7 @@ def test_cancel_by_callable(tmp_path: Path) -> None:
         tmp_path, "plan", options=RunOptions(binary=fake, cancel=cancelled, grace_seconds=5)
     )
     assert result.cancelled and result.signal_sent == "SIGINT"  # Python exits on SIGINT (KeyboardInterrupt)
-    assert result.duration_seconds < 5
+    assert result.duration_seconds < 120  # interrupted, not the 600 s sleep
     assert result.stop_detail == "cancelled; interrupted with SIGINT"
 
 
