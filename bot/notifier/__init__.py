@@ -15,8 +15,9 @@ place, decisions (buttons replaced), file uploads — is queued in the deploymen
 - A deliverer's rounds take another process's entries only once they are overdue by
   TAKEOVER_SECONDS: the process that queued them is sending them then (a process that died leaves
   them to the others, a second later).
-- A click's decision and announcement are queued in the same Redis transaction as the job the click
-  starts (`queue_in`), so the worker's messages can never overtake them.
+- The notes of a click, a form or a command (a decision, who cancelled or re-planned, the values
+  given) are queued in the same Redis transaction as the job it starts or the cancel flag it sets
+  (`queue_in`), so the worker's messages can never overtake them.
 
 Slack faults, per entry (no retries inside the Slack client, see bot/slack.py):
 - a rate limit (429) is waited out for as long as `Retry-After` says, by trying the entry again then
