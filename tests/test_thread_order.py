@@ -205,17 +205,6 @@ def test_the_re_plan_button_decides_its_message_and_says_who_asked_before_the_ne
     assert store.get(deployment.id).status is DeploymentStatus.PLANNING
 
 
-def test_the_re_plan_command_says_who_asked_before_the_new_plan(
-    slack: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore, redis_conn: redis.Redis
-) -> None:
-    deployment = stored(store, slack_api, DeploymentStatus.FAILED)
-    with watched(redis_conn) as seen:
-        response = slack.slash_command(f"plan {deployment.id}", user=REQUESTER)
-        assert response.status_code == 200 and "A new plan" in response.text, response.text
-        said = "Re-plan requested by <@U0REQUEST1> with `/ecs-deploy plan`"
-        said_with(seen, deployment.id, QUEUE, ("root", ""), ("post", said))
-
-
 def test_a_cancel_is_said_with_the_flag_that_interrupts_the_running_step(
     slack: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore, redis_conn: redis.Redis
 ) -> None:
@@ -235,15 +224,43 @@ def test_a_cancel_is_said_with_the_flag_that_interrupts_the_running_step(
     assert store.get(deployment.id).status is DeploymentStatus.CANCELLED
 
 
-def test_the_cancel_command_is_said_with_the_flag(
-    slack: SlackClientSim, slack_api: SlackApiStandIn, store: DeploymentStore, redis_conn: redis.Redis
+@pytest.mark.parametrize(
+    ("status", "command", "reply", "key", "said"),
+    [
+        (
+            DeploymentStatus.FAILED,
+            "plan",
+            "A new plan",
+            lambda _: QUEUE,
+            "Re-plan requested by <@U0REQUEST1> with `/ecs-deploy plan`",
+        ),
+        (
+            DeploymentStatus.PLANNING,
+            "cancel",
+            "is cancelled",
+            cancel_key,
+            "Deployment cancelled by <@U0REQUEST1> (it was",
+        ),
+    ],
+    ids=["plan", "cancel"],
+)
+def test_a_command_tells_the_thread_in_its_own_transaction(
+    slack: SlackClientSim,
+    slack_api: SlackApiStandIn,
+    store: DeploymentStore,
+    redis_conn: redis.Redis,
+    status: DeploymentStatus,
+    command: str,
+    reply: str,
+    key: Callable[[str], str],
+    said: str,
 ) -> None:
-    deployment = stored(store, slack_api, DeploymentStatus.PLANNING)
+    """/ecs-deploy plan and cancel reply to the caller, and the thread hears it with the job or flag."""
+    deployment = stored(store, slack_api, status)
     with watched(redis_conn) as seen:
-        response = slack.slash_command(f"cancel {deployment.id}", user=REQUESTER)
-        assert response.status_code == 200 and "is cancelled" in response.text, response.text
-        said = "Deployment cancelled by <@U0REQUEST1> (it was"
-        said_with(seen, deployment.id, cancel_key(deployment.id), ("root", ""), ("post", said))
+        response = slack.slash_command(f"{command} {deployment.id}", user=REQUESTER)
+        assert response.status_code == 200 and reply in response.text, response.text
+        said_with(seen, deployment.id, key(deployment.id), ("root", ""), ("post", said))
 
 
 # -- values --------------------------------------------------------------------------------------------
