@@ -306,7 +306,7 @@ def test_edit_values_rewrites_the_tfvars_discards_approvals_and_plans_again(
     ).read_text()
     assert '"10.20.0.0/16"' in tfvars and '"db.r6g.large"' in tfvars and "rds_instance_count" in tfvars
     assert "## " in tfvars, "the template's comments survive"
-    # the web process queues its note after the submission's ack: the worker's burst need not include it
+    # the note is queued with the plan job, but may reach Slack from the web's outbox after the burst
     eventually(lambda: "edited the values" in thread_text(slack_api, store, deployment_id))
     text = thread_text(slack_api, store, deployment_id)
     assert (

@@ -137,10 +137,10 @@ class Maintenance:
     def _until_next_round(self, tick: float) -> float:
         """The next round comes after `tick`, or sooner when an outbox entry may be taken (a Slack
         Retry-After, a backoff, another process's entry overdue) before that."""
-        due = self.notifier.next_due()
+        due = self.notifier.next_round()
         if due is None:
             return tick
-        return max(MIN_ROUND_SECONDS, min(tick, due + self.notifier.delivery.takeover - time.time()))
+        return max(MIN_ROUND_SECONDS, min(tick, due - time.time()))
 
 
 class DeployWorker(Worker):

@@ -98,9 +98,10 @@ class Clicked:
             return lifecycle.attempt(d, move, detail, **updates)
 
         def also(pipe: Any, deployment: Deployment) -> None:
-            notifier.queue_in(pipe, notifier.root_entry(deployment.id), *self.decision(deployment, text))
-            if said is not None:
-                notifier.queue_in(pipe, notifier.post_entry(deployment, said))
+            said_entry = notifier.post_entry(deployment, said) if said is not None else None
+            notifier.queue_in(
+                pipe, notifier.root_entry(deployment.id), *self.decision(deployment, text), said_entry
+            )
             if enqueue is not None:
                 enqueue(pipe, deployment)
 

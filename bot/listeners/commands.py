@@ -3,8 +3,8 @@
 
 Answers are private: the command's ack carries the answer (it works in any channel, even one the
 bot is not in), except `new`'s, which opens a modal (the request form, or the notice that the store
-is down); Slack-side follow-ups (the thread hears who cancelled, Terraform's DynamoDB lock is
-looked up) run after ack(). The rules live in bot/control.py, the wording in bot/views/status.py.
+is down); Slack-side follow-ups (Terraform's DynamoDB lock is looked up, a form is opened) run
+after ack(), while a cancel's or re-plan's thread notes are queued with the move itself. The rules live in bot/control.py, the wording in bot/views/status.py.
 """
 
 from __future__ import annotations

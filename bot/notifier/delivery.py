@@ -44,6 +44,12 @@ class OutboxDelivery:
         except redis.RedisError:
             return None
 
+    def next_round(self) -> float | None:
+        """When a round will find an entry it may take (unix time; the earliest due entry, once it is
+        overdue for another process), None if the outbox is empty."""
+        next_due = self.next_due()
+        return None if next_due is None else next_due + self.takeover
+
     def deliver_outbox(
         self,
         *,
@@ -80,8 +86,7 @@ class OutboxDelivery:
         """One round of a background deliverer: `own` deployments now, others when overdue; returns
         when the next entry may be taken (unix time), None if the outbox is empty."""
         self.deliver_outbox(own=own)
-        next_due = self.next_due()
-        return None if next_due is None else next_due + self.takeover
+        return self.next_round()
 
     def deliver_final(self, deployment_ids: Sequence[str], deadline: float) -> None:
         for one in deployment_ids:

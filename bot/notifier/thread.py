@@ -228,6 +228,10 @@ class Notifier:
         """When the earliest waiting entry may be tried (unix time), None if the outbox is empty."""
         return self.delivery.next_due()
 
+    def next_round(self) -> float | None:
+        """When a maintenance round will find an entry it may take (unix time), None if none waits."""
+        return self.delivery.next_round()
+
     def deliver_outbox(
         self, *, deployment_id: str | None = None, force: bool = False, budget: float | None = None
     ) -> int:
